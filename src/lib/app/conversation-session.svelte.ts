@@ -1,0 +1,357 @@
+/**
+ * A conversation as the app runs it: its envelope doc (DocSession), its keys,
+ * and the view reduced from its operations. Implements the UI's
+ * ConversationHandle with reactive fields.
+ *
+ * Sending: operations made in one tick are sealed together (one envelope may
+ * carry several operations of a burst: one signature and one AES-GCM call for
+ * the lot), shown at once as "Saving", and become "Saved" only when the
+ * IndexedDB transaction holding their envelope has completed.
+ */
+import {
+	ConversationReducer,
+	decodeBatch,
+	encodeBatch,
+	hlcToString,
+	makeSend,
+	parseHlc,
+	unreadCount,
+	type ConversationState,
+	type EnvelopeEntry,
+	type HlcClock,
+	type Message,
+	type OpId,
+	type Operation,
+	type ReducerItem
+} from '../conversation';
+import {
+	toBase64Url,
+	type ConversationId,
+	type EnvelopeId,
+	type SecretKey,
+	type Signer
+} from '../crypto';
+import { EnvelopeError, openEnvelope, sealEnvelope } from '../envelope';
+import type { ConversationKind, ConversationHandle, MessageStatus, MessageView } from './types';
+import type { DocSession, EntrySource } from './doc-session';
+
+/** Most plaintext bytes sealed into one envelope when batching a burst. */
+const BATCH_BYTES = 192 * 1024;
+
+export interface Author {
+	userId: string;
+	name: string;
+	mine: boolean;
+}
+
+export interface ConversationSessionOptions {
+	id: ConversationId;
+	name: string;
+	kind: ConversationKind;
+	createdAt: number;
+	epoch: number;
+	keys: Map<number, SecretKey>;
+	session: DocSession;
+	signer: Signer;
+	clock: HlcClock;
+	/** The signing device → its author, or null for a device this conversation does not admit. */
+	resolveAuthor(deviceId: string): Author | null;
+	myUserId: string;
+	/** Restored reducer state from an encrypted snapshot. */
+	restored?: unknown;
+	onChange?: () => void;
+	onReport?: (error: Error) => void;
+}
+
+export class ConversationSession implements ConversationHandle {
+	readonly id: ConversationId;
+	readonly kind: ConversationKind;
+	readonly createdAt: number;
+	name = $state('');
+	messages = $state.raw<readonly MessageView[]>([]);
+	problems = $state.raw<readonly string[]>([]);
+	loading = $state(true);
+	unread = $state(0);
+	lastActivity = $state(0);
+	preview = $state('');
+
+	readonly #options: ConversationSessionOptions;
+	readonly #reducer: ConversationReducer;
+	/** Envelope ids this tab sealed that are not yet committed to storage. */
+	readonly #unsaved = new Set<string>();
+	/** Envelopes already reduced (or refused), so none is decrypted twice. */
+	readonly #seen = new Set<string>();
+	readonly #views = new WeakMap<Message, MessageView>();
+	#outbox: Operation[] = [];
+	#outboxWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+	#flushScheduled = false;
+	#readMark: { hlc: string; id: string } | null = null;
+	#unknownVersion = 0;
+	#unreadable = new Map<string, string>();
+
+	constructor(options: ConversationSessionOptions) {
+		this.#options = options;
+		this.id = options.id;
+		this.kind = options.kind;
+		this.createdAt = options.createdAt;
+		this.name = options.name;
+		this.#reducer = options.restored
+			? ConversationReducer.deserialize(options.restored as never)
+			: new ConversationReducer();
+		this.lastActivity = options.createdAt;
+		if (options.restored) {
+			this.#refresh();
+			this.loading = false;
+		}
+		options.session.onEntries((entries, source) => void this.#ingest(entries, source));
+		void options.session.loaded.then(
+			() => {
+				this.loading = false;
+			},
+			(error: unknown) => this.#report(error)
+		);
+	}
+
+	get roomId() {
+		return this.#options.session.roomId;
+	}
+
+	get session(): DocSession {
+		return this.#options.session;
+	}
+
+	/** Whether every entry held is reduced and nothing is unsaved: a snapshot is safe now. */
+	get settled(): boolean {
+		return this.#unsaved.size === 0 && this.#outbox.length === 0 && this.#options.session.isLoaded;
+	}
+
+	snapshotData(): unknown {
+		return this.#reducer.serialize();
+	}
+
+	setReadMark(mark: { hlc: string; id: string } | null): void {
+		this.#readMark = mark;
+		this.#refresh();
+	}
+
+	/** The position of the newest message, for read marks. */
+	newestPosition(): { hlc: string; id: string } | null {
+		const last = this.#reducer.state.messages.at(-1);
+		return last ? { hlc: hlcToString(last.hlc), id: last.id } : null;
+	}
+
+	markRead(): void {
+		// The app layer listens through onChange/markRead hooks (vault read positions).
+		this.#markReadHook?.();
+	}
+
+	#markReadHook: (() => void) | null = null;
+	setMarkReadHook(hook: () => void): void {
+		this.#markReadHook = hook;
+	}
+
+	async send(text: string): Promise<void> {
+		const op = makeSend(this.#options.clock, text); // throws MessageTooLongError
+		return new Promise<void>((resolve, reject) => {
+			this.#outbox.push(op);
+			this.#outboxWaiters.push({ resolve, reject });
+			if (!this.#flushScheduled) {
+				this.#flushScheduled = true;
+				queueMicrotask(() => void this.#flushOutbox());
+			}
+		});
+	}
+
+	/** Send many messages as one burst (benchmarks and imports). */
+	async sendMany(texts: string[]): Promise<void> {
+		await Promise.all(texts.map((text) => this.send(text)));
+	}
+
+	async #flushOutbox(): Promise<void> {
+		this.#flushScheduled = false;
+		const ops = this.#outbox;
+		const waiters = this.#outboxWaiters;
+		this.#outbox = [];
+		this.#outboxWaiters = [];
+		if (ops.length === 0) return;
+		try {
+			const { signer, epoch, keys, session } = this.#options;
+			const key = keys.get(epoch);
+			const entries: EnvelopeEntry[] = [];
+			const items: ReducerItem[] = [];
+			for (const batch of splitBatches(ops)) {
+				const sealed = await sealEnvelope({
+					roomId: session.roomId,
+					epoch,
+					key: key as SecretKey,
+					signer,
+					plaintext: encodeBatch({ ops: batch })
+				});
+				entries.push(sealed);
+				this.#seen.add(sealed.id);
+				this.#unsaved.add(sealed.id);
+				const device = toBase64Url(signer.publicKey);
+				for (const op of batch) {
+					items.push({ op, author: this.#options.myUserId, device, envelopeId: sealed.id });
+				}
+			}
+			this.#reducer.add(items);
+			this.#refresh();
+			try {
+				await session.commit(entries);
+			} finally {
+				for (const entry of entries) this.#unsaved.delete(entry.id);
+			}
+			this.#refresh();
+			for (const waiter of waiters) waiter.resolve();
+		} catch (error) {
+			const err = error instanceof Error ? error : new Error(String(error));
+			this.#report(err);
+			for (const waiter of waiters) waiter.reject(err);
+		}
+	}
+
+	async #ingest(entries: EnvelopeEntry[], _source: EntrySource): Promise<void> {
+		const { session, keys, resolveAuthor } = this.#options;
+		const fresh = entries.filter((entry) => !this.#seen.has(entry.id));
+		for (const entry of fresh) this.#seen.add(entry.id);
+		const items: ReducerItem[] = [];
+		// Bounded concurrency keeps memory flat when a 100k-entry doc loads cold.
+		const CHUNK = 256;
+		for (let i = 0; i < fresh.length; i += CHUNK) {
+			const opened = await Promise.all(
+				fresh.slice(i, i + CHUNK).map(async (entry) => {
+					try {
+						const envelope = await openEnvelope(entry.bytes, {
+							roomId: session.roomId,
+							keyForEpoch: (epoch) => keys.get(epoch),
+							// Every entry in the doc passed the doc rules (signature included).
+							verified: true
+						});
+						return { entry, envelope };
+					} catch (error) {
+						this.#refuse(entry.id, error);
+						return null;
+					}
+				})
+			);
+			for (const result of opened) {
+				if (!result) continue;
+				const device = toBase64Url(result.envelope.signer);
+				const author = resolveAuthor(device);
+				if (!author) {
+					this.#refuse(result.entry.id, new Error('signed by a device that is not a member'));
+					continue;
+				}
+				let parsed: { ops: Operation[]; unknown: number };
+				try {
+					parsed = decodeBatch(result.envelope.plaintext);
+				} catch (error) {
+					this.#refuse(result.entry.id, error);
+					continue;
+				}
+				this.#unknownVersion += parsed.unknown;
+				for (const op of parsed.ops) {
+					this.#options.clock.observe({ wall: op.hlc[0], counter: op.hlc[1] });
+					items.push({ op, author: author.userId, device, envelopeId: result.entry.id });
+				}
+			}
+		}
+		if (items.length > 0) this.#reducer.add(items);
+		this.#refresh();
+	}
+
+	#refuse(id: string, error: unknown): void {
+		if (error instanceof EnvelopeError && error.code === 'unsupported-version') {
+			this.#unknownVersion += 1;
+		} else {
+			const reason = error instanceof Error ? error.message : String(error);
+			this.#unreadable.set(id, reason);
+			console.warn(`kith:conversation refused envelope ${id}: ${reason}`);
+		}
+	}
+
+	#refresh(): void {
+		const state: ConversationState = this.#reducer.state;
+		const me = this.#options.myUserId;
+		const next: MessageView[] = new Array(state.messages.length);
+		for (let i = 0; i < state.messages.length; i++) {
+			const message = state.messages[i] as Message;
+			next[i] = this.#view(message, me);
+		}
+		this.messages = next;
+		const last = state.messages.at(-1);
+		this.lastActivity = last ? Math.max(last.hlc.wall, this.createdAt) : this.createdAt;
+		this.preview = last ? (last.deleted ? 'Message deleted' : last.text.slice(0, 120)) : '';
+		this.unread = unreadCount(
+			state,
+			me,
+			this.#readMark ? { hlc: parseHlc(this.#readMark.hlc), id: this.#readMark.id as OpId } : null
+		);
+		const problems: string[] = [];
+		if (this.#unreadable.size > 0) {
+			problems.push(
+				this.#unreadable.size === 1
+					? '1 message could not be read: it was altered or cannot be decrypted. It was not shown.'
+					: `${this.#unreadable.size} messages could not be read: they were altered or cannot be decrypted. They were not shown.`
+			);
+		}
+		if (this.#unknownVersion > 0) {
+			problems.push(
+				`${this.#unknownVersion} item(s) need a newer version of Kith. They are kept and will show after an update.`
+			);
+		}
+		if (problems.join() !== this.problems.join()) this.problems = problems;
+		this.#options.onChange?.();
+	}
+
+	#view(message: Message, me: string): MessageView {
+		const cached = this.#views.get(message);
+		const mine = message.author === me;
+		const status: MessageStatus | null = mine
+			? this.#unsaved.has(message.envelopeId)
+				? 'Saving'
+				: 'Saved'
+			: null;
+		if (cached && cached.status === status) return cached;
+		const author = this.#options.resolveAuthor(message.device);
+		const view: MessageView = {
+			key: `${message.author}:${message.id}`,
+			id: message.id,
+			authorName: author?.name ?? 'Unknown',
+			mine,
+			text: message.text,
+			time: message.hlc.wall,
+			status,
+			edited: message.edited,
+			deleted: message.deleted
+		};
+		this.#views.set(message, view);
+		return view;
+	}
+
+	#report(error: unknown): void {
+		const err = error instanceof Error ? error : new Error(String(error));
+		this.#options.onReport?.(err);
+	}
+}
+
+function splitBatches(ops: Operation[]): Operation[][] {
+	const batches: Operation[][] = [];
+	let current: Operation[] = [];
+	let bytes = 0;
+	for (const op of ops) {
+		const size = op.type === 'send' ? op.text.length * 3 + 128 : 256;
+		if (current.length > 0 && bytes + size > BATCH_BYTES) {
+			batches.push(current);
+			current = [];
+			bytes = 0;
+		}
+		current.push(op);
+		bytes += size;
+	}
+	if (current.length > 0) batches.push(current);
+	return batches;
+}
+
+export type { EnvelopeId };

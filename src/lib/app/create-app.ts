@@ -1,0 +1,10 @@
+/**
+ * The composition root: the one place that picks implementations (IndexedDB
+ * storage, WebCrypto) and wires them into a KithApp.
+ */
+import { LocalStore } from '../storage';
+import { KithApp } from './kith.svelte';
+
+export function createApp(): KithApp {
+	return new KithApp({ store: new LocalStore() });
+}

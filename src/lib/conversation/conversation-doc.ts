@@ -1,0 +1,171 @@
+/**
+ * One generation of a conversation as a Yjs doc: a grow-only Y.Map from
+ * envelope id to envelope bytes (never one ever-growing Y.Array: a Y.Map keyed
+ * by id stays flat at 100k entries). This is the only place, with doc-rules,
+ * that touches Yjs; everything above sees envelopes.
+ *
+ * Local inserts use this device's bound client id (clientIdFor). Remote
+ * updates go through checkUpdate and are applied only when they pass.
+ */
+import * as Y from 'yjs';
+import type { EnvelopeId, RoomId } from '../crypto';
+import { checkUpdate, ENVELOPE_MAP, knownState, type RuleCheck } from './doc-rules';
+
+export interface EnvelopeEntry {
+	id: EnvelopeId;
+	bytes: Uint8Array;
+}
+
+export type EntriesListener = (entries: EnvelopeEntry[], origin: unknown) => void;
+
+/** Origin of transactions made by this device's own inserts. */
+export const LOCAL_ORIGIN = Symbol('kith-local');
+
+export class ConversationDoc {
+	readonly doc: Y.Doc;
+	readonly #map: Y.Map<Uint8Array>;
+	readonly #listeners = new Set<EntriesListener>();
+
+	constructor(
+		readonly roomId: RoomId,
+		readonly clientId: number
+	) {
+		// gc off: nothing is ever deleted, and GC'd structs would break the rules.
+		this.doc = new Y.Doc({ gc: false, guid: roomId });
+		this.doc.clientID = clientId;
+		// Yjs gives a doc a new random client id when a non-local transaction adds
+		// items under its own id (it assumes two writers share one id), and every
+		// applyUpdate is non-local. Here that is expected — this device's own
+		// envelopes coming back from disk, another tab or the relay — and the id is
+		// bound to the device key. So every transaction that is not a local insert
+		// runs under a throwaway id (it never creates items), and the bound id is
+		// restored afterwards. One writer per device is the tab coordinator's job.
+		const throwaway = (clientId ^ 0x5bd1e995) >>> 0;
+		this.doc.on('beforeTransaction', (transaction: Y.Transaction) => {
+			if (transaction.origin !== LOCAL_ORIGIN) this.doc.clientID = throwaway;
+		});
+		this.doc.on('afterTransactionCleanup', () => {
+			this.doc.clientID = clientId;
+		});
+		this.#map = this.doc.getMap<Uint8Array>(ENVELOPE_MAP);
+		this.#map.observe((event) => {
+			const added: EnvelopeEntry[] = [];
+			for (const [key, change] of event.changes.keys) {
+				if (change.action !== 'add') continue;
+				const bytes = this.#map.get(key);
+				if (bytes) added.push({ id: key as EnvelopeId, bytes });
+			}
+			if (added.length === 0) return;
+			for (const listener of this.#listeners) listener(added, event.transaction.origin);
+		});
+	}
+
+	get size(): number {
+		return this.#map.size;
+	}
+
+	has(id: EnvelopeId): boolean {
+		return this.#map.has(id);
+	}
+
+	get(id: EnvelopeId): Uint8Array | undefined {
+		return this.#map.get(id);
+	}
+
+	*entries(): IterableIterator<EnvelopeEntry> {
+		for (const [id, bytes] of this.#map) yield { id: id as EnvelopeId, bytes };
+	}
+
+	/** Insert this device's own envelopes in one transaction. Existing ids are skipped. */
+	insertLocal(entries: EnvelopeEntry[]): void {
+		// Yjs replaces doc.clientID with a random one when a remote update carries
+		// items of that client ("another client seems to be using it") — which is
+		// exactly what loading this device's own history does. Reassert the bound id.
+		this.doc.clientID = this.clientId;
+		this.doc.transact(() => {
+			for (const { id, bytes } of entries) {
+				if (!this.#map.has(id)) this.#map.set(id, bytes);
+			}
+		}, LOCAL_ORIGIN);
+	}
+
+	/** Check a remote update against the doc rules; apply it only if it passes. */
+	async applyRemote(update: Uint8Array, origin: unknown): Promise<RuleCheck> {
+		const check = await checkUpdate(update, knownState(this.doc));
+		if (!check.ok) return check;
+		// A key already held under another item id would be a second value for it:
+		// Yjs would delete one of the two, and this doc would then carry a delete set
+		// that every other replica refuses. Re-read the state: the check awaited.
+		const held = knownState(this.doc);
+		for (const entry of check.entries) {
+			if (entry.clock < (held.get(entry.client) ?? 0)) continue; // this very item is held
+			if (this.#map.has(entry.id)) {
+				return { ok: false, reason: 'overwrite', detail: `${entry.id} is already held` };
+			}
+		}
+		Y.applyUpdate(this.doc, update, origin);
+		return check;
+	}
+
+	/** Check a batch of stored updates (for DocPersistence's `validate`). */
+	async checkStored(updates: Uint8Array[]): Promise<boolean[]> {
+		const known = knownState(this.doc);
+		return Promise.all(updates.map(async (update) => (await checkUpdate(update, known)).ok));
+	}
+
+	onEntries(listener: EntriesListener): () => void {
+		this.#listeners.add(listener);
+		return () => this.#listeners.delete(listener);
+	}
+
+	encodeState(): Uint8Array {
+		return Y.encodeStateAsUpdate(this.doc);
+	}
+
+	destroy(): void {
+		this.#listeners.clear();
+		this.doc.destroy();
+	}
+}
+
+/**
+ * Entries the doc holds beyond a state vector (encoded), i.e. what a snapshot
+ * taken at that state vector has not seen. Null means everything.
+ */
+export function entriesSince(cdoc: ConversationDoc, stateVector: Uint8Array | null): EnvelopeEntry[] {
+	if (!stateVector) return [...cdoc.entries()];
+	const diff = Y.encodeStateAsUpdate(cdoc.doc, stateVector);
+	const out: EnvelopeEntry[] = [];
+	for (const struct of Y.decodeUpdate(diff).structs) {
+		if (!(struct instanceof Y.Item) || typeof struct.parentSub !== 'string') continue;
+		const bytes = cdoc.get(struct.parentSub as EnvelopeId);
+		if (bytes) out.push({ id: struct.parentSub as EnvelopeId, bytes });
+	}
+	return out;
+}
+
+export function encodeStateVector(cdoc: ConversationDoc): Uint8Array {
+	return Y.encodeStateVector(cdoc.doc);
+}
+
+export function decodeStateVector(stateVector: Uint8Array): Map<number, number> {
+	return Y.decodeStateVector(stateVector);
+}
+
+/** The Yjs update holding what the doc gained since `stateVector`. */
+export function updateSince(cdoc: ConversationDoc, stateVector: Uint8Array): Uint8Array {
+	return Y.encodeStateAsUpdate(cdoc.doc, stateVector);
+}
+
+/** Apply an update from another tab of this profile (already committed by the leader). */
+export function applyTrustedUpdate(cdoc: ConversationDoc, update: Uint8Array, origin: unknown): void {
+	applyAsOwn(cdoc.doc, update, origin);
+}
+
+/**
+ * Apply inside a local transaction: the update may hold this device's own
+ * items (see the client id note in the constructor).
+ */
+function applyAsOwn(doc: Y.Doc, update: Uint8Array, origin: unknown): void {
+	Y.transact(doc, () => Y.applyUpdate(doc, update, origin), origin, true);
+}

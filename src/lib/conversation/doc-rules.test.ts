@@ -1,0 +1,392 @@
+import fc from 'fast-check';
+import * as encoding from 'lib0/encoding';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as Y from 'yjs';
+import {
+	concatBytes,
+	createSigner,
+	newRoomId,
+	newSecretKey,
+	newSigningSeed,
+	utf8Encode,
+	type RoomId,
+	type SecretKey,
+	type Signer
+} from '../crypto';
+import { clientIdFor, envelopeId, sealEnvelope, verifyFrame } from '../envelope';
+import { ConversationDoc } from './conversation-doc';
+import { checkUpdate, ENVELOPE_MAP, knownState, type RuleCheck } from './doc-rules';
+
+interface Device {
+	signer: Signer;
+	client: number;
+}
+
+let roomId: RoomId;
+let key: SecretKey;
+let alice: Device;
+let bob: Device;
+
+async function device(): Promise<Device> {
+	const signer = await createSigner(newSigningSeed());
+	return { signer, client: clientIdFor(signer.publicKey) };
+}
+
+function envelope(from: Device, text: string) {
+	return sealEnvelope({ roomId, epoch: 0, key, signer: from.signer, plaintext: utf8Encode(text) });
+}
+
+/** A version-2 frame: body this build cannot read, validly signed. */
+async function newerEnvelope(from: Device) {
+	const signed = concatBytes(new Uint8Array([2]), utf8Encode('future body'), from.signer.publicKey);
+	const signature = await from.signer.sign(concatBytes(utf8Encode('kith/envelope\0'), signed));
+	const bytes = concatBytes(signed, signature);
+	return { id: envelopeId(bytes), bytes };
+}
+
+/** A plain Yjs doc (no rules) pinned to a client id, as an attacker could build. */
+function rawDoc(client: number): Y.Doc {
+	const doc = new Y.Doc({ gc: false });
+	doc.clientID = client;
+	return doc;
+}
+
+function stateVector(entries: [number, number][]): Uint8Array {
+	const encoder = encoding.createEncoder();
+	encoding.writeVarUint(encoder, entries.length);
+	for (const [client, clock] of entries) {
+		encoding.writeVarUint(encoder, client);
+		encoding.writeVarUint(encoder, clock);
+	}
+	return encoding.toUint8Array(encoder);
+}
+
+/** An update holding one top-level entry at exactly (client, clock), with no origin. */
+function itemAt(client: number, clock: number, entryKey: string, bytes: Uint8Array): Uint8Array {
+	const doc = rawDoc(client);
+	if (clock > 0) doc.getText('filler').insert(0, 'x'.repeat(clock));
+	doc.getMap(ENVELOPE_MAP).set(entryKey, bytes);
+	const update = Y.encodeStateAsUpdate(doc, stateVector([[client, clock]]));
+	const structs = Y.decodeUpdate(update).structs;
+	expect(structs).toHaveLength(1);
+	expect(structs[0]?.id).toEqual({ client, clock });
+	return update;
+}
+
+/**
+ * The same update with its delete set replaced by an empty one, so a test can reach
+ * the struct rules behind the delete-set rule. Asserts the v1 layout it relies on.
+ */
+function withoutDeleteSet(update: Uint8Array): Uint8Array {
+	const { ds } = Y.decodeUpdate(update);
+	const encoder = encoding.createEncoder();
+	const clients = [...ds.clients.entries()].sort((a, b) => b[0] - a[0]);
+	encoding.writeVarUint(encoder, clients.length);
+	for (const [client, ranges] of clients) {
+		encoding.writeVarUint(encoder, client);
+		encoding.writeVarUint(encoder, ranges.length);
+		for (const range of ranges) {
+			encoding.writeVarUint(encoder, range.clock);
+			encoding.writeVarUint(encoder, range.len);
+		}
+	}
+	const dsBytes = encoding.toUint8Array(encoder);
+	expect(update.subarray(update.length - dsBytes.length)).toEqual(dsBytes);
+	const stripped = concatBytes(
+		update.subarray(0, update.length - dsBytes.length),
+		new Uint8Array([0])
+	);
+	expect(Y.decodeUpdate(stripped).ds.clients.size).toBe(0);
+	return stripped;
+}
+
+function refusal(check: RuleCheck): string {
+	return check.ok ? 'accepted' : check.reason;
+}
+
+/** Whatever checkUpdate accepts must really satisfy every rule. */
+async function expectOnlyValidEntries(check: RuleCheck) {
+	if (!check.ok) return;
+	for (const entry of check.entries) {
+		expect(entry.id).toBe(envelopeId(entry.bytes));
+		expect(entry.client).toBe(clientIdFor(entry.frame.signer));
+		expect(await verifyFrame(entry.frame)).toBe(true);
+	}
+}
+
+beforeAll(async () => {
+	roomId = newRoomId();
+	key = newSecretKey();
+	[alice, bob] = await Promise.all([device(), device()]);
+});
+
+describe('checkUpdate accepts', () => {
+	it("a device's inserts, returning each entry with its id, frame and Yjs item id", async () => {
+		const doc = new ConversationDoc(roomId, alice.client);
+		const sent = await Promise.all(['one', 'two', 'three'].map((t) => envelope(alice, t)));
+		doc.insertLocal(sent);
+		const check = await checkUpdate(doc.encodeState());
+		expect(check.ok).toBe(true);
+		if (!check.ok) return;
+		expect(check.entries.map((e) => e.id).sort()).toEqual(sent.map((e) => e.id).sort());
+		for (const entry of check.entries) {
+			expect(entry.client).toBe(alice.client);
+			expect(entry.frame.signer).toEqual(alice.signer.publicKey);
+		}
+		expect(check.entries.map((e) => e.clock).sort()).toEqual([0, 1, 2]);
+	});
+
+	it('the empty update', async () => {
+		expect(await checkUpdate(Y.encodeStateAsUpdate(new Y.Doc()))).toEqual({
+			ok: true,
+			entries: []
+		});
+	});
+
+	it('a merged update of several devices, and each incremental update', async () => {
+		const a = new ConversationDoc(roomId, alice.client);
+		const b = new ConversationDoc(roomId, bob.client);
+		const incremental: Uint8Array[] = [];
+		a.doc.on('update', (u: Uint8Array) => incremental.push(u));
+		b.doc.on('update', (u: Uint8Array) => incremental.push(u));
+		a.insertLocal([await envelope(alice, 'a1')]);
+		b.insertLocal([await envelope(bob, 'b1'), await envelope(bob, 'b2')]);
+		a.insertLocal([await envelope(alice, 'a2')]);
+		for (const update of incremental) expect(refusal(await checkUpdate(update))).toBe('accepted');
+		const merged = Y.mergeUpdates([a.encodeState(), b.encodeState()]);
+		const check = await checkUpdate(merged);
+		expect(check.ok && check.entries.length).toBe(4);
+	});
+
+	it('an envelope of an unknown newer version that is validly signed (kept, not dropped)', async () => {
+		const doc = new ConversationDoc(roomId, alice.client);
+		const future = await newerEnvelope(alice);
+		doc.insertLocal([future]);
+		const check = await checkUpdate(doc.encodeState());
+		expect(check.ok).toBe(true);
+		if (check.ok) expect(check.entries[0]?.frame.version).toBe(2);
+	});
+
+	it('items below the known state vector without looking at them (cheap re-delivery)', async () => {
+		const doc = new ConversationDoc(roomId, alice.client);
+		doc.insertLocal([await envelope(alice, 'x'), await envelope(alice, 'y')]);
+		const check = await checkUpdate(doc.encodeState(), knownState(doc.doc));
+		expect(check).toEqual({ ok: true, entries: [] });
+		// Partly known: only the unknown item is checked and returned.
+		const partly = await checkUpdate(doc.encodeState(), new Map([[alice.client, 1]]));
+		expect(partly.ok && partly.entries.map((e) => e.clock)).toEqual([1]);
+	});
+});
+
+describe('checkUpdate refuses', () => {
+	it("a delete set: 'delete-set'", async () => {
+		const doc = new ConversationDoc(roomId, alice.client);
+		const sent = await envelope(alice, 'to be deleted');
+		doc.insertLocal([sent]);
+		doc.doc.getMap(ENVELOPE_MAP).delete(sent.id);
+		expect(refusal(await checkUpdate(doc.encodeState()))).toBe('delete-set');
+		// Even alone, without any struct.
+		const onlyDs = Y.encodeStateAsUpdate(doc.doc, Y.encodeStateVector(doc.doc));
+		expect(Y.decodeUpdate(onlyDs).structs).toHaveLength(0);
+		expect(refusal(await checkUpdate(onlyDs))).toBe('delete-set');
+	});
+
+	it("an overwrite (a second set of an existing key): refused, 'overwrite' behind the delete set", async () => {
+		const doc = rawDoc(alice.client);
+		const first = await envelope(alice, 'first');
+		const map = doc.getMap(ENVELOPE_MAP);
+		map.set(first.id, first.bytes);
+		map.set(first.id, (await envelope(alice, 'second')).bytes);
+		const update = Y.encodeStateAsUpdate(doc);
+		expect(refusal(await checkUpdate(update))).toBe('delete-set');
+		expect(refusal(await checkUpdate(withoutDeleteSet(update)))).toBe('overwrite');
+		// Only the second value (which has the first as its origin), no delete set.
+		const second = withoutDeleteSet(Y.encodeStateAsUpdate(doc, stateVector([[alice.client, 1]])));
+		expect(refusal(await checkUpdate(second))).toBe('overwrite');
+	});
+
+	it("two values for one key in one update, neither with an origin: 'overwrite'", async () => {
+		const sent = await envelope(alice, 'twice');
+		const both = Y.mergeUpdates([
+			itemAt(alice.client, 0, sent.id, sent.bytes),
+			itemAt(alice.client, 1, sent.id, sent.bytes)
+		]);
+		expect(Y.decodeUpdate(both).structs).toHaveLength(2);
+		expect(refusal(await checkUpdate(both))).toBe('overwrite');
+	});
+
+	it("an entry whose Yjs client id is not its signer's: 'client-mismatch'", async () => {
+		const sent = await envelope(alice, 'hello');
+		for (const client of [bob.client, 12345, (alice.client + 1) >>> 0]) {
+			const doc = new ConversationDoc(roomId, client);
+			doc.insertLocal([sent]);
+			expect(refusal(await checkUpdate(doc.encodeState()))).toBe('client-mismatch');
+		}
+	});
+
+	it("a key that is not the envelope's hash: 'key-mismatch'", async () => {
+		const sent = await envelope(alice, 'hello');
+		const other = await envelope(alice, 'other');
+		for (const wrongKey of ['not-a-hash', other.id, sent.id.slice(0, -1) + 'A', '']) {
+			if (wrongKey === sent.id) continue;
+			const doc = rawDoc(alice.client);
+			doc.getMap(ENVELOPE_MAP).set(wrongKey, sent.bytes);
+			expect(refusal(await checkUpdate(Y.encodeStateAsUpdate(doc)))).toBe('key-mismatch');
+		}
+	});
+
+	it("non-binary content: 'not-binary'", async () => {
+		const sent = await envelope(alice, 'hello');
+		const values: unknown[] = ['a string', 42, null, { bytes: [...sent.bytes] }, [...sent.bytes]];
+		for (const value of values) {
+			const doc = rawDoc(alice.client);
+			doc.getMap(ENVELOPE_MAP).set(sent.id, value);
+			expect(refusal(await checkUpdate(Y.encodeStateAsUpdate(doc)))).toBe('not-binary');
+		}
+	});
+
+	it("a nested type: 'not-binary' for the type, 'nested-type' for what it holds", async () => {
+		const sent = await envelope(alice, 'hello');
+		for (const nested of [new Y.Map<unknown>(), new Y.Array<unknown>(), new Y.Text()]) {
+			const doc = rawDoc(alice.client);
+			doc.getMap(ENVELOPE_MAP).set(sent.id, nested);
+			if (nested instanceof Y.Map) nested.set(sent.id, sent.bytes);
+			if (nested instanceof Y.Array) nested.push([sent.bytes]);
+			if (nested instanceof Y.Text) nested.insert(0, 'text');
+			expect(refusal(await checkUpdate(Y.encodeStateAsUpdate(doc)))).toBe('not-binary');
+			// What the nested type holds, sent on its own (the type item already delivered).
+			const inner = Y.encodeStateAsUpdate(doc, stateVector([[alice.client, 1]]));
+			expect(refusal(await checkUpdate(inner))).toBe('nested-type');
+		}
+	});
+
+	it("another root name: 'wrong-root'; an unkeyed item under 'e': 'nested-type'", async () => {
+		const sent = await envelope(alice, 'hello');
+		const map = rawDoc(alice.client);
+		map.getMap('x').set(sent.id, sent.bytes);
+		expect(refusal(await checkUpdate(Y.encodeStateAsUpdate(map)))).toBe('wrong-root');
+		const text = rawDoc(alice.client);
+		text.getText('messages').insert(0, 'plaintext!');
+		expect(refusal(await checkUpdate(Y.encodeStateAsUpdate(text)))).toBe('wrong-root');
+		const array = rawDoc(alice.client);
+		array.getArray(ENVELOPE_MAP).push([sent.bytes]);
+		expect(refusal(await checkUpdate(Y.encodeStateAsUpdate(array)))).toBe('nested-type');
+	});
+
+	it("a forged signature, even with the key re-hashed and the client right: 'bad-signature'", async () => {
+		const sent = await envelope(alice, 'hello');
+		for (const position of [sent.bytes.length - 1, sent.bytes.length - 64, 5, 30]) {
+			const forged = sent.bytes.slice();
+			forged[position] = (forged[position] as number) ^ 0x01;
+			const doc = new ConversationDoc(roomId, alice.client);
+			doc.insertLocal([{ id: envelopeId(forged), bytes: forged }]);
+			expect(refusal(await checkUpdate(doc.encodeState()))).toBe('bad-signature');
+		}
+	});
+
+	it('a single bad envelope among good ones: the update is refused whole', async () => {
+		const doc = new ConversationDoc(roomId, alice.client);
+		const good = await Promise.all(['1', '2', '3'].map((t) => envelope(alice, t)));
+		const bad = (await envelope(alice, '4')).bytes.slice();
+		bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 0x01;
+		doc.insertLocal([...good, { id: envelopeId(bad), bytes: bad }]);
+		expect(refusal(await checkUpdate(doc.encodeState()))).toBe('bad-signature');
+	});
+
+	it("an entry that is not an envelope frame: 'malformed-envelope'", async () => {
+		for (const bytes of [new Uint8Array(0), new Uint8Array(96).fill(1), new Uint8Array(200)]) {
+			const doc = rawDoc(alice.client);
+			doc.getMap(ENVELOPE_MAP).set(envelopeId(bytes), bytes);
+			expect(refusal(await checkUpdate(Y.encodeStateAsUpdate(doc)))).toBe('malformed-envelope');
+		}
+	});
+
+	it("garbage-collected structs: 'gc' (behind the delete set)", async () => {
+		const doc = new Y.Doc({ gc: true });
+		doc.clientID = alice.client;
+		const nested = new Y.Map<unknown>();
+		doc.getMap(ENVELOPE_MAP).set('k', nested);
+		nested.set('inner', 'value');
+		doc.getMap(ENVELOPE_MAP).delete('k');
+		const full = Y.encodeStateAsUpdate(doc);
+		expect(refusal(await checkUpdate(full))).toBe('delete-set');
+		const gcOnly = withoutDeleteSet(Y.encodeStateAsUpdate(doc, stateVector([[alice.client, 1]])));
+		expect(Y.decodeUpdate(gcOnly).structs[0]).toBeInstanceOf(Y.GC);
+		expect(refusal(await checkUpdate(gcOnly))).toBe('gc');
+	});
+
+	it("garbage bytes: 'malformed-update'", async () => {
+		for (const garbage of [
+			new Uint8Array([0xff]),
+			new Uint8Array([1, 1, 0xff, 0xff, 0xff]),
+			utf8Encode('hello world, not a Yjs update'),
+			new Uint8Array([5])
+		]) {
+			expect(refusal(await checkUpdate(garbage))).toBe('malformed-update');
+		}
+	});
+});
+
+describe('checkUpdate never throws', () => {
+	let valid: Uint8Array;
+
+	beforeAll(async () => {
+		const a = new ConversationDoc(roomId, alice.client);
+		const b = new ConversationDoc(roomId, bob.client);
+		a.insertLocal([await envelope(alice, 'a1'), await envelope(alice, 'a2')]);
+		b.insertLocal([await envelope(bob, 'b1'), await newerEnvelope(bob)]);
+		valid = Y.mergeUpdates([a.encodeState(), b.encodeState()]);
+		expect((await checkUpdate(valid)).ok).toBe(true);
+	});
+
+	it('on random bytes', async () => {
+		await fc.assert(
+			fc.asyncProperty(fc.uint8Array({ maxLength: 400 }), async (bytes) => {
+				await expectOnlyValidEntries(await checkUpdate(bytes));
+			}),
+			{ numRuns: 500 }
+		);
+	});
+
+	it('on every truncation of a valid update', async () => {
+		for (let length = 0; length < valid.length; length++) {
+			await expectOnlyValidEntries(await checkUpdate(valid.slice(0, length)));
+		}
+	});
+
+	it('on random truncations, byte changes and insertions of a valid update', async () => {
+		const mutation = fc.oneof(
+			fc.record({ kind: fc.constant('set' as const), at: fc.nat(), value: fc.nat(255) }),
+			fc.record({ kind: fc.constant('cut' as const), at: fc.nat(), value: fc.nat() }),
+			fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), value: fc.nat(255) })
+		);
+		await fc.assert(
+			fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 4 }), async (mutations) => {
+				let bytes: Uint8Array = valid.slice();
+				for (const { kind, at, value } of mutations) {
+					const position = bytes.length === 0 ? 0 : at % bytes.length;
+					if (kind === 'set') bytes[position] = value;
+					if (kind === 'cut') bytes = bytes.slice(0, position);
+					if (kind === 'insert') {
+						bytes = concatBytes(
+							bytes.subarray(0, position),
+							new Uint8Array([value]),
+							bytes.subarray(position)
+						);
+					}
+				}
+				await expectOnlyValidEntries(await checkUpdate(bytes));
+			}),
+			{ numRuns: 400 }
+		);
+	});
+});
+
+describe('knownState', () => {
+	it('is the doc state vector as a map', async () => {
+		const doc = new ConversationDoc(roomId, alice.client);
+		expect(knownState(doc.doc).size).toBe(0);
+		doc.insertLocal([await envelope(alice, '1'), await envelope(alice, '2')]);
+		expect(knownState(doc.doc)).toEqual(new Map([[alice.client, 2]]));
+	});
+});

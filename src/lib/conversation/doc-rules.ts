@@ -1,0 +1,127 @@
+/**
+ * The rules of a conversation doc, checked by every receiver before a Yjs
+ * update is applied: on load from disk, from the relay, from a peer.
+ *
+ *   1. Insert only: the update carries no delete set and no GC'd ranges.
+ *   2. Every item is a top-level entry of the map `e` holding binary content
+ *      (one envelope), and is the first value for its key (no left origin:
+ *      a second value for a key would overwrite the first).
+ *   3. The key is base64url(SHA-256(envelope bytes)).
+ *   4. The item's Yjs client id is clientIdFor(envelope signer).
+ *   5. The envelope's signature verifies.
+ *
+ * An update that breaks any rule is refused whole. Items the doc already holds
+ * are skipped without re-verifying, which keeps re-delivery cheap. The checks
+ * need no keys, so the relay runs the very same function.
+ */
+import * as Y from 'yjs';
+import {
+	clientIdFor,
+	envelopeId,
+	EnvelopeError,
+	parseFrame,
+	verifyFrame,
+	type EnvelopeFrame
+} from '../envelope';
+import type { EnvelopeId } from '../crypto';
+
+/** Name of the root Y.Map that holds envelopes keyed by id. */
+export const ENVELOPE_MAP = 'e';
+
+export type RuleViolation =
+	| 'malformed-update'
+	| 'delete-set'
+	| 'gc'
+	| 'nested-type'
+	| 'wrong-root'
+	| 'not-binary'
+	| 'overwrite'
+	| 'key-mismatch'
+	| 'client-mismatch'
+	| 'malformed-envelope'
+	| 'bad-signature';
+
+export interface AcceptedEntry {
+	id: EnvelopeId;
+	bytes: Uint8Array;
+	frame: EnvelopeFrame;
+	/** The Yjs item id (client, clock) that carries the entry. */
+	client: number;
+	clock: number;
+}
+
+export type RuleCheck =
+	| { ok: true; entries: AcceptedEntry[] }
+	| { ok: false; reason: RuleViolation; detail: string };
+
+function refuse(reason: RuleViolation, detail: string): RuleCheck {
+	return { ok: false, reason, detail };
+}
+
+/**
+ * Check a Yjs update (v1 encoding) against the doc rules. `known` is the state
+ * vector of the receiving doc (items below it are already held and skipped).
+ */
+export async function checkUpdate(
+	update: Uint8Array,
+	known: Map<number, number> = new Map()
+): Promise<RuleCheck> {
+	let decoded: ReturnType<typeof Y.decodeUpdate>;
+	try {
+		decoded = Y.decodeUpdate(update);
+	} catch (error) {
+		return refuse('malformed-update', String(error));
+	}
+	if (decoded.ds.clients.size > 0) {
+		for (const ranges of decoded.ds.clients.values()) {
+			if (ranges.length > 0) return refuse('delete-set', 'updates may not delete');
+		}
+	}
+	const entries: AcceptedEntry[] = [];
+	const toVerify: AcceptedEntry[] = [];
+	const keys = new Set<string>();
+	for (const struct of decoded.structs) {
+		if (struct instanceof Y.Skip) continue;
+		if (struct instanceof Y.GC) return refuse('gc', 'garbage-collected ranges are not allowed');
+		const item = struct as Y.Item;
+		const clock = known.get(item.id.client) ?? 0;
+		if (item.id.clock + item.length <= clock) continue; // already held
+		// Before the parent checks: an item with an origin is encoded without its parent.
+		if (item.origin !== null || item.rightOrigin !== null) {
+			return refuse('overwrite', `a second value for ${item.parentSub ?? 'an entry'}`);
+		}
+		if (typeof item.parent !== 'string') return refuse('nested-type', 'only top-level entries');
+		if (item.parent !== ENVELOPE_MAP) return refuse('wrong-root', `unexpected root ${item.parent}`);
+		if (typeof item.parentSub !== 'string') return refuse('nested-type', 'entries must be keyed');
+		if (keys.has(item.parentSub)) return refuse('overwrite', `two values for ${item.parentSub}`);
+		keys.add(item.parentSub);
+		if (!(item.content instanceof Y.ContentBinary)) {
+			return refuse('not-binary', 'entries must hold envelope bytes');
+		}
+		const bytes = item.content.content;
+		let frame: EnvelopeFrame;
+		try {
+			frame = parseFrame(bytes);
+		} catch (error) {
+			const detail = error instanceof EnvelopeError ? error.message : String(error);
+			return refuse('malformed-envelope', detail);
+		}
+		const id = envelopeId(bytes);
+		if (id !== item.parentSub) return refuse('key-mismatch', `key ${item.parentSub} is not ${id}`);
+		if (clientIdFor(frame.signer) !== item.id.client) {
+			return refuse('client-mismatch', `client ${item.id.client} is not bound to the signer`);
+		}
+		const entry = { id, bytes, frame, client: item.id.client, clock: item.id.clock };
+		entries.push(entry);
+		toVerify.push(entry);
+	}
+	const results = await Promise.all(toVerify.map((entry) => verifyFrame(entry.frame)));
+	const bad = results.indexOf(false);
+	if (bad >= 0) return refuse('bad-signature', `envelope ${toVerify[bad]?.id} is not signed validly`);
+	return { ok: true, entries };
+}
+
+/** The state vector of a doc as a Map, for `checkUpdate`'s `known`. */
+export function knownState(doc: Y.Doc): Map<number, number> {
+	return Y.decodeStateVector(Y.encodeStateVector(doc));
+}

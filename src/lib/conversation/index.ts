@@ -1,0 +1,5 @@
+export * from './conversation-doc';
+export * from './doc-rules';
+export * from './hlc';
+export * from './operations';
+export * from './reducer';

@@ -1,0 +1,440 @@
+/**
+ * Conversation operations: what an envelope's plaintext says.
+ *
+ * An envelope decrypts to one batch, UTF-8 JSON (no BOM):
+ *
+ *   { "ops": [ op, ... ] }                  at least one op
+ *
+ * and every op is an object with a version, an id, an HLC and a type:
+ *
+ *   { "v": 1, "id": "<22 chars>", "hlc": [wall, counter], "type": "...", ...fields }
+ *
+ *   id     16 random bytes, base64url without padding (22 chars; the last one
+ *          is one of A Q g w, as canonical encoding requires).
+ *   hlc    [wall, counter]: integers, 0 <= wall <= 9999999999999 (ms since
+ *          the Unix epoch), 0 <= counter <= 999999. See hlc.ts.
+ *
+ *   type          fields
+ *   send          text, replyTo?: id
+ *   edit          target: id, text
+ *   delete        target: id
+ *   react         target: id, emoji, on: boolean
+ *   receipt       kind: "delivered" | "read", upTo: [wall, counter], upToId: id
+ *   member.add    user, devices: [device, ...], role: "owner" | "admin" | "member"
+ *   member.remove user
+ *   member.role   user, role
+ *   epoch         epoch: integer >= 0, room: room id (22 chars, like an op id)
+ *
+ *   text   a string of at most 65536 bytes in UTF-8, well-formed (no lone
+ *          surrogates). May be empty.
+ *   emoji  a non-empty well-formed string of at most 64 bytes in UTF-8. Any
+ *          short string is allowed: the reaction set is not fixed.
+ *   user, device   base64url (no padding) of a 32-byte public key: 43 chars.
+ *
+ * Reading rules (a second implementation must follow them to converge):
+ *   - An op whose `v` is an integer greater than 1 is from a newer version of
+ *     the protocol. It is skipped and counted, never an error: the envelope is
+ *     kept and read again after an update. A new op type, or a new meaning for
+ *     a field, needs a new `v` for this reason.
+ *   - An op with `v: 1` must match its schema exactly in the fields above;
+ *     otherwise the whole batch is malformed (MalformedOperationError). An
+ *     unknown `type` under `v: 1` is malformed too.
+ *   - Fields not listed above are ignored (and dropped when re-encoding).
+ *
+ * The schemas double as types (a zod schema and its type share a name) and
+ * are the trust boundary: nothing reaches the reducer without passing them.
+ */
+import { base64urlnopad } from '@scure/base';
+import { z } from 'zod';
+import { HLC_MAX_COUNTER, HLC_MAX_WALL, type Hlc, type HlcClock } from './hlc';
+
+/** The op format this code writes and fully understands. */
+export const OPERATION_VERSION = 1;
+/** Largest message text, in UTF-8 bytes (64 KiB). Longer text belongs in a file. */
+export const MAX_TEXT_BYTES = 65_536;
+/** Largest reaction, in UTF-8 bytes. Room for any emoji ZWJ sequence. */
+export const MAX_EMOJI_BYTES = 64;
+
+// ---------------------------------------------------------------------------
+// Errors. Callers compare `error.name`, not `instanceof`.
+
+/** A batch or one of its v1 ops does not match the format. Nothing of the batch is applied. */
+export class MalformedOperationError extends Error {
+	static readonly NAME = 'MalformedOperationError';
+	override name = MalformedOperationError.NAME;
+	constructor(
+		message: string,
+		/** Position of the bad op in the batch, or null when the batch itself is bad. */
+		readonly index: number | null = null,
+		/** `path: problem` lines. They never quote the input (it may be someone's message). */
+		readonly issues: readonly string[] = [],
+		options?: ErrorOptions
+	) {
+		super(message, options);
+	}
+}
+
+/** The text of a message or edit is over MAX_TEXT_BYTES. The message says what to do. */
+export class MessageTooLongError extends Error {
+	static readonly NAME = 'MessageTooLongError';
+	override name = MessageTooLongError.NAME;
+	constructor(
+		readonly bytes: number,
+		readonly limit: number = MAX_TEXT_BYTES
+	) {
+		super(
+			`This message is too long to send: it is ${bytes} bytes and a message can hold at most ` +
+				`${limit} bytes (64 KB) of text. Shorten it, split it into several messages, ` +
+				`or send it as a file.`
+		);
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Primitives
+
+/** Bytes `text` takes in UTF-8, counted without encoding it. Lone surrogates count as U+FFFD (3). */
+export function utf8ByteLength(text: string): number {
+	let bytes = 0;
+	for (let i = 0; i < text.length; i++) {
+		const unit = text.charCodeAt(i);
+		if (unit < 0x80) bytes += 1;
+		else if (unit < 0x800) bytes += 2;
+		else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+			const next = text.charCodeAt(i + 1);
+			if (next >= 0xdc00 && next <= 0xdfff) {
+				bytes += 4;
+				i++;
+			} else bytes += 3;
+		} else bytes += 3;
+	}
+	return bytes;
+}
+
+/**
+ * UTF-8 is never shorter than UTF-16 code units, so `length` above the limit
+ * rejects without counting: a 1 MiB string costs nothing to refuse.
+ */
+function fitsBytes(text: string, limit: number): boolean {
+	return text.length <= limit && utf8ByteLength(text) <= limit;
+}
+
+/** 16 bytes, base64url, canonical (the 2 spare bits of the last char are zero). */
+const OP_ID_PATTERN = /^[A-Za-z0-9_-]{21}[AQgw]$/;
+/** 32 bytes (an Ed25519 / X25519 public key), base64url without padding. */
+const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+/** Id of an operation. Branded so it cannot be mixed up with a user, device or envelope id. */
+export const OpId = z.string().regex(OP_ID_PATTERN, 'not an operation id').brand<'OpId'>();
+export type OpId = z.infer<typeof OpId>;
+
+export function isOpId(value: unknown): value is OpId {
+	return typeof value === 'string' && OP_ID_PATTERN.test(value);
+}
+
+/** A fresh random op id (16 bytes from the platform CSPRNG). */
+export function newOpId(): OpId {
+	const bytes = new Uint8Array(16);
+	crypto.getRandomValues(bytes);
+	return base64urlnopad.encode(bytes) as OpId;
+}
+
+/** An Hlc on the wire: [wall, counter]. */
+export const HlcTuple = z.tuple([
+	z.int().min(0).max(HLC_MAX_WALL),
+	z.int().min(0).max(HLC_MAX_COUNTER)
+]);
+export type HlcTuple = z.infer<typeof HlcTuple>;
+
+export function hlcFromTuple(tuple: HlcTuple): Hlc {
+	return { wall: tuple[0], counter: tuple[1] };
+}
+
+export function hlcToTuple(hlc: Hlc): HlcTuple {
+	return [hlc.wall, hlc.counter];
+}
+
+/** The Hlc of an op, as an object. */
+export function opHlc(op: { hlc: HlcTuple }): Hlc {
+	return hlcFromTuple(op.hlc);
+}
+
+const wellFormed = (text: string) => text.isWellFormed();
+
+export const MessageText = z
+	.string()
+	.refine(wellFormed, 'text is not well-formed Unicode')
+	.refine(
+		(text) => fitsBytes(text, MAX_TEXT_BYTES),
+		`text is longer than ${MAX_TEXT_BYTES} UTF-8 bytes`
+	);
+
+export const Emoji = z
+	.string()
+	.min(1, 'emoji is empty')
+	.refine(wellFormed, 'emoji is not well-formed Unicode')
+	.refine(
+		(text) => fitsBytes(text, MAX_EMOJI_BYTES),
+		`emoji is longer than ${MAX_EMOJI_BYTES} UTF-8 bytes`
+	);
+
+const KeyId = z.string().regex(KEY_ID_PATTERN, 'not a public key id');
+const RoomIdText = z.string().regex(OP_ID_PATTERN, 'not a room id');
+
+export const Role = z.enum(['owner', 'admin', 'member']);
+export type Role = z.infer<typeof Role>;
+
+export const ReceiptKind = z.enum(['delivered', 'read']);
+export type ReceiptKind = z.infer<typeof ReceiptKind>;
+
+// ---------------------------------------------------------------------------
+// Operations
+
+const base = { v: z.literal(OPERATION_VERSION), id: OpId, hlc: HlcTuple };
+
+export const SendOp = z.object({
+	...base,
+	type: z.literal('send'),
+	text: MessageText,
+	replyTo: OpId.optional()
+});
+export type SendOp = z.infer<typeof SendOp>;
+
+export const EditOp = z.object({ ...base, type: z.literal('edit'), target: OpId, text: MessageText });
+export type EditOp = z.infer<typeof EditOp>;
+
+export const DeleteOp = z.object({ ...base, type: z.literal('delete'), target: OpId });
+export type DeleteOp = z.infer<typeof DeleteOp>;
+
+export const ReactOp = z.object({
+	...base,
+	type: z.literal('react'),
+	target: OpId,
+	emoji: Emoji,
+	on: z.boolean()
+});
+export type ReactOp = z.infer<typeof ReactOp>;
+
+export const ReceiptOp = z.object({
+	...base,
+	type: z.literal('receipt'),
+	kind: ReceiptKind,
+	upTo: HlcTuple,
+	upToId: OpId
+});
+export type ReceiptOp = z.infer<typeof ReceiptOp>;
+
+export const MemberAddOp = z.object({
+	...base,
+	type: z.literal('member.add'),
+	user: KeyId,
+	devices: z.array(KeyId),
+	role: Role
+});
+export type MemberAddOp = z.infer<typeof MemberAddOp>;
+
+export const MemberRemoveOp = z.object({ ...base, type: z.literal('member.remove'), user: KeyId });
+export type MemberRemoveOp = z.infer<typeof MemberRemoveOp>;
+
+export const MemberRoleOp = z.object({
+	...base,
+	type: z.literal('member.role'),
+	user: KeyId,
+	role: Role
+});
+export type MemberRoleOp = z.infer<typeof MemberRoleOp>;
+
+export const EpochOp = z.object({
+	...base,
+	type: z.literal('epoch'),
+	epoch: z.int().min(0),
+	room: RoomIdText
+});
+export type EpochOp = z.infer<typeof EpochOp>;
+
+export const Operation = z.discriminatedUnion('type', [
+	SendOp,
+	EditOp,
+	DeleteOp,
+	ReactOp,
+	ReceiptOp,
+	MemberAddOp,
+	MemberRemoveOp,
+	MemberRoleOp,
+	EpochOp
+]);
+export type Operation = z.infer<typeof Operation>;
+export type OperationType = Operation['type'];
+
+export const OperationBatch = z.object({ ops: z.array(Operation).min(1) });
+export type OperationBatch = z.infer<typeof OperationBatch>;
+
+/** A decoded batch: the ops this version understands, and how many newer ones it skipped. */
+export interface ParsedBatch extends OperationBatch {
+	/** Ops with `v` > OPERATION_VERSION. Non-zero means: keep the envelope, read it after an update. */
+	unknown: number;
+}
+
+// ---------------------------------------------------------------------------
+// Parsing and encoding
+
+function describeIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+	return issues.map((issue) => {
+		const path = issue.path.map(String).join('.');
+		return `${path || '(op)'}: ${issue.message}`;
+	});
+}
+
+const BatchShape = z.object({ ops: z.array(z.unknown()).min(1, 'a batch holds at least one op') });
+const VersionProbe = z.looseObject({ v: z.int().min(1) });
+
+/**
+ * Validate a decoded batch at the trust boundary. Newer-version ops are
+ * counted and skipped; any malformed v1 op (or a malformed batch) throws
+ * MalformedOperationError and nothing of the batch is returned.
+ */
+export function parseOperationBatch(json: unknown): ParsedBatch {
+	const shape = BatchShape.safeParse(json);
+	if (!shape.success) {
+		const issues = describeIssues(shape.error.issues);
+		throw new MalformedOperationError(`operation batch is malformed (${issues.join('; ')})`, null, issues);
+	}
+	const ops: Operation[] = [];
+	let unknown = 0;
+	shape.data.ops.forEach((raw, index) => {
+		const probe = VersionProbe.safeParse(raw);
+		if (!probe.success) {
+			const issues = describeIssues(probe.error.issues);
+			throw new MalformedOperationError(
+				`operation ${index} of the batch has no valid version (${issues.join('; ')})`,
+				index,
+				issues
+			);
+		}
+		if (probe.data.v > OPERATION_VERSION) {
+			unknown++;
+			return;
+		}
+		const op = Operation.safeParse(raw);
+		if (!op.success) {
+			const issues = describeIssues(op.error.issues);
+			throw new MalformedOperationError(
+				`operation ${index} of the batch is malformed (${issues.join('; ')})`,
+				index,
+				issues
+			);
+		}
+		ops.push(op.data);
+	});
+	return { ops, unknown };
+}
+
+const encoder = new TextEncoder();
+// fatal: invalid UTF-8 is an error, not U+FFFD. ignoreBOM: a BOM is kept, so
+// JSON.parse refuses it, as a strict reader in another language would.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Batch to UTF-8 JSON, ready to be padded and encrypted. Validates first: an
+ * op other devices would refuse must never leave this one. Fields outside the
+ * schema are dropped.
+ */
+export function encodeBatch(batch: OperationBatch): Uint8Array {
+	const checked = OperationBatch.safeParse(batch);
+	if (!checked.success) {
+		const issues = describeIssues(checked.error.issues);
+		throw new MalformedOperationError(
+			`refusing to encode a malformed batch (${issues.join('; ')})`,
+			null,
+			issues
+		);
+	}
+	return encoder.encode(JSON.stringify(checked.data));
+}
+
+/** Inverse of encodeBatch, for plaintext from an envelope. Throws MalformedOperationError. */
+export function decodeBatch(bytes: Uint8Array): ParsedBatch {
+	let json: unknown;
+	try {
+		json = JSON.parse(decoder.decode(bytes));
+	} catch (cause) {
+		throw new MalformedOperationError('operation batch is not UTF-8 JSON', null, [], { cause });
+	}
+	return parseOperationBatch(json);
+}
+
+// ---------------------------------------------------------------------------
+// Builders for local operations. Each one stamps a fresh id and Hlc and
+// validates the result, so the UI gets a clear error before anything is sent.
+
+/** What the builders need from a clock (an HlcClock, or a fake in tests). */
+export type OpClock = Pick<HlcClock, 'now'>;
+
+function header(clock: OpClock) {
+	return { v: OPERATION_VERSION, id: newOpId(), hlc: hlcToTuple(clock.now()) } as const;
+}
+
+function checked<T extends Operation>(op: T): T {
+	const result = Operation.safeParse(op);
+	if (!result.success) {
+		const issues = describeIssues(result.error.issues);
+		throw new MalformedOperationError(
+			`cannot build this ${op.type} operation (${issues.join('; ')})`,
+			null,
+			issues
+		);
+	}
+	return result.data as T;
+}
+
+/**
+ * User text as it will be sent: lone surrogates (from a bad paste) become
+ * U+FFFD rather than failing, so nothing the user typed is refused for it.
+ */
+function userText(text: string): string {
+	const fixed = text.toWellFormed();
+	const bytes = utf8ByteLength(fixed);
+	if (bytes > MAX_TEXT_BYTES) throw new MessageTooLongError(bytes);
+	return fixed;
+}
+
+/** A new message. Throws MessageTooLongError when the text is over 64 KiB in UTF-8. */
+export function makeSend(clock: OpClock, text: string, replyTo?: OpId): SendOp {
+	const body = userText(text);
+	return checked<SendOp>({
+		...header(clock),
+		type: 'send',
+		text: body,
+		...(replyTo === undefined ? {} : { replyTo })
+	});
+}
+
+/** Replace the text of one's own message. Throws MessageTooLongError like makeSend. */
+export function makeEdit(clock: OpClock, target: OpId, text: string): EditOp {
+	const body = userText(text);
+	return checked<EditOp>({ ...header(clock), type: 'edit', target, text: body });
+}
+
+export function makeDelete(clock: OpClock, target: OpId): DeleteOp {
+	return checked<DeleteOp>({ ...header(clock), type: 'delete', target });
+}
+
+/** Add (`on: true`) or withdraw (`on: false`) one's reaction `emoji` on a message. */
+export function makeReact(clock: OpClock, target: OpId, emoji: string, on: boolean): ReactOp {
+	return checked<ReactOp>({ ...header(clock), type: 'react', target, emoji, on });
+}
+
+/** Mark everything up to and including the message at `upTo` as delivered or read. */
+export function makeReceipt(
+	clock: OpClock,
+	kind: ReceiptKind,
+	upTo: { hlc: Hlc; id: OpId }
+): ReceiptOp {
+	return checked<ReceiptOp>({
+		...header(clock),
+		type: 'receipt',
+		kind,
+		upTo: hlcToTuple(upTo.hlc),
+		upToId: upTo.id
+	});
+}

@@ -1,0 +1,3 @@
+export * from './keyring';
+export * from './certificates';
+export * from './recovery-key';

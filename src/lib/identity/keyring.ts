@@ -1,0 +1,217 @@
+/**
+ * The keyring: every private key of this device and account, wrapped at rest.
+ *
+ * Layers, outermost first:
+ *   - a non-extractable AES-GCM CryptoKey made on this device and kept in
+ *     IndexedDB (structured clone keeps it non-extractable): key material never
+ *     sits in storage in a form script could read and carry elsewhere;
+ *   - when the user set a passphrase, an AES-GCM key derived from it with
+ *     Argon2id: the keyring then opens only with the passphrase.
+ * A wrong passphrase fails the inner tag check: WrongPassphraseError, nothing
+ * is written, so retrying is always safe.
+ */
+import { x25519 } from '@noble/curves/ed25519.js';
+import {
+	aeadDecrypt,
+	aeadEncrypt,
+	asSecretKey,
+	createSigner,
+	deriveKeyFromPassphrase,
+	ed25519PublicKey,
+	fromBase64Url,
+	newPassphraseParams,
+	newSecretKey,
+	newSigningSeed,
+	toBase64Url,
+	utf8Decode,
+	utf8Encode,
+	WrongPassphraseError,
+	DecryptionError,
+	type DeviceId,
+	type PassphraseParams,
+	type SecretKey,
+	type Signer,
+	type UserId
+} from '../crypto';
+import { certify, type Certificate } from './certificates';
+import { encodeRecoveryKey } from './recovery-key';
+import { z } from 'zod';
+
+const SecretsSchema = z.object({
+	v: z.literal(1),
+	master: z.string(),
+	ssk: z.string(),
+	device: z.string(),
+	dh: z.string(),
+	account: z.string(),
+	local: z.string()
+});
+type Secrets = z.infer<typeof SecretsSchema>;
+
+export interface PublicIdentity {
+	userId: UserId;
+	deviceId: DeviceId;
+	sskPublic: string;
+	dhPublic: string;
+	sskCert: Certificate;
+	deviceCert: Certificate;
+}
+
+/** What is written to storage. Holds no readable key material. */
+export interface StoredKeyring {
+	v: 1;
+	identity: PublicIdentity;
+	wrapKey: CryptoKey;
+	passphrase: PassphraseParams | null;
+	nonce: Uint8Array;
+	ciphertext: Uint8Array;
+	createdAt: number;
+}
+
+/** The keyring in memory after unlock. */
+export interface UnlockedKeyring {
+	identity: PublicIdentity;
+	deviceSigner: Signer;
+	/** Account key: encrypts the vault (shared by the account's own devices). */
+	accountKey: SecretKey;
+	/** Device-local key: encrypts caches such as view snapshots; never leaves the device. */
+	localKey: SecretKey;
+	/** X25519 secret for lockboxes sealed to this device. */
+	dhSecret: Uint8Array;
+	masterSeed: Uint8Array;
+	sskSeed: Uint8Array;
+}
+
+const OUTER_AAD = utf8Encode('kith/keyring/device\0');
+const INNER_AAD = utf8Encode('kith/keyring/passphrase\0');
+
+export interface CreateAccountOptions {
+	passphrase?: string;
+	/** Argon2id cost; tests lower it. */
+	passphraseCost?: Pick<PassphraseParams, 'memoryKiB' | 'iterations' | 'parallelism'>;
+	now?: number;
+}
+
+export interface CreatedAccount {
+	stored: StoredKeyring;
+	keyring: UnlockedKeyring;
+	/** The master key's backup form: show once, never store. */
+	recoveryKey: string;
+}
+
+async function newWrapKey(): Promise<CryptoKey> {
+	return crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, [
+		'encrypt',
+		'decrypt'
+	]);
+}
+
+async function wrap(
+	secrets: Secrets,
+	wrapKey: CryptoKey,
+	passphrase: string | undefined,
+	params: PassphraseParams | null
+): Promise<{ nonce: Uint8Array; ciphertext: Uint8Array }> {
+	let payload = utf8Encode(JSON.stringify(secrets));
+	if (passphrase !== undefined && params) {
+		const inner = await aeadEncrypt(await deriveKeyFromPassphrase(passphrase, params), payload, INNER_AAD);
+		payload = new Uint8Array(inner.nonce.length + inner.ciphertext.length);
+		payload.set(inner.nonce, 0);
+		payload.set(inner.ciphertext, inner.nonce.length);
+	}
+	return aeadEncrypt(wrapKey, payload, OUTER_AAD);
+}
+
+async function toUnlocked(identity: PublicIdentity, secrets: Secrets): Promise<UnlockedKeyring> {
+	const deviceSeed = fromBase64Url(secrets.device);
+	return {
+		identity,
+		deviceSigner: await createSigner(deviceSeed),
+		accountKey: asSecretKey(fromBase64Url(secrets.account)),
+		localKey: asSecretKey(fromBase64Url(secrets.local)),
+		dhSecret: fromBase64Url(secrets.dh),
+		masterSeed: fromBase64Url(secrets.master),
+		sskSeed: fromBase64Url(secrets.ssk)
+	};
+}
+
+/** Make every key of a new account and this, its first device. */
+export async function createAccount(options: CreateAccountOptions = {}): Promise<CreatedAccount> {
+	const now = options.now ?? Date.now();
+	const masterSeed = newSigningSeed();
+	const sskSeed = newSigningSeed();
+	const deviceSeed = newSigningSeed();
+	const dhSecret = x25519.utils.randomSecretKey();
+	const userId = toBase64Url(ed25519PublicKey(masterSeed)) as UserId;
+	const sskPublic = toBase64Url(ed25519PublicKey(sskSeed));
+	const deviceId = toBase64Url(ed25519PublicKey(deviceSeed)) as DeviceId;
+	const dhPublic = toBase64Url(x25519.getPublicKey(dhSecret));
+	const masterSigner = await createSigner(masterSeed);
+	const sskSigner = await createSigner(sskSeed);
+	const sskCert = await certify(
+		{ v: 1, type: 'ssk', user: userId, key: sskPublic, issued: now },
+		masterSigner
+	);
+	const deviceCert = await certify(
+		{ v: 1, type: 'device', user: userId, device: deviceId, dh: dhPublic, issued: now },
+		sskSigner
+	);
+	const identity: PublicIdentity = { userId, deviceId, sskPublic, dhPublic, sskCert, deviceCert };
+	const secrets: Secrets = {
+		v: 1,
+		master: toBase64Url(masterSeed),
+		ssk: toBase64Url(sskSeed),
+		device: toBase64Url(deviceSeed),
+		dh: toBase64Url(dhSecret),
+		account: toBase64Url(newSecretKey()),
+		local: toBase64Url(newSecretKey())
+	};
+	const passphrase = options.passphrase ? options.passphrase : undefined;
+	const params = passphrase ? newPassphraseParams(options.passphraseCost) : null;
+	const wrapKey = await newWrapKey();
+	const { nonce, ciphertext } = await wrap(secrets, wrapKey, passphrase, params);
+	const stored: StoredKeyring = {
+		v: 1,
+		identity,
+		wrapKey,
+		passphrase: params,
+		nonce,
+		ciphertext,
+		createdAt: now
+	};
+	return {
+		stored,
+		keyring: await toUnlocked(identity, secrets),
+		recoveryKey: encodeRecoveryKey(masterSeed)
+	};
+}
+
+export function needsPassphrase(stored: StoredKeyring): boolean {
+	return stored.passphrase !== null;
+}
+
+/** Open a stored keyring. Throws WrongPassphraseError (and changes nothing) on a bad passphrase. */
+export async function unlockKeyring(
+	stored: StoredKeyring,
+	passphrase?: string
+): Promise<UnlockedKeyring> {
+	let payload: Uint8Array;
+	try {
+		payload = await aeadDecrypt(stored.wrapKey, stored.nonce, stored.ciphertext, OUTER_AAD);
+	} catch (cause) {
+		throw new DecryptionError('This device’s key store is damaged and cannot be opened.', {
+			cause
+		});
+	}
+	if (stored.passphrase) {
+		if (passphrase === undefined || passphrase === '') throw new WrongPassphraseError();
+		const key = await deriveKeyFromPassphrase(passphrase, stored.passphrase);
+		try {
+			payload = await aeadDecrypt(key, payload.subarray(0, 12), payload.subarray(12), INNER_AAD);
+		} catch {
+			throw new WrongPassphraseError();
+		}
+	}
+	const secrets = SecretsSchema.parse(JSON.parse(utf8Decode(payload)));
+	return toUnlocked(stored.identity, secrets);
+}

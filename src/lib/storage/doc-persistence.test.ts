@@ -1,0 +1,702 @@
+import 'fake-indexeddb/auto';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import * as Y from 'yjs';
+import { IndexeddbPersistence } from 'y-indexeddb';
+import { DocPersistence, type RefusedUpdate } from './doc-persistence';
+import type { StorageError } from './errors';
+
+let counter = 0;
+const freshName = (): string => `doc-test-${++counter}`;
+
+const open: DocPersistence[] = [];
+function persist(
+	name: string,
+	doc: Y.Doc,
+	options?: ConstructorParameters<typeof DocPersistence>[2]
+): DocPersistence {
+	const p = new DocPersistence(name, doc, options);
+	open.push(p);
+	return p;
+}
+
+afterEach(async () => {
+	vi.restoreAllMocks();
+	await Promise.all(open.splice(0).map((p) => p.destroy().catch(() => {})));
+});
+
+const enc = new TextEncoder();
+
+/** Conversation-doc shaped content: a Y.Map of opaque byte entries. */
+function setEntry(doc: Y.Doc, key: string, text = key): void {
+	doc.getMap<Uint8Array>('ops').set(key, enc.encode(text));
+}
+
+function entries(doc: Y.Doc): Record<string, string> {
+	const out: Record<string, string> = {};
+	doc.getMap<Uint8Array>('ops').forEach((v, k) => (out[k] = new TextDecoder().decode(v)));
+	return out;
+}
+
+/** Load `name` into a new doc with a new DocPersistence, as a fresh tab would. */
+async function loadFresh(
+	name: string,
+	options?: ConstructorParameters<typeof DocPersistence>[2]
+): Promise<{ doc: Y.Doc; p: DocPersistence }> {
+	const doc = new Y.Doc();
+	const p = persist(name, doc, options);
+	await p.whenLoaded;
+	return { doc, p };
+}
+
+/** Raw records of the `updates` store, read without our code. */
+function rawUpdates(name: string): Promise<{ key: IDBValidKey; value: Uint8Array }[]> {
+	return new Promise((resolve, reject) => {
+		const req = indexedDB.open(name);
+		req.onerror = () => reject(req.error);
+		req.onsuccess = () => {
+			const db = req.result;
+			const tx = db.transaction(['updates'], 'readonly');
+			const store = tx.objectStore('updates');
+			const keys = store.getAllKeys();
+			const values = store.getAll();
+			tx.oncomplete = () => {
+				db.close();
+				resolve(keys.result.map((key, i) => ({ key, value: values.result[i] as Uint8Array })));
+			};
+			tx.onerror = () => reject(tx.error);
+		};
+	});
+}
+
+const latin1 = (b: Uint8Array): string => String.fromCharCode(...b);
+
+/** Count readwrite transactions opened from now on. */
+function countWriteTransactions(): { readonly count: number } {
+	const original = IDBDatabase.prototype.transaction;
+	const counter = { count: 0 };
+	vi.spyOn(IDBDatabase.prototype, 'transaction').mockImplementation(function (
+		this: IDBDatabase,
+		...args: Parameters<IDBDatabase['transaction']>
+	) {
+		if (args[1] === 'readwrite') counter.count++;
+		return original.apply(this, args);
+	});
+	return counter;
+}
+
+const nextEvent = <K extends 'saved' | 'write-failed' | 'write-recovered' | 'compacted'>(
+	p: DocPersistence,
+	type: K
+): Promise<void> =>
+	new Promise((resolve) => {
+		const off = p.on(type, () => {
+			off();
+			resolve();
+		});
+	});
+
+describe('DocPersistence: batching', () => {
+	it('lands a burst of 5,000 updates in a few transactions and reloads them identically', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc);
+		await p.whenLoaded;
+		const writes = countWriteTransactions();
+		let saved = 0;
+		p.on('saved', ({ count }) => (saved += count));
+
+		for (let i = 0; i < 5000; i++) setEntry(doc, `k${i}`, `envelope-${i}`);
+		expect(p.pendingCount).toBe(5000);
+		await p.flush();
+
+		expect(p.pendingCount).toBe(0);
+		expect(saved).toBe(5000);
+		expect(writes.count).toBeLessThanOrEqual(2);
+		const stats = await DocPersistence.storedStats(name);
+		expect(stats.count).toBeLessThanOrEqual(10);
+		expect(stats.bytes).toBeGreaterThan(0);
+
+		const { doc: reloaded } = await loadFresh(name);
+		expect(entries(reloaded)).toEqual(entries(doc));
+		expect(Object.keys(entries(reloaded))).toHaveLength(5000);
+		expect(Y.encodeStateVector(reloaded)).toEqual(Y.encodeStateVector(doc));
+	});
+
+	it('batches updates that arrive while a transaction is in flight (group commit)', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc);
+		await p.whenLoaded;
+		const writes = countWriteTransactions();
+		// Updates separated by awaits, as the app produces them after async crypto.
+		for (let i = 0; i < 300; i++) {
+			setEntry(doc, `k${i}`);
+			await Promise.resolve();
+			if (i % 50 === 0) await new Promise((r) => setTimeout(r, 0));
+		}
+		await p.flush();
+		expect(writes.count).toBeLessThan(30);
+		const { doc: reloaded } = await loadFresh(name);
+		expect(Object.keys(entries(reloaded))).toHaveLength(300);
+	});
+
+	it('saves what the doc held before persistence was attached', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		setEntry(doc, 'early');
+		const p = persist(name, doc);
+		await p.whenLoaded;
+		await p.flush();
+		const { doc: reloaded } = await loadFresh(name);
+		expect(entries(reloaded)).toEqual({ early: 'early' });
+	});
+});
+
+describe('DocPersistence: flush()', () => {
+	it('resolves only after the transaction holding the updates completed', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc);
+		await p.whenLoaded;
+		const log: string[] = [];
+		const original = IDBDatabase.prototype.transaction;
+		vi.spyOn(IDBDatabase.prototype, 'transaction').mockImplementation(function (
+			this: IDBDatabase,
+			...args: Parameters<IDBDatabase['transaction']>
+		) {
+			const tx = original.apply(this, args);
+			if (args[1] === 'readwrite') tx.addEventListener('complete', () => log.push('complete'));
+			return tx;
+		});
+
+		setEntry(doc, 'a');
+		const flushed = p.flush().then(() => log.push('flushed'));
+		expect(log).toEqual([]);
+		await flushed;
+		expect(log).toEqual(['complete', 'flushed']);
+
+		// After it resolves, another connection sees the data.
+		const { doc: reloaded } = await loadFresh(name);
+		expect(entries(reloaded)).toEqual({ a: 'a' });
+	});
+
+	it('lets concurrent callers share one transaction', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc);
+		await p.whenLoaded;
+		const writes = countWriteTransactions();
+		setEntry(doc, 'a');
+		setEntry(doc, 'b');
+		await Promise.all([p.flush(), p.flush(), p.flush()]);
+		expect(writes.count).toBe(1);
+	});
+
+	it('covers updates received while an earlier flush was in flight', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc);
+		await p.whenLoaded;
+		setEntry(doc, 'a');
+		const first = p.flush();
+		setEntry(doc, 'b');
+		const second = p.flush();
+		await Promise.all([first, second]);
+		expect(p.pendingCount).toBe(0);
+		const { doc: reloaded } = await loadFresh(name);
+		expect(entries(reloaded)).toEqual({ a: 'a', b: 'b' });
+	});
+
+	it('resolves at once when nothing is pending', async () => {
+		const p = persist(freshName(), new Y.Doc());
+		await p.whenLoaded;
+		const writes = countWriteTransactions();
+		await p.flush();
+		expect(writes.count).toBe(0);
+	});
+
+	it('does not write back updates it loaded', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc);
+		setEntry(doc, 'a');
+		await p.flush();
+		const before = await DocPersistence.storedStats(name);
+		const { p: p2 } = await loadFresh(name);
+		await new Promise((r) => setTimeout(r, 10));
+		expect(p2.pendingCount).toBe(0);
+		expect(await DocPersistence.storedStats(name)).toEqual(before);
+	});
+});
+
+/**
+ * Store three entries as three separate records, each by its own author
+ * (Yjs client), as envelopes from different devices arrive; the one named
+ * 'bad' is marked BAD-ENTRY. With `sameAuthor`, one client writes all three,
+ * so 'good2' causally follows 'bad'.
+ */
+async function storeWithBadEntry(name: string, sameAuthor = false): Promise<void> {
+	const doc = new Y.Doc();
+	const p = persist(name, doc);
+	const author = new Y.Doc();
+	for (const key of ['good1', 'bad', 'good2']) {
+		const source = sameAuthor ? author : new Y.Doc();
+		const before = Y.encodeStateVector(doc);
+		setEntry(source, key, key === 'bad' ? 'BAD-ENTRY' : key);
+		Y.applyUpdate(doc, Y.encodeStateAsUpdate(source, before), 'network');
+		await p.flush();
+	}
+	await p.destroy();
+}
+
+const refuseBad = (updates: Uint8Array[]): Promise<boolean[]> =>
+	Promise.resolve(updates.map((u) => !latin1(u).includes('BAD-ENTRY')));
+
+describe('DocPersistence: validation on load', () => {
+	it('applies accepted updates in one transaction whose origin is the persistence', async () => {
+		const name = freshName();
+		await storeWithBadEntry(name);
+		const doc = new Y.Doc();
+		const origins: unknown[] = [];
+		doc.on('afterTransaction', (tr: Y.Transaction) => origins.push(tr.origin));
+		const p = persist(name, doc);
+		await p.whenLoaded;
+		expect(origins).toEqual([p]);
+		expect(entries(doc)).toEqual({ good1: 'good1', bad: 'BAD-ENTRY', good2: 'good2' });
+	});
+
+	it('validates all stored updates in one batch; refused ones are not applied, are reported, and stay on disk through compaction', async () => {
+		const name = freshName();
+		await storeWithBadEntry(name);
+
+		const batches: number[] = [];
+		const refused: RefusedUpdate[] = [];
+		const { doc, p } = await loadFresh(name, {
+			validate: (updates) => {
+				batches.push(updates.length);
+				return refuseBad(updates);
+			},
+			onRefused: (info) => refused.push(info),
+			compactThreshold: 5
+		});
+		expect(batches).toEqual([3]);
+		expect(entries(doc)).toEqual({ good1: 'good1', good2: 'good2' });
+		expect(refused).toHaveLength(1);
+		expect(refused[0]?.reason).toMatch(/refused/);
+		expect(p.refusedCount).toBe(1);
+		const badKey = refused[0]?.key;
+
+		for (let i = 0; i < 20; i++) {
+			setEntry(doc, `more${i}`);
+			await p.flush();
+		}
+		await p.compact();
+
+		const raw = await rawUpdates(name);
+		expect(raw.length).toBe(2); // the compacted state + the refused record
+		const kept = raw.find((r) => r.key === badKey);
+		expect(kept && latin1(kept.value)).toContain('BAD-ENTRY');
+		expect(raw.filter((r) => latin1(r.value).includes('BAD-ENTRY'))).toHaveLength(1);
+
+		// Nothing was destroyed: a reader that accepts it still finds it.
+		const { doc: all } = await loadFresh(name);
+		expect(Object.keys(entries(all)).sort()).toEqual(
+			['bad', 'good1', 'good2', ...Array.from({ length: 20 }, (_, i) => `more${i}`)].sort()
+		);
+	});
+
+	it('holds an update that follows a refused one (same author) as pending, and compaction keeps it', async () => {
+		const name = freshName();
+		await storeWithBadEntry(name, true);
+		const { doc, p } = await loadFresh(name, { validate: refuseBad, compactThreshold: 1 });
+		// Yjs cannot integrate 'good2' without its predecessor; it waits in the doc.
+		expect(entries(doc)).toEqual({ good1: 'good1' });
+		expect(doc.store.pendingStructs).not.toBeNull();
+		setEntry(doc, 'local');
+		await p.flush();
+		await p.compact();
+		// Once the predecessor is accepted (e.g. a newer version can read it), both appear.
+		const { doc: all } = await loadFresh(name);
+		expect(entries(all)).toEqual({
+			good1: 'good1',
+			bad: 'BAD-ENTRY',
+			good2: 'good2',
+			local: 'local'
+		});
+	});
+
+	it('refuses stored values that are not updates, without deleting them', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc);
+		setEntry(doc, 'a');
+		await p.flush();
+		await p.destroy();
+		await new Promise<void>((resolve, reject) => {
+			const req = indexedDB.open(name);
+			req.onsuccess = () => {
+				const tx = req.result.transaction(['updates'], 'readwrite');
+				tx.objectStore('updates').add('not bytes');
+				tx.objectStore('updates').add(new Uint8Array([1, 2, 3, 250, 251]));
+				tx.oncomplete = () => {
+					req.result.close();
+					resolve();
+				};
+				tx.onerror = () => reject(tx.error);
+			};
+		});
+		const refused: RefusedUpdate[] = [];
+		const { doc: reloaded } = await loadFresh(name, { onRefused: (i) => refused.push(i) });
+		expect(entries(reloaded)).toEqual({ a: 'a' });
+		expect(refused.map((r) => r.reason)).toEqual([
+			expect.stringMatching(/not a Yjs update/),
+			expect.stringMatching(/could not be applied/)
+		]);
+		expect((await rawUpdates(name)).length).toBe(3);
+	});
+
+	it('rejects whenLoaded with a StorageReadError when validation itself fails, and deletes nothing', async () => {
+		const name = freshName();
+		await storeWithBadEntry(name);
+		const doc = new Y.Doc();
+		const p = persist(name, doc, { validate: () => Promise.reject(new Error('verifier crashed')) });
+		await expect(p.whenLoaded).rejects.toMatchObject({ name: 'StorageReadError' });
+		expect(entries(doc)).toEqual({});
+		expect((await rawUpdates(name)).length).toBe(3);
+	});
+});
+
+describe('DocPersistence: compaction', () => {
+	it('compacts automatically past the threshold, keeps everything, reduces the count', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc, { compactThreshold: 20 });
+		await p.whenLoaded;
+		const compacted = nextEvent(p, 'compacted');
+		for (let i = 0; i < 30; i++) {
+			setEntry(doc, `k${i}`);
+			await p.flush();
+		}
+		await compacted;
+		const stats = await DocPersistence.storedStats(name);
+		expect(stats.count).toBeLessThanOrEqual(2);
+		const { doc: reloaded } = await loadFresh(name);
+		expect(entries(reloaded)).toEqual(entries(doc));
+		expect(Object.keys(entries(reloaded))).toHaveLength(30);
+	});
+
+	it('never loses an update that arrives while compacting', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc, { compactThreshold: 1000 });
+		await p.whenLoaded;
+		for (let i = 0; i < 10; i++) {
+			setEntry(doc, `k${i}`);
+			await p.flush();
+		}
+		// Inject a doc update inside the compaction transaction, after the state was encoded.
+		const original = IDBObjectStore.prototype.getAllKeys;
+		let injected = false;
+		vi.spyOn(IDBObjectStore.prototype, 'getAllKeys').mockImplementation(function (
+			this: IDBObjectStore,
+			...args: Parameters<IDBObjectStore['getAllKeys']>
+		) {
+			if (this.transaction.mode === 'readwrite' && !injected) {
+				injected = true;
+				setEntry(doc, 'late');
+			}
+			return original.apply(this, args);
+		});
+		await p.compact();
+		expect(injected).toBe(true);
+		expect(p.pendingCount).toBe(1);
+		await p.flush();
+		const { doc: reloaded } = await loadFresh(name);
+		expect(Object.keys(entries(reloaded))).toHaveLength(11);
+		expect(entries(reloaded).late).toBe('late');
+	});
+
+	it('keeps records written by another connection that it has not checked', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc, { validate: refuseBad, compactThreshold: 1000 });
+		await p.whenLoaded;
+		setEntry(doc, 'mine');
+		await p.flush();
+		// Another writer (should not happen with one writer tab, but must be safe).
+		const other = new Y.Doc();
+		const q = persist(name, other);
+		await q.whenLoaded;
+		setEntry(other, 'theirs', 'BAD-ENTRY theirs');
+		await q.flush();
+		await p.compact();
+		const raw = await rawUpdates(name);
+		expect(raw.some((r) => latin1(r.value).includes('BAD-ENTRY theirs'))).toBe(true);
+	});
+});
+
+describe('DocPersistence: write failures', () => {
+	/** Make `add` fail the way browsers report a full disk: the transaction aborts with QuotaExceededError. */
+	function failAddsWithQuota(mode: 'abort' | 'throw'): { stop(): void } {
+		const original = IDBObjectStore.prototype.add;
+		let active = true;
+		vi.spyOn(IDBObjectStore.prototype, 'add').mockImplementation(function (
+			this: IDBObjectStore,
+			...args: Parameters<IDBObjectStore['add']>
+		) {
+			if (!active) return original.apply(this, args);
+			if (mode === 'throw')
+				throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+			const request = original.apply(this, args);
+			// fake-indexeddb's internal abort-with-error, the path a real quota failure takes.
+			const tx = this.transaction as unknown as { _abort?: (name: string) => void };
+			if (typeof tx._abort !== 'function') throw new Error('fake-indexeddb changed: no _abort');
+			tx._abort('QuotaExceededError');
+			return request;
+		});
+		return { stop: () => (active = false) };
+	}
+
+	for (const mode of ['abort', 'throw'] as const) {
+		it(`rejects flush() with StorageQuotaError, keeps the updates queued, and a later flush saves them (${mode})`, async () => {
+			const name = freshName();
+			const doc = new Y.Doc();
+			const p = persist(name, doc, { retryDelayMs: 60_000 });
+			await p.whenLoaded;
+			setEntry(doc, 'saved-before');
+			await p.flush();
+
+			const failures: { error: StorageError; pending: number }[] = [];
+			p.on('write-failed', (e) => failures.push(e));
+			let recovered = 0;
+			p.on('write-recovered', () => recovered++);
+
+			const quota = failAddsWithQuota(mode);
+			for (let i = 0; i < 50; i++) setEntry(doc, `k${i}`);
+			const error = await p.flush().then(
+				() => null,
+				(e: unknown) => e
+			);
+			expect(error).toMatchObject({ name: 'StorageQuotaError' });
+			expect((error as Error).message).toMatch(/full/);
+			expect((error as Error).message).toMatch(/Nothing already saved was lost/);
+			expect(p.pendingCount).toBe(50);
+			expect(p.lastError?.name).toBe('StorageQuotaError');
+			expect(failures.length).toBeGreaterThanOrEqual(1);
+			expect(failures[0]?.pending).toBe(50);
+			// Nothing committed, nothing lost.
+			expect(entries((await loadFresh(name)).doc)).toEqual({ 'saved-before': 'saved-before' });
+
+			// More updates while failing still queue.
+			setEntry(doc, 'during');
+			await expect(p.flush()).rejects.toMatchObject({ name: 'StorageQuotaError' });
+			expect(p.pendingCount).toBe(51);
+
+			quota.stop();
+			await p.flush();
+			expect(p.pendingCount).toBe(0);
+			expect(p.lastError).toBeNull();
+			expect(recovered).toBe(1);
+			const { doc: reloaded } = await loadFresh(name);
+			expect(entries(reloaded)).toEqual(entries(doc));
+			expect(Object.keys(entries(reloaded))).toHaveLength(52);
+		});
+	}
+
+	it('reports other failures as StorageWriteError', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc, { retryDelayMs: 60_000 });
+		await p.whenLoaded;
+		const original = IDBObjectStore.prototype.add;
+		const spy = vi.spyOn(IDBObjectStore.prototype, 'add').mockImplementation(function (
+			this: IDBObjectStore
+		) {
+			throw new DOMException('disk went away', 'UnknownError');
+		});
+		setEntry(doc, 'x');
+		await expect(p.flush()).rejects.toMatchObject({ name: 'StorageWriteError' });
+		spy.mockImplementation(function (this: IDBObjectStore, ...args) {
+			return original.apply(this, args);
+		});
+		await p.flush();
+		expect(entries((await loadFresh(name)).doc)).toEqual({ x: 'x' });
+	});
+
+	it('retries by itself after a failure and reports recovery', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc, { retryDelayMs: 20 });
+		await p.whenLoaded;
+		const quota = failAddsWithQuota('abort');
+		const failed = nextEvent(p, 'write-failed');
+		setEntry(doc, 'x'); // flushed automatically, not by us
+		await failed;
+		quota.stop();
+		await nextEvent(p, 'write-recovered');
+		expect(p.pendingCount).toBe(0);
+		expect(entries((await loadFresh(name)).doc)).toEqual({ x: 'x' });
+	});
+});
+
+describe('DocPersistence: read-only followers', () => {
+	it('loads but never writes nor compacts', async () => {
+		const name = freshName();
+		const writerDoc = new Y.Doc();
+		const writer = persist(name, writerDoc);
+		for (let i = 0; i < 10; i++) {
+			setEntry(writerDoc, `k${i}`);
+			await writer.flush();
+		}
+		await writer.destroy();
+		const before = await DocPersistence.storedStats(name);
+
+		const writes = countWriteTransactions();
+		const doc = new Y.Doc();
+		setEntry(doc, 'in-memory-before-load');
+		const follower = persist(name, doc, { readOnly: true, compactThreshold: 2 });
+		await follower.whenLoaded;
+		expect(Object.keys(entries(doc))).toHaveLength(11);
+		setEntry(doc, 'in-memory');
+		await follower.flush();
+		await follower.compact();
+		await new Promise((r) => setTimeout(r, 300)); // past any idle compaction
+		expect(follower.pendingCount).toBe(0);
+		expect(writes.count).toBe(0);
+		expect(await DocPersistence.storedStats(name)).toEqual(before);
+	});
+
+	it('becomeWriter() saves the in-memory state, catches up with disk, then writes', async () => {
+		const name = freshName();
+		const leaderDoc = new Y.Doc();
+		const leader = persist(name, leaderDoc);
+		setEntry(leaderDoc, 'from-leader');
+		await leader.flush();
+
+		const doc = new Y.Doc();
+		const follower = persist(name, doc, { readOnly: true });
+		await follower.whenLoaded;
+		// Learned over the tab channel, never saved by the follower.
+		const remote = new Y.Doc();
+		setEntry(remote, 'from-broadcast');
+		Y.applyUpdate(doc, Y.encodeStateAsUpdate(remote), 'broadcast');
+		// The leader saved something the follower missed, then went away.
+		setEntry(leaderDoc, 'missed');
+		await leader.flush();
+		await leader.destroy();
+
+		const countBefore = (await DocPersistence.storedStats(name)).count;
+		await follower.becomeWriter();
+		expect(follower.readOnly).toBe(false);
+		expect((await DocPersistence.storedStats(name)).count).toBe(countBefore + 1);
+		expect(entries(doc)).toEqual({
+			'from-leader': 'from-leader',
+			'from-broadcast': 'from-broadcast',
+			missed: 'missed'
+		});
+
+		setEntry(doc, 'after');
+		await follower.flush();
+		const { doc: reloaded } = await loadFresh(name);
+		expect(entries(reloaded)).toEqual(entries(doc));
+	});
+});
+
+describe('DocPersistence: followers, continued', () => {
+	it('becomeWriter() keeps the state queued when its write fails, and saves it later', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const follower = persist(name, doc, { readOnly: true, retryDelayMs: 60_000 });
+		await follower.whenLoaded;
+		setEntry(doc, 'learned');
+		const original = IDBObjectStore.prototype.add;
+		const spy = vi.spyOn(IDBObjectStore.prototype, 'add').mockImplementation(function () {
+			throw new DOMException('full', 'QuotaExceededError');
+		});
+		await expect(follower.becomeWriter()).rejects.toMatchObject({ name: 'StorageQuotaError' });
+		expect(follower.readOnly).toBe(false);
+		expect(follower.pendingCount).toBe(1);
+		spy.mockImplementation(function (this: IDBObjectStore, ...args) {
+			return original.apply(this, args);
+		});
+		await follower.flush();
+		expect(entries((await loadFresh(name)).doc)).toEqual({ learned: 'learned' });
+	});
+
+	it('reload() lets a follower catch up with what the writer stored', async () => {
+		const name = freshName();
+		const writerDoc = new Y.Doc();
+		const writer = persist(name, writerDoc);
+		await writer.whenLoaded;
+		const doc = new Y.Doc();
+		const follower = persist(name, doc, { readOnly: true });
+		await follower.whenLoaded;
+		setEntry(writerDoc, 'new');
+		await writer.flush();
+		expect(entries(doc)).toEqual({});
+		await follower.reload();
+		expect(entries(doc)).toEqual({ new: 'new' });
+	});
+});
+
+describe('DocPersistence: lifecycle and compatibility', () => {
+	it('saves and closes when the doc is destroyed', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc);
+		await p.whenLoaded;
+		setEntry(doc, 'a');
+		doc.destroy();
+		await p.destroy(); // the same promise the doc's destroy started
+		expect(entries((await loadFresh(name)).doc)).toEqual({ a: 'a' });
+	});
+
+	it('destroy() saves what is queued', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc);
+		setEntry(doc, 'a');
+		await p.destroy();
+		setEntry(doc, 'after-destroy');
+		expect(entries((await loadFresh(name)).doc)).toEqual({ a: 'a' });
+	});
+
+	it('clearData() deletes the database', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc);
+		setEntry(doc, 'a');
+		await p.flush();
+		await p.clearData();
+		const names = (await indexedDB.databases()).map((d) => d.name);
+		expect(names).not.toContain(name);
+		expect(await DocPersistence.storedStats(name)).toEqual({ count: 0, bytes: 0 });
+		// storedStats did not create it either.
+		expect((await indexedDB.databases()).map((d) => d.name)).not.toContain(name);
+	});
+
+	it('reads what y-indexeddb stored, and y-indexeddb reads what it stored', async () => {
+		const a = freshName();
+		const theirs = new Y.Doc();
+		const yidb = new IndexeddbPersistence(a, theirs);
+		await yidb.whenSynced;
+		setEntry(theirs, 'by-y-indexeddb');
+		// y-indexeddb has no commit signal: wait until its record is visible.
+		for (let i = 0; i < 100 && (await rawUpdates(a)).length < 2; i++) {
+			await new Promise((r) => setTimeout(r, 10));
+		}
+		await yidb.destroy();
+		expect(entries((await loadFresh(a)).doc)).toEqual({ 'by-y-indexeddb': 'by-y-indexeddb' });
+
+		const b = freshName();
+		const ours = new Y.Doc();
+		const p = persist(b, ours);
+		setEntry(ours, 'by-kith');
+		await p.destroy();
+		const reader = new Y.Doc();
+		const yidb2 = new IndexeddbPersistence(b, reader);
+		await yidb2.whenSynced;
+		expect(entries(reader)).toEqual({ 'by-kith': 'by-kith' });
+		await yidb2.destroy();
+	});
+});

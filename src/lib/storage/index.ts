@@ -1,0 +1,17 @@
+/**
+ * Local persistence. Everything stored through here is ciphertext or
+ * non-extractable key material; this folder never sees plaintext.
+ */
+export {
+	DocPersistence,
+	DEFAULT_COMPACT_THRESHOLD,
+	DEFAULT_MERGE_CHUNK,
+	type DocPersistenceEvents,
+	type DocPersistenceOptions,
+	type RefusedUpdate,
+	type StoredStats
+} from './doc-persistence';
+export { LocalStore, LOCAL_DB_NAME } from './local-store';
+export { requestPersistentStorage, storageEstimate, isQuotaError } from './quota';
+export { dumpAllIndexedDb, type DumpedRecord } from './dump';
+export { StorageError, StorageQuotaError, StorageWriteError, StorageReadError } from './errors';

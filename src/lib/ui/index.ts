@@ -1,0 +1,14 @@
+/**
+ * Kith's UI components. They take plain data and callbacks (the types of
+ * `$lib/app/types`), import nothing else of the app, and expect the tokens
+ * of `src/app.css` to be loaded by the root layout.
+ */
+export { default as Alert } from './Alert.svelte';
+export { default as AppShell } from './AppShell.svelte';
+export { default as Composer } from './Composer.svelte';
+export { default as ConversationList } from './ConversationList.svelte';
+export { default as ConversationView } from './ConversationView.svelte';
+export { default as Onboarding } from './Onboarding.svelte';
+export { default as RecoveryKeyDialog } from './RecoveryKeyDialog.svelte';
+export { default as Unlock } from './Unlock.svelte';
+export * from './format';

@@ -1,0 +1,23 @@
+/**
+ * Automerge, loaded lazily. The slim build plus the base64 wasm works the same
+ * in browsers, workers and Node without bundler plugins, and the dynamic
+ * import keeps ~1.5 MB of wasm out of the app's first chunk (DESIGN: keep
+ * Automerge off the critical path where it can be).
+ */
+export type AutomergeModule = typeof import('@automerge/automerge/slim');
+
+let loading: Promise<AutomergeModule> | undefined;
+
+export function loadAutomerge(): Promise<AutomergeModule> {
+	loading ??= (async () => {
+		const [automerge, wasm] = await Promise.all([
+			import('@automerge/automerge/slim'),
+			import('@automerge/automerge/automerge.wasm.base64')
+		]);
+		if (!automerge.isWasmInitialized()) {
+			await automerge.initializeBase64Wasm(wasm.automergeWasmBase64);
+		}
+		return automerge;
+	})();
+	return loading;
+}

@@ -1,0 +1,208 @@
+/**
+ * The account vault: one Automerge document per account, shared by the
+ * account's own devices only (a later change syncs it between them). It holds
+ * the profile, the conversation index with each conversation's keys, settings
+ * and read positions.
+ *
+ * Persistence: each Automerge change travels as the plaintext of an envelope
+ * in the vault's own envelope doc (room id derived from the account key), so
+ * the vault is stored and synced exactly like a conversation, encrypted under
+ * the account key. Plaintext format: {"vault":1,"changes":[base64url...]}.
+ *
+ * Fields nobody co-edits (names, ids, keys) are ImmutableString: a plain
+ * string would become collaborative text, heavier and with merge semantics
+ * nobody wants for a key.
+ */
+import { z } from 'zod';
+import {
+	deriveKey,
+	fromBase64Url,
+	randomBytes,
+	toBase64Url,
+	utf8Decode,
+	utf8Encode,
+	type ConversationId,
+	type RoomId,
+	type SecretKey
+} from '../crypto';
+import { loadAutomerge, type AutomergeModule } from './automerge';
+import type { Doc, ImmutableString } from '@automerge/automerge/slim';
+
+export type ConversationKind = 'notes' | 'group';
+
+interface VaultConversation {
+	name: ImmutableString;
+	kind: ImmutableString;
+	roomId: ImmutableString;
+	epoch: number;
+	keys: { [epoch: string]: ImmutableString };
+	createdAt: number;
+}
+
+interface VaultShape {
+	profile: { displayName: ImmutableString };
+	conversations: { [id: string]: VaultConversation };
+	/** Per device, per conversation: "hlcString opId" of the last message seen. */
+	read: { [deviceId: string]: { [conversationId: string]: ImmutableString } };
+}
+
+/** A conversation as the rest of the app sees it (plain values). */
+export interface ConversationEntry {
+	id: ConversationId;
+	name: string;
+	kind: ConversationKind;
+	roomId: RoomId;
+	epoch: number;
+	keys: Map<number, SecretKey>;
+	createdAt: number;
+}
+
+export interface ReadPosition {
+	hlc: string;
+	id: string;
+}
+
+const VaultPlaintext = z.object({
+	vault: z.literal(1),
+	changes: z.array(z.string().regex(/^[A-Za-z0-9_-]*$/))
+});
+
+export function encodeVaultChanges(changes: Uint8Array[]): Uint8Array {
+	return utf8Encode(JSON.stringify({ vault: 1, changes: changes.map(toBase64Url) }));
+}
+
+export function decodeVaultChanges(plaintext: Uint8Array): Uint8Array[] {
+	const parsed = VaultPlaintext.parse(JSON.parse(utf8Decode(plaintext)));
+	return parsed.changes.map(fromBase64Url);
+}
+
+/** The vault's envelope doc has a room id derived from the account key. */
+export function vaultRoomId(accountKey: SecretKey): RoomId {
+	return toBase64Url(deriveKey(accountKey, 'kith/vault-room', 16)) as RoomId;
+}
+
+function str(value: ImmutableString | string | undefined): string {
+	return value === undefined ? '' : value.toString();
+}
+
+export class Vault {
+	#doc: Doc<VaultShape>;
+	readonly #A: AutomergeModule;
+
+	private constructor(A: AutomergeModule, doc: Doc<VaultShape>) {
+		this.#A = A;
+		this.#doc = doc;
+	}
+
+	/** An empty vault. Each tab uses its own random actor, so tabs never reuse a sequence number. */
+	static async open(): Promise<Vault> {
+		const A = await loadAutomerge();
+		const actor = toBase64Hex(randomBytes(16));
+		return new Vault(A, A.init<VaultShape>({ actor }));
+	}
+
+	/** Apply changes from storage or another tab/device. Unknown dependencies wait inside Automerge. */
+	applyChanges(changes: Uint8Array[]): boolean {
+		if (changes.length === 0) return false;
+		const before = this.#A.getHeads(this.#doc).join();
+		[this.#doc] = this.#A.applyChanges(this.#doc, changes);
+		return this.#A.getHeads(this.#doc).join() !== before;
+	}
+
+	#change(fn: (doc: VaultShape) => void): Uint8Array[] {
+		const before = this.#A.getHeads(this.#doc);
+		this.#doc = this.#A.change(this.#doc, fn);
+		return this.#A.getChanges(this.#A.view(this.#doc, before), this.#doc);
+	}
+
+	/** The first change of a new account: profile and the Notes to self conversation. */
+	initialise(displayName: string, notes: ConversationEntry): Uint8Array[] {
+		const A = this.#A;
+		return this.#change((doc) => {
+			doc.profile = { displayName: new A.ImmutableString(displayName) };
+			doc.conversations = {};
+			doc.read = {};
+			doc.conversations[notes.id] = toVaultConversation(A, notes);
+		});
+	}
+
+	addConversation(entry: ConversationEntry): Uint8Array[] {
+		const A = this.#A;
+		return this.#change((doc) => {
+			doc.conversations ??= {};
+			doc.conversations[entry.id] = toVaultConversation(A, entry);
+		});
+	}
+
+	setReadPosition(deviceId: string, conversation: ConversationId, position: ReadPosition): Uint8Array[] {
+		const current = this.readPosition(deviceId, conversation);
+		if (current && current.hlc + ' ' + current.id >= position.hlc + ' ' + position.id) return [];
+		const A = this.#A;
+		return this.#change((doc) => {
+			doc.read ??= {};
+			doc.read[deviceId] ??= {};
+			(doc.read[deviceId] as VaultShape['read'][string])[conversation] = new A.ImmutableString(
+				position.hlc + ' ' + position.id
+			);
+		});
+	}
+
+	get displayName(): string {
+		return str(this.#doc.profile?.displayName);
+	}
+
+	get isInitialised(): boolean {
+		return this.#doc.profile !== undefined;
+	}
+
+	conversations(): ConversationEntry[] {
+		const out: ConversationEntry[] = [];
+		for (const [id, c] of Object.entries(this.#doc.conversations ?? {})) {
+			const keys = new Map<number, SecretKey>();
+			for (const [epoch, key] of Object.entries(c.keys ?? {})) {
+				keys.set(Number(epoch), fromBase64Url(str(key)) as SecretKey);
+			}
+			const kind = str(c.kind) === 'notes' ? 'notes' : 'group';
+			out.push({
+				id: id as ConversationId,
+				name: str(c.name),
+				kind,
+				roomId: str(c.roomId) as RoomId,
+				epoch: c.epoch,
+				keys,
+				createdAt: c.createdAt
+			});
+		}
+		return out;
+	}
+
+	/** The furthest read position of this account over all its devices. */
+	readPosition(deviceId: string | null, conversation: ConversationId): ReadPosition | null {
+		let best: string | null = null;
+		for (const [device, positions] of Object.entries(this.#doc.read ?? {})) {
+			if (deviceId !== null && device !== deviceId) continue;
+			const value = positions?.[conversation];
+			if (value !== undefined && (best === null || str(value) > best)) best = str(value);
+		}
+		if (best === null) return null;
+		const [hlc, id] = best.split(' ');
+		return hlc && id ? { hlc, id } : null;
+	}
+}
+
+function toVaultConversation(A: AutomergeModule, entry: ConversationEntry): VaultConversation {
+	const keys: VaultConversation['keys'] = {};
+	for (const [epoch, key] of entry.keys) keys[String(epoch)] = new A.ImmutableString(toBase64Url(key));
+	return {
+		name: new A.ImmutableString(entry.name),
+		kind: new A.ImmutableString(entry.kind),
+		roomId: new A.ImmutableString(entry.roomId),
+		epoch: entry.epoch,
+		keys,
+		createdAt: entry.createdAt
+	};
+}
+
+function toBase64Hex(bytes: Uint8Array): string {
+	return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}

@@ -1,0 +1,144 @@
+/**
+ * Server configuration, read once from the environment at start-up.
+ *
+ * Every variable is optional. A value that is set but unusable stops the
+ * server with a message naming the variable, what it expected and what it got
+ * (all problems at once, not one per restart). A variable set to the empty
+ * string counts as unset, because that is what `FOO= npm start` and many
+ * service managers produce when they mean "default".
+ *
+ * Adding a setting (the relay's quotas and rate limits come next) is one field
+ * on `Config` and one `read*` call in `loadConfig`.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.ts';
+
+export interface Config {
+	/** Interface to listen on. `127.0.0.1` by default: exposing Kith is a decision. */
+	host: string;
+	/** TCP port; 0 picks a free one (tests). */
+	port: number;
+	/** Absolute path of the directory holding the server's state; created at start-up. */
+	dataDir: string;
+	/** Absolute path of the built web app (`npm run build` writes `./build`). */
+	staticDir: string;
+	/** How long a graceful shutdown waits for in-flight requests before cutting them off. */
+	shutdownTimeoutMs: number;
+	logLevel: LogLevel;
+}
+
+export const DEFAULTS = {
+	host: '127.0.0.1',
+	port: 8787,
+	dataDir: './data',
+	staticDir: './build',
+	shutdownTimeoutMs: 10_000,
+	logLevel: 'info'
+} as const satisfies Record<keyof Config, unknown>;
+
+/** The configuration cannot be used; `problems` lists each bad variable. */
+export class ConfigError extends Error {
+	static readonly NAME = 'ConfigError';
+	readonly problems: readonly string[];
+	constructor(problems: readonly string[]) {
+		super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+		this.name = ConfigError.NAME;
+		this.problems = problems;
+	}
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Parses `env` into a `Config`. Relative paths resolve against `cwd`.
+ * Throws `ConfigError` listing every unusable variable.
+ */
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+	const r = new EnvReader(env);
+	const config: Config = {
+		host: r.host('HOST', DEFAULTS.host),
+		port: r.integer('PORT', DEFAULTS.port, { min: 0, max: 65_535 }),
+		dataDir: r.path('KITH_DATA', DEFAULTS.dataDir, cwd),
+		staticDir: r.path('KITH_STATIC', DEFAULTS.staticDir, cwd),
+		shutdownTimeoutMs: r.integer('KITH_SHUTDOWN_TIMEOUT_MS', DEFAULTS.shutdownTimeoutMs, {
+			min: 0,
+			max: 3_600_000
+		}),
+		logLevel: r.oneOf('LOG_LEVEL', DEFAULTS.logLevel, LOG_LEVELS, isLogLevel)
+	};
+	r.done();
+	return config;
+}
+
+/** Reads typed values from an environment, collecting problems instead of throwing on the first. */
+export class EnvReader {
+	readonly #env: Env;
+	readonly #problems: string[] = [];
+
+	constructor(env: Env) {
+		this.#env = env;
+	}
+
+	/** The trimmed value, or undefined when unset or empty. */
+	raw(name: string): string | undefined {
+		const value = this.#env[name]?.trim();
+		return value === undefined || value === '' ? undefined : value;
+	}
+
+	integer(name: string, fallback: number, range: { min: number; max: number }): number {
+		const value = this.raw(name);
+		if (value === undefined) return fallback;
+		const n = /^\d+$/.test(value) ? Number(value) : NaN;
+		if (!Number.isSafeInteger(n) || n < range.min || n > range.max) {
+			return this.#fail(
+				name,
+				`a whole number from ${range.min} to ${range.max}`,
+				value,
+				fallback
+			);
+		}
+		return n;
+	}
+
+	path(name: string, fallback: string, cwd: string): string {
+		const value = this.raw(name) ?? fallback;
+		if (value.includes('\0')) return this.#fail(name, 'a file system path', value, fallback);
+		return isAbsolute(value) ? resolve(value) : resolve(cwd, value);
+	}
+
+	host(name: string, fallback: string): string {
+		const value = this.raw(name);
+		if (value === undefined) return fallback;
+		if (value.includes('://') || /[\s/[\]]/.test(value)) {
+			return this.#fail(
+				name,
+				'a host name or IP address such as 127.0.0.1, 0.0.0.0 or :: (not a URL, no brackets)',
+				value,
+				fallback
+			);
+		}
+		return value;
+	}
+
+	oneOf<T extends string>(
+		name: string,
+		fallback: T,
+		allowed: readonly T[],
+		guard: (value: string) => value is T
+	): T {
+		const value = this.raw(name)?.toLowerCase();
+		if (value === undefined) return fallback;
+		if (!guard(value)) return this.#fail(name, `one of ${allowed.join(', ')}`, value, fallback);
+		return value;
+	}
+
+	/** Throws `ConfigError` if any read failed. */
+	done(): void {
+		if (this.#problems.length > 0) throw new ConfigError(this.#problems);
+	}
+
+	#fail<T>(name: string, expected: string, got: string, fallback: T): T {
+		this.#problems.push(`${name} must be ${expected} (got ${JSON.stringify(got)})`);
+		return fallback;
+	}
+}
