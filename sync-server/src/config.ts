@@ -90,12 +90,7 @@ export class EnvReader {
 		if (value === undefined) return fallback;
 		const n = /^\d+$/.test(value) ? Number(value) : NaN;
 		if (!Number.isSafeInteger(n) || n < range.min || n > range.max) {
-			return this.#fail(
-				name,
-				`a whole number from ${range.min} to ${range.max}`,
-				value,
-				fallback
-			);
+			return this.#fail(name, `a whole number from ${range.min} to ${range.max}`, value, fallback);
 		}
 		return n;
 	}

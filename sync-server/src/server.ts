@@ -117,6 +117,7 @@ export function createServer(config: Config, options: ServerOptions = {}): KithS
 	/** Every open connection, with its number of unfinished requests. */
 	const inflight = new Map<Socket, number>();
 	const upgraded = new Set<Socket>();
+	const responses = new Set<ServerResponse>();
 	let closing: Promise<void> | undefined;
 
 	const http = createHttpServer();
@@ -134,7 +135,9 @@ export function createServer(config: Config, options: ServerOptions = {}): KithS
 		inflight.set(socket, (inflight.get(socket) ?? 0) + 1);
 		const started = performance.now();
 		const path = pathOnly(req.url);
+		responses.add(res);
 		res.once('close', () => {
+			responses.delete(res);
 			const left = (inflight.get(socket) ?? 1) - 1;
 			if (inflight.has(socket)) inflight.set(socket, left);
 			httpLog.debug('request', {
@@ -187,7 +190,8 @@ export function createServer(config: Config, options: ServerOptions = {}): KithS
 
 	http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
 		const target = requestTarget(req);
-		const route = target && !closing ? upgrades.find((u) => matches(u, target.pathname)) : undefined;
+		const route =
+			target && !closing ? upgrades.find((u) => matches(u, target.pathname)) : undefined;
 		if (!target || !route) {
 			refuseUpgrade(socket, closing ? 503 : target ? 404 : 400);
 			return;
@@ -296,6 +300,9 @@ export function createServer(config: Config, options: ServerOptions = {}): KithS
 			else http.close(() => resolve());
 		});
 		// Idle connections go now; busy ones when their last response is done.
+		for (const res of responses) {
+			if (!res.headersSent) res.setHeader('Connection', 'close');
+		}
 		for (const [socket, count] of inflight) {
 			if (count === 0 && !upgraded.has(socket)) socket.destroy();
 		}
@@ -394,9 +401,12 @@ function pathOnly(url: string | undefined): string {
 function listenError(err: NodeJS.ErrnoException, config: Config): Error {
 	const where = `${config.host}:${config.port}`;
 	if (err.code === 'EADDRINUSE') {
-		return new ServerError(`Port ${config.port} on ${config.host} is already in use; set PORT to a free port.`, {
-			cause: err
-		});
+		return new ServerError(
+			`Port ${config.port} on ${config.host} is already in use; set PORT to a free port.`,
+			{
+				cause: err
+			}
+		);
 	}
 	if (err.code === 'EACCES') {
 		return new ServerError(

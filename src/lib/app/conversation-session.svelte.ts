@@ -25,13 +25,14 @@ import {
 	type ReducerItem
 } from '../conversation';
 import {
+	MissingKeyError,
 	toBase64Url,
 	type ConversationId,
 	type EnvelopeId,
 	type SecretKey,
 	type Signer
 } from '../crypto';
-import { EnvelopeError, openEnvelope, sealEnvelope } from '../envelope';
+import { EnvelopeError, openEnvelope } from '../envelope';
 import type { ConversationKind, ConversationHandle, MessageStatus, MessageView } from './types';
 import type { DocSession, EntrySource } from './doc-session';
 
@@ -100,6 +101,9 @@ export class ConversationSession implements ConversationHandle {
 			: new ConversationReducer();
 		this.lastActivity = options.createdAt;
 		if (options.restored) {
+			// The clock must never issue below what this conversation already holds.
+			const last = this.#reducer.state.lastActivity;
+			if (last) options.clock.observe(last);
 			this.#refresh();
 			this.loading = false;
 		}
@@ -177,31 +181,32 @@ export class ConversationSession implements ConversationHandle {
 		try {
 			const { signer, epoch, keys, session } = this.#options;
 			const key = keys.get(epoch);
-			const entries: EnvelopeEntry[] = [];
-			const items: ReducerItem[] = [];
-			for (const batch of splitBatches(ops)) {
-				const sealed = await sealEnvelope({
-					roomId: session.roomId,
-					epoch,
-					key: key as SecretKey,
-					signer,
-					plaintext: encodeBatch({ ops: batch })
+			if (!key) throw new MissingKeyError('No key for this conversation: refusing to send.');
+			const batches = splitBatches(ops);
+			const device = toBase64Url(signer.publicKey);
+			let sealed: EnvelopeId[] = [];
+			await session
+				.commit(
+					{ epoch, key, plaintexts: batches.map((batch) => encodeBatch({ ops: batch })) },
+					(ids) => {
+						// Shown at once as "Saving": the envelopes exist, their commit is pending.
+						sealed = ids;
+						const items: ReducerItem[] = [];
+						batches.forEach((batch, i) => {
+							const envelopeId = ids[i] as EnvelopeId;
+							this.#seen.add(envelopeId);
+							this.#unsaved.add(envelopeId);
+							for (const op of batch) {
+								items.push({ op, author: this.#options.myUserId, device, envelopeId });
+							}
+						});
+						this.#reducer.add(items);
+						this.#refresh();
+					}
+				)
+				.finally(() => {
+					for (const id of sealed) this.#unsaved.delete(id);
 				});
-				entries.push(sealed);
-				this.#seen.add(sealed.id);
-				this.#unsaved.add(sealed.id);
-				const device = toBase64Url(signer.publicKey);
-				for (const op of batch) {
-					items.push({ op, author: this.#options.myUserId, device, envelopeId: sealed.id });
-				}
-			}
-			this.#reducer.add(items);
-			this.#refresh();
-			try {
-				await session.commit(entries);
-			} finally {
-				for (const entry of entries) this.#unsaved.delete(entry.id);
-			}
 			this.#refresh();
 			for (const waiter of waiters) waiter.resolve();
 		} catch (error) {

@@ -17,9 +17,10 @@ import {
 	updateSince,
 	type EnvelopeEntry
 } from '../conversation';
-import type { RoomId } from '../crypto';
+import { asSecretKey, type EnvelopeId, type RoomId, type Signer } from '../crypto';
+import { sealEnvelope } from '../envelope';
 import { DocPersistence } from '../storage';
-import type { TabCoordinator } from './tabs';
+import type { SealRequest, TabCoordinator } from './tabs';
 
 export const TAB_ORIGIN = Symbol('kith-tab');
 
@@ -54,7 +55,9 @@ export class DocSession {
 		this.roomId = options.roomId;
 		this.#tabs = options.tabs;
 		this.doc = new ConversationDoc(options.roomId, options.clientId);
-		const trusted = options.trusted ? decodeStateVector(options.trusted) : new Map<number, number>();
+		const trusted = options.trusted
+			? decodeStateVector(options.trusted)
+			: new Map<number, number>();
 		this.#persistence = new DocPersistence(storageName(options.roomId), this.doc.doc, {
 			readOnly: !options.tabs.isLeader,
 			// The doc rules, on load too. Items a verified snapshot already covers skip
@@ -84,21 +87,61 @@ export class DocSession {
 		return () => this.#handlers.delete(handler);
 	}
 
-	/** Store envelopes; resolves when committed to IndexedDB (here or by the leader tab). */
-	commit(entries: EnvelopeEntry[]): Promise<void> {
-		return this.#tabs.insert(this.roomId, entries);
+	/**
+	 * Seal plaintexts into envelopes and store them; resolves when committed
+	 * to IndexedDB (here, or by the leader tab). `onSealed` gets the envelope
+	 * ids as soon as they exist, before the commit.
+	 */
+	commit(request: SealRequest, onSealed: (ids: EnvelopeId[]) => void = () => {}): Promise<void> {
+		return this.#tabs.insert(this.roomId, request, (ids) => onSealed(ids as EnvelopeId[]));
 	}
 
-	/** Leader only: insert, wait for the commit, then tell the other tabs. */
-	async insertAsLeader(entries: EnvelopeEntry[]): Promise<void> {
+	#sealing: Promise<unknown> = Promise.resolve();
+
+	/**
+	 * Leader only. Seals for the clocks the items will get, inserts, then waits
+	 * for the commit and tells the other tabs. Seal+insert runs one request at a
+	 * time (the clocks must not interleave); commits overlap freely.
+	 */
+	async sealAndInsert(
+		request: SealRequest,
+		signer: Signer,
+		onSealed: (ids: EnvelopeId[]) => void
+	): Promise<EnvelopeId[]> {
 		await this.loaded;
-		// The update is taken before awaiting, so it holds exactly these entries:
-		// other tabs must only ever hear of committed data.
-		const before = encodeStateVector(this.doc);
-		this.doc.insertLocal(entries);
-		const update = updateSince(this.doc, before);
+		const step = this.#sealing.then(async () => {
+			const key = asSecretKey(request.key);
+			// Sealing awaits; if this device's own items arrive meanwhile (e.g. from
+			// another replica) the clock moves, and the envelopes are sealed again.
+			for (let attempt = 0; ; attempt++) {
+				const base = this.doc.nextClock();
+				const entries = await Promise.all(
+					request.plaintexts.map((plaintext, i) =>
+						sealEnvelope({
+							clock: base + i,
+							roomId: this.roomId,
+							epoch: request.epoch,
+							key,
+							signer,
+							plaintext
+						})
+					)
+				);
+				if (this.doc.nextClock() !== base && attempt < 3) continue;
+				const ids = entries.map((entry) => entry.id);
+				onSealed(ids);
+				// The update is taken before awaiting the commit, so it holds exactly
+				// these entries: other tabs must only ever hear of committed data.
+				const before = encodeStateVector(this.doc);
+				this.doc.insertLocal(entries);
+				return { ids, update: updateSince(this.doc, before) };
+			}
+		});
+		this.#sealing = step.catch(() => undefined);
+		const { ids, update } = await step;
 		await this.#persistence.flush();
 		if (update.length > 2) this.#tabs.broadcastUpdate(this.roomId, update);
+		return ids;
 	}
 
 	applyFromTab(update: Uint8Array): void {

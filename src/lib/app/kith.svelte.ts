@@ -11,13 +11,9 @@ import {
 	type UnlockedKeyring
 } from '../identity';
 import { HlcClock, type EnvelopeEntry } from '../conversation';
-import { clientIdFor, openEnvelope, sealEnvelope } from '../envelope';
+import { clientIdFor, openEnvelope } from '../envelope';
 import { newRoomId, newSecretKey, type ConversationId, type RoomId } from '../crypto';
-import {
-	isQuotaError,
-	requestPersistentStorage,
-	type LocalStore
-} from '../storage';
+import { isQuotaError, requestPersistentStorage, type LocalStore } from '../storage';
 import {
 	decodeVaultChanges,
 	encodeVaultChanges,
@@ -147,8 +143,8 @@ export class KithApp {
 		const tabs = new TabCoordinator(keyring.identity.userId);
 		this.#tabs = tabs;
 		await tabs.start();
-		tabs.setInsertHandler((room, entries) =>
-			this.#docSession(room as RoomId).insertAsLeader(entries as EnvelopeEntry[])
+		tabs.setInsertHandler((room, request, onSealed) =>
+			this.#docSession(room as RoomId).sealAndInsert(request, keyring.deviceSigner, onSealed)
 		);
 		tabs.onUpdate((room, update) => this.#docSessions.get(room as RoomId)?.applyFromTab(update));
 		tabs.onBecomeLeader(async () => {
@@ -214,15 +210,12 @@ export class KithApp {
 		if (!keyring || !vault || !session) throw new Error('The account is not open.');
 		const changes = change(vault);
 		if (changes.length === 0) return;
-		const sealed = await sealEnvelope({
-			roomId: session.roomId,
-			epoch: 0,
-			key: keyring.accountKey,
-			signer: keyring.deviceSigner,
-			plaintext: encodeVaultChanges(changes)
-		});
 		try {
-			await session.commit([sealed]);
+			await session.commit({
+				epoch: 0,
+				key: keyring.accountKey,
+				plaintexts: [encodeVaultChanges(changes)]
+			});
 		} catch (error) {
 			this.#reportWriteError(error);
 			throw error;
@@ -312,7 +305,9 @@ export class KithApp {
 		if (!vault || !keyring || !position) return;
 		const current = vault.readPosition(keyring.identity.deviceId, session.id);
 		if (current && `${current.hlc} ${current.id}` >= `${position.hlc} ${position.id}`) return;
-		await this.#changeVault((v) => v.setReadPosition(keyring.identity.deviceId, session.id, position));
+		await this.#changeVault((v) =>
+			v.setReadPosition(keyring.identity.deviceId, session.id, position)
+		);
 		session.setReadMark(vault.readPosition(null, session.id));
 	}
 

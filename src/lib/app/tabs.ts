@@ -1,47 +1,66 @@
 /**
  * One profile, many tabs (DESIGN: "One profile, many tabs").
  *
- * Exactly one tab — the leader, holder of a Web Lock — writes to storage. Every
- * tab keeps its own in-memory docs and view. The protocol on a
- * BroadcastChannel:
+ * Exactly one tab — the leader, holder of a Web Lock — writes to storage and
+ * inserts into docs. It also seals: an envelope names the Yjs clock of the
+ * item that carries it, and only the inserting tab knows that clock. Every
+ * tab keeps its own in-memory docs and views. The protocol on a
+ * BroadcastChannel (same origin, same profile, never leaves the browser):
  *
- *   follower → all:  {t:'insert', req, room, entries}   ask the leader to store
- *   leader   → all:  {t:'saved', req}                   stored (transaction committed)
- *   leader   → all:  {t:'update', room, update}         a committed Yjs update
- *   leader   → all:  {t:'hello'}                        a new leader took over
+ *   follower → all:  {t:'insert', req, room, epoch, key, plaintexts}
+ *   leader   → all:  {t:'sealed', req, ids}     envelopes made and inserted
+ *   leader   → all:  {t:'saved', req}           their transaction committed
+ *   leader   → all:  {t:'update', room, update} a committed Yjs update
+ *   leader   → all:  {t:'hello'}                a new leader took over
  *
  * The leader broadcasts an update only after its transaction committed, so
  * every tab may show whatever it receives as "Saved". A follower keeps its
- * inserts until a leader answers, re-sending on 'hello' and on a timer: inserts
- * are idempotent (an envelope's key is its hash), so a re-send is harmless.
- * Without Web Locks (very old browsers) every tab is its own leader.
+ * requests until a leader answers, re-sending on 'hello' and on a timer. A
+ * re-sent request may be sealed twice if the old leader died between commit
+ * and answer; both envelopes carry the same operation ids, which the reducer
+ * counts once. Without Web Locks every tab is its own leader.
  */
 import { z } from 'zod';
 
 const Bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected bytes');
-const Entry = z.object({ id: z.string(), bytes: Bytes });
 
 const TabMessage = z.discriminatedUnion('t', [
-	z.object({ t: z.literal('insert'), req: z.string(), room: z.string(), entries: z.array(Entry) }),
+	z.object({
+		t: z.literal('insert'),
+		req: z.string(),
+		room: z.string(),
+		epoch: z.number().int().nonnegative(),
+		key: Bytes,
+		plaintexts: z.array(Bytes)
+	}),
+	z.object({ t: z.literal('sealed'), req: z.string(), ids: z.array(z.string()) }),
 	z.object({ t: z.literal('saved'), req: z.string(), error: z.string().optional() }),
 	z.object({ t: z.literal('update'), room: z.string(), update: Bytes }),
 	z.object({ t: z.literal('hello') })
 ]);
 type TabMessage = z.infer<typeof TabMessage>;
 
-export interface TabEntry {
-	id: string;
-	bytes: Uint8Array;
+/** Plaintexts to seal and store in one room, under one epoch key. */
+export interface SealRequest {
+	epoch: number;
+	key: Uint8Array;
+	plaintexts: Uint8Array[];
 }
 
-export type InsertHandler = (room: string, entries: TabEntry[]) => Promise<void>;
+/** Leader side: seal, insert (calling onSealed with the ids right then), commit. */
+export type InsertHandler = (
+	room: string,
+	request: SealRequest,
+	onSealed: (ids: string[]) => void
+) => Promise<string[]>;
 export type UpdateHandler = (room: string, update: Uint8Array) => void;
 
 const RESEND_MS = 1500;
 
 interface Pending {
 	room: string;
-	entries: TabEntry[];
+	request: SealRequest;
+	onSealed: (ids: string[]) => void;
 	resolve: () => void;
 	reject: (error: Error) => void;
 }
@@ -62,7 +81,9 @@ export class TabCoordinator {
 		this.#lockName = `kith-writer:${profile}`;
 		this.#channel =
 			typeof BroadcastChannel === 'undefined' ? null : new BroadcastChannel(`kith:${profile}`);
-		this.#channel?.addEventListener('message', (event: MessageEvent) => this.#onMessage(event.data));
+		this.#channel?.addEventListener('message', (event: MessageEvent) =>
+			this.#onMessage(event.data)
+		);
 	}
 
 	get isLeader(): boolean {
@@ -100,10 +121,10 @@ export class TabCoordinator {
 		}
 		void locks.request(this.#lockName, async () => {
 			if (this.#closed) return;
-			this.#leader = true;
 			for (const handler of this.#leaderHandlers) await handler();
+			this.#leader = true;
 			this.#post({ t: 'hello' });
-			// Our own queued inserts now go straight to storage.
+			// Our own queued requests now go straight to storage.
 			for (const [req, pending] of this.#pending) void this.#runLocally(req, pending);
 			await hold();
 		});
@@ -115,7 +136,6 @@ export class TabCoordinator {
 		this.#leaderHandlers.add(handler);
 	}
 
-	/** The leader's way to store inserts (its own and followers'). */
 	setInsertHandler(handler: InsertHandler): void {
 		this.#insertHandler = handler;
 	}
@@ -130,36 +150,44 @@ export class TabCoordinator {
 		this.#post({ t: 'update', room, update });
 	}
 
-	/** Store entries: directly when leading, through the leader otherwise. Resolves once committed. */
-	insert(room: string, entries: TabEntry[]): Promise<void> {
+	/**
+	 * Seal and store: directly when leading, through the leader otherwise.
+	 * `onSealed` gets the envelope ids as soon as they exist; the promise
+	 * resolves once they are committed to storage.
+	 */
+	insert(room: string, request: SealRequest, onSealed: (ids: string[]) => void): Promise<void> {
 		const req = crypto.randomUUID();
 		return new Promise<void>((resolve, reject) => {
-			const pending: Pending = { room, entries, resolve, reject };
+			const pending: Pending = { room, request, onSealed, resolve, reject };
 			this.#pending.set(req, pending);
 			if (this.#leader) {
 				void this.#runLocally(req, pending);
 			} else {
-				this.#post({ t: 'insert', req, room, entries });
+				this.#send(req, pending);
 				this.#ensureTimer();
 			}
 		});
 	}
 
 	async #runLocally(req: string, pending: Pending): Promise<void> {
+		if (!this.#pending.has(req)) return;
 		if (!this.#insertHandler) {
-			pending.reject(new Error('storage is not ready'));
 			this.#pending.delete(req);
+			pending.reject(new Error('storage is not ready'));
 			return;
 		}
+		// Taken off the queue first: a leader never runs one request twice.
+		this.#pending.delete(req);
 		try {
-			await this.#insertHandler(pending.room, pending.entries);
-			this.#pending.delete(req);
+			await this.#insertHandler(pending.room, pending.request, pending.onSealed);
 			pending.resolve();
 		} catch (error) {
-			// Stays pending: a quota error is retried when the next write succeeds.
 			pending.reject(error instanceof Error ? error : new Error(String(error)));
-			this.#pending.delete(req);
 		}
+	}
+
+	#send(req: string, pending: Pending): void {
+		this.#post({ t: 'insert', req, room: pending.room, ...pending.request });
 	}
 
 	#ensureTimer(): void {
@@ -175,10 +203,11 @@ export class TabCoordinator {
 	}
 
 	#resendAll(): void {
-		for (const [req, pending] of this.#pending) {
-			this.#post({ t: 'insert', req, room: pending.room, entries: pending.entries });
-		}
+		for (const [req, pending] of this.#pending) this.#send(req, pending);
 	}
+
+	/** Requests this leader is working on, so a re-send is not sealed twice. */
+	readonly #serving = new Set<string>();
 
 	#onMessage(data: unknown): void {
 		const parsed = TabMessage.safeParse(data);
@@ -189,17 +218,26 @@ export class TabCoordinator {
 		const message = parsed.data;
 		switch (message.t) {
 			case 'insert': {
-				if (!this.#leader || !this.#insertHandler) return;
-				const handler = this.#insertHandler;
-				handler(message.room, message.entries).then(
-					() => this.#post({ t: 'saved', req: message.req }),
-					(error: unknown) =>
-						this.#post({
-							t: 'saved',
-							req: message.req,
-							error: error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-						})
-				);
+				if (!this.#leader || !this.#insertHandler || this.#serving.has(message.req)) return;
+				this.#serving.add(message.req);
+				const { req, room, epoch, key, plaintexts } = message;
+				this.#insertHandler(room, { epoch, key, plaintexts }, (ids) =>
+					this.#post({ t: 'sealed', req, ids })
+				)
+					.finally(() => setTimeout(() => this.#serving.delete(req), 60_000))
+					.then(
+						() => this.#post({ t: 'saved', req }),
+						(error: unknown) =>
+							this.#post({
+								t: 'saved',
+								req,
+								error: error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+							})
+					);
+				return;
+			}
+			case 'sealed': {
+				this.#pending.get(message.req)?.onSealed(message.ids);
 				return;
 			}
 			case 'saved': {

@@ -9,6 +9,7 @@
  */
 import * as Y from 'yjs';
 import type { EnvelopeId, RoomId } from '../crypto';
+import { parseFrame } from '../envelope';
 import { checkUpdate, ENVELOPE_MAP, knownState, type RuleCheck } from './doc-rules';
 
 export interface EnvelopeEntry {
@@ -76,16 +77,31 @@ export class ConversationDoc {
 		for (const [id, bytes] of this.#map) yield { id: id as EnvelopeId, bytes };
 	}
 
-	/** Insert this device's own envelopes in one transaction. Existing ids are skipped. */
+	/** The clock this device's next inserted entry will get. */
+	nextClock(): number {
+		return Y.getState(this.doc.store, this.clientId);
+	}
+
+	/**
+	 * Insert this device's own envelopes in one transaction, in order: entry i
+	 * must be sealed for clock nextClock() + i (each entry is one Yjs item of
+	 * length 1). A mismatch throws before anything is inserted.
+	 */
 	insertLocal(entries: EnvelopeEntry[]): void {
+		const base = this.nextClock();
+		entries.forEach((entry, i) => {
+			const clock = parseFrame(entry.bytes).clock;
+			if (clock !== base + i) {
+				throw new Error(`envelope sealed for clock ${clock} cannot go at ${base + i}`);
+			}
+			if (this.#map.has(entry.id)) throw new Error(`envelope ${entry.id} is already held`);
+		});
 		// Yjs replaces doc.clientID with a random one when a remote update carries
 		// items of that client ("another client seems to be using it") — which is
 		// exactly what loading this device's own history does. Reassert the bound id.
 		this.doc.clientID = this.clientId;
 		this.doc.transact(() => {
-			for (const { id, bytes } of entries) {
-				if (!this.#map.has(id)) this.#map.set(id, bytes);
-			}
+			for (const { id, bytes } of entries) this.#map.set(id, bytes);
 		}, LOCAL_ORIGIN);
 	}
 
@@ -132,7 +148,10 @@ export class ConversationDoc {
  * Entries the doc holds beyond a state vector (encoded), i.e. what a snapshot
  * taken at that state vector has not seen. Null means everything.
  */
-export function entriesSince(cdoc: ConversationDoc, stateVector: Uint8Array | null): EnvelopeEntry[] {
+export function entriesSince(
+	cdoc: ConversationDoc,
+	stateVector: Uint8Array | null
+): EnvelopeEntry[] {
 	if (!stateVector) return [...cdoc.entries()];
 	const diff = Y.encodeStateAsUpdate(cdoc.doc, stateVector);
 	const out: EnvelopeEntry[] = [];
@@ -158,7 +177,11 @@ export function updateSince(cdoc: ConversationDoc, stateVector: Uint8Array): Uin
 }
 
 /** Apply an update from another tab of this profile (already committed by the leader). */
-export function applyTrustedUpdate(cdoc: ConversationDoc, update: Uint8Array, origin: unknown): void {
+export function applyTrustedUpdate(
+	cdoc: ConversationDoc,
+	update: Uint8Array,
+	origin: unknown
+): void {
 	applyAsOwn(cdoc.doc, update, origin);
 }
 

@@ -32,13 +32,32 @@ async function device(): Promise<Device> {
 	return { signer, client: clientIdFor(signer.publicKey) };
 }
 
-function envelope(from: Device, text: string) {
-	return sealEnvelope({ roomId, epoch: 0, key, signer: from.signer, plaintext: utf8Encode(text) });
+/** An envelope of `from`, sealed for the Yjs clock `clock` of its device. */
+function envelope(from: Device, text: string, clock: number) {
+	return sealEnvelope({
+		clock,
+		roomId,
+		epoch: 0,
+		key,
+		signer: from.signer,
+		plaintext: utf8Encode(text)
+	});
 }
 
-/** A version-2 frame: body this build cannot read, validly signed. */
-async function newerEnvelope(from: Device) {
-	const signed = concatBytes(new Uint8Array([2]), utf8Encode('future body'), from.signer.publicKey);
+/** Envelopes of `from` for the next clocks of `doc`, in order, for one insertLocal. */
+function nextEnvelopes(doc: ConversationDoc, from: Device, texts: string[]) {
+	const base = doc.nextClock();
+	return Promise.all(texts.map((text, i) => envelope(from, text, base + i)));
+}
+
+/** A version-2 frame: body this build cannot read, validly signed, for a clock. */
+async function newerEnvelope(from: Device, clock: number) {
+	const signed = concatBytes(
+		new Uint8Array([2]),
+		encoding.encode((encoder) => encoding.writeVarUint(encoder, clock)),
+		utf8Encode('future body'),
+		from.signer.publicKey
+	);
 	const signature = await from.signer.sign(concatBytes(utf8Encode('kith/envelope\0'), signed));
 	const bytes = concatBytes(signed, signature);
 	return { id: envelopeId(bytes), bytes };
@@ -110,6 +129,7 @@ async function expectOnlyValidEntries(check: RuleCheck) {
 	for (const entry of check.entries) {
 		expect(entry.id).toBe(envelopeId(entry.bytes));
 		expect(entry.client).toBe(clientIdFor(entry.frame.signer));
+		expect(entry.clock).toBe(entry.frame.clock);
 		expect(await verifyFrame(entry.frame)).toBe(true);
 	}
 }
@@ -123,7 +143,7 @@ beforeAll(async () => {
 describe('checkUpdate accepts', () => {
 	it("a device's inserts, returning each entry with its id, frame and Yjs item id", async () => {
 		const doc = new ConversationDoc(roomId, alice.client);
-		const sent = await Promise.all(['one', 'two', 'three'].map((t) => envelope(alice, t)));
+		const sent = await nextEnvelopes(doc, alice, ['one', 'two', 'three']);
 		doc.insertLocal(sent);
 		const check = await checkUpdate(doc.encodeState());
 		expect(check.ok).toBe(true);
@@ -132,6 +152,7 @@ describe('checkUpdate accepts', () => {
 		for (const entry of check.entries) {
 			expect(entry.client).toBe(alice.client);
 			expect(entry.frame.signer).toEqual(alice.signer.publicKey);
+			expect(entry.frame.clock).toBe(entry.clock);
 		}
 		expect(check.entries.map((e) => e.clock).sort()).toEqual([0, 1, 2]);
 	});
@@ -149,27 +170,32 @@ describe('checkUpdate accepts', () => {
 		const incremental: Uint8Array[] = [];
 		a.doc.on('update', (u: Uint8Array) => incremental.push(u));
 		b.doc.on('update', (u: Uint8Array) => incremental.push(u));
-		a.insertLocal([await envelope(alice, 'a1')]);
-		b.insertLocal([await envelope(bob, 'b1'), await envelope(bob, 'b2')]);
-		a.insertLocal([await envelope(alice, 'a2')]);
+		a.insertLocal(await nextEnvelopes(a, alice, ['a1']));
+		b.insertLocal(await nextEnvelopes(b, bob, ['b1', 'b2']));
+		a.insertLocal(await nextEnvelopes(a, alice, ['a2']));
 		for (const update of incremental) expect(refusal(await checkUpdate(update))).toBe('accepted');
 		const merged = Y.mergeUpdates([a.encodeState(), b.encodeState()]);
 		const check = await checkUpdate(merged);
 		expect(check.ok && check.entries.length).toBe(4);
 	});
 
-	it('an envelope of an unknown newer version that is validly signed (kept, not dropped)', async () => {
+	it('an envelope of an unknown newer version that is validly signed, at its clock (kept, not dropped)', async () => {
 		const doc = new ConversationDoc(roomId, alice.client);
-		const future = await newerEnvelope(alice);
+		doc.insertLocal(await nextEnvelopes(doc, alice, ['before']));
+		const future = await newerEnvelope(alice, 1);
 		doc.insertLocal([future]);
 		const check = await checkUpdate(doc.encodeState());
 		expect(check.ok).toBe(true);
-		if (check.ok) expect(check.entries[0]?.frame.version).toBe(2);
+		if (!check.ok) return;
+		const kept = check.entries.find((e) => e.id === future.id);
+		expect(kept?.frame.version).toBe(2);
+		expect(kept?.frame.clock).toBe(1);
+		expect(kept?.clock).toBe(1);
 	});
 
 	it('items below the known state vector without looking at them (cheap re-delivery)', async () => {
 		const doc = new ConversationDoc(roomId, alice.client);
-		doc.insertLocal([await envelope(alice, 'x'), await envelope(alice, 'y')]);
+		doc.insertLocal(await nextEnvelopes(doc, alice, ['x', 'y']));
 		const check = await checkUpdate(doc.encodeState(), knownState(doc.doc));
 		expect(check).toEqual({ ok: true, entries: [] });
 		// Partly known: only the unknown item is checked and returned.
@@ -181,7 +207,7 @@ describe('checkUpdate accepts', () => {
 describe('checkUpdate refuses', () => {
 	it("a delete set: 'delete-set'", async () => {
 		const doc = new ConversationDoc(roomId, alice.client);
-		const sent = await envelope(alice, 'to be deleted');
+		const sent = await envelope(alice, 'to be deleted', 0);
 		doc.insertLocal([sent]);
 		doc.doc.getMap(ENVELOPE_MAP).delete(sent.id);
 		expect(refusal(await checkUpdate(doc.encodeState()))).toBe('delete-set');
@@ -193,10 +219,10 @@ describe('checkUpdate refuses', () => {
 
 	it("an overwrite (a second set of an existing key): refused, 'overwrite' behind the delete set", async () => {
 		const doc = rawDoc(alice.client);
-		const first = await envelope(alice, 'first');
+		const first = await envelope(alice, 'first', 0);
 		const map = doc.getMap(ENVELOPE_MAP);
 		map.set(first.id, first.bytes);
-		map.set(first.id, (await envelope(alice, 'second')).bytes);
+		map.set(first.id, (await envelope(alice, 'second', 1)).bytes);
 		const update = Y.encodeStateAsUpdate(doc);
 		expect(refusal(await checkUpdate(update))).toBe('delete-set');
 		expect(refusal(await checkUpdate(withoutDeleteSet(update)))).toBe('overwrite');
@@ -206,7 +232,7 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("two values for one key in one update, neither with an origin: 'overwrite'", async () => {
-		const sent = await envelope(alice, 'twice');
+		const sent = await envelope(alice, 'twice', 0);
 		const both = Y.mergeUpdates([
 			itemAt(alice.client, 0, sent.id, sent.bytes),
 			itemAt(alice.client, 1, sent.id, sent.bytes)
@@ -216,7 +242,7 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("an entry whose Yjs client id is not its signer's: 'client-mismatch'", async () => {
-		const sent = await envelope(alice, 'hello');
+		const sent = await envelope(alice, 'hello', 0);
 		for (const client of [bob.client, 12345, (alice.client + 1) >>> 0]) {
 			const doc = new ConversationDoc(roomId, client);
 			doc.insertLocal([sent]);
@@ -225,8 +251,8 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("a key that is not the envelope's hash: 'key-mismatch'", async () => {
-		const sent = await envelope(alice, 'hello');
-		const other = await envelope(alice, 'other');
+		const sent = await envelope(alice, 'hello', 0);
+		const other = await envelope(alice, 'other', 0);
 		for (const wrongKey of ['not-a-hash', other.id, sent.id.slice(0, -1) + 'A', '']) {
 			if (wrongKey === sent.id) continue;
 			const doc = rawDoc(alice.client);
@@ -236,7 +262,7 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("non-binary content: 'not-binary'", async () => {
-		const sent = await envelope(alice, 'hello');
+		const sent = await envelope(alice, 'hello', 0);
 		const values: unknown[] = ['a string', 42, null, { bytes: [...sent.bytes] }, [...sent.bytes]];
 		for (const value of values) {
 			const doc = rawDoc(alice.client);
@@ -246,7 +272,7 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("a nested type: 'not-binary' for the type, 'nested-type' for what it holds", async () => {
-		const sent = await envelope(alice, 'hello');
+		const sent = await envelope(alice, 'hello', 0);
 		for (const nested of [new Y.Map<unknown>(), new Y.Array<unknown>(), new Y.Text()]) {
 			const doc = rawDoc(alice.client);
 			doc.getMap(ENVELOPE_MAP).set(sent.id, nested);
@@ -261,7 +287,7 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("another root name: 'wrong-root'; an unkeyed item under 'e': 'nested-type'", async () => {
-		const sent = await envelope(alice, 'hello');
+		const sent = await envelope(alice, 'hello', 0);
 		const map = rawDoc(alice.client);
 		map.getMap('x').set(sent.id, sent.bytes);
 		expect(refusal(await checkUpdate(Y.encodeStateAsUpdate(map)))).toBe('wrong-root');
@@ -274,7 +300,7 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("a forged signature, even with the key re-hashed and the client right: 'bad-signature'", async () => {
-		const sent = await envelope(alice, 'hello');
+		const sent = await envelope(alice, 'hello', 0);
 		for (const position of [sent.bytes.length - 1, sent.bytes.length - 64, 5, 30]) {
 			const forged = sent.bytes.slice();
 			forged[position] = (forged[position] as number) ^ 0x01;
@@ -286,15 +312,66 @@ describe('checkUpdate refuses', () => {
 
 	it('a single bad envelope among good ones: the update is refused whole', async () => {
 		const doc = new ConversationDoc(roomId, alice.client);
-		const good = await Promise.all(['1', '2', '3'].map((t) => envelope(alice, t)));
-		const bad = (await envelope(alice, '4')).bytes.slice();
+		const good = await nextEnvelopes(doc, alice, ['1', '2', '3']);
+		const bad = (await envelope(alice, '4', 3)).bytes.slice();
 		bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 0x01;
 		doc.insertLocal([...good, { id: envelopeId(bad), bytes: bad }]);
 		expect(refusal(await checkUpdate(doc.encodeState()))).toBe('bad-signature');
 	});
 
+	it("an envelope replanted at another clock of its device, validly signed: 'clock-mismatch'", async () => {
+		// Anyone can compute a device's client id and copy its envelope; only the
+		// clock the device signed is accepted.
+		const sent = await envelope(alice, 'hello', 3);
+		expect(refusal(await checkUpdate(itemAt(alice.client, 3, sent.id, sent.bytes)))).toBe(
+			'accepted'
+		);
+		for (const clock of [0, 1, 2, 4, 100]) {
+			const replanted = itemAt(alice.client, clock, sent.id, sent.bytes);
+			expect([clock, refusal(await checkUpdate(replanted))]).toEqual([clock, 'clock-mismatch']);
+		}
+	});
+
+	it("a replanted envelope of a newer version: 'clock-mismatch' too (the rule holds for every version)", async () => {
+		const future = await newerEnvelope(alice, 2);
+		expect(refusal(await checkUpdate(itemAt(alice.client, 2, future.id, future.bytes)))).toBe(
+			'accepted'
+		);
+		for (const clock of [0, 1, 3]) {
+			const replanted = itemAt(alice.client, clock, future.id, future.bytes);
+			expect(refusal(await checkUpdate(replanted))).toBe('clock-mismatch');
+		}
+	});
+
+	it("a replanted envelope among valid items of the same update: refused whole, 'clock-mismatch'", async () => {
+		const doc = new ConversationDoc(roomId, alice.client);
+		const sent = await nextEnvelopes(doc, alice, ['0', '1']);
+		doc.insertLocal(sent);
+		const stolen = await envelope(alice, 'a later message', 5);
+		const merged = Y.mergeUpdates([
+			doc.encodeState(),
+			itemAt(alice.client, 2, stolen.id, stolen.bytes)
+		]);
+		expect(Y.decodeUpdate(merged).structs).toHaveLength(3);
+		expect(refusal(await checkUpdate(merged))).toBe('clock-mismatch');
+	});
+
+	it("a replanted envelope whose signature is also forged: 'clock-mismatch' (checked before signatures)", async () => {
+		const forged = (await envelope(alice, 'hello', 0)).bytes.slice();
+		forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 0x01;
+		const id = envelopeId(forged);
+		expect(refusal(await checkUpdate(itemAt(alice.client, 0, id, forged)))).toBe('bad-signature');
+		expect(refusal(await checkUpdate(itemAt(alice.client, 1, id, forged)))).toBe('clock-mismatch');
+	});
+
 	it("an entry that is not an envelope frame: 'malformed-envelope'", async () => {
-		for (const bytes of [new Uint8Array(0), new Uint8Array(96).fill(1), new Uint8Array(200)]) {
+		const frames = [
+			new Uint8Array(0),
+			new Uint8Array(96).fill(1),
+			new Uint8Array(97).fill(1), // version 1, but no room left for a clock
+			new Uint8Array(200)
+		];
+		for (const bytes of frames) {
 			const doc = rawDoc(alice.client);
 			doc.getMap(ENVELOPE_MAP).set(envelopeId(bytes), bytes);
 			expect(refusal(await checkUpdate(Y.encodeStateAsUpdate(doc)))).toBe('malformed-envelope');
@@ -333,8 +410,8 @@ describe('checkUpdate never throws', () => {
 	beforeAll(async () => {
 		const a = new ConversationDoc(roomId, alice.client);
 		const b = new ConversationDoc(roomId, bob.client);
-		a.insertLocal([await envelope(alice, 'a1'), await envelope(alice, 'a2')]);
-		b.insertLocal([await envelope(bob, 'b1'), await newerEnvelope(bob)]);
+		a.insertLocal(await nextEnvelopes(a, alice, ['a1', 'a2']));
+		b.insertLocal([await envelope(bob, 'b1', 0), await newerEnvelope(bob, 1)]);
 		valid = Y.mergeUpdates([a.encodeState(), b.encodeState()]);
 		expect((await checkUpdate(valid)).ok).toBe(true);
 	});
@@ -386,7 +463,7 @@ describe('knownState', () => {
 	it('is the doc state vector as a map', async () => {
 		const doc = new ConversationDoc(roomId, alice.client);
 		expect(knownState(doc.doc).size).toBe(0);
-		doc.insertLocal([await envelope(alice, '1'), await envelope(alice, '2')]);
+		doc.insertLocal(await nextEnvelopes(doc, alice, ['1', '2']));
 		expect(knownState(doc.doc)).toEqual(new Map([[alice.client, 2]]));
 	});
 });

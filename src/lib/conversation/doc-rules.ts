@@ -7,7 +7,9 @@
  *      (one envelope), and is the first value for its key (no left origin:
  *      a second value for a key would overwrite the first).
  *   3. The key is base64url(SHA-256(envelope bytes)).
- *   4. The item's Yjs client id is clientIdFor(envelope signer).
+ *   4. The item's Yjs client id is clientIdFor(envelope signer), and its clock
+ *      is the clock the envelope's signed frame names (so nobody can replant
+ *      an envelope at a clock its device has not used yet).
  *   5. The envelope's signature verifies.
  *
  * An update that breaks any rule is refused whole. Items the doc already holds
@@ -38,6 +40,7 @@ export type RuleViolation =
 	| 'overwrite'
 	| 'key-mismatch'
 	| 'client-mismatch'
+	| 'clock-mismatch'
 	| 'malformed-envelope'
 	| 'bad-signature';
 
@@ -51,8 +54,7 @@ export interface AcceptedEntry {
 }
 
 export type RuleCheck =
-	| { ok: true; entries: AcceptedEntry[] }
-	| { ok: false; reason: RuleViolation; detail: string };
+	{ ok: true; entries: AcceptedEntry[] } | { ok: false; reason: RuleViolation; detail: string };
 
 function refuse(reason: RuleViolation, detail: string): RuleCheck {
 	return { ok: false, reason, detail };
@@ -111,13 +113,20 @@ export async function checkUpdate(
 		if (clientIdFor(frame.signer) !== item.id.client) {
 			return refuse('client-mismatch', `client ${item.id.client} is not bound to the signer`);
 		}
+		if (frame.clock !== item.id.clock) {
+			return refuse(
+				'clock-mismatch',
+				`clock ${item.id.clock} is not the signed clock ${frame.clock}`
+			);
+		}
 		const entry = { id, bytes, frame, client: item.id.client, clock: item.id.clock };
 		entries.push(entry);
 		toVerify.push(entry);
 	}
 	const results = await Promise.all(toVerify.map((entry) => verifyFrame(entry.frame)));
 	const bad = results.indexOf(false);
-	if (bad >= 0) return refuse('bad-signature', `envelope ${toVerify[bad]?.id} is not signed validly`);
+	if (bad >= 0)
+		return refuse('bad-signature', `envelope ${toVerify[bad]?.id} is not signed validly`);
 	return { ok: true, entries };
 }
 

@@ -111,9 +111,7 @@ describe('HlcClock.now', () => {
 						const issued = clock.now();
 						if (floor !== null) expect(compareHlc(issued, floor)).toBe(1);
 						// Never more than the skew bound (plus borrowed ms) ahead of physical time.
-						expect(issued.wall).toBeLessThanOrEqual(
-							Math.max(time.read(), floor?.wall ?? 0) + 1
-						);
+						expect(issued.wall).toBeLessThanOrEqual(Math.max(time.read(), floor?.wall ?? 0) + 1);
 						floor = issued;
 					}
 				}
@@ -166,7 +164,9 @@ describe('HlcClock.observe', () => {
 			{ wall: 0, counter: HLC_MAX_COUNTER + 1 },
 			{ wall: Number.NaN, counter: 0 }
 		]) {
-			expect(() => clock.observe(bad)).toThrow(expect.objectContaining({ name: 'InvalidHlcError' }));
+			expect(() => clock.observe(bad)).toThrow(
+				expect.objectContaining({ name: 'InvalidHlcError' })
+			);
 		}
 	});
 });

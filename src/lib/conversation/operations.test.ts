@@ -182,7 +182,10 @@ describe('parseOperationBatch', () => {
 		['edit', { v: 1, id: ID, hlc: [T0, 1], type: 'edit', target: ID2, text: 'x' }],
 		['delete', { v: 1, id: ID, hlc: [T0, 1], type: 'delete', target: ID2 }],
 		['react', { v: 1, id: ID, hlc: [T0, 1], type: 'react', target: ID2, emoji: '👍🏽', on: true }],
-		['react off', { v: 1, id: ID, hlc: [T0, 1], type: 'react', target: ID2, emoji: '❤️', on: false }],
+		[
+			'react off',
+			{ v: 1, id: ID, hlc: [T0, 1], type: 'react', target: ID2, emoji: '❤️', on: false }
+		],
 		[
 			'react, 64-byte emoji',
 			{ v: 1, id: ID, hlc: [T0, 1], type: 'react', target: ID2, emoji: '😀'.repeat(16), on: true }
@@ -197,7 +200,15 @@ describe('parseOperationBatch', () => {
 		],
 		[
 			'member.add',
-			{ v: 1, id: ID, hlc: [0, 0], type: 'member.add', user: USER, devices: [DEVICE], role: 'admin' }
+			{
+				v: 1,
+				id: ID,
+				hlc: [0, 0],
+				type: 'member.add',
+				user: USER,
+				devices: [DEVICE],
+				role: 'admin'
+			}
 		],
 		['member.remove', { v: 1, id: ID, hlc: [0, 0], type: 'member.remove', user: USER }],
 		['member.role', { v: 1, id: ID, hlc: [0, 0], type: 'member.role', user: USER, role: 'owner' }],
@@ -231,12 +242,26 @@ describe('parseOperationBatch', () => {
 		['a lone surrogate in text', send({ text: 'a\udc00b' })],
 		['a bad replyTo', send({ replyTo: 'x' })],
 		['an edit without target', { v: 1, id: ID, hlc: [T0, 1], type: 'edit', text: 'x' }],
-		['an empty emoji', { v: 1, id: ID, hlc: [T0, 1], type: 'react', target: ID2, emoji: '', on: true }],
+		[
+			'an empty emoji',
+			{ v: 1, id: ID, hlc: [T0, 1], type: 'react', target: ID2, emoji: '', on: true }
+		],
 		[
 			'a 65-byte emoji',
-			{ v: 1, id: ID, hlc: [T0, 1], type: 'react', target: ID2, emoji: '😀'.repeat(16) + 'a', on: true }
+			{
+				v: 1,
+				id: ID,
+				hlc: [T0, 1],
+				type: 'react',
+				target: ID2,
+				emoji: '😀'.repeat(16) + 'a',
+				on: true
+			}
 		],
-		['react with on as a string', { v: 1, id: ID, hlc: [T0, 1], type: 'react', target: ID2, emoji: '👍', on: 'yes' }],
+		[
+			'react with on as a string',
+			{ v: 1, id: ID, hlc: [T0, 1], type: 'react', target: ID2, emoji: '👍', on: 'yes' }
+		],
 		[
 			'an unknown receipt kind',
 			{ v: 1, id: ID, hlc: [T0, 1], type: 'receipt', kind: 'seen', upTo: [T0, 0], upToId: ID2 }

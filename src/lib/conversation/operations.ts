@@ -200,7 +200,12 @@ export const SendOp = z.object({
 });
 export type SendOp = z.infer<typeof SendOp>;
 
-export const EditOp = z.object({ ...base, type: z.literal('edit'), target: OpId, text: MessageText });
+export const EditOp = z.object({
+	...base,
+	type: z.literal('edit'),
+	target: OpId,
+	text: MessageText
+});
 export type EditOp = z.infer<typeof EditOp>;
 
 export const DeleteOp = z.object({ ...base, type: z.literal('delete'), target: OpId });
@@ -297,7 +302,11 @@ export function parseOperationBatch(json: unknown): ParsedBatch {
 	const shape = BatchShape.safeParse(json);
 	if (!shape.success) {
 		const issues = describeIssues(shape.error.issues);
-		throw new MalformedOperationError(`operation batch is malformed (${issues.join('; ')})`, null, issues);
+		throw new MalformedOperationError(
+			`operation batch is malformed (${issues.join('; ')})`,
+			null,
+			issues
+		);
 	}
 	const ops: Operation[] = [];
 	let unknown = 0;

@@ -120,7 +120,9 @@ export function comparePositions(a: Position, b: Position): number {
 
 /** The display order of messages: (hlc, id, author). Total, since (author, id) is unique. */
 export function compareMessages(a: Message, b: Message): number {
-	return compareHlc(a.hlc, b.hlc) || compareStrings(a.id, b.id) || compareStrings(a.author, b.author);
+	return (
+		compareHlc(a.hlc, b.hlc) || compareStrings(a.id, b.id) || compareStrings(a.author, b.author)
+	);
 }
 
 /** Latest-wins order for edits and reactions: (hlc, id). */
@@ -169,7 +171,12 @@ function compareDuplicates(a: ReducerItem, b: ReducerItem): number {
 
 /** Records keyed by remote input: '__proto__' must become an own key, not the prototype. */
 function setOwn<T>(record: Record<string, T>, key: string, value: T): void {
-	Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+	Object.defineProperty(record, key, {
+		value,
+		enumerable: true,
+		writable: true,
+		configurable: true
+	});
 }
 
 /** An op id is exactly 22 chars, so id + author is an unambiguous key without escaping. */
@@ -223,7 +230,13 @@ interface Pending {
 }
 
 function pending(): Pending {
-	return { sends: new Set(), touched: new Set(), receipts: new Map(), activity: null, rebuild: false };
+	return {
+		sends: new Set(),
+		touched: new Set(),
+		receipts: new Map(),
+		activity: null,
+		rebuild: false
+	};
 }
 
 const EMPTY_STATE: ConversationState = Object.freeze({
@@ -325,7 +338,12 @@ export class ConversationReducer {
 		}
 		const reducer = new ConversationReducer();
 		reducer.add(
-			parsed.data.items.map(([author, device, envelopeId, op]) => ({ op, author, device, envelopeId }))
+			parsed.data.items.map(([author, device, envelopeId, op]) => ({
+				op,
+				author,
+				device,
+				envelopeId
+			}))
 		);
 		return reducer;
 	}
@@ -376,7 +394,7 @@ export class ConversationReducer {
 			case 'delete': {
 				let deleters = this.#deleters.get(op.target);
 				if (!deleters) this.#deleters.set(op.target, (deleters = new Set()));
-				if (deleters.size > 0) return;
+				if (deleters.has(author)) return;
 				deleters.add(author);
 				for (const targetAuthor of this.#authorsById.get(op.target) ?? []) {
 					if (canDelete(author, targetAuthor)) work.touched.add(keyOf(op.target, targetAuthor));

@@ -57,14 +57,18 @@ function v1Body(roomId: string, epoch: number, nonce: Uint8Array, ciphertext: Ui
 	return concatBytes(varBytes(utf8Encode(roomId)), varUint(epoch), nonce, varBytes(ciphertext));
 }
 
-/** version || body || signer || Ed25519(context || everything before the signature). */
+/**
+ * version || varUint clock || body || signer || Ed25519(context || everything before
+ * the signature).
+ */
 async function frame(
 	version: number,
+	clock: number,
 	body: Uint8Array,
 	signer: Signer,
 	claimed = signer.publicKey
 ) {
-	const signed = concatBytes(new Uint8Array([version]), body, claimed);
+	const signed = concatBytes(new Uint8Array([version]), varUint(clock), body, claimed);
 	return concatBytes(signed, await signer.sign(concatBytes(CONTEXT, signed)));
 }
 
@@ -86,6 +90,7 @@ async function codeOf(
 }
 
 const EPOCH = 300; // two varUint bytes, so multi-byte integers are covered
+const CLOCK = 70_000; // three varUint bytes: f0 a2 04
 let signer: Signer;
 let other: Signer;
 let roomId: RoomId;
@@ -100,6 +105,7 @@ beforeAll(async () => {
 	key = newSecretKey();
 	ctx = { roomId, keyForEpoch: (epoch) => (epoch === EPOCH ? key : undefined) };
 	sealed = await sealEnvelope({
+		clock: CLOCK,
 		roomId,
 		epoch: EPOCH,
 		key,
@@ -108,15 +114,28 @@ beforeAll(async () => {
 	});
 });
 
-/** Offsets of the fields of `sealed` (ciphertext length takes two varUint bytes). */
+/**
+ * Offsets of the fields of `sealed` (the clock takes three varUint bytes, the epoch and
+ * the ciphertext length two).
+ */
 function layout(bytes: Uint8Array) {
-	const room = 1;
+	const clock = 1;
+	const room = clock + 3;
 	const epoch = room + 1 + 22;
 	const nonce = epoch + 2;
 	const ctLength = nonce + 12;
 	const ciphertext = ctLength + 2;
 	const signerAt = bytes.length - 96;
-	return { room, epoch, nonce, ctLength, ciphertext, signer: signerAt, signature: signerAt + 32 };
+	return {
+		clock,
+		room,
+		epoch,
+		nonce,
+		ctLength,
+		ciphertext,
+		signer: signerAt,
+		signature: signerAt + 32
+	};
 }
 
 describe('seal / open', () => {
@@ -134,7 +153,7 @@ describe('seal / open', () => {
 				fc.uint8Array({ maxLength: 5000 }),
 				fc.oneof(fc.nat({ max: 200 }), fc.nat(), fc.constant(2 ** 40)),
 				async (plaintext, epoch) => {
-					const env = await sealEnvelope({ roomId, epoch, key, signer, plaintext });
+					const env = await sealEnvelope({ clock: 0, roomId, epoch, key, signer, plaintext });
 					const opened = await openEnvelope(env.bytes, { roomId, keyForEpoch: () => key });
 					expect(opened.plaintext).toEqual(plaintext);
 					expect(opened.epoch).toBe(epoch);
@@ -144,11 +163,31 @@ describe('seal / open', () => {
 		);
 	});
 
+	it('carries any clock up to 2^32 - 1 in its signed frame', async () => {
+		await fc.assert(
+			fc.asyncProperty(
+				fc.oneof(fc.nat({ max: 300 }), fc.nat({ max: 0xffffffff }), fc.constant(0xffffffff)),
+				async (clock) => {
+					const plaintext = utf8Encode('x');
+					const env = await sealEnvelope({ clock, roomId, epoch: 1, key, signer, plaintext });
+					const parsed = parseFrame(env.bytes);
+					expect(parsed.clock).toBe(clock);
+					expect(parsed.bodyStart).toBe(1 + varUint(clock).length);
+					expect(parseEnvelope(env.bytes).clock).toBe(clock);
+					expect(await verifyFrame(parsed)).toBe(true);
+				}
+			),
+			{ numRuns: 40 }
+		);
+	});
+
 	it('has the documented layout, byte for byte', async () => {
 		const bytes = sealed.bytes;
 		const at = layout(bytes);
 		expect(bytes[0]).toBe(ENVELOPE_VERSION);
 		expect(ENVELOPE_VERSION).toBe(1);
+		expect([...bytes.subarray(at.clock, at.room)]).toEqual([0xf0, 0xa2, 0x04]); // 70000
+		expect(parseFrame(bytes)).toMatchObject({ version: 1, clock: CLOCK, bodyStart: at.room });
 		expect(bytes[at.room]).toBe(22);
 		expect(utf8Decode(bytes.subarray(at.room + 1, at.epoch))).toBe(roomId);
 		expect([...bytes.subarray(at.epoch, at.nonce)]).toEqual([0xac, 0x02]); // 300
@@ -160,14 +199,14 @@ describe('seal / open', () => {
 		const ciphertext = bytes.subarray(at.ciphertext, at.signer);
 		// Rebuild the whole frame with the independent encoder and re-sign: identical bytes
 		// (Ed25519 is deterministic).
-		expect(await frame(1, v1Body(roomId, EPOCH, nonce, ciphertext), signer)).toEqual(bytes);
+		expect(await frame(1, CLOCK, v1Body(roomId, EPOCH, nonce, ciphertext), signer)).toEqual(bytes);
 		// The id is base64url(SHA-256(bytes)).
 		expect(sealed.id).toBe(toBase64Url(createHash('sha256').update(bytes).digest()));
 		expect(sealed.id).toBe(envelopeId(bytes));
 		expect(sealed.id).toHaveLength(43);
 	});
 
-	it('encrypts padded plaintext under AES-256-GCM with the header and signer as AAD', async () => {
+	it('encrypts padded plaintext under AES-256-GCM with the header and signer as AAD (not the clock)', async () => {
 		const at = layout(sealed.bytes);
 		const nonce = sealed.bytes.slice(at.nonce, at.ctLength);
 		const ciphertext = sealed.bytes.slice(at.ciphertext, at.signer);
@@ -191,20 +230,28 @@ describe('seal / open', () => {
 
 	it('hides the length: 10 and 200 bytes give envelopes of equal size', async () => {
 		const seal = (n: number) =>
-			sealEnvelope({ roomId, epoch: 1, key, signer, plaintext: new Uint8Array(n).fill(65) });
+			sealEnvelope({
+				clock: 0,
+				roomId,
+				epoch: 1,
+				key,
+				signer,
+				plaintext: new Uint8Array(n).fill(65)
+			});
 		const [a, b, c] = await Promise.all([seal(10), seal(200), seal(300)]);
 		expect(a.bytes.length).toBe(b.bytes.length);
 		expect(c.bytes.length).toBeGreaterThan(b.bytes.length);
 	});
 
 	it('uses a fresh nonce each time: equal plaintexts give different envelopes', async () => {
-		const input = { roomId, epoch: 1, key, signer, plaintext: utf8Encode('same') };
+		const input = { clock: 0, roomId, epoch: 1, key, signer, plaintext: utf8Encode('same') };
 		const [a, b] = await Promise.all([sealEnvelope(input), sealEnvelope(input)]);
 		expect(a.id).not.toBe(b.id);
 	});
 
 	it('refuses to seal without a key (MissingKeyError), never sending plaintext', async () => {
 		const attempt = sealEnvelope({
+			clock: 0,
 			roomId,
 			epoch: 1,
 			key: undefined as unknown as SecretKey,
@@ -225,7 +272,14 @@ describe('open refuses', () => {
 		expect(await codeOf(openEnvelope(sealed.bytes, { roomId, keyForEpoch: () => undefined }))).toBe(
 			'missing-key'
 		);
-		const env = await sealEnvelope({ roomId, epoch: 7, key, signer, plaintext: utf8Encode('x') });
+		const env = await sealEnvelope({
+			clock: 0,
+			roomId,
+			epoch: 7,
+			key,
+			signer,
+			plaintext: utf8Encode('x')
+		});
 		expect(await codeOf(openEnvelope(env.bytes, ctx))).toBe('missing-key');
 	});
 
@@ -239,6 +293,7 @@ describe('open refuses', () => {
 		const target = newRoomId();
 		const reframed = await frame(
 			1,
+			CLOCK,
 			v1Body(target, EPOCH, envelope.nonce, envelope.ciphertext),
 			signer
 		);
@@ -248,7 +303,12 @@ describe('open refuses', () => {
 
 	it("the epoch rewritten and re-signed, under the same key: 'decrypt-failed' (AAD)", async () => {
 		const envelope = parseEnvelope(sealed.bytes);
-		const reframed = await frame(1, v1Body(roomId, 5, envelope.nonce, envelope.ciphertext), signer);
+		const reframed = await frame(
+			1,
+			CLOCK,
+			v1Body(roomId, 5, envelope.nonce, envelope.ciphertext),
+			signer
+		);
 		const anyEpoch = { roomId, keyForEpoch: () => key };
 		expect(await codeOf(openEnvelope(reframed, anyEpoch))).toBe('decrypt-failed');
 	});
@@ -263,32 +323,82 @@ describe('open refuses', () => {
 			envelope.nonce,
 			varBytes(envelope.ciphertext)
 		);
-		const variant = await frame(1, body, signer);
+		const variant = await frame(1, CLOCK, body, signer);
 		const opened = await openEnvelope(variant, ctx);
 		expect(opened.epoch).toBe(EPOCH);
 		expect(utf8Decode(opened.plaintext)).toBe('hello, kith');
 		expect(opened.id).not.toBe(sealed.id);
 	});
 
-	it("re-signed by another device (signature stripped, signer swapped): 'decrypt-failed'", async () => {
+	it("re-signed by another device (signature stripped, signer swapped), at any clock: 'decrypt-failed'", async () => {
 		const envelope = parseEnvelope(sealed.bytes);
-		const body = sealed.bytes.subarray(1, sealed.bytes.length - 96);
-		const stolen = await frame(1, body, other);
+		const body = sealed.bytes.subarray(envelope.bodyStart, sealed.bytes.length - 96);
 		expect(envelope.ciphertext.length).toBeGreaterThan(0);
-		expect(await verifyFrame(parseFrame(stolen))).toBe(true);
-		expect(parseFrame(stolen).signer).toEqual(other.publicKey);
-		expect(await codeOf(openEnvelope(stolen, ctx))).toBe('decrypt-failed');
+		for (const clock of [CLOCK, 0, CLOCK + 1]) {
+			const stolen = await frame(1, clock, body, other);
+			expect(await verifyFrame(parseFrame(stolen))).toBe(true);
+			expect(parseFrame(stolen).signer).toEqual(other.publicKey);
+			expect(parseFrame(stolen).clock).toBe(clock);
+			expect(await codeOf(openEnvelope(stolen, ctx))).toBe('decrypt-failed');
+		}
 	});
 
 	it("a signer field naming another device than the one that signed: 'bad-signature'", async () => {
-		const body = sealed.bytes.subarray(1, sealed.bytes.length - 96);
-		const lying = await frame(1, body, other, signer.publicKey);
+		const body = sealed.bytes.subarray(layout(sealed.bytes).room, sealed.bytes.length - 96);
+		const lying = await frame(1, CLOCK, body, other, signer.publicKey);
 		expect(await codeOf(openEnvelope(lying, ctx))).toBe('bad-signature');
+	});
+
+	it("the clock rewritten without re-signing: 'bad-signature' (the clock is signed)", async () => {
+		const body = sealed.bytes.subarray(layout(sealed.bytes).room, sealed.bytes.length - 64);
+		for (const clock of [0, 1, CLOCK - 1, CLOCK + 1, 0xffffffff]) {
+			// The same body, signer and signature, only the clock in front replaced.
+			const moved = concatBytes(
+				new Uint8Array([1]),
+				varUint(clock),
+				body,
+				sealed.bytes.subarray(sealed.bytes.length - 64)
+			);
+			expect(parseFrame(moved).clock).toBe(clock);
+			expect(await verifyFrame(parseFrame(moved))).toBe(false);
+			expect(verifyFrameSync(parseFrame(moved))).toBe(false);
+			expect(await codeOf(openEnvelope(moved, ctx))).toBe('bad-signature');
+		}
+	});
+
+	it('the clock re-signed by the signer itself opens (it is not in the AAD), under another id', async () => {
+		// Only the signing device can do this: the signature covers the clock, and the
+		// signer is in the AAD, so nobody else can re-sign. It says nothing new.
+		const body = sealed.bytes.subarray(layout(sealed.bytes).room, sealed.bytes.length - 96);
+		const moved = await frame(1, CLOCK + 1, body, signer);
+		expect(parseFrame(moved).clock).toBe(CLOCK + 1);
+		const opened = await openEnvelope(moved, ctx);
+		expect(utf8Decode(opened.plaintext)).toBe('hello, kith');
+		expect(opened.id).not.toBe(sealed.id);
+	});
+
+	it("a clock that does not decode or exceeds 2^32 - 1: 'malformed', even validly signed", async () => {
+		const body = sealed.bytes.subarray(layout(sealed.bytes).room, sealed.bytes.length - 96);
+		for (const clock of [2 ** 32, 2 ** 40, Number.MAX_SAFE_INTEGER]) {
+			const bytes = await frame(1, clock, body, signer);
+			expect(await codeOf(() => parseFrame(bytes))).toBe('malformed');
+			expect(await codeOf(openEnvelope(bytes, ctx))).toBe('malformed');
+		}
+		// A varUint whose continuation bits run into the signer: nothing left to read.
+		const unterminated = concatBytes(
+			new Uint8Array([1, 0x80, 0x80]),
+			signer.publicKey,
+			new Uint8Array(64)
+		);
+		expect(await codeOf(() => parseFrame(unterminated))).toBe('malformed');
 	});
 
 	it("a flipped byte in the room, epoch, nonce, ciphertext, signer or signature: 'bad-signature'", async () => {
 		const at = layout(sealed.bytes);
 		const positions = [
+			at.clock,
+			at.clock + 1,
+			at.clock + 2,
 			at.room + 1,
 			at.room + 22,
 			at.epoch,
@@ -335,7 +445,7 @@ describe('open refuses', () => {
 		for (let length = 0; length < sealed.bytes.length; length++) {
 			const code = await codeOf(openEnvelope(sealed.bytes.slice(0, length), ctx));
 			expect(['malformed', 'bad-signature'], `length ${length}`).toContain(code);
-			if (length < 97) expect(code).toBe('malformed');
+			if (length < 98) expect(code).toBe('malformed'); // version, clock, signer, signature
 		}
 	});
 
@@ -353,7 +463,7 @@ describe('open refuses', () => {
 		expect(await codeOf(() => parseFrame(huge))).toBe('too-large');
 		expect(await codeOf(openEnvelope(huge, ctx))).toBe('too-large');
 		const big = new Uint8Array(MAX_ENVELOPE_BYTES);
-		const attempt = sealEnvelope({ roomId, epoch: 1, key, signer, plaintext: big });
+		const attempt = sealEnvelope({ clock: 0, roomId, epoch: 1, key, signer, plaintext: big });
 		expect(await codeOf(attempt)).toBe('too-large');
 	});
 
@@ -371,18 +481,20 @@ describe('open refuses', () => {
 			varBytes(envelope.ciphertext)
 		);
 		for (const body of [trailing, shortNonce, badUtf8, new Uint8Array(0)]) {
-			expect(await codeOf(openEnvelope(await frame(1, body, signer), ctx))).toBe('malformed');
+			expect(await codeOf(openEnvelope(await frame(1, CLOCK, body, signer), ctx))).toBe(
+				'malformed'
+			);
 		}
 	});
 
 	it("a validly signed and encrypted plaintext without valid padding: 'malformed'", async () => {
 		const raw = utf8Encode('not padded at all');
 		const { nonce, ciphertext } = await aeadEncrypt(key, raw, aad(roomId, EPOCH, signer.publicKey));
-		const env = await frame(1, v1Body(roomId, EPOCH, nonce, ciphertext), signer);
+		const env = await frame(1, CLOCK, v1Body(roomId, EPOCH, nonce, ciphertext), signer);
 		expect(await codeOf(openEnvelope(env, ctx))).toBe('malformed');
 		// The same bytes padded open fine: only the padding was at fault.
 		const ok = await aeadEncrypt(key, pad(raw), aad(roomId, EPOCH, signer.publicKey));
-		const good = await frame(1, v1Body(roomId, EPOCH, ok.nonce, ok.ciphertext), signer);
+		const good = await frame(1, CLOCK, v1Body(roomId, EPOCH, ok.nonce, ok.ciphertext), signer);
 		expect(utf8Decode((await openEnvelope(good, ctx)).plaintext)).toBe('not padded at all');
 	});
 
@@ -398,9 +510,12 @@ describe('open refuses', () => {
 describe('frames of a newer version', () => {
 	it('are parsed and verified as frames, and refused (kept) as envelopes', async () => {
 		const body = utf8Encode('a body this version cannot read');
-		const bytes = await frame(2, body, signer);
+		const bytes = await frame(2, 300, body, signer);
 		const parsed = parseFrame(bytes);
 		expect(parsed.version).toBe(2);
+		expect(parsed.clock).toBe(300);
+		expect(parsed.bodyStart).toBe(3);
+		expect(bytes.subarray(parsed.bodyStart, bytes.length - 96)).toEqual(body);
 		expect(parsed.signer).toEqual(signer.publicKey);
 		expect(parsed.signed).toEqual(bytes.subarray(0, bytes.length - 64));
 		expect(await verifyFrame(parsed)).toBe(true);
@@ -410,17 +525,29 @@ describe('frames of a newer version', () => {
 	});
 
 	it('with an empty body still frame correctly; a forged one fails verification', async () => {
-		const bytes = await frame(2, new Uint8Array(0), signer);
-		expect(bytes).toHaveLength(97);
+		const bytes = await frame(2, 0, new Uint8Array(0), signer);
+		expect(bytes).toHaveLength(98);
+		expect(parseFrame(bytes)).toMatchObject({ version: 2, clock: 0, bodyStart: 2 });
 		expect(await verifyFrame(parseFrame(bytes))).toBe(true);
-		const forged = bytes.slice();
-		forged[5] = (forged[5] as number) ^ 0x01;
-		expect(await verifyFrame(parseFrame(forged))).toBe(false);
-		expect(verifyFrameSync(parseFrame(forged))).toBe(false);
+		for (const position of [1, 5]) {
+			const forged = bytes.slice();
+			forged[position] = (forged[position] as number) ^ 0x01;
+			expect(await verifyFrame(parseFrame(forged))).toBe(false);
+			expect(verifyFrameSync(parseFrame(forged))).toBe(false);
+		}
+	});
+
+	it("without a clock (97 bytes, or a clock over 2^32 - 1): 'malformed', even validly signed", async () => {
+		const signed = concatBytes(new Uint8Array([2]), signer.publicKey);
+		const bare = concatBytes(signed, await signer.sign(concatBytes(CONTEXT, signed)));
+		expect(bare).toHaveLength(97);
+		expect(await codeOf(() => parseFrame(bare))).toBe('malformed');
+		const huge = await frame(2, 2 ** 32, new Uint8Array(0), signer);
+		expect(await codeOf(() => parseFrame(huge))).toBe('malformed');
 	});
 
 	it('are signed under the envelope context, not a bare signature', async () => {
-		const signed = concatBytes(new Uint8Array([2]), signer.publicKey);
+		const signed = concatBytes(new Uint8Array([2]), varUint(0), signer.publicKey);
 		const bare = concatBytes(signed, await signer.sign(signed));
 		expect(await verifyFrame(parseFrame(bare))).toBe(false);
 	});

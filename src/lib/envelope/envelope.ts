@@ -4,6 +4,7 @@
  * Binary layout (see docs/protocol.md, "Envelope"):
  *
  *   u8        version                      (1)
+ *   varUint   clock: the Yjs clock of the item that must carry this envelope
  *   ...       body, version specific        v1: varString roomId,
  *                                               varUint epoch,
  *                                               12 bytes nonce,
@@ -11,9 +12,14 @@
  *   32 bytes  signer: Ed25519 public key of the device
  *   64 bytes  Ed25519 signature over "kith/envelope\0" || every byte before it
  *
- * The frame rule — version first, signer and signature last — holds for every
- * version, so a relay or an older client can check a newer envelope's
- * signature and keep it without understanding its body.
+ * The frame rule — version and clock first, signer and signature last — holds
+ * for every version, so a relay or an older client can check a newer
+ * envelope's signature and placement and keep it without understanding its body.
+ *
+ * Why the clock is signed: a Yjs item is named (client, clock). The client id
+ * is bound to the signer; binding the clock too means nobody who has seen an
+ * envelope can replant it at a clock its device has not used yet, which would
+ * make every receiver skip the device's real item there (a hidden message).
  *
  * The ciphertext is AES-256-GCM over the padded plaintext, with the header
  * (version, room id, epoch, signer) as associated data: an envelope replayed
@@ -75,6 +81,10 @@ export class EnvelopeError extends Error {
 /** The version-independent frame: enough to hash, attribute and verify. */
 export interface EnvelopeFrame {
 	version: number;
+	/** Yjs clock (under the signer's bound client id) of the item carrying it. */
+	clock: number;
+	/** Offset of the version-specific body. */
+	bodyStart: number;
 	signer: Uint8Array;
 	signature: Uint8Array;
 	/** Every byte the signature covers (without the context prefix). */
@@ -102,8 +112,22 @@ export function parseFrame(bytes: Uint8Array): EnvelopeFrame {
 	const version = bytes[0] as number;
 	if (version === 0) throw new EnvelopeError('malformed', 'envelope version 0 does not exist');
 	const end = bytes.length;
+	let clock: number;
+	let bodyStart: number;
+	try {
+		const decoder = decoding.createDecoder(bytes.subarray(1, end - TRAILER));
+		clock = decoding.readVarUint(decoder);
+		bodyStart = 1 + decoder.pos;
+	} catch (cause) {
+		throw new EnvelopeError('malformed', 'envelope clock is malformed', { cause });
+	}
+	if (!Number.isSafeInteger(clock) || clock > 0xffffffff) {
+		throw new EnvelopeError('malformed', 'envelope clock is out of range');
+	}
 	return {
 		version,
+		clock,
+		bodyStart,
 		signer: bytes.subarray(end - TRAILER, end - SIGNATURE_LENGTH),
 		signature: bytes.subarray(end - SIGNATURE_LENGTH),
 		signed: bytes.subarray(0, end - SIGNATURE_LENGTH),
@@ -121,7 +145,7 @@ export function parseEnvelope(bytes: Uint8Array): EnvelopeV1 {
 		);
 	}
 	try {
-		const decoder = decoding.createDecoder(bytes.subarray(1, bytes.length - TRAILER));
+		const decoder = decoding.createDecoder(bytes.subarray(frame.bodyStart, bytes.length - TRAILER));
 		const roomId = decoding.readVarString(decoder) as RoomId;
 		const epoch = decoding.readVarUint(decoder);
 		const nonce = decoding.readUint8Array(decoder, NONCE_LENGTH);
@@ -161,6 +185,8 @@ function associatedData(roomId: RoomId, epoch: number, signer: Uint8Array): Uint
 }
 
 export interface SealInput {
+	/** The Yjs clock the inserting device will give the item (see the module header). */
+	clock: number;
 	roomId: RoomId;
 	epoch: number;
 	key: AeadKey;
@@ -173,6 +199,9 @@ export async function sealEnvelope(
 	input: SealInput
 ): Promise<{ id: EnvelopeId; bytes: Uint8Array }> {
 	const { roomId, epoch, key, signer } = input;
+	if (!Number.isSafeInteger(input.clock) || input.clock < 0 || input.clock > 0xffffffff) {
+		throw new RangeError(`an envelope clock is an integer from 0 to 2^32 - 1 (got ${input.clock})`);
+	}
 	if (!key) throw new MissingKeyError('No key for this conversation: refusing to send.');
 	const padded = pad(input.plaintext);
 	const { nonce, ciphertext } = await aeadEncrypt(
@@ -181,7 +210,10 @@ export async function sealEnvelope(
 		associatedData(roomId, epoch, signer.publicKey)
 	);
 	const encoder = encoding.createEncoder();
-	encoding.writeUint8Array(encoder, header(roomId, epoch));
+	encoding.writeUint8(encoder, ENVELOPE_VERSION);
+	encoding.writeVarUint(encoder, input.clock);
+	encoding.writeVarString(encoder, roomId);
+	encoding.writeVarUint(encoder, epoch);
 	encoding.writeUint8Array(encoder, nonce);
 	encoding.writeVarUint8Array(encoder, ciphertext);
 	encoding.writeUint8Array(encoder, signer.publicKey);
@@ -233,7 +265,9 @@ export async function openEnvelope(bytes: Uint8Array, ctx: OpenContext): Promise
 		);
 	} catch (cause) {
 		if (cause instanceof DecryptionError) {
-			throw new EnvelopeError('decrypt-failed', 'envelope does not decrypt with its key', { cause });
+			throw new EnvelopeError('decrypt-failed', 'envelope does not decrypt with its key', {
+				cause
+			});
 		}
 		throw cause;
 	}

@@ -1,0 +1,134 @@
+/**
+ * What the benchmark page returns to bench/run.ts (JSON through Playwright).
+ * Times are milliseconds from `performance.now()` unless a name says µs.
+ */
+
+/** Label of the largest conversation: grown by benchmark 1, cold-opened by benchmark 2. */
+export const BIG_CONVERSATION = 'big';
+
+export interface GrowResult {
+	messages: number;
+	envelopes: number;
+	ms: number;
+}
+
+export interface AppendPrepared {
+	/** Messages held when the measurement starts. */
+	size: number;
+	envelopes: number;
+	/** One view refresh (`send()` runs two): MessageView array, state copy, unread count; µs, median of 7. */
+	refreshUs: number;
+	/** One envelope sealed (pad, AES-GCM, Ed25519, SHA-256); µs, median of 15. */
+	sealUs: number;
+}
+
+export interface AppendRep {
+	/** Every single send, in µs: `send()` called → resolved, i.e. the message is "Saved". */
+	sendUs: number[];
+	/** Wall time of the repetition / messages sent, in µs. */
+	repUs: number;
+	/**
+	 * The compaction run right after the repetition (outside its timing), in ms:
+	 * the stored updates replaced by one state of the whole doc. The app runs one
+	 * every DEFAULT_COMPACT_THRESHOLD stored updates.
+	 */
+	compactMs: number;
+	compactThreshold: number;
+}
+
+export interface SnapshotResult {
+	messages: number;
+	envelopes: number;
+	/** `serialize()` + `saveSnapshot` (JSON, AES-GCM, IndexedDB put), as the app's timer does. */
+	saveMs: number;
+	ciphertextBytes: number;
+	/** Stored doc: state after compaction. */
+	storedBytes: number;
+	storedRecords: number;
+}
+
+export interface BaselinePrepared {
+	messages: number;
+	updateBytes: number;
+}
+
+export interface BaselineOpen {
+	messages: number;
+	applyMs: number;
+}
+
+export interface ColdOpenResult {
+	messages: number;
+	/** `unlockKeyring` (app start, before any conversation), for context. */
+	unlockMs: number;
+	/** `loadSnapshot` → session with restored reducer → last 80 MessageViews in hand. */
+	firstScreenMs: number;
+	/** …plus the real ConversationView mounted and a frame painted. */
+	renderedMs: number | null;
+	/** Rows in the DOM at that frame. */
+	renderedRows: number;
+	/** …until `DocSession.loaded`: every stored update read, checked and applied. */
+	fullLoadMs: number;
+	snapshotFound: boolean;
+}
+
+export interface ColdOpenSplits {
+	messages: number;
+	/** IndexedDB get of the stored snapshot (structured clone of the ciphertext). */
+	readMs: number;
+	decryptMs: number;
+	/** UTF-8 decode + JSON.parse. */
+	parseMs: number;
+	/** Zod `ReducerSnapshot.safeParse` inside `ConversationReducer.deserialize`. */
+	validateMs: number;
+	/** `ConversationReducer.add` of every item. */
+	reduceMs: number;
+	/** One view refresh of the session (MessageView per message). */
+	refreshMs: number;
+	snapshotBytes: number;
+}
+
+export interface NoSnapshotOpenResult {
+	messages: number;
+	envelopes: number;
+	/** Until `DocSession.loaded`: every stored update read, every signature verified, applied. */
+	loadedMs: number;
+	/** Until every envelope is decrypted and reduced: the first screen without a snapshot. */
+	viewMs: number;
+}
+
+export interface RateResult {
+	count: number;
+	ms: number;
+	perSecond: number;
+	/** Transaction durability used for the writes ('relaxed' is Chromium's default). */
+	durability?: string;
+}
+
+export interface EnvelopeRates {
+	count: number;
+	sealPerSecond: number;
+	openPerSecond: number;
+}
+
+export interface BenchApi {
+	appendGrow(label: string, to: number, chunk: number): Promise<GrowResult>;
+	appendPrepare(label: string): Promise<AppendPrepared>;
+	appendRep(label: string, count: number): Promise<AppendRep>;
+	snapshotSave(): Promise<SnapshotResult>;
+	baselinePrepare(messages: number): Promise<BaselinePrepared>;
+	baselineColdOpen(): Promise<BaselineOpen>;
+	kithColdOpen(render: boolean): Promise<ColdOpenResult>;
+	kithColdOpenSplits(): Promise<ColdOpenSplits>;
+	kithColdOpenNoSnapshot(): Promise<NoSnapshotOpenResult>;
+	burstKith(count: number): Promise<RateResult>;
+	burstYIndexeddb(count: number): Promise<RateResult>;
+	burstDocPersistence(count: number): Promise<RateResult>;
+	envelopeRates(count: number): Promise<EnvelopeRates>;
+}
+
+declare global {
+	interface Window {
+		kithBench?: BenchApi;
+	}
+}

@@ -1,0 +1,469 @@
+/**
+ * The benchmarks, run inside Chromium against real IndexedDB. Each function
+ * is called by bench/run.ts through `window.kithBench`; state that must
+ * outlive a call (the growing conversation) lives in this module, state that
+ * must outlive a page (keys, the stored docs) lives in IndexedDB.
+ */
+import { mount, tick } from 'svelte';
+import * as Y from 'yjs';
+import { IndexeddbPersistence } from 'y-indexeddb';
+import { storageName } from '$lib/app/doc-session';
+import { loadSnapshot, saveSnapshot } from '$lib/app/snapshot';
+import {
+	ConversationReducer,
+	encodeBatch,
+	makeSend,
+	ReducerSnapshot,
+	type ReducerItem
+} from '$lib/conversation';
+import {
+	aeadDecrypt,
+	concatBytes,
+	newRoomId,
+	newSecretKey,
+	toBase64Url,
+	utf8Decode,
+	utf8Encode
+} from '$lib/crypto';
+import { openEnvelope, sealEnvelope } from '$lib/envelope';
+import { DEFAULT_COMPACT_THRESHOLD, DocPersistence } from '$lib/storage';
+import ConversationView from '$lib/ui/ConversationView.svelte';
+import type {
+	AppendPrepared,
+	AppendRep,
+	BaselineOpen,
+	BaselinePrepared,
+	BenchApi,
+	ColdOpenResult,
+	ColdOpenSplits,
+	EnvelopeRates,
+	GrowResult,
+	NoSnapshotOpenResult,
+	RateResult,
+	SnapshotResult
+} from './api';
+import { BIG_CONVERSATION } from './api';
+import {
+	findConversation,
+	newConversation,
+	openConversation,
+	openProfile,
+	type OpenConversation,
+	type Profile
+} from './profile';
+import { messageText, messageTexts } from './texts';
+
+const BASELINE_KEY = 'bench/baseline-update';
+/** Key and associated data of a stored snapshot, as src/lib/app/snapshot.ts writes them (for the split timings only). */
+const snapshotKey = (roomId: string): string => `snapshot:${roomId}`;
+const SNAPSHOT_AAD = utf8Encode('kith/snapshot\0');
+
+interface StoredSnapshot {
+	nonce: Uint8Array;
+	ciphertext: Uint8Array;
+	stateVector: Uint8Array;
+}
+
+const now = (): number => performance.now();
+
+function median(values: number[]): number {
+	const sorted = [...values].sort((a, b) => a - b);
+	const mid = sorted.length >> 1;
+	return sorted.length % 2
+		? (sorted[mid] as number)
+		: ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Wait for a frame to be produced: rAF runs before paint, the timeout after it. */
+const nextFrame = (): Promise<void> =>
+	new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+let profilePromise: Promise<Profile> | null = null;
+const profile = (): Promise<Profile> => (profilePromise ??= openProfile());
+
+/** Conversations this page grows and appends to, by label (BIG_CONVERSATION is cold-opened later). */
+const conversations = new Map<string, OpenConversation>();
+
+async function conversation(label: string): Promise<OpenConversation> {
+	const held = conversations.get(label);
+	if (held) return held;
+	const p = await profile();
+	const conv = openConversation(p, await newConversation(p, label));
+	conversations.set(label, conv);
+	await conv.doc.loaded;
+	return conv;
+}
+
+/** Author ids of the baseline: two people, as long as Kith's user ids. */
+const BASELINE_AUTHORS = [
+	toBase64Url(new Uint8Array(32).fill(1)),
+	toBase64Url(new Uint8Array(32).fill(2))
+];
+
+/** A readwrite transaction on `store` completes only after every earlier one on it did. */
+function afterEarlierWrites(db: IDBDatabase, store: string): Promise<void> {
+	return new Promise((resolve, reject) => {
+		const tx = db.transaction([store], 'readwrite');
+		tx.objectStore(store).count();
+		tx.oncomplete = () => resolve();
+		tx.onerror = () => reject(tx.error);
+	});
+}
+
+function deleteDatabase(name: string): Promise<void> {
+	return new Promise((resolve) => {
+		const request = indexedDB.deleteDatabase(name);
+		request.onsuccess = request.onerror = request.onblocked = () => resolve();
+	});
+}
+
+/** What a readwrite transaction gets when it asks for nothing (y-indexeddb asks for nothing). */
+function defaultDurability(): Promise<string> {
+	const name = 'bench-durability-probe';
+	return new Promise<string>((resolve) => {
+		const open = indexedDB.open(name);
+		open.onupgradeneeded = () => open.result.createObjectStore('s');
+		open.onsuccess = () => {
+			const db = open.result;
+			const durability = db.transaction(['s'], 'readwrite').durability;
+			db.close();
+			resolve(durability);
+		};
+		open.onerror = () => resolve('unknown');
+	});
+}
+
+export const benches: BenchApi = {
+	async appendGrow(label, to, chunk): Promise<GrowResult> {
+		const conv = await conversation(label);
+		const p = await profile();
+		const { doc, session, record } = conv;
+		let held = session.messages.length;
+		const start = now();
+		while (held < to) {
+			const count = Math.min(chunk, to - held);
+			// One operation per envelope, as single sends make them; sealed, inserted and
+			// committed by DocSession, then read back (decrypted, reduced) by the session.
+			const plaintexts = messageTexts(held, count).map((text) =>
+				encodeBatch({ ops: [makeSend(p.clock, text)] })
+			);
+			const target = held + count;
+			await doc.commit({ epoch: 0, key: record.key, plaintexts });
+			await conv.until(() => session.messages.length >= target);
+			held = target;
+		}
+		return { messages: held, envelopes: doc.doc.size, ms: now() - start };
+	},
+
+	async appendPrepare(label): Promise<AppendPrepared> {
+		const conv = await conversation(label);
+		const p = await profile();
+		const { doc, session, record } = conv;
+		// Start from compacted storage, as a settled app would have it.
+		await doc.persistence.compact();
+		// The app keeps a read mark (from the vault); without one, unread counting scans everything.
+		session.setReadMark(session.newestPosition());
+		const refresh: number[] = [];
+		for (let i = 0; i < 7; i++) {
+			const t = now();
+			session.setReadMark(session.newestPosition());
+			refresh.push((now() - t) * 1000);
+		}
+		const seal: number[] = [];
+		const plaintext = encodeBatch({ ops: [makeSend(p.clock, messageText(0))] });
+		for (let i = 0; i < 15; i++) {
+			const t = now();
+			await sealEnvelope({
+				clock: i,
+				roomId: record.roomId,
+				epoch: 0,
+				key: record.key,
+				signer: p.keyring.deviceSigner,
+				plaintext
+			});
+			seal.push((now() - t) * 1000);
+		}
+		return {
+			size: session.messages.length,
+			envelopes: doc.doc.size,
+			refreshUs: median(refresh),
+			sealUs: median(seal)
+		};
+	},
+
+	async appendRep(label, count): Promise<AppendRep> {
+		const conv = await conversation(label);
+		const { doc, session } = conv;
+		const before = session.messages.length;
+		const sendUs: number[] = [];
+		const start = now();
+		for (let i = 0; i < count; i++) {
+			const t = now();
+			await session.send(messageText(before + i));
+			sendUs.push((now() - t) * 1000);
+		}
+		const repUs = ((now() - start) * 1000) / count;
+		if (session.messages.length !== before + count || session.messages.at(-1)?.status !== 'Saved') {
+			throw new Error(
+				`append: expected ${before + count} saved messages, have ${session.messages.length}`
+			);
+		}
+		// Compacted here, timed apart: a compaction must not land in another size's repetition.
+		const compactStart = now();
+		await doc.persistence.compact();
+		const compactMs = now() - compactStart;
+		return { sendUs, repUs, compactMs, compactThreshold: DEFAULT_COMPACT_THRESHOLD };
+	},
+
+	async snapshotSave(): Promise<SnapshotResult> {
+		const conv = await conversation(BIG_CONVERSATION);
+		const p = await profile();
+		const { doc, session, record } = conv;
+		while (!session.settled) await pause(10);
+		const start = now();
+		await saveSnapshot(
+			p.store,
+			p.keyring.localKey,
+			record.roomId,
+			doc.stateVector(),
+			session.snapshotData()
+		);
+		const saveMs = now() - start;
+		const stored = await p.store.get<StoredSnapshot>(snapshotKey(record.roomId));
+		await doc.persistence.compact();
+		const stats = await DocPersistence.storedStats(storageName(record.roomId));
+		return {
+			messages: session.messages.length,
+			envelopes: doc.doc.size,
+			saveMs,
+			ciphertextBytes: stored?.ciphertext.byteLength ?? 0,
+			storedBytes: stats.bytes,
+			storedRecords: stats.count
+		};
+	},
+
+	async baselinePrepare(messages): Promise<BaselinePrepared> {
+		const p = await profile();
+		const doc = new Y.Doc();
+		const map = doc.getMap<{ text: string; time: number; author: string }>('messages');
+		const base = Date.UTC(2026, 10, 1);
+		doc.transact(() => {
+			for (let i = 0; i < messages; i++) {
+				map.set(toBase64Url(utf8Encode(`msg-${i}`.padStart(16, '0'))), {
+					text: messageText(i),
+					time: base + i * 1000,
+					author: BASELINE_AUTHORS[i % 2] as string
+				});
+			}
+		});
+		const update = Y.encodeStateAsUpdate(doc);
+		doc.destroy();
+		await p.store.put(BASELINE_KEY, update);
+		return { messages, updateBytes: update.byteLength };
+	},
+
+	async baselineColdOpen(): Promise<BaselineOpen> {
+		const p = await profile();
+		const update = await p.store.get<Uint8Array>(BASELINE_KEY);
+		if (!update) throw new Error('baseline update missing: run baselinePrepare first');
+		const start = now();
+		const doc = new Y.Doc();
+		Y.applyUpdate(doc, update);
+		const applyMs = now() - start;
+		const messages = doc.getMap('messages').size;
+		doc.destroy();
+		return { messages, applyMs };
+	},
+
+	async kithColdOpen(render): Promise<ColdOpenResult> {
+		const unlockStart = now();
+		const p = await profile();
+		const unlockMs = now() - unlockStart;
+		const record = await findConversation(p, BIG_CONVERSATION);
+
+		const start = now();
+		const snapshot = await loadSnapshot<unknown>(p.store, p.keyring.localKey, record.roomId);
+		const conv = openConversation(p, record, {
+			restored: snapshot?.data,
+			trusted: snapshot?.stateVector ?? null
+		});
+		const firstScreen = conv.session.messages.slice(-80);
+		const firstScreenMs = now() - start;
+		if (snapshot && firstScreen.length === 0)
+			throw new Error('cold open: no messages from the snapshot');
+
+		let renderedMs: number | null = null;
+		let renderedRows = 0;
+		if (render) {
+			const target = document.getElementById('app');
+			if (!target) throw new Error('bench page has no #app');
+			mount(ConversationView, { target, props: { conversation: conv.session } });
+			await tick();
+			await nextFrame();
+			renderedMs = now() - start;
+			renderedRows = target.querySelectorAll('article[data-key]').length;
+		}
+		await conv.doc.loaded;
+		const fullLoadMs = now() - start;
+		return {
+			messages: conv.session.messages.length,
+			unlockMs,
+			firstScreenMs,
+			renderedMs,
+			renderedRows,
+			fullLoadMs,
+			snapshotFound: snapshot !== null
+		};
+	},
+
+	async kithColdOpenSplits(): Promise<ColdOpenSplits> {
+		const p = await profile();
+		const record = await findConversation(p, BIG_CONVERSATION);
+		const t0 = now();
+		const stored = await p.store.get<StoredSnapshot>(snapshotKey(record.roomId));
+		if (!stored) throw new Error('no snapshot stored');
+		const t1 = now();
+		const plaintext = await aeadDecrypt(
+			p.keyring.localKey,
+			stored.nonce,
+			stored.ciphertext,
+			concatBytes(SNAPSHOT_AAD, utf8Encode(record.roomId), stored.stateVector)
+		);
+		const t2 = now();
+		const data: unknown = JSON.parse(utf8Decode(plaintext));
+		const t3 = now();
+		const parsed = ReducerSnapshot.safeParse(data);
+		const t4 = now();
+		if (!parsed.success) throw new Error('stored snapshot does not parse');
+		const items: ReducerItem[] = parsed.data.items.map(([author, device, envelopeId, op]) => ({
+			op,
+			author,
+			device,
+			envelopeId
+		}));
+		const reducer = new ConversationReducer();
+		reducer.add(items);
+		const t5 = now();
+		void reducer.state;
+		// One refresh of a session restored from the same data (what its constructor runs).
+		const conv = openConversation(p, record, { restored: data, trusted: stored.stateVector });
+		const refresh: number[] = [];
+		for (let i = 0; i < 5; i++) {
+			const t = now();
+			conv.session.setReadMark(null);
+			refresh.push(now() - t);
+		}
+		await conv.doc.loaded;
+		return {
+			messages: reducer.state.messages.length,
+			readMs: t1 - t0,
+			decryptMs: t2 - t1,
+			parseMs: t3 - t2,
+			validateMs: t4 - t3,
+			reduceMs: t5 - t4,
+			refreshMs: median(refresh),
+			snapshotBytes: stored.ciphertext.byteLength
+		};
+	},
+
+	async kithColdOpenNoSnapshot(): Promise<NoSnapshotOpenResult> {
+		const p = await profile();
+		const record = await findConversation(p, BIG_CONVERSATION);
+		const start = now();
+		const conv = openConversation(p, record);
+		await conv.doc.loaded;
+		const loadedMs = now() - start;
+		const envelopes = conv.doc.doc.size;
+		// Every envelope of the generator holds one message.
+		await conv.until(() => conv.session.messages.length >= envelopes);
+		const viewMs = now() - start;
+		return { messages: conv.session.messages.length, envelopes, loadedMs, viewMs };
+	},
+
+	async burstKith(count): Promise<RateResult> {
+		const p = await profile();
+		const record = await newConversation(p, `burst-${newRoomId()}`);
+		const conv = openConversation(p, record);
+		await conv.doc.loaded;
+		const texts = messageTexts(0, count);
+		const start = now();
+		await conv.session.sendMany(texts);
+		const ms = now() - start;
+		const messages = conv.session.messages;
+		if (messages.length !== count || messages.some((m) => m.status !== 'Saved')) {
+			throw new Error(`burst: ${messages.length} of ${count} messages, not all saved`);
+		}
+		await conv.close();
+		await deleteDatabase(storageName(record.roomId));
+		return { count, ms, perSecond: (count * 1000) / ms, durability: 'strict' };
+	},
+
+	async burstYIndexeddb(count): Promise<RateResult> {
+		const name = `bench-y-indexeddb-${newRoomId()}`;
+		const doc = new Y.Doc();
+		const persistence = new IndexeddbPersistence(name, doc);
+		await persistence.whenSynced;
+		const db = persistence.db;
+		if (!db) throw new Error('y-indexeddb did not open its database');
+		const map = doc.getMap('messages');
+		const texts = messageTexts(0, count);
+		const base = Date.now();
+		const start = now();
+		for (let i = 0; i < count; i++) {
+			map.set(`m${i}`, { text: texts[i], time: base + i, author: BASELINE_AUTHORS[0] });
+		}
+		await afterEarlierWrites(db, 'updates');
+		const ms = now() - start;
+		await persistence.destroy();
+		await deleteDatabase(name);
+		return { count, ms, perSecond: (count * 1000) / ms, durability: await defaultDurability() };
+	},
+
+	async burstDocPersistence(count): Promise<RateResult> {
+		const name = `bench-doc-persistence-${newRoomId()}`;
+		const doc = new Y.Doc();
+		const persistence = new DocPersistence(name, doc);
+		await persistence.whenLoaded;
+		const map = doc.getMap('messages');
+		const texts = messageTexts(0, count);
+		const base = Date.now();
+		const start = now();
+		for (let i = 0; i < count; i++) {
+			map.set(`m${i}`, { text: texts[i], time: base + i, author: BASELINE_AUTHORS[0] });
+		}
+		await persistence.flush();
+		const ms = now() - start;
+		await persistence.clearData();
+		return { count, ms, perSecond: (count * 1000) / ms, durability: 'strict' };
+	},
+
+	async envelopeRates(count): Promise<EnvelopeRates> {
+		const p = await profile();
+		const roomId = newRoomId();
+		const key = newSecretKey();
+		const signer = p.keyring.deviceSigner;
+		const plaintexts = messageTexts(0, count).map((text) =>
+			encodeBatch({ ops: [makeSend(p.clock, text)] })
+		);
+		const sealStart = now();
+		const sealed = await Promise.all(
+			plaintexts.map((plaintext, clock) =>
+				sealEnvelope({ clock, roomId, epoch: 0, key, signer, plaintext })
+			)
+		);
+		const sealMs = now() - sealStart;
+		const openStart = now();
+		// Not pre-verified: signature check, room check, AES-GCM, unpadding.
+		await Promise.all(
+			sealed.map(({ bytes }) => openEnvelope(bytes, { roomId, keyForEpoch: () => key }))
+		);
+		const openMs = now() - openStart;
+		return {
+			count,
+			sealPerSecond: (count * 1000) / sealMs,
+			openPerSecond: (count * 1000) / openMs
+		};
+	}
+};

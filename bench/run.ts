@@ -1,0 +1,482 @@
+/**
+ * `npm run bench`: Kith's performance benchmarks in a real Chromium with
+ * real IndexedDB on disk (a fresh, temporary browser profile).
+ *
+ * Builds the benchmark page (bench/browser → bench/.out) with its own Vite
+ * config, serves it on a loopback port, opens it with playwright-core and
+ * calls the benchmarks the page exposes (bench/browser/benches.ts). Prints a
+ * table of medians, ratios against baselines measured in the same run, and
+ * PASS/MISS against each target; writes every sample to
+ * bench/results/latest.json. Benchmarks report, they do not gate: the exit
+ * code is 0 unless the run itself fails.
+ *
+ * Options:
+ *   --quick          small sizes and fewer repetitions (a smoke run, ~1 min)
+ *   --no-render      skip mounting the real ConversationView on cold open
+ *   --keep-build     leave bench/.out in place afterwards
+ *   KITH_CHROMIUM    Chromium executable (default /usr/bin/chromium)
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { BIG_CONVERSATION, type BenchApi } from './browser/api';
+import { serveStatic } from './lib/server';
+import { mean, median, percentile } from './lib/stats';
+
+const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
+const OUT = here('./.out');
+const RESULTS = here('./results');
+
+const CHROMIUM_ARGS = [
+	'--headless=new',
+	'--no-sandbox',
+	'--disable-gpu',
+	'--disable-quic',
+	'--no-first-run',
+	'--disable-background-networking',
+	'--disable-component-update',
+	'--disable-sync'
+];
+
+interface Config {
+	quick: boolean;
+	render: boolean;
+	keepBuild: boolean;
+	/** Conversation sizes for benchmark 1; the last one is also the cold-open conversation. */
+	sizes: number[];
+	/** Envelopes sealed per DocSession commit while growing the conversation. */
+	growChunk: number;
+	appendReps: number;
+	appendPerRep: number;
+	coldReps: number;
+	burst: number;
+	burstReps: number;
+	envelopeCount: number;
+}
+
+function config(argv: string[]): Config {
+	const known = new Set(['--quick', '--no-render', '--keep-build']);
+	for (const arg of argv) {
+		if (!known.has(arg)) throw new Error(`unknown option ${arg} (known: ${[...known].join(', ')})`);
+	}
+	const quick = argv.includes('--quick');
+	return {
+		quick,
+		render: !argv.includes('--no-render'),
+		keepBuild: argv.includes('--keep-build'),
+		sizes: quick ? [1_000, 3_000, 10_000] : [1_000, 10_000, 100_000],
+		growChunk: 1_000,
+		appendReps: quick ? 3 : 5,
+		appendPerRep: quick ? 50 : 100,
+		coldReps: quick ? 3 : 5,
+		burst: 5_000,
+		burstReps: quick ? 3 : 5,
+		envelopeCount: 2_000
+	};
+}
+
+type Api = BenchApi;
+type Result<K extends keyof Api> = Awaited<ReturnType<Api[K]>>;
+
+/** One page at a time (the app's writer lock is per profile); `fresh()` gives a new document. */
+class BenchPage {
+	#page: Page | null = null;
+	constructor(
+		readonly context: BrowserContext,
+		readonly url: string
+	) {}
+
+	async fresh(): Promise<void> {
+		if (this.#page) await this.#page.close();
+		const page = await this.context.newPage();
+		page.on('console', (message) => {
+			if (message.type() === 'error' || message.type() === 'warning') {
+				process.stderr.write(`  page ${message.type()}: ${message.text()}\n`);
+			}
+		});
+		page.on('pageerror', (error) => process.stderr.write(`  page exception: ${error.message}\n`));
+		await page.goto(this.url);
+		await page.waitForFunction(() => window.kithBench !== undefined);
+		this.#page = page;
+	}
+
+	async call<K extends keyof Api>(name: K, ...args: Parameters<Api[K]>): Promise<Result<K>> {
+		if (!this.#page) await this.fresh();
+		const page = this.#page as Page;
+		return (await page.evaluate(
+			([n, a]) => {
+				const api = window.kithBench as unknown as Record<string, (...x: unknown[]) => unknown>;
+				const fn = api[n as string];
+				if (!fn) throw new Error(`no benchmark ${String(n)}`);
+				return fn(...(a as unknown[]));
+			},
+			[name, args] as const
+		)) as Result<K>;
+	}
+
+	async close(): Promise<void> {
+		await this.#page?.close();
+		this.#page = null;
+	}
+
+	async userAgent(): Promise<string> {
+		if (!this.#page) await this.fresh();
+		return (this.#page as Page).evaluate(() => navigator.userAgent);
+	}
+}
+
+const started = Date.now();
+const log = (text: string): void => {
+	const s = ((Date.now() - started) / 1000).toFixed(0).padStart(4);
+	process.stdout.write(`[${s} s] ${text}\n`);
+};
+
+// ---- formatting -----------------------------------------------------------
+
+const fmt = (n: number, digits = 0): string =>
+	Number.isFinite(n)
+		? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+		: '—';
+const ratio = (n: number): string => (Number.isFinite(n) ? `${fmt(n, 2)}×` : '—');
+const sizeLabel = (n: number): string =>
+	n >= 1000 ? `${fmt(n / 1000, n % 1000 ? 1 : 0)}k` : `${n}`;
+
+interface Row {
+	name: string;
+	value: string;
+	baseline?: string;
+	ratio?: string;
+	target?: string;
+	result?: 'PASS' | 'MISS';
+	note?: string;
+}
+
+function printTable(rows: Row[]): void {
+	const head: Row = {
+		name: 'Benchmark',
+		value: 'Median',
+		baseline: 'Baseline',
+		ratio: 'Ratio',
+		target: 'Target',
+		result: undefined,
+		note: 'Notes'
+	};
+	const cells = (r: Row): string[] => [
+		r.name,
+		r.value,
+		r.baseline ?? '',
+		r.ratio ?? '',
+		r.target ?? '',
+		r === head ? 'Result' : (r.result ?? ''),
+		r.note ?? ''
+	];
+	const all = [head, ...rows].map(cells);
+	const widths = all[0]!.map((_, i) => Math.max(...all.map((c) => (c[i] as string).length)));
+	const line = (c: string[]): string =>
+		c
+			.map((cell, i) =>
+				i === 1 || i === 2 || i === 3 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)
+			)
+			.join('  ')
+			.trimEnd();
+	process.stdout.write(`\n${line(all[0]!)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
+	for (const c of all.slice(1)) process.stdout.write(`${line(c)}\n`);
+}
+
+// ---- the run ----------------------------------------------------------------
+
+async function main(): Promise<void> {
+	const cfg = config(process.argv.slice(2));
+	const executablePath = process.env.KITH_CHROMIUM?.trim() || '/usr/bin/chromium';
+	if (!existsSync(executablePath)) {
+		throw new Error(`no Chromium at ${executablePath}: install one or set KITH_CHROMIUM`);
+	}
+	log(`building the benchmark page (${cfg.quick ? 'quick run' : 'full run'})`);
+	await build({ configFile: here('./vite.config.ts'), logLevel: 'warn' });
+	const server = await serveStatic(OUT);
+	const profileDir = await mkdtemp(join(tmpdir(), 'kith-bench-'));
+	const context = await chromium.launchPersistentContext(profileDir, {
+		executablePath,
+		args: CHROMIUM_ARGS,
+		headless: true,
+		viewport: { width: 1000, height: 800 }
+	});
+	const page = new BenchPage(context, server.url);
+	try {
+		await run(cfg, page);
+	} finally {
+		await page.close().catch(() => {});
+		await context.close().catch(() => {});
+		await server.close();
+		await rm(profileDir, { recursive: true, force: true });
+		if (!cfg.keepBuild) await rm(OUT, { recursive: true, force: true });
+	}
+}
+
+async function run(cfg: Config, page: BenchPage): Promise<void> {
+	const loadAtStart = loadavg();
+	await page.fresh();
+	const userAgent = await page.userAgent();
+	const chromiumVersion = /Chrome\/([\d.]+)/.exec(userAgent)?.[1] ?? 'unknown';
+
+	// -- cheap ones first: envelope rates and the 5,000-message burst -------------
+	log(`envelope seal/open, ${fmt(cfg.envelopeCount)} envelopes × ${cfg.burstReps}`);
+	const envelopes: Result<'envelopeRates'>[] = [];
+	for (let i = 0; i < cfg.burstReps; i++)
+		envelopes.push(await page.call('envelopeRates', cfg.envelopeCount));
+
+	log(`burst of ${fmt(cfg.burst)}: y-indexeddb, DocPersistence, Kith sendMany × ${cfg.burstReps}`);
+	const burst = {
+		yIndexeddb: [] as Result<'burstYIndexeddb'>[],
+		docPersistence: [] as Result<'burstDocPersistence'>[],
+		kith: [] as Result<'burstKith'>[]
+	};
+	for (let i = 0; i < cfg.burstReps; i++) {
+		burst.yIndexeddb.push(await page.call('burstYIndexeddb', cfg.burst));
+		burst.docPersistence.push(await page.call('burstDocPersistence', cfg.burst));
+		burst.kith.push(await page.call('burstKith', cfg.burst));
+	}
+
+	// -- benchmark 1: append cost at three sizes, repetitions interleaved ----------
+	// One conversation per size, so a repetition at each size runs in turn and a
+	// change of machine load hits every size alike.
+	await page.fresh();
+	const labels = cfg.sizes.map((size, i) =>
+		i === cfg.sizes.length - 1 ? BIG_CONVERSATION : `size-${size}`
+	);
+	const grows: Result<'appendGrow'>[] = [];
+	for (const [i, size] of cfg.sizes.entries()) {
+		log(
+			`growing a conversation to ${fmt(size)} messages (one envelope each, ${fmt(cfg.growChunk)} per commit)`
+		);
+		grows.push(await page.call('appendGrow', labels[i] as string, size, cfg.growChunk));
+	}
+	const prepared: Result<'appendPrepare'>[] = [];
+	for (const label of labels) prepared.push(await page.call('appendPrepare', label));
+	log(
+		`appending ${cfg.appendReps} × ${cfg.appendPerRep} single messages at each size, interleaved`
+	);
+	const appendReps: Result<'appendRep'>[][] = labels.map(() => []);
+	for (let rep = 0; rep < cfg.appendReps; rep++) {
+		for (const [i, label] of labels.entries()) {
+			appendReps[i]?.push(await page.call('appendRep', label, cfg.appendPerRep));
+		}
+	}
+	log('saving the view snapshot, compacting storage');
+	const snapshot = await page.call('snapshotSave');
+	const baseline = await page.call('baselinePrepare', snapshot.messages);
+
+	// -- benchmark 2: cold open, each repetition in a fresh page --------------------
+	log(
+		`cold open of ${fmt(snapshot.messages)} messages vs Y.applyUpdate × ${cfg.coldReps} (fresh page each)`
+	);
+	const cold = {
+		baseline: [] as Result<'baselineColdOpen'>[],
+		kith: [] as Result<'kithColdOpen'>[]
+	};
+	for (let i = 0; i < cfg.coldReps; i++) {
+		await page.fresh();
+		cold.baseline.push(await page.call('baselineColdOpen'));
+		await page.fresh();
+		cold.kith.push(await page.call('kithColdOpen', cfg.render));
+	}
+	log('cold open split timings × 2 (fresh page each)');
+	const splits: Result<'kithColdOpenSplits'>[] = [];
+	for (let i = 0; i < 2; i++) {
+		await page.fresh();
+		splits.push(await page.call('kithColdOpenSplits'));
+	}
+	log('cold open without a snapshot × 1 (fresh page)');
+	await page.fresh();
+	const noSnapshot = await page.call('kithColdOpenNoSnapshot');
+
+	// -- report ----------------------------------------------------------------------
+	const rows: Row[] = [];
+	const appendMedians = appendReps.map((reps) => median(reps.map((r) => r.repUs)));
+	const compactUs = appendReps.map(
+		(reps) => (median(reps.map((r) => r.compactMs)) * 1000) / (reps[0]?.compactThreshold ?? 500)
+	);
+	const withCompaction = appendMedians.map((us, i) => us + (compactUs[i] as number));
+	const flatness = (values: number[], i: number, name: string, note: string): Row => {
+		const last = i === values.length - 1;
+		const r = (values[i] as number) / (values[0] as number);
+		return {
+			name,
+			value: `${fmt(values[i] as number)} µs`,
+			baseline: i === 0 ? '' : `${fmt(values[0] as number)} µs`,
+			ratio: i === 0 ? '' : ratio(r),
+			target: last ? '≤ 1.50×' : '',
+			result: last ? (r <= 1.5 ? 'PASS' : 'MISS') : undefined,
+			note
+		};
+	};
+	prepared.forEach((p, i) => {
+		const sends = appendReps[i]?.flatMap((r) => r.sendUs) ?? [];
+		rows.push(
+			flatness(
+				appendMedians,
+				i,
+				`1 Append at ${sizeLabel(p.size)}, per message`,
+				`send p50 ${fmt(median(sends))} / p95 ${fmt(percentile(sends, 95))} / max ${fmt(Math.max(...sends))} µs; view refresh ${fmt(p.refreshUs)} µs (×2 per send), seal ${fmt(p.sealUs)} µs`
+			)
+		);
+	});
+	prepared.forEach((p, i) => {
+		const compactMs = median(appendReps[i]?.map((r) => r.compactMs) ?? []);
+		rows.push(
+			flatness(
+				withCompaction,
+				i,
+				`  …with compaction, at ${sizeLabel(p.size)}`,
+				`+ one compaction (${fmt(compactMs)} ms, ${fmt(p.envelopes)} envelopes) per ${appendReps[i]?.[0]?.compactThreshold ?? 500} sends`
+			)
+		);
+	});
+	const baseApply = median(cold.baseline.map((c) => c.applyMs));
+	const firstScreen = median(cold.kith.map((c) => c.firstScreenMs));
+	const rendered = cold.kith.every((c) => c.renderedMs !== null)
+		? median(cold.kith.map((c) => c.renderedMs as number))
+		: Number.NaN;
+	const fullLoad = median(cold.kith.map((c) => c.fullLoadMs));
+	const n = sizeLabel(snapshot.messages);
+	rows.push({
+		name: `2 Cold open ${n}: first screen`,
+		value: `${fmt(firstScreen)} ms`,
+		baseline: `${fmt(baseApply)} ms`,
+		ratio: ratio(firstScreen / baseApply),
+		target: '≤ 2.00×',
+		result: firstScreen / baseApply <= 2 ? 'PASS' : 'MISS',
+		note: `baseline: Y.applyUpdate of ${fmt(baseline.messages)} plaintext map entries (${fmt(baseline.updateBytes / 1e6, 1)} MB)`
+	});
+	if (Number.isFinite(rendered)) {
+		rows.push({
+			name: `  …rendered (ConversationView)`,
+			value: `${fmt(rendered)} ms`,
+			baseline: `${fmt(baseApply)} ms`,
+			ratio: ratio(rendered / baseApply),
+			note: `${cold.kith[0]?.renderedRows ?? 0} rows in the first frame`
+		});
+	}
+	rows.push({
+		name: `  …full doc loaded (background)`,
+		value: `${fmt(fullLoad)} ms`,
+		note: `${fmt(snapshot.envelopes)} envelopes, ${fmt(snapshot.storedBytes / 1e6, 1)} MB stored; covered by the snapshot, so not re-verified`
+	});
+	const split = (key: keyof Result<'kithColdOpenSplits'>): string =>
+		fmt(median(splits.map((s) => s[key])));
+	rows.push({
+		name: `  …splits (median of 2)`,
+		value: '',
+		note: `read ${split('readMs')} + decrypt ${split('decryptMs')} + JSON ${split('parseMs')} + validate ${split('validateMs')} + reduce ${split('reduceMs')} + views ${split('refreshMs')} ms; snapshot ${fmt((splits[0]?.snapshotBytes ?? 0) / 1e6, 1)} MB`
+	});
+	rows.push({
+		name: `  …without a snapshot (1 run)`,
+		value: `${fmt(noSnapshot.viewMs)} ms`,
+		baseline: `${fmt(baseApply)} ms`,
+		ratio: ratio(noSnapshot.viewMs / baseApply),
+		note: `doc loaded + every signature verified at ${fmt(noSnapshot.loadedMs)} ms, then every envelope decrypted and reduced`
+	});
+	const yRate = median(burst.yIndexeddb.map((b) => b.perSecond));
+	const kithRate = median(burst.kith.map((b) => b.perSecond));
+	const dpRate = median(burst.docPersistence.map((b) => b.perSecond));
+	rows.push({
+		name: `3 Burst ${fmt(cfg.burst)}: Kith sendMany`,
+		value: `${fmt(kithRate)} /s`,
+		baseline: `${fmt(yRate)} /s`,
+		ratio: ratio(kithRate / yRate),
+		target: '≥ 20.00×',
+		result: kithRate / yRate >= 20 ? 'PASS' : 'MISS',
+		note: `${fmt(median(burst.kith.map((b) => b.ms)))} ms until all "Saved" (strict durability); baseline: y-indexeddb, one transaction per map.set (${burst.yIndexeddb[0]?.durability ?? '?'} durability)`
+	});
+	rows.push({
+		name: `  DocPersistence alone`,
+		value: `${fmt(dpRate)} /s`,
+		baseline: `${fmt(yRate)} /s`,
+		ratio: ratio(dpRate / yRate),
+		note: `same ${fmt(cfg.burst)} plaintext map.set transactions, batched, until flush() (strict)`
+	});
+	rows.push({
+		name: `Envelope seal`,
+		value: `${fmt(median(envelopes.map((e) => e.sealPerSecond)))} /s`,
+		note: `${fmt(cfg.envelopeCount)} concurrent, ~50-char messages (pad, AES-GCM, Ed25519, SHA-256)`
+	});
+	rows.push({
+		name: `Envelope open (verify + decrypt)`,
+		value: `${fmt(median(envelopes.map((e) => e.openPerSecond)))} /s`
+	});
+	rows.push({
+		name: `Snapshot save at ${n}`,
+		value: `${fmt(snapshot.saveMs)} ms`,
+		note: `serialize + JSON + AES-GCM + put, 1 run; ${fmt(snapshot.ciphertextBytes / 1e6, 1)} MB`
+	});
+
+	printTable(rows);
+	const grownMs = grows
+		.map((g) => `${sizeLabel(g.messages)} in ${fmt(g.ms / 1000, 1)} s`)
+		.join(', ');
+	process.stdout.write(
+		[
+			'',
+			`Repetitions: append ${cfg.appendReps} × ${cfg.appendPerRep} sends per size, sizes interleaved (median of per-repetition means);`,
+			`cold open ${cfg.coldReps} fresh pages each; bursts and envelope rates ${cfg.burstReps} each; splits 2; no-snapshot open, snapshot save 1.`,
+			`Conversations grown with one envelope per message, ${fmt(cfg.growChunk)} envelopes per commit (${grownMs});`,
+			`each grows by ${fmt(cfg.appendReps * cfg.appendPerRep)} during its measurement.`,
+			`Machine: ${cpus().length} cores (${cpus()[0]?.model.trim() ?? '?'}), ${fmt(totalmem() / 2 ** 30)} GiB; Chromium ${chromiumVersion}; Node ${process.version}.`,
+			`Load average (1 min) at start ${fmt(loadAtStart[0] ?? 0, 1)}, at end ${fmt(loadavg()[0] ?? 0, 1)}: other work on the machine skews every figure, ratios less so.`,
+			`Total time ${fmt((Date.now() - started) / 1000)} s. Benchmarks report; they never fail the run.`,
+			''
+		].join('\n')
+	);
+
+	await mkdir(RESULTS, { recursive: true });
+	const file = join(RESULTS, 'latest.json');
+	await writeFile(
+		file,
+		`${JSON.stringify(
+			{
+				date: new Date().toISOString(),
+				machine: {
+					cores: cpus().length,
+					cpu: cpus()[0]?.model.trim(),
+					memoryBytes: totalmem(),
+					chromium: chromiumVersion,
+					node: process.version
+				},
+				config: cfg,
+				summary: rows,
+				raw: {
+					envelopes,
+					burst,
+					grows,
+					prepared,
+					appendReps,
+					snapshot,
+					baseline,
+					cold,
+					splits,
+					noSnapshot
+				},
+				derived: {
+					appendMedianUs: appendMedians,
+					appendWithCompactionUs: withCompaction,
+					appendMeanSendUs: appendReps.map((reps) => mean(reps.flatMap((r) => r.sendUs)))
+				},
+				load: { start: loadAtStart, end: loadavg() }
+			},
+			null,
+			'\t'
+		)}\n`
+	);
+	log(`results written to ${file}`);
+}
+
+main().catch((error: unknown) => {
+	process.stderr.write(
+		`bench: the run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`
+	);
+	process.exitCode = 1;
+});

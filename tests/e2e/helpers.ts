@@ -1,0 +1,115 @@
+/**
+ * Steps shared by the end-to-end specs. They drive the app the way a person
+ * does — by role, label and visible text — so a test breaks when the
+ * accessible names change, which is the contract they check.
+ */
+import { expect, type Locator, type Page } from '@playwright/test';
+
+/** A recovery key as shown: base58, in groups of four characters (the last may be shorter). */
+export const RECOVERY_KEY_PATTERN = /^(?:[1-9A-HJ-NP-Za-km-z]{4} )+[1-9A-HJ-NP-Za-km-z]{1,4}$/;
+
+export function conversationList(page: Page): Locator {
+	return page.getByRole('navigation', { name: 'Conversations' });
+}
+
+/** The link of one conversation in the list; its accessible name is exactly the conversation's name. */
+export function conversationLink(page: Page, name: string): Locator {
+	return conversationList(page).getByRole('link', { name, exact: true });
+}
+
+export function messageLog(page: Page): Locator {
+	return page.getByRole('log', { name: 'Messages' });
+}
+
+export function articles(page: Page): Locator {
+	return messageLog(page).getByRole('article');
+}
+
+/** The message whose text is exactly `text` (whitespace-normalised). */
+export function article(page: Page, text: string): Locator {
+	return articles(page).filter({ has: page.getByText(text, { exact: true }) });
+}
+
+export function composer(page: Page): Locator {
+	return page.getByRole('textbox', { name: 'Message' });
+}
+
+/** The status of an own message, e.g. "Saved". */
+export function status(message: Locator, text: 'Saving' | 'Saved'): Locator {
+	return message.getByText(text, { exact: true });
+}
+
+/**
+ * Open the app (unless the page is on it already), create an account and
+ * acknowledge the recovery key. Returns the recovery key as shown.
+ */
+export async function createAccount(
+	page: Page,
+	name: string,
+	passphrase?: string
+): Promise<string> {
+	if (!/^https?:/.test(page.url())) await page.goto('/');
+	await page.getByRole('textbox', { name: 'Display name' }).fill(name);
+	if (passphrase !== undefined) {
+		await page.getByRole('textbox', { name: 'Passphrase' }).fill(passphrase);
+	}
+	await page.getByRole('button', { name: 'Create account' }).click();
+	// Key generation (and Argon2id, with a passphrase) takes a few seconds on a slow machine.
+	const dialog = page.getByRole('dialog', { name: 'Recovery key' });
+	await expect(dialog).toBeVisible({ timeout: 20_000 });
+	const recoveryKey = (await dialog.getByLabel('Recovery key value').textContent())?.trim() ?? '';
+	await dialog.getByRole('button', { name: 'Continue' }).click();
+	await expect(dialog).toBeHidden();
+	await expect(conversationLink(page, 'Notes to self')).toBeVisible();
+	return recoveryKey;
+}
+
+/** Open a conversation from the list and wait for its page. */
+export async function openConversation(page: Page, name: string): Promise<void> {
+	await conversationLink(page, name).click();
+	await expect(page.getByRole('heading', { level: 1, name, exact: true })).toBeVisible();
+	await expect(messageLog(page)).toBeVisible();
+}
+
+/** Create a conversation with the "New conversation" form; the app opens it. */
+export async function createConversation(page: Page, name: string): Promise<void> {
+	await conversationList(page).getByRole('button', { name: 'New conversation' }).click();
+	await page.getByRole('textbox', { name: 'Conversation name' }).fill(name);
+	await page.getByRole('button', { name: 'Create', exact: true }).click();
+	await expect(page.getByRole('heading', { level: 1, name, exact: true })).toBeVisible();
+}
+
+/**
+ * Send `text` from the composer (Enter) and wait until it shows "Saved"
+ * (its IndexedDB transaction completed). Returns the message's article.
+ */
+export async function send(page: Page, text: string): Promise<Locator> {
+	const box = composer(page);
+	await box.fill(text);
+	await box.press('Enter');
+	const message = article(page, text);
+	await expect(status(message, 'Saved')).toBeVisible();
+	// The composer clears once the message is stored.
+	await expect(box).toHaveValue('');
+	return message;
+}
+
+/** The text of a message (its first paragraph; the second holds time and status). */
+export function messageText(message: Locator): Locator {
+	return message.getByRole('paragraph').first();
+}
+
+/** Wait until the open conversation shows exactly `texts`, in order, each "Saved". */
+export async function expectMessages(page: Page, texts: readonly string[]): Promise<void> {
+	const list = articles(page);
+	await expect(list).toHaveCount(texts.length);
+	for (const [i, text] of texts.entries()) {
+		await expect(messageText(list.nth(i))).toHaveText(text);
+		await expect(status(list.nth(i), 'Saved')).toBeVisible();
+	}
+}
+
+/** A string no other test (or run) uses. */
+export function unique(prefix: string): string {
+	return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+}
