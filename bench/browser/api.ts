@@ -16,7 +16,7 @@ export interface AppendPrepared {
 	/** Messages held when the measurement starts. */
 	size: number;
 	envelopes: number;
-	/** One view refresh (`send()` runs two): MessageView array, state copy, unread count; µs, median of 7. */
+	/** One view refresh (`send()` runs three): MessageView array, state copy, unread count; µs, median of 7. */
 	refreshUs: number;
 	/** One envelope sealed (pad, AES-GCM, Ed25519, SHA-256); µs, median of 15. */
 	sealUs: number;
@@ -67,8 +67,8 @@ export interface ColdOpenResult {
 	renderedMs: number | null;
 	/** Rows in the DOM at that frame. */
 	renderedRows: number;
-	/** …until `DocSession.loaded`: every stored update read, checked and applied. */
-	fullLoadMs: number;
+	/** …until `DocSession.loaded`: every stored update read, checked and applied (when waited for). */
+	fullLoadMs: number | null;
 	snapshotFound: boolean;
 }
 
@@ -83,8 +83,6 @@ export interface ColdOpenSplits {
 	validateMs: number;
 	/** `ConversationReducer.add` of every item. */
 	reduceMs: number;
-	/** One view refresh of the session (MessageView per message). */
-	refreshMs: number;
 	snapshotBytes: number;
 }
 
@@ -118,7 +116,7 @@ export interface BenchApi {
 	snapshotSave(): Promise<SnapshotResult>;
 	baselinePrepare(messages: number): Promise<BaselinePrepared>;
 	baselineColdOpen(): Promise<BaselineOpen>;
-	kithColdOpen(render: boolean): Promise<ColdOpenResult>;
+	kithColdOpen(render: boolean, waitForFullLoad: boolean): Promise<ColdOpenResult>;
 	kithColdOpenSplits(): Promise<ColdOpenSplits>;
 	kithColdOpenNoSnapshot(): Promise<NoSnapshotOpenResult>;
 	burstKith(count: number): Promise<RateResult>;

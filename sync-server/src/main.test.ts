@@ -121,7 +121,7 @@ describe('main', () => {
 		const size = 32 * 1024 * 1024;
 		await truncate(await createEmpty(big), size);
 		const dataDir = join(await tempDir('kith-main-'), 'nested', 'data');
-		const timeoutMs = 8000;
+		const timeoutMs = 15_000;
 
 		const s = await startMain({
 			KITH_DATA: dataDir,
@@ -172,7 +172,8 @@ describe('main', () => {
 		s.child.kill('SIGTERM');
 		const { code } = await s.exited;
 		expect(code).toBe(128 + 15);
-		expect(Date.now() - t0).toBeLessThan(3000);
+		// Far below the 20 s drain it would otherwise wait for (generous: CI machines are busy).
+		expect(Date.now() - t0).toBeLessThan(10_000);
 	});
 
 	it('refuses a bad configuration with exit code 2 and says what is wrong', async () => {

@@ -41,7 +41,7 @@ async function start(staticDir: string, overrides: Partial<Config> = {}) {
 		port: 0,
 		dataDir: await tempDir('kith-data-'),
 		staticDir,
-		shutdownTimeoutMs: 5000,
+		shutdownTimeoutMs: 10_000,
 		logLevel: 'debug',
 		...overrides
 	};
@@ -363,7 +363,8 @@ describe('shutdown', () => {
 		expect(res.headers.get('connection')).not.toBe('keep-alive');
 		expect(await res.text()).toBe('done');
 		await closed;
-		expect(Date.now() - t0).toBeLessThan(2000);
+		// Well under the 10 s timeout: the idle connection did not hold the shutdown up.
+		expect(Date.now() - t0).toBeLessThan(5000);
 		agent.destroy();
 
 		await expect(rawRequest(port, 'GET /healthz HTTP/1.1\r\n\r\n')).rejects.toThrow();

@@ -85,8 +85,8 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 	// Camera and microphone stay available to Kith itself (voice notes, calls
 	// later) but not to anything it embeds; the rest it never needs.
 	'Permissions-Policy':
-		'camera=(self), microphone=(self), geolocation=(), payment=(), usb=(), serial=(), ' +
-		'bluetooth=(), midi=(), magnetometer=(), gyroscope=(), accelerometer=()',
+		'camera=(self), microphone=(self), geolocation=(), payment=(), usb=(), serial=(), hid=(), ' +
+		'midi=(), magnetometer=(), gyroscope=(), accelerometer=()',
 	'Cross-Origin-Opener-Policy': 'same-origin',
 	'Cross-Origin-Resource-Policy': 'same-origin',
 	// The app's CSP comes as a <meta> tag, where frame-ancestors is ignored.

@@ -18,6 +18,7 @@ import {
 	composer,
 	createAccount,
 	expectMessages,
+	expectNoAlert,
 	messageLog,
 	openConversation,
 	status
@@ -116,6 +117,7 @@ test('messages that showed "Saved" survive a SIGKILL of the browser', async ({ b
 		page = await openApp(running.browser, baseURL);
 		await openConversation(page, 'Notes to self');
 		await expectMessages(page, texts);
+		await expectNoAlert(page);
 	} finally {
 		if (running) {
 			await running.browser.close().catch(() => undefined);

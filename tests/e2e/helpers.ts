@@ -88,13 +88,14 @@ export async function send(page: Page, text: string): Promise<Locator> {
 	await box.fill(text);
 	await box.press('Enter');
 	const message = article(page, text);
-	await expect(status(message, 'Saved')).toBeVisible();
+	// Generous: a loaded CI machine can take seconds per IndexedDB commit.
+	await expect(status(message, 'Saved')).toBeVisible({ timeout: 10_000 });
 	// The composer clears once the message is stored.
 	await expect(box).toHaveValue('');
 	return message;
 }
 
-/** The text of a message (its first paragraph; the second holds time and status). */
+/** The text of an own message: its first paragraph (the next holds time and status). */
 export function messageText(message: Locator): Locator {
 	return message.getByRole('paragraph').first();
 }
@@ -107,6 +108,11 @@ export async function expectMessages(page: Page, texts: readonly string[]): Prom
 		await expect(messageText(list.nth(i))).toHaveText(text);
 		await expect(status(list.nth(i), 'Saved')).toBeVisible();
 	}
+}
+
+/** No error is shown anywhere on the page (write failures, unreadable data…). */
+export async function expectNoAlert(page: Page): Promise<void> {
+	await expect(page.getByRole('alert')).toHaveCount(0);
 }
 
 /** A string no other test (or run) uses. */

@@ -7,6 +7,7 @@ import {
 	createAccount,
 	createConversation,
 	expectMessages,
+	expectNoAlert,
 	messageLog,
 	messageText,
 	openConversation,
@@ -48,6 +49,7 @@ test('messages are saved, kept in order and survive a reload', async ({ page }) 
 		'textContent',
 		'Second message, line one\nline two'
 	);
+	await expectNoAlert(page);
 });
 
 test('a new conversation opens, and the list is ordered by last activity', async ({ page }) => {
@@ -73,6 +75,7 @@ test('a new conversation opens, and the list is ordered by last activity', async
 	// The order is a function of the stored messages, so a reload keeps it.
 	await page.reload();
 	await expect(links).toHaveText(['Notes to self', 'Book club']);
+	await expectNoAlert(page);
 });
 
 test('a message over 64 KiB is refused with a clear error and kept in the composer', async ({

@@ -5,12 +5,15 @@ import {
 	createAccount,
 	createConversation,
 	expectMessages,
+	expectNoAlert,
 	openConversation,
 	send,
 	unique
 } from './helpers';
 
 test('a passphrase locks the account until it is entered', async ({ page }) => {
+	// Three Argon2id runs (create, wrong, right) at the app's real cost: slow by design.
+	test.setTimeout(60_000);
 	const passphrase = 'correct horse battery staple';
 	await createAccount(page, 'Ada', passphrase);
 	await openConversation(page, 'Notes to self');
@@ -30,16 +33,17 @@ test('a passphrase locks the account until it is entered', async ({ page }) => {
 
 	await field.fill('wrong horse battery staple');
 	await unlock.click();
-	await expect(page.getByRole('alert')).toContainText(/not correct/i, { timeout: 15_000 });
+	await expect(page.getByRole('alert')).toContainText(/not correct/i, { timeout: 20_000 });
 	await expect(unlock).toBeVisible();
 	await expect(conversationList(page)).toHaveCount(0);
 
 	await field.fill(passphrase);
 	await unlock.click();
-	await expect(conversationLink(page, 'Notes to self')).toBeVisible({ timeout: 15_000 });
+	await expect(conversationLink(page, 'Notes to self')).toBeVisible({ timeout: 20_000 });
 	await expect(unlock).toHaveCount(0);
 	await openConversation(page, 'Notes to self');
 	await expectMessages(page, texts);
+	await expectNoAlert(page);
 });
 
 test('nothing the user wrote is stored in plaintext', async ({ page }) => {

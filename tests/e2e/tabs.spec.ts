@@ -12,6 +12,7 @@ import {
 	createAccount,
 	createConversation,
 	expectMessages,
+	expectNoAlert,
 	openConversation,
 	send,
 	status
@@ -36,6 +37,8 @@ test('tabs of one profile share a live view and hand over the writer role', asyn
 	await expect(status(article(tabA, 'From tab B'), 'Saved')).toBeVisible();
 	await expectMessages(tabA, ['From tab A', 'From tab B']);
 	await expectMessages(tabB, ['From tab A', 'From tab B']);
+	await expectNoAlert(tabA);
+	await expectNoAlert(tabB);
 
 	// A conversation created in the follower shows up in the leader's list.
 	await createConversation(tabB, 'Book club');
@@ -56,6 +59,7 @@ test('tabs of one profile share a live view and hand over the writer role', asyn
 	await expectMessages(tabB, ['From tab A', 'From tab B', 'After tab A closed']);
 	await openConversation(tabB, 'Book club');
 	await expectMessages(tabB, ['Made in tab B']);
+	await expectNoAlert(tabB);
 });
 
 test('a tab opened later loads what the first tab saved', async ({ context }) => {

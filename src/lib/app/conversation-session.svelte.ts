@@ -1,3 +1,5 @@
+/* eslint-disable svelte/prefer-svelte-reactivity -- bookkeeping collections, deliberately not
+   reactive: the UI reads the $state fields derived from them. */
 /**
  * A conversation as the app runs it: its envelope doc (DocSession), its keys,
  * and the view reduced from its operations. Implements the UI's
@@ -84,7 +86,7 @@ export class ConversationSession implements ConversationHandle {
 	readonly #seen = new Set<string>();
 	readonly #views = new WeakMap<Message, MessageView>();
 	#outbox: Operation[] = [];
-	#outboxWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+	#outboxWaiters: Waiter[] = [];
 	#flushScheduled = false;
 	#readMark: { hlc: string; id: string } | null = null;
 	#unknownVersion = 0;
@@ -154,21 +156,43 @@ export class ConversationSession implements ConversationHandle {
 		this.#markReadHook = hook;
 	}
 
-	async send(text: string): Promise<void> {
-		const op = makeSend(this.#options.clock, text); // throws MessageTooLongError
-		return new Promise<void>((resolve, reject) => {
-			this.#outbox.push(op);
-			this.#outboxWaiters.push({ resolve, reject });
-			if (!this.#flushScheduled) {
-				this.#flushScheduled = true;
-				queueMicrotask(() => void this.#flushOutbox());
-			}
-		});
+	/**
+	 * Send a message. Resolves once it is accepted — sealed and shown as
+	 * "Saving" — so the composer can take the next one; rejects (and nothing
+	 * is shown) when the text is refused, e.g. MessageTooLongError. Storage is
+	 * then retried until the message is "Saved"; a full disk shows an alert.
+	 */
+	send(text: string): Promise<void> {
+		return this.#enqueue(text).accepted;
 	}
 
-	/** Send many messages as one burst (benchmarks and imports). */
+	/** Send and wait until the message is committed to storage ("Saved"). */
+	sendSaved(text: string): Promise<void> {
+		return this.#enqueue(text).saved;
+	}
+
+	/** Send many messages as one burst; resolves when all are "Saved". */
 	async sendMany(texts: string[]): Promise<void> {
-		await Promise.all(texts.map((text) => this.send(text)));
+		await Promise.all(texts.map((text) => this.#enqueue(text).saved));
+	}
+
+	#enqueue(text: string): { accepted: Promise<void>; saved: Promise<void> } {
+		let op: Operation;
+		try {
+			op = makeSend(this.#options.clock, text); // throws MessageTooLongError
+		} catch (error) {
+			const rejected = Promise.reject(error);
+			rejected.catch(() => undefined);
+			return { accepted: rejected, saved: rejected };
+		}
+		const waiter = deferredPair();
+		this.#outbox.push(op);
+		this.#outboxWaiters.push(waiter);
+		if (!this.#flushScheduled) {
+			this.#flushScheduled = true;
+			queueMicrotask(() => void this.#flushOutbox());
+		}
+		return waiter;
 	}
 
 	async #flushOutbox(): Promise<void> {
@@ -178,41 +202,72 @@ export class ConversationSession implements ConversationHandle {
 		this.#outbox = [];
 		this.#outboxWaiters = [];
 		if (ops.length === 0) return;
+		const { signer, epoch, keys, session } = this.#options;
+		const key = keys.get(epoch);
+		let sealed: EnvelopeId[] | null = null;
 		try {
-			const { signer, epoch, keys, session } = this.#options;
-			const key = keys.get(epoch);
 			if (!key) throw new MissingKeyError('No key for this conversation: refusing to send.');
 			const batches = splitBatches(ops);
 			const device = toBase64Url(signer.publicKey);
-			let sealed: EnvelopeId[] = [];
-			await session
-				.commit(
-					{ epoch, key, plaintexts: batches.map((batch) => encodeBatch({ ops: batch })) },
-					(ids) => {
-						// Shown at once as "Saving": the envelopes exist, their commit is pending.
-						sealed = ids;
-						const items: ReducerItem[] = [];
-						batches.forEach((batch, i) => {
-							const envelopeId = ids[i] as EnvelopeId;
-							this.#seen.add(envelopeId);
-							this.#unsaved.add(envelopeId);
-							for (const op of batch) {
-								items.push({ op, author: this.#options.myUserId, device, envelopeId });
-							}
-						});
-						this.#reducer.add(items);
-						this.#refresh();
+			const request = {
+				epoch,
+				key,
+				plaintexts: batches.map((batch) => encodeBatch({ ops: batch }))
+			};
+			await session.commit(request, (ids) => {
+				// Shown at once as "Saving": the envelopes exist, their commit is pending.
+				sealed = ids;
+				const items: ReducerItem[] = [];
+				batches.forEach((batch, i) => {
+					const envelopeId = ids[i] as EnvelopeId;
+					this.#seen.add(envelopeId);
+					this.#unsaved.add(envelopeId);
+					for (const op of batch) {
+						items.push({ op, author: this.#options.myUserId, device, envelopeId });
 					}
-				)
-				.finally(() => {
-					for (const id of sealed) this.#unsaved.delete(id);
 				});
-			this.#refresh();
-			for (const waiter of waiters) waiter.resolve();
+				this.#reducer.add(items);
+				this.#refresh();
+				for (const waiter of waiters) waiter.accept();
+			});
+			this.#markSaved(sealed ?? []);
+			for (const waiter of waiters) waiter.save();
 		} catch (error) {
 			const err = error instanceof Error ? error : new Error(String(error));
 			this.#report(err);
-			for (const waiter of waiters) waiter.reject(err);
+			const ids: EnvelopeId[] = sealed ?? [];
+			if (ids.length === 0) {
+				// Never sealed: nothing is shown; the caller keeps the text.
+				for (const waiter of waiters) waiter.fail(err);
+				return;
+			}
+			// Sealed and shown, not yet committed: storage keeps it queued and
+			// retries; keep it "Saving" until a commit confirms it.
+			void this.#confirmLater(ids, key as SecretKey).then(() => {
+				for (const waiter of waiters) waiter.save();
+			});
+		}
+	}
+
+	#markSaved(ids: readonly EnvelopeId[]): void {
+		for (const id of ids) this.#unsaved.delete(id);
+		this.#refresh();
+	}
+
+	/**
+	 * Storage writes are ordered: once any later commit succeeds, everything
+	 * queued before it is on disk. Ask for an empty commit with back-off.
+	 */
+	async #confirmLater(ids: EnvelopeId[], key: SecretKey): Promise<void> {
+		for (let delay = 1000; ; delay = Math.min(delay * 2, 30_000)) {
+			await new Promise((resolve) => setTimeout(resolve, delay));
+			try {
+				await this.#options.session.commit({ epoch: this.#options.epoch, key, plaintexts: [] });
+				this.#markSaved(ids);
+				return;
+			} catch {
+				// still failing; the alert stays up
+			}
 		}
 	}
 
@@ -339,6 +394,45 @@ export class ConversationSession implements ConversationHandle {
 		const err = error instanceof Error ? error : new Error(String(error));
 		this.#options.onReport?.(err);
 	}
+}
+
+interface Waiter {
+	accepted: Promise<void>;
+	saved: Promise<void>;
+	accept(): void;
+	save(): void;
+	fail(error: Error): void;
+}
+
+function deferredPair(): Waiter {
+	let accept!: () => void;
+	let save!: () => void;
+	let rejectAccepted!: (e: Error) => void;
+	let rejectSaved!: (e: Error) => void;
+	const accepted = new Promise<void>((resolve, reject) => {
+		accept = resolve;
+		rejectAccepted = reject;
+	});
+	const saved = new Promise<void>((resolve, reject) => {
+		save = resolve;
+		rejectSaved = reject;
+	});
+	// A caller may await only one of the two; the other must not be an unhandled rejection.
+	saved.catch(() => undefined);
+	accepted.catch(() => undefined);
+	return {
+		accepted,
+		saved,
+		accept,
+		save: () => {
+			accept();
+			save();
+		},
+		fail: (error) => {
+			rejectAccepted(error);
+			rejectSaved(error);
+		}
+	};
 }
 
 function splitBatches(ops: Operation[]): Operation[][] {

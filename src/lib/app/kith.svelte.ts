@@ -1,3 +1,5 @@
+/* eslint-disable svelte/prefer-svelte-reactivity -- bookkeeping collections, deliberately not
+   reactive: the UI reads the $state fields derived from them. */
 /**
  * The composition root's product: the running app for one browser profile.
  * It owns the keyring, the tab coordinator, the vault and every open

@@ -12,6 +12,11 @@ export function sha256(bytes: Uint8Array): Uint8Array {
 }
 
 /** HKDF-SHA256 for deriving purpose-bound subkeys from one secret. */
-export function deriveKey(secret: Uint8Array, info: string, length = 32, salt?: Uint8Array): Uint8Array {
+export function deriveKey(
+	secret: Uint8Array,
+	info: string,
+	length = 32,
+	salt?: Uint8Array
+): Uint8Array {
 	return hkdf(nobleSha256, secret, salt, utf8Encode(info), length);
 }

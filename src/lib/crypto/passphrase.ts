@@ -19,7 +19,10 @@ export interface PassphraseParams {
 export const DEFAULT_PASSPHRASE_PARAMS = { memoryKiB: 64 * 1024, iterations: 3, parallelism: 1 };
 
 export function newPassphraseParams(
-	cost: Pick<PassphraseParams, 'memoryKiB' | 'iterations' | 'parallelism'> = DEFAULT_PASSPHRASE_PARAMS
+	cost: Pick<
+		PassphraseParams,
+		'memoryKiB' | 'iterations' | 'parallelism'
+	> = DEFAULT_PASSPHRASE_PARAMS
 ): PassphraseParams {
 	return { alg: 'argon2id', salt: toBase64Url(randomBytes(16)), ...cost };
 }

@@ -63,7 +63,8 @@ export class CertificateError extends Error {
 }
 
 async function checkSignature(cert: Certificate, expectedSigner: string): Promise<unknown> {
-	if (cert.signer !== expectedSigner) throw new CertificateError('certificate has the wrong signer');
+	if (cert.signer !== expectedSigner)
+		throw new CertificateError('certificate has the wrong signer');
 	const ok = await verifySignature(
 		fromBase64Url(cert.signer),
 		concatBytes(CONTEXT, utf8Encode(cert.body)),
@@ -82,6 +83,7 @@ export async function verifyDeviceChain(
 	const sskBody = SskCertBody.parse(await checkSignature(ssk, userId));
 	if (sskBody.user !== userId) throw new CertificateError('SSK certificate is for another user');
 	const deviceBody = DeviceCertBody.parse(await checkSignature(device, sskBody.key));
-	if (deviceBody.user !== userId) throw new CertificateError('device certificate is for another user');
+	if (deviceBody.user !== userId)
+		throw new CertificateError('device certificate is for another user');
 	return deviceBody;
 }

@@ -100,10 +100,7 @@ export interface CreatedAccount {
 }
 
 async function newWrapKey(): Promise<CryptoKey> {
-	return crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, [
-		'encrypt',
-		'decrypt'
-	]);
+	return crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
 }
 
 async function wrap(
@@ -114,7 +111,11 @@ async function wrap(
 ): Promise<{ nonce: Uint8Array; ciphertext: Uint8Array }> {
 	let payload = utf8Encode(JSON.stringify(secrets));
 	if (passphrase !== undefined && params) {
-		const inner = await aeadEncrypt(await deriveKeyFromPassphrase(passphrase, params), payload, INNER_AAD);
+		const inner = await aeadEncrypt(
+			await deriveKeyFromPassphrase(passphrase, params),
+			payload,
+			INNER_AAD
+		);
 		payload = new Uint8Array(inner.nonce.length + inner.ciphertext.length);
 		payload.set(inner.nonce, 0);
 		payload.set(inner.ciphertext, inner.nonce.length);

@@ -134,7 +134,11 @@ export class Vault {
 		});
 	}
 
-	setReadPosition(deviceId: string, conversation: ConversationId, position: ReadPosition): Uint8Array[] {
+	setReadPosition(
+		deviceId: string,
+		conversation: ConversationId,
+		position: ReadPosition
+	): Uint8Array[] {
 		const current = this.readPosition(deviceId, conversation);
 		if (current && current.hlc + ' ' + current.id >= position.hlc + ' ' + position.id) return [];
 		const A = this.#A;
@@ -192,7 +196,8 @@ export class Vault {
 
 function toVaultConversation(A: AutomergeModule, entry: ConversationEntry): VaultConversation {
 	const keys: VaultConversation['keys'] = {};
-	for (const [epoch, key] of entry.keys) keys[String(epoch)] = new A.ImmutableString(toBase64Url(key));
+	for (const [epoch, key] of entry.keys)
+		keys[String(epoch)] = new A.ImmutableString(toBase64Url(key));
 	return {
 		name: new A.ImmutableString(entry.name),
 		kind: new A.ImmutableString(entry.kind),
