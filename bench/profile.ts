@@ -170,7 +170,7 @@ async function main(): Promise<void> {
 	if (!['burst', 'persistence', 'append', 'coldopen'].includes(scenario ?? '')) {
 		throw new Error('usage: npx tsx bench/profile.ts burst|persistence|append|coldopen [size]');
 	}
-	const browser = await startBenchBrowser({ keepBuild: false });
+	const browser = await startBenchBrowser();
 	const { page } = browser;
 	try {
 		await page.fresh();

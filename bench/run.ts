@@ -11,10 +11,9 @@
  * code is 0 unless the run itself fails.
  *
  * Options:
- *   --quick          small sizes and fewer repetitions (a smoke run, ~1 min)
+ *   --quick          small sizes and fewer repetitions (a smoke run, about 2 min)
  *   --no-render      skip mounting the real ConversationView on cold open
  *   --rebuild        also cold-open without a snapshot (verify, decrypt, reduce all; ~1 min more)
- *   --keep-build     leave bench/.out in place afterwards
  *   KITH_CHROMIUM    Chromium executable (default /usr/bin/chromium)
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -36,7 +35,6 @@ interface Config {
 	render: boolean;
 	/** Also cold-open without a snapshot (every signature verified, every envelope decrypted): ~1 min more. */
 	rebuild: boolean;
-	keepBuild: boolean;
 	/** Conversation sizes for benchmark 1; the last one is also the cold-open conversation. */
 	sizes: number[];
 	/** Envelopes sealed per DocSession commit while growing the conversation. */
@@ -50,7 +48,7 @@ interface Config {
 }
 
 function config(argv: string[]): Config {
-	const known = new Set(['--quick', '--no-render', '--keep-build', '--rebuild']);
+	const known = new Set(['--quick', '--no-render', '--rebuild']);
 	for (const arg of argv) {
 		if (!known.has(arg)) throw new Error(`unknown option ${arg} (known: ${[...known].join(', ')})`);
 	}
@@ -59,7 +57,6 @@ function config(argv: string[]): Config {
 		quick,
 		render: !argv.includes('--no-render'),
 		rebuild: argv.includes('--rebuild'),
-		keepBuild: argv.includes('--keep-build'),
 		sizes: quick ? [1_000, 3_000, 10_000] : [1_000, 10_000, 100_000],
 		growChunk: 1_000,
 		appendReps: quick ? 3 : 5,
@@ -134,7 +131,7 @@ function printTable(rows: Row[]): void {
 async function main(): Promise<void> {
 	const cfg = config(process.argv.slice(2));
 	log(`building the benchmark page (${cfg.quick ? 'quick run' : 'full run'})`);
-	const browser = await startBenchBrowser({ keepBuild: cfg.keepBuild });
+	const browser = await startBenchBrowser();
 	try {
 		await run(cfg, browser.page);
 	} finally {

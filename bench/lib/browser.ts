@@ -1,5 +1,6 @@
 /**
- * The benchmark browser: builds the page (bench/browser → bench/.out) with
+ * The benchmark browser: builds the page (bench/browser → bench/.out, kept
+ * for source maps and DevTools; it is ignored by git and the linters) with
  * bench/vite.config.ts, serves it on a loopback port, and drives Debian's
  * Chromium through playwright-core with a fresh on-disk profile (so
  * IndexedDB writes reach the disk, as in a real browser profile; an
@@ -95,7 +96,7 @@ export interface BenchBrowser {
 	close(): Promise<void>;
 }
 
-export async function startBenchBrowser(options: { keepBuild: boolean }): Promise<BenchBrowser> {
+export async function startBenchBrowser(): Promise<BenchBrowser> {
 	const executablePath = process.env.KITH_CHROMIUM?.trim() || '/usr/bin/chromium';
 	if (!existsSync(executablePath)) {
 		throw new Error(`no Chromium at ${executablePath}: install one or set KITH_CHROMIUM`);
@@ -124,7 +125,6 @@ export async function startBenchBrowser(options: { keepBuild: boolean }): Promis
 			await context.close().catch(() => {});
 			await server.close();
 			await rm(profileDir, { recursive: true, force: true });
-			if (!options.keepBuild) await rm(OUT, { recursive: true, force: true });
 		}
 	};
 }
