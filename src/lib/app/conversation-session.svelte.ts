@@ -14,12 +14,14 @@ import {
 	ConversationReducer,
 	decodeBatch,
 	encodeBatch,
+	compareHlc,
 	hlcToString,
 	makeSend,
 	parseHlc,
 	unreadCount,
 	type ConversationState,
 	type EnvelopeEntry,
+	type Hlc,
 	type HlcClock,
 	type Message,
 	type OpId,
@@ -222,6 +224,10 @@ export class ConversationSession implements ConversationHandle {
 					const envelopeId = ids[i] as EnvelopeId;
 					this.#seen.add(envelopeId);
 					this.#unsaved.add(envelopeId);
+					this.#pendingOps.set(
+						envelopeId,
+						batch.map((op) => ({ hlc: { wall: op.hlc[0], counter: op.hlc[1] }, id: op.id }))
+					);
 					for (const op of batch) {
 						items.push({ op, author: this.#options.myUserId, device, envelopeId });
 					}
@@ -250,7 +256,10 @@ export class ConversationSession implements ConversationHandle {
 	}
 
 	#markSaved(ids: readonly EnvelopeId[]): void {
-		for (const id of ids) this.#unsaved.delete(id);
+		for (const id of ids) {
+			this.#unsaved.delete(id);
+			this.#statusChanged.add(id);
+		}
 		this.#refresh();
 	}
 
@@ -274,6 +283,7 @@ export class ConversationSession implements ConversationHandle {
 	async #ingest(entries: EnvelopeEntry[], _source: EntrySource): Promise<void> {
 		const { session, keys, resolveAuthor } = this.#options;
 		const fresh = entries.filter((entry) => !this.#seen.has(entry.id));
+		if (fresh.length === 0) return; // own inserts coming back: already reduced
 		for (const entry of fresh) this.#seen.add(entry.id);
 		const items: ReducerItem[] = [];
 		// Bounded concurrency keeps memory flat when a 100k-entry doc loads cold.
@@ -331,15 +341,49 @@ export class ConversationSession implements ConversationHandle {
 		}
 	}
 
+	/** The reducer's message array the current views were made from. */
+	#mapped: readonly Message[] = [];
+	#viewList: MessageView[] = [];
+	/** Messages whose status changed since the last refresh (by their envelope). */
+	readonly #statusChanged = new Set<string>();
+	/** Ops of this tab's own envelopes not yet saved, to find their messages fast. */
+	readonly #pendingOps = new Map<string, Array<{ hlc: Hlc; id: string }>>();
+
+	/**
+	 * Rebuild the views incrementally: the reducer keeps the identity of every
+	 * message that did not change, so only the tail after the first change, and
+	 * messages whose status changed, are mapped again. A send into a 100k
+	 * conversation then costs O(changed), not O(history).
+	 */
 	#refresh(): void {
 		const state: ConversationState = this.#reducer.state;
 		const me = this.#options.myUserId;
-		const next: MessageView[] = new Array(state.messages.length);
-		for (let i = 0; i < state.messages.length; i++) {
-			const message = state.messages[i] as Message;
-			next[i] = this.#view(message, me);
+		const messages = state.messages;
+		let next = this.#viewList;
+		if (messages !== this.#mapped) {
+			const old = this.#mapped;
+			const shared = Math.min(old.length, messages.length);
+			let first = 0;
+			while (first < shared && old[first] === messages[first]) first++;
+			next = this.#viewList.slice(0, first);
+			for (let i = first; i < messages.length; i++) {
+				next.push(this.#view(messages[i] as Message, me));
+			}
+			this.#mapped = messages;
 		}
-		this.messages = next;
+		if (this.#statusChanged.size > 0) {
+			if (next === this.#viewList) next = next.slice();
+			for (const envelopeId of this.#statusChanged) {
+				for (const op of this.#pendingOps.get(envelopeId) ?? []) {
+					const index = findMessage(messages, op.hlc, op.id, me);
+					if (index >= 0) next[index] = this.#view(messages[index] as Message, me);
+				}
+				this.#pendingOps.delete(envelopeId);
+			}
+			this.#statusChanged.clear();
+		}
+		this.#viewList = next;
+		if (this.messages !== next) this.messages = next;
 		const last = state.messages.at(-1);
 		this.lastActivity = last ? Math.max(last.hlc.wall, this.createdAt) : this.createdAt;
 		this.preview = last ? (last.deleted ? 'Message deleted' : last.text.slice(0, 120)) : '';
@@ -433,6 +477,24 @@ function deferredPair(): Waiter {
 			rejectSaved(error);
 		}
 	};
+}
+
+/** Index of the message (hlc, id, author) in display order, or -1. */
+function findMessage(messages: readonly Message[], hlc: Hlc, id: string, author: string): number {
+	let lo = 0;
+	let hi = messages.length;
+	while (lo < hi) {
+		const mid = (lo + hi) >>> 1;
+		const m = messages[mid] as Message;
+		const order =
+			compareHlc(m.hlc, hlc) ||
+			(m.id < id ? -1 : m.id > id ? 1 : 0) ||
+			(m.author < author ? -1 : m.author > author ? 1 : 0);
+		if (order === 0) return mid;
+		if (order < 0) lo = mid + 1;
+		else hi = mid;
+	}
+	return -1;
 }
 
 function splitBatches(ops: Operation[]): Operation[][] {
