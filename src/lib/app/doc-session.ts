@@ -14,7 +14,6 @@ import {
 	encodeStateVector,
 	entriesSince,
 	LOCAL_ORIGIN,
-	updateSince,
 	type EnvelopeEntry
 } from '../conversation';
 import { asSecretKey, type EnvelopeId, type RoomId, type Signer } from '../crypto';
@@ -24,7 +23,8 @@ import type { SealRequest, TabCoordinator } from './tabs';
 
 export const TAB_ORIGIN = Symbol('kith-tab');
 
-export type EntrySource = 'load' | 'local' | 'tab';
+/** 'remote': applied from another replica (the relay, a peer) after the doc rules passed. */
+export type EntrySource = 'load' | 'local' | 'tab' | 'remote';
 
 export interface DocSessionOptions {
 	roomId: RoomId;
@@ -68,7 +68,8 @@ export class DocSession {
 		});
 		this.doc.onEntries((entries, origin) => {
 			if (origin === this.#persistence) return; // load is reported once, below
-			const source: EntrySource = origin === TAB_ORIGIN ? 'tab' : 'local';
+			const source: EntrySource =
+				origin === TAB_ORIGIN ? 'tab' : origin === LOCAL_ORIGIN ? 'local' : 'remote';
 			for (const handler of this.#handlers) handler(entries, source);
 		});
 		this.loaded = this.#persistence.whenLoaded.then(() => {
@@ -132,9 +133,19 @@ export class DocSession {
 				onSealed(ids);
 				// The update is taken before awaiting the commit, so it holds exactly
 				// these entries: other tabs must only ever hear of committed data.
-				const before = encodeStateVector(this.doc);
-				this.doc.insertLocal(entries);
-				return { ids, update: updateSince(this.doc, before) };
+				// Captured from the insert's own transaction: encoding a diff against a
+				// state vector would walk every struct of a large doc.
+				let update: Uint8Array = new Uint8Array(0);
+				const capture = (bytes: Uint8Array, origin: unknown) => {
+					if (origin === LOCAL_ORIGIN) update = bytes;
+				};
+				this.doc.doc.on('update', capture);
+				try {
+					this.doc.insertLocal(entries);
+				} finally {
+					this.doc.doc.off('update', capture);
+				}
+				return { ids, update };
 			}
 		});
 		this.#sealing = step.catch(() => undefined);
@@ -143,6 +154,41 @@ export class DocSession {
 		if (update.length > 2) this.#tabs.broadcastUpdate(this.roomId, update);
 		return ids;
 	}
+
+	/**
+	 * Leader only. Call after an update from another replica was checked and
+	 * applied to `doc` — a RelayConnection's `onRemoteApplied`: the connection
+	 * applies it through `doc.applyRemote` (doc rules enforced) and hands over
+	 * the bytes. The update is already queued for storage (DocPersistence
+	 * stores every doc update it did not make itself); this waits until it is
+	 * committed, then tells the other tabs, which only ever hear of committed
+	 * data. A failed write stays queued and is retried by the persistence: the
+	 * tabs hear of the update once a write succeeds. Rejects only when the
+	 * session closed before that.
+	 */
+	async commitRemoteUpdate(update: Uint8Array): Promise<void> {
+		for (;;) {
+			try {
+				await this.#persistence.flush();
+				break;
+			} catch (error) {
+				if (this.#closed) throw error;
+				await new Promise<void>((resolve) => {
+					const wake = () => {
+						off();
+						this.#onClose.delete(wake);
+						resolve();
+					};
+					const off = this.#persistence.on('write-recovered', wake);
+					this.#onClose.add(wake);
+				});
+			}
+		}
+		if (update.length > 2) this.#tabs.broadcastUpdate(this.roomId, update);
+	}
+
+	#closed = false;
+	readonly #onClose = new Set<() => void>();
 
 	applyFromTab(update: Uint8Array): void {
 		applyTrustedUpdate(this.doc, update, TAB_ORIGIN);
@@ -162,6 +208,8 @@ export class DocSession {
 	}
 
 	async close(): Promise<void> {
+		this.#closed = true;
+		for (const wake of [...this.#onClose]) wake();
 		await this.#persistence.destroy();
 		this.doc.destroy();
 	}

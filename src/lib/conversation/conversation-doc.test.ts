@@ -2,75 +2,30 @@ import fc from 'fast-check';
 import * as encoding from 'lib0/encoding';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import {
-	concatBytes,
-	createSigner,
-	newRoomId,
-	newSecretKey,
-	newSigningSeed,
-	utf8Encode,
-	type EnvelopeId,
-	type RoomId,
-	type SecretKey,
-	type Signer
-} from '../crypto';
-import { clientIdFor, envelopeId, openEnvelope, sealEnvelope } from '../envelope';
+import { concatBytes, utf8Encode, type EnvelopeId } from '../crypto';
+import { envelopeId, openEnvelope } from '../envelope';
 import { ConversationDoc, LOCAL_ORIGIN, type EnvelopeEntry } from './conversation-doc';
 import { checkUpdate, ENVELOPE_MAP } from './doc-rules';
+import { device, rawDoc, TestRoom, type Device } from './test-support';
 
-interface Device {
-	signer: Signer;
-	client: number;
-}
-
-let roomId: RoomId;
-let key: SecretKey;
+let room: TestRoom;
 let alice: Device;
 let bob: Device;
 let carol: Device;
 
-async function device(): Promise<Device> {
-	const signer = await createSigner(newSigningSeed());
-	return { signer, client: clientIdFor(signer.publicKey) };
-}
-
-/** An envelope of `from`, sealed for the Yjs clock `clock` of its device. */
-function envelope(from: Device, text: string, clock: number) {
-	return sealEnvelope({
-		clock,
-		roomId,
-		epoch: 0,
-		key,
-		signer: from.signer,
-		plaintext: utf8Encode(text)
-	});
-}
-
-/** Envelopes of `from` for the next clocks of `doc`, in order, for one insertLocal. */
-function nextEnvelopes(doc: ConversationDoc, from: Device, texts: string[]) {
-	const base = doc.nextClock();
-	return Promise.all(texts.map((text, i) => envelope(from, text, base + i)));
-}
-
 /** Seal one envelope for the next clock of `doc` and insert it. */
 async function insertNext(doc: ConversationDoc, from: Device, text: string) {
-	const [sent] = await nextEnvelopes(doc, from, [text]);
+	const [sent] = await room.nextEnvelopes(doc, from, [text]);
 	doc.insertLocal([sent as EnvelopeEntry]);
 	return sent as EnvelopeEntry;
 }
 
 function docOf(from: Device): ConversationDoc {
-	return new ConversationDoc(roomId, from.client);
+	return new ConversationDoc(room.roomId, from.client);
 }
 
 function ids(doc: ConversationDoc): string[] {
 	return [...doc.entries()].map((e) => e.id).sort();
-}
-
-function rawDoc(client: number): Y.Doc {
-	const doc = new Y.Doc({ gc: false });
-	doc.clientID = client;
-	return doc;
 }
 
 /** An update holding one top-level entry at exactly (client, clock), with no origin. */
@@ -86,15 +41,14 @@ function itemAt(client: number, clock: number, entryKey: string, bytes: Uint8Arr
 }
 
 async function expectPassesAtFreshReplica(doc: ConversationDoc) {
-	const fresh = new ConversationDoc(roomId, 1);
+	const fresh = new ConversationDoc(room.roomId, 1);
 	const check = await fresh.applyRemote(doc.encodeState(), 'test');
 	expect(check.ok ? 'accepted' : check.reason).toBe('accepted');
 	expect(ids(fresh)).toEqual(ids(doc));
 }
 
 beforeAll(async () => {
-	roomId = newRoomId();
-	key = newSecretKey();
+	room = new TestRoom();
 	[alice, bob, carol] = await Promise.all([device(), device(), device()]);
 });
 
@@ -102,7 +56,7 @@ describe('ConversationDoc', () => {
 	it('is a Yjs doc with gc off, named by the room id, using the bound client id', () => {
 		const doc = docOf(alice);
 		expect(doc.doc.gc).toBe(false);
-		expect(doc.doc.guid).toBe(roomId);
+		expect(doc.doc.guid).toBe(room.roomId);
 		expect(doc.doc.clientID).toBe(alice.client);
 		expect(doc.clientId).toBe(alice.client);
 	});
@@ -112,7 +66,7 @@ describe('ConversationDoc', () => {
 		expect(doc.nextClock()).toBe(0);
 		const updates: Uint8Array[] = [];
 		doc.doc.on('update', (u: Uint8Array) => updates.push(u));
-		const sent = await nextEnvelopes(doc, alice, ['1', '2']);
+		const sent = await room.nextEnvelopes(doc, alice, ['1', '2']);
 		doc.insertLocal(sent);
 		expect(updates).toHaveLength(1);
 		expect(doc.size).toBe(2);
@@ -158,7 +112,7 @@ describe('ConversationDoc', () => {
 			const doc = docOf(alice);
 			await insertNext(doc, alice, 'first'); // clock 0
 			for (const clock of [0, 2, 7]) {
-				const wrong = await envelope(alice, `for ${clock}`, clock);
+				const wrong = await room.envelope(alice, `for ${clock}`, clock);
 				const error = await expectThrowsUnchanged(doc, [wrong]);
 				expect(error?.message).toMatch(`sealed for clock ${clock} cannot go at 1`);
 			}
@@ -170,13 +124,13 @@ describe('ConversationDoc', () => {
 
 		it('a batch with one entry out of order, or two sealed for the same clock', async () => {
 			const doc = docOf(alice);
-			const [a0, a1, a2] = await nextEnvelopes(doc, alice, ['0', '1', '2']);
-			const again1 = await envelope(alice, 'also 1', 1);
+			const [a0, a1, a2] = await room.nextEnvelopes(doc, alice, ['0', '1', '2']);
+			const again1 = await room.envelope(alice, 'also 1', 1);
 			for (const batch of [
 				[a0, a2, a1],
 				[a1, a0],
 				[a0, a1, again1],
-				[a0, a1, a2, await envelope(alice, 'gap', 4)]
+				[a0, a1, a2, await room.envelope(alice, 'gap', 4)]
 			]) {
 				expect(await expectThrowsUnchanged(doc, batch as EnvelopeEntry[])).toBeInstanceOf(Error);
 				expect(doc.size).toBe(0);
@@ -217,7 +171,7 @@ describe('ConversationDoc', () => {
 		const b = docOf(bob);
 		const seen: [string[], unknown][] = [];
 		b.onEntries((entries, origin) => seen.push([entries.map((e) => e.id).sort(), origin]));
-		const sent = await nextEnvelopes(a, alice, ['hi', 'there']);
+		const sent = await room.nextEnvelopes(a, alice, ['hi', 'there']);
 		a.insertLocal(sent);
 		const check = await b.applyRemote(a.encodeState(), 'relay');
 		expect(check.ok).toBe(true);
@@ -226,8 +180,8 @@ describe('ConversationDoc', () => {
 		for (const { id, bytes } of sent) {
 			expect(b.get(id)).toEqual(bytes);
 			const opened = await openEnvelope(b.get(id) as Uint8Array, {
-				roomId,
-				keyForEpoch: () => key
+				roomId: room.roomId,
+				keyForEpoch: () => room.key
 			});
 			expect(opened.signer).toEqual(alice.signer.publicKey);
 		}
@@ -260,7 +214,7 @@ describe('ConversationDoc', () => {
 	it('the same update arriving twice at once (two paths) is applied once, refusing neither', async () => {
 		const a = docOf(alice);
 		const b = docOf(bob);
-		a.insertLocal(await nextEnvelopes(a, alice, ['x', 'y']));
+		a.insertLocal(await room.nextEnvelopes(a, alice, ['x', 'y']));
 		const update = a.encodeState();
 		const [one, two] = await Promise.all([
 			b.applyRemote(update, 'relay'),
@@ -323,20 +277,20 @@ describe('ConversationDoc', () => {
 
 		it('an overwrite', async () => {
 			const a = rawDoc(alice.client);
-			const sent = await envelope(alice, 'x', 0);
+			const sent = await room.envelope(alice, 'x', 0);
 			a.getMap(ENVELOPE_MAP).set(sent.id, sent.bytes);
-			a.getMap(ENVELOPE_MAP).set(sent.id, (await envelope(alice, 'y', 1)).bytes);
+			a.getMap(ENVELOPE_MAP).set(sent.id, (await room.envelope(alice, 'y', 1)).bytes);
 			await expectRefusedUnchanged(Y.encodeStateAsUpdate(a), 'delete-set');
 		});
 
 		it("another device's client id", async () => {
-			const forger = new ConversationDoc(roomId, 424242);
-			forger.insertLocal([await envelope(alice, 'x', 0)]);
+			const forger = new ConversationDoc(room.roomId, 424242);
+			forger.insertLocal([await room.envelope(alice, 'x', 0)]);
 			await expectRefusedUnchanged(forger.encodeState(), 'client-mismatch');
 		});
 
 		it('a key that is not the hash, and non-binary content', async () => {
-			const sent = await envelope(alice, 'x', 0);
+			const sent = await room.envelope(alice, 'x', 0);
 			const wrongKey = rawDoc(alice.client);
 			wrongKey.getMap(ENVELOPE_MAP).set('chosen-key', sent.bytes);
 			await expectRefusedUnchanged(Y.encodeStateAsUpdate(wrongKey), 'key-mismatch');
@@ -352,7 +306,7 @@ describe('ConversationDoc', () => {
 		});
 
 		it('a forged signature', async () => {
-			const forged = (await envelope(alice, 'x', 0)).bytes.slice();
+			const forged = (await room.envelope(alice, 'x', 0)).bytes.slice();
 			forged[forged.length - 2] = (forged[forged.length - 2] as number) ^ 0x01;
 			const a = docOf(alice);
 			a.insertLocal([{ id: envelopeId(forged), bytes: forged }]);
@@ -393,7 +347,7 @@ describe('ConversationDoc', () => {
 			// two, and this doc's state would carry a delete set every replica refuses.
 			const a = docOf(alice);
 			const sent = await insertNext(a, alice, 'x');
-			const odd = new ConversationDoc(roomId, 424242);
+			const odd = new ConversationDoc(room.roomId, 424242);
 			odd.insertLocal([sent]);
 			const before = odd.encodeState();
 			const check = await odd.applyRemote(a.encodeState(), 'relay');
@@ -423,8 +377,8 @@ describe('ConversationDoc', () => {
 		a.doc.on('update', (u: Uint8Array) => updates.push(u));
 		await insertNext(a, alice, '1');
 		await insertNext(a, alice, '2');
-		const forger = new ConversationDoc(roomId, 7);
-		forger.insertLocal([await envelope(alice, 'x', 0)]);
+		const forger = new ConversationDoc(room.roomId, 7);
+		forger.insertLocal([await room.envelope(alice, 'x', 0)]);
 		const b = docOf(bob);
 		expect(await b.checkStored([...updates, forger.encodeState(), new Uint8Array([0xff])])).toEqual(
 			[true, true, false, false]
@@ -437,7 +391,9 @@ describe('ConversationDoc', () => {
 		for (const doc of sources) doc.doc.on('update', (u: Uint8Array) => updates.push(u));
 		for (let round = 0; round < 3; round++) {
 			await insertNext(sources[0]!, alice, `a${round}`);
-			sources[1]!.insertLocal(await nextEnvelopes(sources[1]!, bob, [`b${round}`, `bb${round}`]));
+			sources[1]!.insertLocal(
+				await room.nextEnvelopes(sources[1]!, bob, [`b${round}`, `bb${round}`])
+			);
 			await insertNext(sources[2]!, carol, `c${round}`);
 		}
 		const expected = [...new Set(sources.flatMap(ids))].sort();
@@ -447,7 +403,7 @@ describe('ConversationDoc', () => {
 				fc.shuffledSubarray(updates, { minLength: updates.length, maxLength: updates.length }),
 				fc.array(fc.nat(updates.length - 1), { maxLength: 6 }),
 				async (order, duplicates) => {
-					const replica = new ConversationDoc(roomId, 99);
+					const replica = new ConversationDoc(room.roomId, 99);
 					for (const update of [...order, ...duplicates.map((i) => updates[i] as Uint8Array)]) {
 						const check = await replica.applyRemote(update, 'net');
 						expect(check.ok).toBe(true);

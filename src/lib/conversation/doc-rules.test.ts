@@ -2,53 +2,15 @@ import fc from 'fast-check';
 import * as encoding from 'lib0/encoding';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import {
-	concatBytes,
-	createSigner,
-	newRoomId,
-	newSecretKey,
-	newSigningSeed,
-	utf8Encode,
-	type RoomId,
-	type SecretKey,
-	type Signer
-} from '../crypto';
-import { clientIdFor, envelopeId, sealEnvelope, verifyFrame } from '../envelope';
+import { concatBytes, utf8Encode } from '../crypto';
+import { clientIdFor, envelopeId, verifyFrame } from '../envelope';
 import { ConversationDoc } from './conversation-doc';
 import { checkUpdate, ENVELOPE_MAP, knownState, type RuleCheck } from './doc-rules';
+import { device, rawDoc, TestRoom, type Device } from './test-support';
 
-interface Device {
-	signer: Signer;
-	client: number;
-}
-
-let roomId: RoomId;
-let key: SecretKey;
+let room: TestRoom;
 let alice: Device;
 let bob: Device;
-
-async function device(): Promise<Device> {
-	const signer = await createSigner(newSigningSeed());
-	return { signer, client: clientIdFor(signer.publicKey) };
-}
-
-/** An envelope of `from`, sealed for the Yjs clock `clock` of its device. */
-function envelope(from: Device, text: string, clock: number) {
-	return sealEnvelope({
-		clock,
-		roomId,
-		epoch: 0,
-		key,
-		signer: from.signer,
-		plaintext: utf8Encode(text)
-	});
-}
-
-/** Envelopes of `from` for the next clocks of `doc`, in order, for one insertLocal. */
-function nextEnvelopes(doc: ConversationDoc, from: Device, texts: string[]) {
-	const base = doc.nextClock();
-	return Promise.all(texts.map((text, i) => envelope(from, text, base + i)));
-}
 
 /** A version-2 frame: body this build cannot read, validly signed, for a clock. */
 async function newerEnvelope(from: Device, clock: number) {
@@ -61,13 +23,6 @@ async function newerEnvelope(from: Device, clock: number) {
 	const signature = await from.signer.sign(concatBytes(utf8Encode('kith/envelope\0'), signed));
 	const bytes = concatBytes(signed, signature);
 	return { id: envelopeId(bytes), bytes };
-}
-
-/** A plain Yjs doc (no rules) pinned to a client id, as an attacker could build. */
-function rawDoc(client: number): Y.Doc {
-	const doc = new Y.Doc({ gc: false });
-	doc.clientID = client;
-	return doc;
 }
 
 function stateVector(entries: [number, number][]): Uint8Array {
@@ -135,15 +90,14 @@ async function expectOnlyValidEntries(check: RuleCheck) {
 }
 
 beforeAll(async () => {
-	roomId = newRoomId();
-	key = newSecretKey();
+	room = new TestRoom();
 	[alice, bob] = await Promise.all([device(), device()]);
 });
 
 describe('checkUpdate accepts', () => {
 	it("a device's inserts, returning each entry with its id, frame and Yjs item id", async () => {
-		const doc = new ConversationDoc(roomId, alice.client);
-		const sent = await nextEnvelopes(doc, alice, ['one', 'two', 'three']);
+		const doc = new ConversationDoc(room.roomId, alice.client);
+		const sent = await room.nextEnvelopes(doc, alice, ['one', 'two', 'three']);
 		doc.insertLocal(sent);
 		const check = await checkUpdate(doc.encodeState());
 		expect(check.ok).toBe(true);
@@ -165,14 +119,14 @@ describe('checkUpdate accepts', () => {
 	});
 
 	it('a merged update of several devices, and each incremental update', async () => {
-		const a = new ConversationDoc(roomId, alice.client);
-		const b = new ConversationDoc(roomId, bob.client);
+		const a = new ConversationDoc(room.roomId, alice.client);
+		const b = new ConversationDoc(room.roomId, bob.client);
 		const incremental: Uint8Array[] = [];
 		a.doc.on('update', (u: Uint8Array) => incremental.push(u));
 		b.doc.on('update', (u: Uint8Array) => incremental.push(u));
-		a.insertLocal(await nextEnvelopes(a, alice, ['a1']));
-		b.insertLocal(await nextEnvelopes(b, bob, ['b1', 'b2']));
-		a.insertLocal(await nextEnvelopes(a, alice, ['a2']));
+		a.insertLocal(await room.nextEnvelopes(a, alice, ['a1']));
+		b.insertLocal(await room.nextEnvelopes(b, bob, ['b1', 'b2']));
+		a.insertLocal(await room.nextEnvelopes(a, alice, ['a2']));
 		for (const update of incremental) expect(refusal(await checkUpdate(update))).toBe('accepted');
 		const merged = Y.mergeUpdates([a.encodeState(), b.encodeState()]);
 		const check = await checkUpdate(merged);
@@ -180,8 +134,8 @@ describe('checkUpdate accepts', () => {
 	});
 
 	it('an envelope of an unknown newer version that is validly signed, at its clock (kept, not dropped)', async () => {
-		const doc = new ConversationDoc(roomId, alice.client);
-		doc.insertLocal(await nextEnvelopes(doc, alice, ['before']));
+		const doc = new ConversationDoc(room.roomId, alice.client);
+		doc.insertLocal(await room.nextEnvelopes(doc, alice, ['before']));
 		const future = await newerEnvelope(alice, 1);
 		doc.insertLocal([future]);
 		const check = await checkUpdate(doc.encodeState());
@@ -194,8 +148,8 @@ describe('checkUpdate accepts', () => {
 	});
 
 	it('items below the known state vector without looking at them (cheap re-delivery)', async () => {
-		const doc = new ConversationDoc(roomId, alice.client);
-		doc.insertLocal(await nextEnvelopes(doc, alice, ['x', 'y']));
+		const doc = new ConversationDoc(room.roomId, alice.client);
+		doc.insertLocal(await room.nextEnvelopes(doc, alice, ['x', 'y']));
 		const check = await checkUpdate(doc.encodeState(), knownState(doc.doc));
 		expect(check).toEqual({ ok: true, entries: [] });
 		// Partly known: only the unknown item is checked and returned.
@@ -206,8 +160,8 @@ describe('checkUpdate accepts', () => {
 
 describe('checkUpdate refuses', () => {
 	it("a delete set: 'delete-set'", async () => {
-		const doc = new ConversationDoc(roomId, alice.client);
-		const sent = await envelope(alice, 'to be deleted', 0);
+		const doc = new ConversationDoc(room.roomId, alice.client);
+		const sent = await room.envelope(alice, 'to be deleted', 0);
 		doc.insertLocal([sent]);
 		doc.doc.getMap(ENVELOPE_MAP).delete(sent.id);
 		expect(refusal(await checkUpdate(doc.encodeState()))).toBe('delete-set');
@@ -219,10 +173,10 @@ describe('checkUpdate refuses', () => {
 
 	it("an overwrite (a second set of an existing key): refused, 'overwrite' behind the delete set", async () => {
 		const doc = rawDoc(alice.client);
-		const first = await envelope(alice, 'first', 0);
+		const first = await room.envelope(alice, 'first', 0);
 		const map = doc.getMap(ENVELOPE_MAP);
 		map.set(first.id, first.bytes);
-		map.set(first.id, (await envelope(alice, 'second', 1)).bytes);
+		map.set(first.id, (await room.envelope(alice, 'second', 1)).bytes);
 		const update = Y.encodeStateAsUpdate(doc);
 		expect(refusal(await checkUpdate(update))).toBe('delete-set');
 		expect(refusal(await checkUpdate(withoutDeleteSet(update)))).toBe('overwrite');
@@ -232,7 +186,7 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("two values for one key in one update, neither with an origin: 'overwrite'", async () => {
-		const sent = await envelope(alice, 'twice', 0);
+		const sent = await room.envelope(alice, 'twice', 0);
 		const both = Y.mergeUpdates([
 			itemAt(alice.client, 0, sent.id, sent.bytes),
 			itemAt(alice.client, 1, sent.id, sent.bytes)
@@ -242,17 +196,17 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("an entry whose Yjs client id is not its signer's: 'client-mismatch'", async () => {
-		const sent = await envelope(alice, 'hello', 0);
+		const sent = await room.envelope(alice, 'hello', 0);
 		for (const client of [bob.client, 12345, (alice.client + 1) >>> 0]) {
-			const doc = new ConversationDoc(roomId, client);
+			const doc = new ConversationDoc(room.roomId, client);
 			doc.insertLocal([sent]);
 			expect(refusal(await checkUpdate(doc.encodeState()))).toBe('client-mismatch');
 		}
 	});
 
 	it("a key that is not the envelope's hash: 'key-mismatch'", async () => {
-		const sent = await envelope(alice, 'hello', 0);
-		const other = await envelope(alice, 'other', 0);
+		const sent = await room.envelope(alice, 'hello', 0);
+		const other = await room.envelope(alice, 'other', 0);
 		for (const wrongKey of ['not-a-hash', other.id, sent.id.slice(0, -1) + 'A', '']) {
 			if (wrongKey === sent.id) continue;
 			const doc = rawDoc(alice.client);
@@ -262,7 +216,7 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("non-binary content: 'not-binary'", async () => {
-		const sent = await envelope(alice, 'hello', 0);
+		const sent = await room.envelope(alice, 'hello', 0);
 		const values: unknown[] = ['a string', 42, null, { bytes: [...sent.bytes] }, [...sent.bytes]];
 		for (const value of values) {
 			const doc = rawDoc(alice.client);
@@ -272,7 +226,7 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("a nested type: 'not-binary' for the type, 'nested-type' for what it holds", async () => {
-		const sent = await envelope(alice, 'hello', 0);
+		const sent = await room.envelope(alice, 'hello', 0);
 		for (const nested of [new Y.Map<unknown>(), new Y.Array<unknown>(), new Y.Text()]) {
 			const doc = rawDoc(alice.client);
 			doc.getMap(ENVELOPE_MAP).set(sent.id, nested);
@@ -287,7 +241,7 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("another root name: 'wrong-root'; an unkeyed item under 'e': 'nested-type'", async () => {
-		const sent = await envelope(alice, 'hello', 0);
+		const sent = await room.envelope(alice, 'hello', 0);
 		const map = rawDoc(alice.client);
 		map.getMap('x').set(sent.id, sent.bytes);
 		expect(refusal(await checkUpdate(Y.encodeStateAsUpdate(map)))).toBe('wrong-root');
@@ -300,20 +254,20 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("a forged signature, even with the key re-hashed and the client right: 'bad-signature'", async () => {
-		const sent = await envelope(alice, 'hello', 0);
+		const sent = await room.envelope(alice, 'hello', 0);
 		for (const position of [sent.bytes.length - 1, sent.bytes.length - 64, 5, 30]) {
 			const forged = sent.bytes.slice();
 			forged[position] = (forged[position] as number) ^ 0x01;
-			const doc = new ConversationDoc(roomId, alice.client);
+			const doc = new ConversationDoc(room.roomId, alice.client);
 			doc.insertLocal([{ id: envelopeId(forged), bytes: forged }]);
 			expect(refusal(await checkUpdate(doc.encodeState()))).toBe('bad-signature');
 		}
 	});
 
 	it('a single bad envelope among good ones: the update is refused whole', async () => {
-		const doc = new ConversationDoc(roomId, alice.client);
-		const good = await nextEnvelopes(doc, alice, ['1', '2', '3']);
-		const bad = (await envelope(alice, '4', 3)).bytes.slice();
+		const doc = new ConversationDoc(room.roomId, alice.client);
+		const good = await room.nextEnvelopes(doc, alice, ['1', '2', '3']);
+		const bad = (await room.envelope(alice, '4', 3)).bytes.slice();
 		bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 0x01;
 		doc.insertLocal([...good, { id: envelopeId(bad), bytes: bad }]);
 		expect(refusal(await checkUpdate(doc.encodeState()))).toBe('bad-signature');
@@ -322,7 +276,7 @@ describe('checkUpdate refuses', () => {
 	it("an envelope replanted at another clock of its device, validly signed: 'clock-mismatch'", async () => {
 		// Anyone can compute a device's client id and copy its envelope; only the
 		// clock the device signed is accepted.
-		const sent = await envelope(alice, 'hello', 3);
+		const sent = await room.envelope(alice, 'hello', 3);
 		expect(refusal(await checkUpdate(itemAt(alice.client, 3, sent.id, sent.bytes)))).toBe(
 			'accepted'
 		);
@@ -344,10 +298,10 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("a replanted envelope among valid items of the same update: refused whole, 'clock-mismatch'", async () => {
-		const doc = new ConversationDoc(roomId, alice.client);
-		const sent = await nextEnvelopes(doc, alice, ['0', '1']);
+		const doc = new ConversationDoc(room.roomId, alice.client);
+		const sent = await room.nextEnvelopes(doc, alice, ['0', '1']);
 		doc.insertLocal(sent);
-		const stolen = await envelope(alice, 'a later message', 5);
+		const stolen = await room.envelope(alice, 'a later message', 5);
 		const merged = Y.mergeUpdates([
 			doc.encodeState(),
 			itemAt(alice.client, 2, stolen.id, stolen.bytes)
@@ -357,7 +311,7 @@ describe('checkUpdate refuses', () => {
 	});
 
 	it("a replanted envelope whose signature is also forged: 'clock-mismatch' (checked before signatures)", async () => {
-		const forged = (await envelope(alice, 'hello', 0)).bytes.slice();
+		const forged = (await room.envelope(alice, 'hello', 0)).bytes.slice();
 		forged[forged.length - 1] = (forged[forged.length - 1] as number) ^ 0x01;
 		const id = envelopeId(forged);
 		expect(refusal(await checkUpdate(itemAt(alice.client, 0, id, forged)))).toBe('bad-signature');
@@ -408,10 +362,10 @@ describe('checkUpdate never throws', () => {
 	let valid: Uint8Array;
 
 	beforeAll(async () => {
-		const a = new ConversationDoc(roomId, alice.client);
-		const b = new ConversationDoc(roomId, bob.client);
-		a.insertLocal(await nextEnvelopes(a, alice, ['a1', 'a2']));
-		b.insertLocal([await envelope(bob, 'b1', 0), await newerEnvelope(bob, 1)]);
+		const a = new ConversationDoc(room.roomId, alice.client);
+		const b = new ConversationDoc(room.roomId, bob.client);
+		a.insertLocal(await room.nextEnvelopes(a, alice, ['a1', 'a2']));
+		b.insertLocal([await room.envelope(bob, 'b1', 0), await newerEnvelope(bob, 1)]);
 		valid = Y.mergeUpdates([a.encodeState(), b.encodeState()]);
 		expect((await checkUpdate(valid)).ok).toBe(true);
 	});
@@ -461,9 +415,9 @@ describe('checkUpdate never throws', () => {
 
 describe('knownState', () => {
 	it('is the doc state vector as a map', async () => {
-		const doc = new ConversationDoc(roomId, alice.client);
+		const doc = new ConversationDoc(room.roomId, alice.client);
 		expect(knownState(doc.doc).size).toBe(0);
-		doc.insertLocal(await nextEnvelopes(doc, alice, ['1', '2']));
+		doc.insertLocal(await room.nextEnvelopes(doc, alice, ['1', '2']));
 		expect(knownState(doc.doc)).toEqual(new Map([[alice.client, 2]]));
 	});
 });

@@ -13,15 +13,7 @@ import {
 	utf8Decode,
 	utf8Encode
 } from '.';
-
-async function nameOf(promise: Promise<unknown>): Promise<string> {
-	try {
-		await promise;
-	} catch (error) {
-		return (error as Error).name;
-	}
-	return 'resolved';
-}
+import { nameOf } from './test-support';
 
 const aad = utf8Encode('kith/test\0');
 

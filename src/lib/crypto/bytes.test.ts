@@ -16,9 +16,7 @@ import {
 	utf8Decode,
 	utf8Encode
 } from '.';
-
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
-const fromHex = (text: string) => new Uint8Array(Buffer.from(text, 'hex'));
+import { fromHex, hex } from './test-support';
 
 describe('base64url', () => {
 	it('matches the RFC 4648 vectors, without padding', () => {

@@ -10,9 +10,7 @@ import {
 	verifySignature,
 	verifySignatureSync
 } from '.';
-
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
-const fromHex = (text: string) => new Uint8Array(Buffer.from(text, 'hex'));
+import { fromHex, hex } from './test-support';
 
 // RFC 8032 §7.1, tests 1 and 2.
 const RFC8032 = [

@@ -19,17 +19,9 @@ import {
 	type StoredKeyring,
 	type UnlockedKeyring
 } from '.';
+import { nameOf } from '../crypto/test-support';
 
 const CHEAP = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
-
-async function nameOf(promise: Promise<unknown>): Promise<string> {
-	try {
-		await promise;
-	} catch (error) {
-		return (error as Error).name;
-	}
-	return 'resolved';
-}
 
 /** A deep copy of everything storage would hold (the wrap key by identity: it cannot be read). */
 function snapshot(stored: StoredKeyring) {
