@@ -11,7 +11,7 @@
  * code is 0 unless the run itself fails.
  *
  * Options:
- *   --quick          small sizes and fewer repetitions (a smoke run, about 2 min)
+ *   --quick          small sizes and fewer repetitions (a smoke run, 1–2 min)
  *   --no-render      skip mounting the real ConversationView on cold open
  *   --rebuild        also cold-open without a snapshot (verify, decrypt, reduce all; ~1 min more)
  *   KITH_CHROMIUM    Chromium executable (default /usr/bin/chromium)
@@ -247,7 +247,18 @@ async function run(cfg: Config, page: BenchPage): Promise<void> {
 				appendMedians,
 				i,
 				`1 Append at ${sizeLabel(p.size)}, per message`,
-				`send p50 ${fmt(median(sends))} / p95 ${fmt(percentile(sends, 95))} / max ${fmt(Math.max(...sends))} µs; view refresh ${fmt(p.refreshUs)} µs (×3 per send), seal ${fmt(p.sealUs)} µs`
+				`send p50 ${fmt(median(sends))} / p95 ${fmt(percentile(sends, 95))} / max ${fmt(Math.max(...sends))} µs; seal ${fmt(p.sealUs)} µs, bare strict commit ${fmt(p.commitUs)} µs; heap ${fmt(p.heapMB)} MB`
+			)
+		);
+	});
+	const coreMedians = appendReps.map((reps) => median(reps.map((r) => r.coreUs)));
+	prepared.forEach((p, i) => {
+		rows.push(
+			flatness(
+				coreMedians,
+				i,
+				`1 Append, core path (op + envelope + doc + persistence), at ${sizeLabel(p.size)}`,
+				'makeSend + encodeBatch + DocSession.sealAndInsert until committed; no view'
 			)
 		);
 	});
@@ -276,7 +287,7 @@ async function run(cfg: Config, page: BenchPage): Promise<void> {
 		ratio: ratio(firstScreen / baseApply),
 		target: '≤ 2.00×',
 		result: firstScreen / baseApply <= 2 ? 'PASS' : 'MISS',
-		note: `baseline: Y.applyUpdate of ${fmt(baseline.messages)} plaintext map entries (${fmt(baseline.updateBytes / 1e6, 1)} MB)`
+		note: `loadSnapshot ${fmt(median(cold.kith.map((c) => c.loadSnapshotMs)))} ms, then DocSession + ConversationSession (deserialize, views); baseline: Y.applyUpdate of ${fmt(baseline.messages)} plaintext map entries (${fmt(baseline.updateBytes / 1e6, 1)} MB)`
 	});
 	if (Number.isFinite(rendered)) {
 		rows.push({
@@ -297,7 +308,7 @@ async function run(cfg: Config, page: BenchPage): Promise<void> {
 	rows.push({
 		name: `  …splits (median of ${SPLIT_REPS})`,
 		value: '',
-		note: `read ${split('readMs')} + decrypt ${split('decryptMs')} + JSON ${split('parseMs')} + validate ${split('validateMs')} + reduce ${split('reduceMs')} + views ${fmt((prepared.at(-1)?.refreshUs ?? Number.NaN) / 1000)} ms; snapshot ${fmt((splits[0]?.snapshotBytes ?? 0) / 1e6, 1)} MB`
+		note: `read ${split('readMs')} + decrypt ${split('decryptMs')} + JSON ${split('parseMs')} + validate ${split('validateMs')} + reduce ${split('reduceMs')} ms; snapshot ${fmt((splits[0]?.snapshotBytes ?? 0) / 1e6, 1)} MB`
 	});
 	if (noSnapshot) {
 		rows.push({

@@ -16,10 +16,12 @@ export interface AppendPrepared {
 	/** Messages held when the measurement starts. */
 	size: number;
 	envelopes: number;
-	/** One view refresh (`send()` runs three): MessageView array, state copy, unread count; µs, median of 7. */
-	refreshUs: number;
 	/** One envelope sealed (pad, AES-GCM, Ed25519, SHA-256); µs, median of 15. */
 	sealUs: number;
+	/** A bare strict IndexedDB commit of 64 bytes to the conversation's database; µs, median of 15. */
+	commitUs: number;
+	/** JavaScript heap in use (Chromium's `performance.memory`), MB. */
+	heapMB: number;
 }
 
 export interface AppendRep {
@@ -27,6 +29,8 @@ export interface AppendRep {
 	sendUs: number[];
 	/** Wall time of the repetition / messages sent, in µs. */
 	repUs: number;
+	/** Per message, the core path only (operation + envelope + doc + persistence, no view), in µs. */
+	coreUs: number;
 	/**
 	 * The compaction run right after the repetition (outside its timing), in ms:
 	 * the stored updates replaced by one state of the whole doc. The app runs one
@@ -61,6 +65,8 @@ export interface ColdOpenResult {
 	messages: number;
 	/** `unlockKeyring` (app start, before any conversation), for context. */
 	unlockMs: number;
+	/** `loadSnapshot` alone (IndexedDB read, AES-GCM, UTF-8, JSON.parse). */
+	loadSnapshotMs: number;
 	/** `loadSnapshot` → session with restored reducer → last 80 MessageViews in hand. */
 	firstScreenMs: number;
 	/** …plus the real ConversationView mounted and a frame painted. */

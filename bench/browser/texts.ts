@@ -1,7 +1,7 @@
 /**
- * Deterministic chat-like message texts: 12–140 characters, mostly short,
+ * Deterministic chat-like message texts: 16–147 characters, mostly short,
  * from a fixed word list, so every run and every baseline sees the same
- * sizes (about 50 characters on average).
+ * sizes (53 characters on average).
  */
 const WORDS = (
 	'ok yes no maybe tomorrow tonight later lunch dinner coffee train late sorry thanks ' +

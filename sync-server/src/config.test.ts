@@ -21,7 +21,12 @@ describe('loadConfig', () => {
 			dataDir: '/srv/kith/data',
 			staticDir: '/srv/kith/build',
 			shutdownTimeoutMs: 10_000,
-			logLevel: 'info'
+			logLevel: 'info',
+			maxFrameBytes: 2 * 1024 * 1024,
+			rateMsgsPerSec: 200,
+			rateBytesPerSec: 8 * 1024 * 1024,
+			roomQuotaBytes: 512 * 1024 * 1024,
+			roomIdleMs: 60_000
 		});
 		expect(DEFAULTS.port).toBe(8787);
 	});
@@ -34,7 +39,12 @@ describe('loadConfig', () => {
 				KITH_DATA: '/var/lib/kith',
 				KITH_STATIC: 'dist/app',
 				KITH_SHUTDOWN_TIMEOUT_MS: '2500',
-				LOG_LEVEL: 'DEBUG'
+				LOG_LEVEL: 'DEBUG',
+				KITH_MAX_FRAME_BYTES: '65536',
+				KITH_RATE_MSGS_PER_SEC: '50',
+				KITH_RATE_BYTES_PER_SEC: '100000',
+				KITH_ROOM_QUOTA_BYTES: '1000000',
+				KITH_ROOM_IDLE_MS: '0'
 			},
 			cwd
 		);
@@ -44,7 +54,12 @@ describe('loadConfig', () => {
 			dataDir: '/var/lib/kith',
 			staticDir: '/srv/kith/dist/app',
 			shutdownTimeoutMs: 2500,
-			logLevel: 'debug'
+			logLevel: 'debug',
+			maxFrameBytes: 65_536,
+			rateMsgsPerSec: 50,
+			rateBytesPerSec: 100_000,
+			roomQuotaBytes: 1_000_000,
+			roomIdleMs: 0
 		});
 	});
 
@@ -69,7 +84,12 @@ describe('loadConfig', () => {
 		['HOST', 'local host'],
 		['KITH_SHUTDOWN_TIMEOUT_MS', '-5'],
 		['KITH_SHUTDOWN_TIMEOUT_MS', 'soon'],
-		['LOG_LEVEL', 'verbose']
+		['LOG_LEVEL', 'verbose'],
+		['KITH_MAX_FRAME_BYTES', '100'],
+		['KITH_RATE_MSGS_PER_SEC', '0'],
+		['KITH_RATE_BYTES_PER_SEC', 'fast'],
+		['KITH_ROOM_QUOTA_BYTES', '1.5e9'],
+		['KITH_ROOM_IDLE_MS', '-1']
 	])('rejects %s=%s, naming the variable and the value', (name, value) => {
 		const problems = problemsOf({ [name]: value });
 		expect(problems).toHaveLength(1);

@@ -7,8 +7,9 @@
  * string counts as unset, because that is what `FOO= npm start` and many
  * service managers produce when they mean "default".
  *
- * Adding a setting (the relay's quotas and rate limits come next) is one field
- * on `Config` and one `read*` call in `loadConfig`.
+ * Adding a setting is one field on `Config` and one `read*` call in
+ * `loadConfig`. The relay's limits are documented with their refusal reasons
+ * in docs/protocol.md ("Relay protocol").
  */
 import { isAbsolute, resolve } from 'node:path';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from './log.ts';
@@ -25,7 +26,19 @@ export interface Config {
 	/** How long a graceful shutdown waits for in-flight requests before cutting them off. */
 	shutdownTimeoutMs: number;
 	logLevel: LogLevel;
+	/** Largest WebSocket frame the relay reads; larger ones are refused (`frame-too-large`). */
+	maxFrameBytes: number;
+	/** Frames per second one connection may send (burst: twice as many); `rate-limited` beyond. */
+	rateMsgsPerSec: number;
+	/** Bytes per second one connection may send (burst: twice as many); `rate-limited` beyond. */
+	rateBytesPerSec: number;
+	/** Bytes the relay stores for one room; `room-quota` beyond. */
+	roomQuotaBytes: number;
+	/** How long a room with no connection keeps its merged state in memory. */
+	roomIdleMs: number;
 }
+
+const MiB = 1024 * 1024;
 
 export const DEFAULTS = {
 	host: '127.0.0.1',
@@ -33,7 +46,12 @@ export const DEFAULTS = {
 	dataDir: './data',
 	staticDir: './build',
 	shutdownTimeoutMs: 10_000,
-	logLevel: 'info'
+	logLevel: 'info',
+	maxFrameBytes: 2 * MiB,
+	rateMsgsPerSec: 200,
+	rateBytesPerSec: 8 * MiB,
+	roomQuotaBytes: 512 * MiB,
+	roomIdleMs: 60_000
 } as const satisfies Record<keyof Config, unknown>;
 
 /** The configuration cannot be used; `problems` lists each bad variable. */
@@ -64,7 +82,24 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
 			min: 0,
 			max: 3_600_000
 		}),
-		logLevel: r.oneOf('LOG_LEVEL', DEFAULTS.logLevel, LOG_LEVELS, isLogLevel)
+		logLevel: r.oneOf('LOG_LEVEL', DEFAULTS.logLevel, LOG_LEVELS, isLogLevel),
+		maxFrameBytes: r.integer('KITH_MAX_FRAME_BYTES', DEFAULTS.maxFrameBytes, {
+			min: 1024,
+			max: 64 * MiB
+		}),
+		rateMsgsPerSec: r.integer('KITH_RATE_MSGS_PER_SEC', DEFAULTS.rateMsgsPerSec, {
+			min: 1,
+			max: 1_000_000
+		}),
+		rateBytesPerSec: r.integer('KITH_RATE_BYTES_PER_SEC', DEFAULTS.rateBytesPerSec, {
+			min: 1024,
+			max: 1024 * MiB
+		}),
+		roomQuotaBytes: r.integer('KITH_ROOM_QUOTA_BYTES', DEFAULTS.roomQuotaBytes, {
+			min: 1024,
+			max: Number.MAX_SAFE_INTEGER
+		}),
+		roomIdleMs: r.integer('KITH_ROOM_IDLE_MS', DEFAULTS.roomIdleMs, { min: 0, max: 86_400_000 })
 	};
 	r.done();
 	return config;

@@ -2,7 +2,8 @@
  * Entry point: `npm run serve` (or `npm start`, which builds first).
  *
  * Reads the configuration from the environment (see config.ts), makes sure
- * the data directory exists and is writable, starts the server and prints
+ * the data directory exists and is writable, starts the server with the
+ * relay attached (relay/) and prints
  * one line saying where. SIGTERM or SIGINT stops it gracefully and exits 0;
  * a second signal exits at once.
  *
@@ -14,6 +15,7 @@ import { access, mkdir } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './log.ts';
+import { attachRelay } from './relay/index.ts';
 import { createServer } from './server.ts';
 
 async function main(): Promise<void> {
@@ -51,6 +53,14 @@ async function main(): Promise<void> {
 	}
 
 	const server = createServer(config, { logger: log });
+	try {
+		attachRelay(server, config, { logger: log });
+	} catch (err) {
+		process.stderr.write(
+			`Cannot open the relay's data in ${config.dataDir}: ${(err as Error).message}\n`
+		);
+		process.exit(1);
+	}
 	let stopping = false;
 	const onSignal = (signal: NodeJS.Signals) => {
 		if (stopping) {

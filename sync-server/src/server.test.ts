@@ -3,7 +3,7 @@ import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { Agent, get, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Config } from './config.ts';
+import { DEFAULTS, type Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { createServer, SECURITY_HEADERS, type KithServer } from './server.ts';
 import {
@@ -37,6 +37,7 @@ async function start(staticDir: string, overrides: Partial<Config> = {}) {
 		write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>)
 	});
 	const config: Config = {
+		...DEFAULTS,
 		host: '127.0.0.1',
 		port: 0,
 		dataDir: await tempDir('kith-data-'),

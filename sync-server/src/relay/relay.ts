@@ -1,0 +1,664 @@
+/**
+ * The relay: y-websocket–compatible rooms at `/sync/<roomId>`, admission by a
+ * signed challenge (`GET /sync/challenge`), and `/metrics`. The protocol is
+ * docs/protocol.md, "Relay protocol"; this module is its server half.
+ *
+ * It holds no Y.Doc. A room's stored updates are merged into one update and a
+ * state vector (room-state.ts), kept in memory while the room has connections
+ * or was used within `KITH_ROOM_IDLE_MS`. An incoming update is checked
+ * against the doc rules with that state vector as `known`, appended to SQLite
+ * in one transaction, acknowledged (`kith-stored`) and forwarded to the room's
+ * other connections as the bytes that arrived. All work on one room runs on
+ * one promise chain, so checks, stores and acknowledgements never interleave.
+ *
+ * Nothing a client sends is logged: log lines carry reason codes, room ids,
+ * connection ids and sizes. No input may take the process down: every event
+ * handler is guarded, and a frame whose framing is broken closes only its own
+ * connection.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import * as Y from 'yjs';
+import { checkUpdate } from '../../../src/lib/conversation/doc-rules.ts';
+import { equalBytes, isRoomId } from '../../../src/lib/crypto/index.ts';
+import type { Config } from '../config.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import type { KithServer, RequestTarget } from '../server.ts';
+import { Challenges, loadRelaySecret, verifyAccess } from './challenge.ts';
+import { RelayMetrics } from './metrics.ts';
+import { TokenBucket } from './rate-limit.ts';
+import { MERGE_CHUNK, RoomState } from './room-state.ts';
+import { RelayStore } from './store.ts';
+import {
+	FrameError,
+	KEEPALIVE_FRAME,
+	QUERY_AWARENESS_FRAME,
+	readClientFrame,
+	writePermissionDenied,
+	writeRefused,
+	writeStored,
+	writeSyncStep1,
+	writeSyncStep2,
+	writeSyncUpdate,
+	type AuthFailure,
+	type RefusalReason
+} from './wire.ts';
+
+export const SYNC_PATH = '/sync/';
+export const CHALLENGE_PATH = '/sync/challenge';
+export const METRICS_PATH = '/metrics';
+
+/** Close codes the relay uses. */
+export const CLOSE = {
+	goingAway: 1001,
+	protocolError: 1002,
+	tooLarge: 1009,
+	internalError: 1011,
+	tryAgainLater: 1013,
+	denied: 4403
+} as const;
+
+const MiB = 1024 * 1024;
+/** Frames a client may send before its admission is decided (a stock client sends two). */
+const MAX_EARLY_FRAMES = 32;
+/** A receiver this far behind is disconnected; it catches up by syncing when it reconnects. */
+const MAX_BUFFERED_BYTES = 32 * MiB;
+/** Rows at least this big are already compacted enough and are not merged again. */
+const COMPACT_MAX_ROW_BYTES = 1 * MiB;
+/** Upper bound on the bytes one compaction step merges. */
+const COMPACT_MAX_CHUNK_BYTES = 8 * MiB;
+/** How long shutdown waits for clients to answer the close handshake. */
+const CLOSE_GRACE_MS = 2000;
+
+export interface RelayOptions {
+	logger?: Logger;
+	/** Update rows a room may gather before they are merged in the background. */
+	compactAfterRows?: number;
+	/** Interval of pings, and of keepalive frames to connections that heard nothing. */
+	keepaliveMs?: number;
+	/** Wall clock for challenges (tests). */
+	now?: () => number;
+}
+
+export interface Relay {
+	readonly metrics: RelayMetrics;
+	/** Rooms held in memory. */
+	readonly roomsActive: number;
+	/** Closes every connection (1001), finishes queued work, closes the database. */
+	close(): Promise<void>;
+}
+
+type ConnectionState = 'authenticating' | 'open' | 'closing' | 'closed';
+
+class Connection {
+	state: ConnectionState = 'authenticating';
+	room: Room | undefined;
+	early: Uint8Array[] = [];
+	alive = true;
+	lastSent = Date.now();
+	lastRateNotice = 0;
+
+	constructor(
+		readonly id: string,
+		readonly ws: WebSocket,
+		readonly roomId: string,
+		readonly ack: boolean,
+		readonly frames: TokenBucket,
+		readonly bytes: TokenBucket
+	) {}
+
+	close(code: number, reason: string): void {
+		if (this.state === 'closing' || this.state === 'closed') return;
+		this.state = 'closing';
+		this.early = [];
+		try {
+			this.ws.close(code, reason);
+		} catch {
+			this.ws.terminate();
+		}
+	}
+}
+
+class Room {
+	readonly conns = new Set<Connection>();
+	state: RoomState | undefined;
+	/** Compact when the room holds this many rows. */
+	compactAt: number;
+	compactScheduled = false;
+	#queue: Promise<void> = Promise.resolve();
+	#tasks = 0;
+	#idleTimer: NodeJS.Timeout | undefined;
+
+	constructor(
+		readonly id: string,
+		compactAt: number,
+		readonly onTaskError: (err: unknown) => void
+	) {
+		this.compactAt = compactAt;
+	}
+
+	/** Queues `task` after every task queued before it. Never rejects. */
+	run(task: () => Promise<void> | void): void {
+		this.#tasks++;
+		this.#queue = this.#queue
+			.then(task)
+			.catch(this.onTaskError)
+			.finally(() => this.#tasks--);
+	}
+
+	get busy(): boolean {
+		return this.#tasks > 0;
+	}
+
+	drained(): Promise<void> {
+		return this.#queue;
+	}
+
+	join(conn: Connection): void {
+		this.conns.add(conn);
+		clearTimeout(this.#idleTimer);
+		this.#idleTimer = undefined;
+	}
+
+	leave(conn: Connection, idleMs: number, evict: (room: Room) => void): void {
+		if (!this.conns.delete(conn) || this.conns.size > 0) return;
+		this.armIdle(idleMs, evict);
+	}
+
+	armIdle(idleMs: number, evict: (room: Room) => void): void {
+		clearTimeout(this.#idleTimer);
+		this.#idleTimer = setTimeout(() => {
+			this.#idleTimer = undefined;
+			if (this.conns.size > 0) return;
+			if (this.busy) this.armIdle(idleMs, evict);
+			else evict(this);
+		}, idleMs);
+		this.#idleTimer.unref();
+	}
+
+	stopTimers(): void {
+		clearTimeout(this.#idleTimer);
+	}
+}
+
+/**
+ * Opens the relay's database and secret under `config.dataDir` and plugs the
+ * relay into `server`: the challenge and metrics routes, the `/sync/`
+ * upgrade, and a close hook. Throws if the database or secret cannot be used.
+ */
+export function attachRelay(server: KithServer, config: Config, options: RelayOptions = {}): Relay {
+	const log = (options.logger ?? silentLogger).child({ component: 'relay' });
+	const now = options.now ?? Date.now;
+	const compactAfterRows = options.compactAfterRows ?? 1000;
+	const keepaliveMs = options.keepaliveMs ?? 15_000;
+	const challenges = new Challenges(loadRelaySecret(config.dataDir), now);
+	const store = new RelayStore(config.dataDir);
+	const metrics = new RelayMetrics();
+	const rooms = new Map<string, Room>();
+	const connections = new Set<Connection>();
+	// Frames up to twice the limit are read, so the client can be told why it is
+	// closed; beyond that the WebSocket layer closes with 1009 on its own.
+	const wss = new WebSocketServer({
+		noServer: true,
+		maxPayload: 2 * config.maxFrameBytes,
+		perMessageDeflate: false,
+		clientTracking: false
+	});
+	let nextConnection = 0;
+	let closing: Promise<void> | undefined;
+	let allClosed: (() => void) | undefined;
+
+	const heartbeat = setInterval(() => guard('heartbeat', beat), keepaliveMs);
+	heartbeat.unref();
+
+	server.addRoute({
+		methods: ['GET'],
+		path: CHALLENGE_PATH,
+		handler: (_req, res, target) => {
+			const room = new URLSearchParams(target.search).get('room');
+			const [status, body] = isRoomId(room)
+				? [200, challenges.issue(room)]
+				: [400, { error: 'bad-room', message: 'room must be a 22-character base64url room id' }];
+			const json = JSON.stringify(body);
+			res.writeHead(status, {
+				'Content-Type': 'application/json; charset=utf-8',
+				'Content-Length': Buffer.byteLength(json),
+				'Cache-Control': 'no-store',
+				// A challenge is worthless without the room's capability key, and
+				// clients may use a relay on another origin.
+				'Access-Control-Allow-Origin': '*'
+			});
+			res.end(json);
+		}
+	});
+
+	server.addRoute({
+		methods: ['GET'],
+		path: METRICS_PATH,
+		handler: (_req, res) => {
+			const text = metrics.render({ roomsActive: rooms.size, storageBytes: store.totalBytes });
+			res.writeHead(200, {
+				'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
+				'Content-Length': Buffer.byteLength(text),
+				'Cache-Control': 'no-store'
+			});
+			res.end(text);
+		}
+	});
+
+	server.addUpgradeHandler({
+		path: SYNC_PATH,
+		prefix: true,
+		handler: (req: IncomingMessage, socket: Duplex, head: Buffer, target: RequestTarget) => {
+			wss.handleUpgrade(req, socket, head, (ws) => guard('connection', () => open(ws, target)));
+		}
+	});
+
+	server.onClose(() => close());
+
+	// --- connections ---------------------------------------------------------
+
+	function open(ws: WebSocket, target: RequestTarget): void {
+		const params = new URLSearchParams(target.search);
+		const conn = new Connection(
+			`c${++nextConnection}`,
+			ws,
+			target.pathname.slice(SYNC_PATH.length),
+			params.get('ack') === '1',
+			new TokenBucket(config.rateMsgsPerSec, 2 * config.rateMsgsPerSec),
+			new TokenBucket(config.rateBytesPerSec, 2 * config.rateBytesPerSec)
+		);
+		connections.add(conn);
+		metrics.connections++;
+		ws.on('message', (data: RawData, isBinary: boolean) =>
+			guard('frame', () => onFrame(conn, data, isBinary), conn)
+		);
+		ws.on('error', (err: Error & { code?: string }) =>
+			guard('socket error', () => onError(conn, err))
+		);
+		ws.on('close', (code: number) => guard('close', () => onClosed(conn, code)));
+		ws.on('pong', () => (conn.alive = true));
+		if (closing) {
+			conn.close(CLOSE.goingAway, 'relay shutting down');
+			return;
+		}
+		log.debug('connection opened', { conn: conn.id });
+		admit(conn, params).catch((err: unknown) => {
+			log.error('admission failed', { conn: conn.id, err });
+			conn.close(CLOSE.internalError, 'server-error');
+		});
+	}
+
+	async function admit(conn: Connection, params: URLSearchParams): Promise<void> {
+		const result = await authenticate(conn.roomId, params);
+		if (conn.state !== 'authenticating') return; // closed meanwhile
+		if (closing) return conn.close(CLOSE.goingAway, 'relay shutting down');
+		if (typeof result === 'string') return deny(conn, result);
+		const registered = store.claim(conn.roomId, result, now());
+		if (!equalBytes(registered, result)) return deny(conn, 'wrong-capability');
+
+		let room = rooms.get(conn.roomId);
+		if (!room) {
+			room = new Room(conn.roomId, compactAfterRows, (err) =>
+				log.error('room task failed', { room: conn.roomId, err })
+			);
+			rooms.set(room.id, room);
+		}
+		// Those already here answer with their awareness states, which reach the newcomer.
+		for (const other of room.conns) send(other, QUERY_AWARENESS_FRAME);
+		conn.room = room;
+		conn.state = 'open';
+		room.join(conn);
+		log.debug('admitted', { conn: conn.id, room: room.id, ack: conn.ack });
+		const joined = room;
+		joined.run(() =>
+			task(conn, async () => send(conn, writeSyncStep1((await load(joined)).stateVector())))
+		);
+		const early = conn.early;
+		conn.early = [];
+		for (const frame of early) dispatch(conn, frame);
+	}
+
+	/** The capability public key that signed a fresh challenge, or why not. */
+	async function authenticate(
+		roomId: string,
+		params: URLSearchParams
+	): Promise<Uint8Array | AuthFailure> {
+		if (!isRoomId(roomId)) return 'bad-room';
+		const nonce = params.get('nonce');
+		const cap = params.get('cap');
+		const sig = params.get('sig');
+		if (!nonce || !cap || !sig) return 'unauthorized';
+		const checked = challenges.check(roomId, nonce);
+		if (!checked.ok) return checked.reason;
+		const key = await verifyAccess(roomId, nonce, cap, sig);
+		if (!key) return 'unauthorized';
+		if (!challenges.redeem(nonce, checked.expiresAt)) return 'replayed-challenge';
+		return key;
+	}
+
+	function deny(conn: Connection, reason: AuthFailure): void {
+		metrics.refused(reason);
+		log.info('access denied', {
+			reason,
+			room: isRoomId(conn.roomId) ? conn.roomId : undefined,
+			conn: conn.id
+		});
+		send(conn, writePermissionDenied(reason));
+		conn.close(CLOSE.denied, reason);
+	}
+
+	function onFrame(conn: Connection, data: RawData, isBinary: boolean): void {
+		if (closing || conn.state === 'closing' || conn.state === 'closed') return;
+		metrics.framesIn++;
+		const bytes = toBytes(data);
+		if (bytes.length > config.maxFrameBytes) {
+			refuse(
+				conn,
+				'frame-too-large',
+				`frames are limited to ${config.maxFrameBytes} bytes; this one had ${bytes.length}`
+			);
+			conn.close(CLOSE.tooLarge, 'frame-too-large');
+			return;
+		}
+		if (!conn.frames.take(1) || !conn.bytes.take(bytes.length)) return rateLimited(conn);
+		if (!isBinary) {
+			refuse(conn, 'malformed-frame', 'text frames are not part of the protocol');
+			conn.close(CLOSE.protocolError, 'malformed-frame');
+			return;
+		}
+		if (conn.state === 'authenticating') {
+			if (conn.early.length >= MAX_EARLY_FRAMES) return rateLimited(conn);
+			conn.early.push(bytes);
+			return;
+		}
+		dispatch(conn, bytes);
+	}
+
+	function dispatch(conn: Connection, bytes: Uint8Array): void {
+		const room = conn.room;
+		if (!room || conn.state !== 'open') return;
+		let frame;
+		try {
+			frame = readClientFrame(bytes);
+		} catch (err) {
+			refuse(conn, 'malformed-frame', err instanceof FrameError ? err.message : 'malformed frame');
+			conn.close(CLOSE.protocolError, 'malformed-frame');
+			return;
+		}
+		switch (frame.kind) {
+			case 'sync-step1': {
+				const { stateVector } = frame;
+				room.run(() => task(conn, () => answerStep1(conn, room, stateVector)));
+				return;
+			}
+			case 'sync-step2':
+			case 'sync-update': {
+				const { update } = frame;
+				const raw = frame.kind === 'sync-update' ? bytes : undefined;
+				room.run(() => task(conn, () => receiveUpdate(conn, room, update, raw)));
+				return;
+			}
+			case 'awareness':
+			case 'query-awareness':
+				// Opaque: forwarded as it came.
+				for (const other of room.conns) if (other !== conn) forward(other, bytes);
+				return;
+			case 'unsupported':
+				refuse(
+					conn,
+					'unsupported-message',
+					`message type ${frame.messageType} is not handled by this relay`
+				);
+				return;
+		}
+	}
+
+	function onError(conn: Connection, err: Error & { code?: string }): void {
+		// The WebSocket layer has already closed the connection.
+		const reason: RefusalReason =
+			err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'frame-too-large' : 'malformed-frame';
+		metrics.refused(reason);
+		log.info('refused', { reason, room: conn.room?.id, conn: conn.id, code: err.code });
+	}
+
+	function onClosed(conn: Connection, code: number): void {
+		if (conn.state === 'closed') return;
+		conn.state = 'closed';
+		conn.early = [];
+		connections.delete(conn);
+		metrics.connections--;
+		conn.room?.leave(conn, config.roomIdleMs, evict);
+		log.debug('connection closed', { conn: conn.id, room: conn.room?.id, code });
+		if (closing && connections.size === 0) allClosed?.();
+	}
+
+	// --- room work (always on the room's queue) ------------------------------
+
+	async function load(room: Room): Promise<RoomState> {
+		if (!room.state) {
+			const stored = store.room(room.id);
+			room.state = await RoomState.load(store.updates(room.id), stored?.bytes ?? 0);
+			log.debug('room loaded', { room: room.id, rows: room.state.rows, bytes: room.state.bytes });
+			maybeCompact(room, room.state);
+		}
+		return room.state;
+	}
+
+	async function answerStep1(conn: Connection, room: Room, stateVector: Uint8Array): Promise<void> {
+		if (conn.state !== 'open') return;
+		const state = await load(room);
+		send(conn, writeSyncStep2(await state.diff(stateVector)));
+	}
+
+	async function receiveUpdate(
+		conn: Connection,
+		room: Room,
+		update: Uint8Array,
+		rawFrame: Uint8Array | undefined
+	): Promise<void> {
+		const state = await load(room);
+		const check = await checkUpdate(update, state.sv);
+		if (!check.ok) {
+			refuse(conn, `doc-rules:${check.reason}`, check.detail);
+			return;
+		}
+		if (check.entries.length === 0) {
+			acknowledge(conn, state);
+			return;
+		}
+		// Items the relay already holds were skipped by the checks, unread: never
+		// store or relay them. Only the part the relay lacks goes on.
+		const whole = !holdsKnownItems(update, state.sv);
+		const stored = whole ? update.slice() : Y.diffUpdate(update, state.stateVector());
+		if (state.bytes + stored.length > config.roomQuotaBytes) {
+			refuse(
+				conn,
+				'room-quota',
+				`this conversation has reached the relay's limit of ${config.roomQuotaBytes} bytes`
+			);
+			return;
+		}
+		store.append(room.id, stored);
+		state.add(stored, check.entries);
+		metrics.updatesStored++;
+		acknowledge(conn, state);
+		const out = whole && rawFrame ? rawFrame : writeSyncUpdate(stored);
+		for (const other of room.conns) if (other !== conn) forward(other, out);
+		maybeCompact(room, state);
+	}
+
+	function maybeCompact(room: Room, state: RoomState): void {
+		if (room.compactScheduled || closing || state.rows < room.compactAt) return;
+		room.compactScheduled = true;
+		setImmediate(() => room.run(() => compact(room)));
+	}
+
+	/** Merges a chunk of a room's small update rows into one row, in one transaction. */
+	function compact(room: Room): void {
+		room.compactScheduled = false;
+		const state = room.state;
+		if (closing || !state) return;
+		const rows = store.compactable(room.id, COMPACT_MAX_ROW_BYTES, MERGE_CHUNK);
+		const chunk: typeof rows = [];
+		let total = 0;
+		for (const row of rows) {
+			if (chunk.length >= 2 && total + row.bytes.length > COMPACT_MAX_CHUNK_BYTES) break;
+			chunk.push(row);
+			total += row.bytes.length;
+		}
+		if (chunk.length < 2) {
+			room.compactAt = state.rows + compactAfterRows;
+			return;
+		}
+		const merged = Y.mergeUpdates(chunk.map((row) => row.bytes));
+		store.replace(
+			room.id,
+			chunk.map((row) => row.seq),
+			total,
+			merged
+		);
+		state.rows -= chunk.length - 1;
+		state.bytes += merged.length - total;
+		log.debug('compacted', {
+			room: room.id,
+			rows: chunk.length,
+			bytesBefore: total,
+			bytesAfter: merged.length
+		});
+		maybeCompact(room, state);
+	}
+
+	function evict(room: Room): void {
+		if (rooms.get(room.id) !== room) return;
+		rooms.delete(room.id);
+		log.debug('room evicted', { room: room.id });
+	}
+
+	/** Runs room work for a connection; a failure is refused to it, never thrown. */
+	async function task(conn: Connection, work: () => Promise<void>): Promise<void> {
+		try {
+			await work();
+		} catch (err) {
+			log.error('relay task failed', { conn: conn.id, room: conn.room?.id, err });
+			refuse(conn, 'server-error', 'the relay could not process this; nothing was stored');
+		}
+	}
+
+	// --- output ----------------------------------------------------------------
+
+	function send(conn: Connection, frame: Uint8Array): void {
+		if (conn.ws.readyState !== WebSocket.OPEN) return;
+		conn.ws.send(frame, { binary: true });
+		conn.lastSent = Date.now();
+		metrics.framesOut++;
+	}
+
+	function forward(conn: Connection, frame: Uint8Array): void {
+		if (conn.state !== 'open') return;
+		if (conn.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+			log.warn('receiver too slow, disconnecting', { conn: conn.id, room: conn.room?.id });
+			conn.close(CLOSE.tryAgainLater, 'too slow');
+			return;
+		}
+		send(conn, frame);
+	}
+
+	function acknowledge(conn: Connection, state: RoomState): void {
+		if (conn.ack && conn.state === 'open') send(conn, writeStored(state.stateVector()));
+	}
+
+	function refuse(conn: Connection, reason: RefusalReason, message: string): void {
+		metrics.refused(reason);
+		log.info('refused', { reason, room: conn.room?.id, conn: conn.id });
+		if (conn.ack) send(conn, writeRefused(reason, message));
+	}
+
+	/** Over the rate: the frame is dropped; the client hears about it at most once a second. */
+	function rateLimited(conn: Connection): void {
+		metrics.refused('rate-limited');
+		const t = Date.now();
+		if (t - conn.lastRateNotice < 1000) return;
+		conn.lastRateNotice = t;
+		log.info('refused', { reason: 'rate-limited', room: conn.room?.id, conn: conn.id });
+		if (conn.ack) {
+			send(conn, writeRefused('rate-limited', 'too many frames or bytes per second; slow down'));
+		}
+	}
+
+	function beat(): void {
+		const t = Date.now();
+		for (const conn of connections) {
+			if (conn.state !== 'open') continue;
+			if (!conn.alive) {
+				log.debug('no pong, dropping connection', { conn: conn.id });
+				conn.ws.terminate();
+				continue;
+			}
+			conn.alive = false;
+			conn.ws.ping();
+			if (t - conn.lastSent >= keepaliveMs) send(conn, KEEPALIVE_FRAME);
+		}
+	}
+
+	function guard(what: string, fn: () => void, conn?: Connection): void {
+		try {
+			fn();
+		} catch (err) {
+			log.error(`relay ${what} handler failed`, { conn: conn?.id, err });
+			conn?.close(CLOSE.internalError, 'server-error');
+		}
+	}
+
+	// --- shutdown --------------------------------------------------------------
+
+	function close(): Promise<void> {
+		closing ??= shutdown();
+		return closing;
+	}
+
+	async function shutdown(): Promise<void> {
+		clearInterval(heartbeat);
+		const gone = new Promise<void>((resolve) => {
+			allClosed = resolve;
+			if (connections.size === 0) resolve();
+		});
+		for (const conn of connections) conn.close(CLOSE.goingAway, 'relay shutting down');
+		for (const room of rooms.values()) room.stopTimers();
+		// Work already queued (a check, a store) finishes; nothing new is queued.
+		await Promise.all([...rooms.values()].map((room) => room.drained()));
+		let timer: NodeJS.Timeout | undefined;
+		await Promise.race([
+			gone,
+			new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS)))
+		]);
+		clearTimeout(timer);
+		for (const conn of connections) conn.ws.terminate();
+		rooms.clear();
+		store.close();
+		log.info('relay closed');
+	}
+
+	return {
+		metrics,
+		get roomsActive() {
+			return rooms.size;
+		},
+		close
+	};
+}
+
+/** Whether an update carries any struct below the state vector (already held). */
+function holdsKnownItems(update: Uint8Array, sv: Map<number, number>): boolean {
+	for (const [client, clock] of Y.parseUpdateMeta(update).from) {
+		if (clock < (sv.get(client) ?? 0)) return true;
+	}
+	return false;
+}
+
+function toBytes(data: RawData): Uint8Array {
+	if (Array.isArray(data)) return Buffer.concat(data);
+	if (data instanceof ArrayBuffer) return new Uint8Array(data);
+	return data;
+}
