@@ -12,6 +12,10 @@
  *                                     it durably stored an update of this connection
  *   101 kith-refused    relay→client  varString reason + varString human message
  *
+ * Both sides use this module: the client (RelayConnection) and the relay
+ * (sync-server/src/relay/wire.ts re-exports the writers), so the two cannot
+ * drift apart.
+ *
  * Reading is strict: a frame that does not decode, carries an unknown type or
  * has bytes left over is a RelayFrameError, and the caller drops it. Updates
  * are only decoded as byte strings here; the doc rules judge their content.
@@ -261,11 +265,14 @@ export function writeStored(stateVector: Uint8Array): Uint8Array {
 	});
 }
 
+/** Longest human message a `kith-refused` frame carries. */
+export const MAX_REFUSAL_MESSAGE = 200;
+
 /** Relay side (and test doubles): a frame or update was refused. */
 export function writeRefused(reason: string, message: string): Uint8Array {
 	return frame((e) => {
 		encoding.writeVarUint(e, MESSAGE_REFUSED);
 		encoding.writeVarString(e, reason);
-		encoding.writeVarString(e, message);
+		encoding.writeVarString(e, message.slice(0, MAX_REFUSAL_MESSAGE));
 	});
 }

@@ -15,7 +15,6 @@ import { RelayStore } from './store.ts';
 import {
 	FrameError,
 	readClientFrame,
-	readRelayFrame,
 	writePermissionDenied,
 	writeRefused,
 	writeStored,
@@ -23,6 +22,7 @@ import {
 	writeSyncStep2,
 	writeSyncUpdate
 } from './wire.ts';
+import { readRelayFrame } from './test-support.ts';
 
 afterEach(removeTempDirs);
 

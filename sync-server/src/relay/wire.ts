@@ -10,23 +10,40 @@
  * not at all (it is opaque and forwarded as it came).
  */
 import * as decoding from 'lib0/decoding';
-import * as encoding from 'lib0/encoding';
 import * as Y from 'yjs';
 import type { RuleViolation } from '../../../src/lib/conversation/doc-rules.ts';
+import {
+	MESSAGE_AWARENESS,
+	MESSAGE_QUERY_AWARENESS,
+	MESSAGE_SYNC,
+	SYNC_STEP1,
+	SYNC_STEP2,
+	SYNC_UPDATE,
+	writeAwareness,
+	writeQueryAwareness
+} from '../../../src/lib/sync/messages.ts';
 
-export const MESSAGE_SYNC = 0;
-export const MESSAGE_AWARENESS = 1;
-export const MESSAGE_AUTH = 2;
-export const MESSAGE_QUERY_AWARENESS = 3;
-export const MESSAGE_KITH_STORED = 100;
-export const MESSAGE_KITH_REFUSED = 101;
-
-export const SYNC_STEP1 = 0;
-export const SYNC_STEP2 = 1;
-export const SYNC_UPDATE = 2;
-
-/** y-protocols auth: the only auth message there is. */
-export const AUTH_PERMISSION_DENIED = 0;
+// The frame writers and message numbers are shared with the client, so the
+// two sides cannot drift apart; this module adds what only the relay needs:
+// strict reading of client frames and the relay's fixed frames.
+export {
+	AUTH_PERMISSION_DENIED,
+	MESSAGE_AUTH,
+	MESSAGE_AWARENESS,
+	MESSAGE_QUERY_AWARENESS,
+	MESSAGE_REFUSED,
+	MESSAGE_STORED,
+	MESSAGE_SYNC,
+	SYNC_STEP1,
+	SYNC_STEP2,
+	SYNC_UPDATE,
+	writePermissionDenied,
+	writeRefused,
+	writeStored,
+	writeSyncStep1,
+	writeSyncStep2,
+	writeSyncUpdate
+} from '../../../src/lib/sync/messages.ts';
 
 /** Why a client was not admitted to a room (sent in the auth message, then close 4403). */
 export type AuthFailure =
@@ -112,115 +129,12 @@ function read<T>(decoder: decoding.Decoder, reader: (d: decoding.Decoder) => T, 
 	}
 }
 
-function frame(write: (encoder: encoding.Encoder) => void): Uint8Array {
-	const encoder = encoding.createEncoder();
-	write(encoder);
-	return encoding.toUint8Array(encoder);
-}
-
-export function writeSyncStep1(stateVector: Uint8Array): Uint8Array {
-	return frame((e) => {
-		encoding.writeVarUint(e, MESSAGE_SYNC);
-		encoding.writeVarUint(e, SYNC_STEP1);
-		encoding.writeVarUint8Array(e, stateVector);
-	});
-}
-
-export function writeSyncStep2(update: Uint8Array): Uint8Array {
-	return frame((e) => {
-		encoding.writeVarUint(e, MESSAGE_SYNC);
-		encoding.writeVarUint(e, SYNC_STEP2);
-		encoding.writeVarUint8Array(e, update);
-	});
-}
-
-export function writeSyncUpdate(update: Uint8Array): Uint8Array {
-	return frame((e) => {
-		encoding.writeVarUint(e, MESSAGE_SYNC);
-		encoding.writeVarUint(e, SYNC_UPDATE);
-		encoding.writeVarUint8Array(e, update);
-	});
-}
-
-export function writePermissionDenied(reason: AuthFailure): Uint8Array {
-	return frame((e) => {
-		encoding.writeVarUint(e, MESSAGE_AUTH);
-		encoding.writeVarUint(e, AUTH_PERMISSION_DENIED);
-		encoding.writeVarString(e, reason);
-	});
-}
-
-/** `kith-stored`: the room's state vector right after an update of this connection was stored. */
-export function writeStored(stateVector: Uint8Array): Uint8Array {
-	return frame((e) => {
-		encoding.writeVarUint(e, MESSAGE_KITH_STORED);
-		encoding.writeVarUint8Array(e, stateVector);
-	});
-}
-
-const MAX_REFUSAL_MESSAGE = 200;
-
-/** `kith-refused`: a reason code and a short message for a person. */
-export function writeRefused(reason: RefusalReason, message: string): Uint8Array {
-	return frame((e) => {
-		encoding.writeVarUint(e, MESSAGE_KITH_REFUSED);
-		encoding.writeVarString(e, reason);
-		encoding.writeVarString(e, message.slice(0, MAX_REFUSAL_MESSAGE));
-	});
-}
-
 /** Asks the other connections of a room to send their awareness states. */
-export const QUERY_AWARENESS_FRAME: Uint8Array = frame((e) =>
-	encoding.writeVarUint(e, MESSAGE_QUERY_AWARENESS)
-);
+export const QUERY_AWARENESS_FRAME: Uint8Array = writeQueryAwareness();
 
 /**
  * An awareness update naming no client: a no-op for any y-protocols client.
  * Sent to a connection that has heard nothing for a while, because stock
  * y-websocket clients reconnect after 30 s of silence.
  */
-export const KEEPALIVE_FRAME: Uint8Array = frame((e) => {
-	encoding.writeVarUint(e, MESSAGE_AWARENESS);
-	encoding.writeVarUint8Array(e, new Uint8Array([0]));
-});
-
-/** Reads a relay→client frame (for tests and clients written against this module). */
-export type RelayFrame =
-	| { kind: 'sync-step1'; stateVector: Uint8Array }
-	| { kind: 'sync-step2' | 'sync-update'; update: Uint8Array }
-	| { kind: 'awareness'; update: Uint8Array }
-	| { kind: 'query-awareness' }
-	| { kind: 'permission-denied'; reason: string }
-	| { kind: 'stored'; stateVector: Uint8Array }
-	| { kind: 'refused'; reason: string; message: string }
-	| { kind: 'other'; messageType: number };
-
-export function readRelayFrame(bytes: Uint8Array): RelayFrame {
-	const d = decoding.createDecoder(bytes);
-	const messageType = decoding.readVarUint(d);
-	switch (messageType) {
-		case MESSAGE_SYNC: {
-			const syncType = decoding.readVarUint(d);
-			const payload = decoding.readVarUint8Array(d);
-			if (syncType === SYNC_STEP1) return { kind: 'sync-step1', stateVector: payload };
-			return { kind: syncType === SYNC_STEP2 ? 'sync-step2' : 'sync-update', update: payload };
-		}
-		case MESSAGE_AWARENESS:
-			return { kind: 'awareness', update: decoding.readVarUint8Array(d) };
-		case MESSAGE_QUERY_AWARENESS:
-			return { kind: 'query-awareness' };
-		case MESSAGE_AUTH:
-			decoding.readVarUint(d);
-			return { kind: 'permission-denied', reason: decoding.readVarString(d) };
-		case MESSAGE_KITH_STORED:
-			return { kind: 'stored', stateVector: decoding.readVarUint8Array(d) };
-		case MESSAGE_KITH_REFUSED:
-			return {
-				kind: 'refused',
-				reason: decoding.readVarString(d),
-				message: decoding.readVarString(d)
-			};
-		default:
-			return { kind: 'other', messageType };
-	}
-}
+export const KEEPALIVE_FRAME: Uint8Array = writeAwareness(new Uint8Array([0]));
