@@ -6,7 +6,7 @@ import { concatBytes, utf8Encode } from '../crypto';
 import { clientIdFor, envelopeId, verifyFrame } from '../envelope';
 import { ConversationDoc } from './conversation-doc';
 import { checkUpdate, ENVELOPE_MAP, knownState, type RuleCheck } from './doc-rules';
-import { device, rawDoc, TestRoom, type Device } from './test-support';
+import { device, rawDoc, TestRoom, withoutDeleteSet, type Device } from './test-support';
 
 let room: TestRoom;
 let alice: Device;
@@ -45,33 +45,6 @@ function itemAt(client: number, clock: number, entryKey: string, bytes: Uint8Arr
 	expect(structs).toHaveLength(1);
 	expect(structs[0]?.id).toEqual({ client, clock });
 	return update;
-}
-
-/**
- * The same update with its delete set replaced by an empty one, so a test can reach
- * the struct rules behind the delete-set rule. Asserts the v1 layout it relies on.
- */
-function withoutDeleteSet(update: Uint8Array): Uint8Array {
-	const { ds } = Y.decodeUpdate(update);
-	const encoder = encoding.createEncoder();
-	const clients = [...ds.clients.entries()].sort((a, b) => b[0] - a[0]);
-	encoding.writeVarUint(encoder, clients.length);
-	for (const [client, ranges] of clients) {
-		encoding.writeVarUint(encoder, client);
-		encoding.writeVarUint(encoder, ranges.length);
-		for (const range of ranges) {
-			encoding.writeVarUint(encoder, range.clock);
-			encoding.writeVarUint(encoder, range.len);
-		}
-	}
-	const dsBytes = encoding.toUint8Array(encoder);
-	expect(update.subarray(update.length - dsBytes.length)).toEqual(dsBytes);
-	const stripped = concatBytes(
-		update.subarray(0, update.length - dsBytes.length),
-		new Uint8Array([0])
-	);
-	expect(Y.decodeUpdate(stripped).ds.clients.size).toBe(0);
-	return stripped;
 }
 
 function refusal(check: RuleCheck): string {

@@ -3,9 +3,12 @@
  * their envelopes for, and raw Yjs docs as an attacker could build them.
  * Test-only; nothing in the app imports it.
  */
+import * as encoding from 'lib0/encoding';
 import * as Y from 'yjs';
 import {
+	concatBytes,
 	createSigner,
+	equalBytes,
 	newRoomId,
 	newSecretKey,
 	newSigningSeed,
@@ -52,9 +55,42 @@ export class TestRoom {
 	}
 }
 
-/** A plain Yjs doc (no rules) pinned to a client id, as an attacker could build. */
-export function rawDoc(client: number): Y.Doc {
+/**
+ * A plain Yjs doc (no rules) pinned to a client id, as an attacker could
+ * build; optionally starting from what `from` holds.
+ */
+export function rawDoc(client: number, from?: ConversationDoc): Y.Doc {
 	const doc = new Y.Doc({ gc: false });
+	if (from) Y.applyUpdate(doc, from.encodeState());
 	doc.clientID = client;
 	return doc;
+}
+
+/**
+ * The same update with its delete set replaced by an empty one, so a test can
+ * reach the struct rules behind the delete-set rule. Throws if the v1 layout
+ * it relies on (the delete set last) does not hold.
+ */
+export function withoutDeleteSet(update: Uint8Array): Uint8Array {
+	const { ds } = Y.decodeUpdate(update);
+	const encoder = encoding.createEncoder();
+	const clients = [...ds.clients.entries()].sort((a, b) => b[0] - a[0]);
+	encoding.writeVarUint(encoder, clients.length);
+	for (const [client, ranges] of clients) {
+		encoding.writeVarUint(encoder, client);
+		encoding.writeVarUint(encoder, ranges.length);
+		for (const range of ranges) {
+			encoding.writeVarUint(encoder, range.clock);
+			encoding.writeVarUint(encoder, range.len);
+		}
+	}
+	const dsBytes = encoding.toUint8Array(encoder);
+	const tail = update.subarray(update.length - dsBytes.length);
+	if (!equalBytes(tail, dsBytes)) throw new Error('the update does not end with its delete set');
+	const stripped = concatBytes(
+		update.subarray(0, update.length - dsBytes.length),
+		new Uint8Array([0])
+	);
+	if (Y.decodeUpdate(stripped).ds.clients.size !== 0) throw new Error('delete set not removed');
+	return stripped;
 }

@@ -3,12 +3,11 @@
  * cannot delete, overwrite, impersonate or forge. Each bad update is refused
  * with `doc-rules:<reason>`, and is neither stored nor forwarded.
  */
-import * as encoding from 'lib0/encoding';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { ConversationDoc, ENVELOPE_MAP, updateSince } from '../../../src/lib/conversation/index.ts';
-import { concatBytes } from '../../../src/lib/crypto/index.ts';
 import { envelopeId } from '../../../src/lib/envelope/index.ts';
+import { rawDoc, withoutDeleteSet } from '../../../src/lib/conversation/test-support.ts';
 import {
 	cleanUp,
 	Conversation,
@@ -21,33 +20,6 @@ import {
 } from './test-support.ts';
 
 afterEach(cleanUp);
-
-/** A plain Yjs doc pinned to a client id: what an attacker can build. */
-function rawDoc(client: number, from?: ConversationDoc): Y.Doc {
-	const doc = new Y.Doc({ gc: false });
-	if (from) Y.applyUpdate(doc, from.encodeState());
-	doc.clientID = client;
-	return doc;
-}
-
-/** The update with an empty delete set, to reach the struct rules behind the delete-set rule. */
-function withoutDeleteSet(update: Uint8Array): Uint8Array {
-	const { ds } = Y.decodeUpdate(update);
-	const encoder = encoding.createEncoder();
-	const clients = [...ds.clients.entries()].sort((a, b) => b[0] - a[0]);
-	encoding.writeVarUint(encoder, clients.length);
-	for (const [client, ranges] of clients) {
-		encoding.writeVarUint(encoder, client);
-		encoding.writeVarUint(encoder, ranges.length);
-		for (const range of ranges) {
-			encoding.writeVarUint(encoder, range.clock);
-			encoding.writeVarUint(encoder, range.len);
-		}
-	}
-	const dsBytes = encoding.toUint8Array(encoder);
-	expect(update.subarray(update.length - dsBytes.length)).toEqual(dsBytes);
-	return concatBytes(update.subarray(0, update.length - dsBytes.length), new Uint8Array([0]));
-}
 
 describe('doc rules at the relay', () => {
 	it('refuses deletes, overwrites, borrowed client ids, wrong clocks and forgeries, storing and forwarding none', async () => {
