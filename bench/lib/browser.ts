@@ -6,7 +6,6 @@
  * IndexedDB writes reach the disk, as in a real browser profile; an
  * incognito context would keep them in memory).
  */
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,21 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import { build } from 'vite';
 import type { BenchApi } from '../browser/api';
+import { chromiumLaunchOptions } from '../../tests/e2e/chromium';
 import { serveStatic } from './server';
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 const OUT = here('../.out');
-
-export const CHROMIUM_ARGS: readonly string[] = [
-	'--headless=new',
-	'--no-sandbox',
-	'--disable-gpu',
-	'--disable-quic',
-	'--no-first-run',
-	'--disable-background-networking',
-	'--disable-component-update',
-	'--disable-sync'
-];
 
 export type Result<K extends keyof BenchApi> = Awaited<ReturnType<BenchApi[K]>>;
 
@@ -97,18 +86,15 @@ export interface BenchBrowser {
 }
 
 export async function startBenchBrowser(): Promise<BenchBrowser> {
-	const executablePath = process.env.KITH_CHROMIUM?.trim() || '/usr/bin/chromium';
-	if (!existsSync(executablePath)) {
-		throw new Error(`no Chromium at ${executablePath}: install one or set KITH_CHROMIUM`);
-	}
+	// The same binary and switches as the end-to-end tests (KITH_CHROMIUM, then Debian's).
+	const launch = chromiumLaunchOptions();
 	await build({ configFile: here('../vite.config.ts'), logLevel: 'warn' });
 	const server = await serveStatic(OUT);
 	const profileDir = await mkdtemp(join(tmpdir(), 'kith-bench-'));
 	let context: BrowserContext;
 	try {
 		context = await chromium.launchPersistentContext(profileDir, {
-			executablePath,
-			args: [...CHROMIUM_ARGS],
+			...launch,
 			headless: true,
 			viewport: { width: 1000, height: 800 }
 		});
