@@ -644,27 +644,35 @@ export class DocPersistence {
 		// updates may complete them; that happens in a transaction with our
 		// origin, which the update listener skips, so save the state afterwards.
 		const hadPending = this.doc.store.pendingStructs !== null || this.doc.store.pendingDs !== null;
-		Y.transact(
-			this.doc,
-			() => {
-				candidates.forEach(({ key, update }, i) => {
-					if (verdicts[i] !== true) {
-						refused.push({ key, reason: 'refused by validation' });
-						return;
-					}
-					try {
-						Y.applyUpdate(this.doc, update, this);
-						this.#applied.add(key);
-					} catch (e) {
-						refused.push({ key, reason: `could not be applied: ${String(e)}` });
-					}
-				});
-			},
-			this,
-			// Local: the stored updates include this device's own items under its
-			// bound client id; a non-local transaction would make Yjs pick a new id.
-			true
-		);
+		// Our update listener would ignore this transaction (our origin), but while
+		// it is attached Yjs encodes the whole loaded content as an update event:
+		// for a large doc that is a large share of the load. Detach it meanwhile.
+		this.doc.off('update', this.#onUpdate);
+		try {
+			Y.transact(
+				this.doc,
+				() => {
+					candidates.forEach(({ key, update }, i) => {
+						if (verdicts[i] !== true) {
+							refused.push({ key, reason: 'refused by validation' });
+							return;
+						}
+						try {
+							Y.applyUpdate(this.doc, update, this);
+							this.#applied.add(key);
+						} catch (e) {
+							refused.push({ key, reason: `could not be applied: ${String(e)}` });
+						}
+					});
+				},
+				this,
+				// Local: the stored updates include this device's own items under its
+				// bound client id; a non-local transaction would make Yjs pick a new id.
+				true
+			);
+		} finally {
+			this.doc.on('update', this.#onUpdate);
+		}
 		if (hadPending && !this.#readOnly) {
 			this.#enqueue(Y.encodeStateAsUpdate(this.doc));
 			this.#scheduleFlush();
