@@ -8,7 +8,13 @@ import { mount, tick } from 'svelte';
 import * as Y from 'yjs';
 import { IndexeddbPersistence } from 'y-indexeddb';
 import { storageName } from '$lib/app/doc-session';
-import { loadSnapshot, saveSnapshot } from '$lib/app/snapshot';
+import {
+	loadSnapshot,
+	saveSnapshot,
+	snapshotAad,
+	snapshotKey,
+	type StoredSnapshot
+} from '$lib/app/snapshot';
 import {
 	ConversationReducer,
 	encodeBatch,
@@ -18,7 +24,6 @@ import {
 } from '$lib/conversation';
 import {
 	aeadDecrypt,
-	concatBytes,
 	newRoomId,
 	newSecretKey,
 	toBase64Url,
@@ -56,14 +61,6 @@ import { messageText, messageTexts } from './texts';
 
 const BASELINE_KEY = 'bench/baseline-update';
 /** Key and associated data of a stored snapshot, as src/lib/app/snapshot.ts writes them (for the split timings only). */
-const snapshotKey = (roomId: string): string => `snapshot:${roomId}`;
-const SNAPSHOT_AAD = utf8Encode('kith/snapshot\0');
-
-interface StoredSnapshot {
-	nonce: Uint8Array;
-	ciphertext: Uint8Array;
-	stateVector: Uint8Array;
-}
 
 const now = (): number => performance.now();
 
@@ -369,7 +366,7 @@ export const benches: BenchApi = {
 			p.keyring.localKey,
 			stored.nonce,
 			stored.ciphertext,
-			concatBytes(SNAPSHOT_AAD, utf8Encode(record.roomId), stored.stateVector)
+			snapshotAad(record.roomId, stored.stateVector)
 		);
 		const t2 = now();
 		const data: unknown = JSON.parse(utf8Decode(plaintext));

@@ -18,14 +18,20 @@ export interface Snapshot<T> {
 	data: T;
 }
 
-interface StoredSnapshot {
+/** What the local store holds for one room. */
+export interface StoredSnapshot {
 	nonce: Uint8Array;
 	ciphertext: Uint8Array;
 	stateVector: Uint8Array;
 }
 
-function key(roomId: RoomId): string {
+export function snapshotKey(roomId: RoomId): string {
 	return `snapshot:${roomId}`;
+}
+
+/** Associated data: the room and the state vector the snapshot covers are bound to it. */
+export function snapshotAad(roomId: RoomId, stateVector: Uint8Array): Uint8Array {
+	return concatBytes(AAD, utf8Encode(roomId), stateVector);
 }
 
 export async function saveSnapshot<T>(
@@ -39,9 +45,9 @@ export async function saveSnapshot<T>(
 	const { nonce, ciphertext } = await aeadEncrypt(
 		localKey,
 		plaintext,
-		concatBytes(AAD, utf8Encode(roomId), stateVector)
+		snapshotAad(roomId, stateVector)
 	);
-	await store.put(key(roomId), { nonce, ciphertext, stateVector } satisfies StoredSnapshot);
+	await store.put(snapshotKey(roomId), { nonce, ciphertext, stateVector } satisfies StoredSnapshot);
 }
 
 export async function loadSnapshot<T>(
@@ -49,14 +55,14 @@ export async function loadSnapshot<T>(
 	localKey: SecretKey,
 	roomId: RoomId
 ): Promise<Snapshot<T> | null> {
-	const stored = await store.get<StoredSnapshot>(key(roomId));
+	const stored = await store.get<StoredSnapshot>(snapshotKey(roomId));
 	if (!stored) return null;
 	try {
 		const plaintext = await aeadDecrypt(
 			localKey,
 			stored.nonce,
 			stored.ciphertext,
-			concatBytes(AAD, utf8Encode(roomId), stored.stateVector)
+			snapshotAad(roomId, stored.stateVector)
 		);
 		return { v: 1, stateVector: stored.stateVector, data: JSON.parse(utf8Decode(plaintext)) as T };
 	} catch (error) {
