@@ -65,6 +65,8 @@ export interface ConversationSessionOptions {
 	/** Restored reducer state from an encrypted snapshot. */
 	restored?: unknown;
 	onChange?: () => void;
+	/** The user has seen the newest message; the app moves the read position in the vault. */
+	onMarkRead?: (session: ConversationSession) => void;
 	onReport?: (error: Error) => void;
 }
 
@@ -149,13 +151,7 @@ export class ConversationSession implements ConversationHandle {
 	}
 
 	markRead(): void {
-		// The app layer listens through onChange/markRead hooks (vault read positions).
-		this.#markReadHook?.();
-	}
-
-	#markReadHook: (() => void) | null = null;
-	setMarkReadHook(hook: () => void): void {
-		this.#markReadHook = hook;
+		this.#options.onMarkRead?.(this);
 	}
 
 	/**

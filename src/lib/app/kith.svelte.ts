@@ -293,10 +293,10 @@ export class KithApp {
 				this.#scheduleSummaries();
 				this.#scheduleSnapshot(entry.id);
 			},
+			onMarkRead: (opened) => void this.#markRead(opened),
 			onReport: (error) => this.#reportWriteError(error)
 		});
 		session.setReadMark(vault.readPosition(null, entry.id));
-		session.setMarkReadHook(() => void this.#markRead(session));
 		this.#sessions.set(entry.id, session);
 	}
 
@@ -305,8 +305,7 @@ export class KithApp {
 		const keyring = this.#keyring;
 		const position = session.newestPosition();
 		if (!vault || !keyring || !position) return;
-		const current = vault.readPosition(keyring.identity.deviceId, session.id);
-		if (current && `${current.hlc} ${current.id}` >= `${position.hlc} ${position.id}`) return;
+		// setReadPosition makes no change (and nothing is stored) unless the mark moves forward.
 		await this.#changeVault((v) =>
 			v.setReadPosition(keyring.identity.deviceId, session.id, position)
 		);
