@@ -128,12 +128,10 @@ describe('the 64 KiB text limit', () => {
 		expect(makeEdit(clock(), ID as OpId, 'a'.repeat(65_536)).text).toHaveLength(65_536);
 	});
 
-	it('refuses a huge remote text quickly', () => {
-		const start = performance.now();
+	it('refuses a huge remote text', () => {
 		expect(() => parseOperationBatch(batchOf(send({ text: 'x'.repeat(4_000_000) })))).toThrow(
 			MalformedOperationError
 		);
-		expect(performance.now() - start).toBeLessThan(1_000);
 	});
 });
 
