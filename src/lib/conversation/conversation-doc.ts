@@ -96,10 +96,6 @@ export class ConversationDoc {
 			}
 			if (this.#map.has(entry.id)) throw new Error(`envelope ${entry.id} is already held`);
 		});
-		// Yjs replaces doc.clientID with a random one when a remote update carries
-		// items of that client ("another client seems to be using it") — which is
-		// exactly what loading this device's own history does. Reassert the bound id.
-		this.doc.clientID = this.clientId;
 		this.doc.transact(() => {
 			for (const { id, bytes } of entries) this.#map.set(id, bytes);
 		}, LOCAL_ORIGIN);
@@ -182,13 +178,5 @@ export function applyTrustedUpdate(
 	update: Uint8Array,
 	origin: unknown
 ): void {
-	applyAsOwn(cdoc.doc, update, origin);
-}
-
-/**
- * Apply inside a local transaction: the update may hold this device's own
- * items (see the client id note in the constructor).
- */
-function applyAsOwn(doc: Y.Doc, update: Uint8Array, origin: unknown): void {
-	Y.transact(doc, () => Y.applyUpdate(doc, update, origin), origin, true);
+	Y.applyUpdate(cdoc.doc, update, origin);
 }

@@ -666,9 +666,7 @@ export class DocPersistence {
 					});
 				},
 				this,
-				// Local: the stored updates include this device's own items under its
-				// bound client id; a non-local transaction would make Yjs pick a new id.
-				true
+				false
 			);
 		} finally {
 			this.doc.on('update', this.#onUpdate);
