@@ -142,6 +142,9 @@ export class KithApp {
 
 	async #open(keyring: UnlockedKeyring, newAccountName?: string): Promise<void> {
 		this.#keyring = keyring;
+		// Automerge's wasm compiles while the tab lock is taken and the vault's
+		// envelopes are read from storage, not after.
+		const vaultOpening = Vault.open();
 		const tabs = new TabCoordinator(keyring.identity.userId);
 		this.#tabs = tabs;
 		await tabs.start();
@@ -153,19 +156,22 @@ export class KithApp {
 			for (const session of this.#docSessions.values()) await session.becomeWriter();
 		});
 
-		this.#vault = await Vault.open();
-		const vaultRoom = vaultRoomId(keyring.accountKey);
-		const vaultSession = this.#docSession(vaultRoom);
+		const vaultSession = this.#docSession(vaultRoomId(keyring.accountKey));
 		this.#vaultSession = vaultSession;
+		// Vault entries are applied in order, after the vault itself exists.
+		this.#vaultIngested = vaultOpening.then((opened) => {
+			this.#vault = opened;
+		});
 		vaultSession.onEntries((entries) => void this.#ingestVault(entries));
 		await vaultSession.loaded;
 		await this.#vaultIngested;
+		const vault = await vaultOpening;
 
 		if (newAccountName !== undefined) {
 			const notes = this.#newConversationEntry('Notes to self', 'notes');
 			await this.#changeVault((vault) => vault.initialise(newAccountName, notes));
 		}
-		this.displayName = this.#vault.displayName;
+		this.displayName = vault.displayName;
 		await this.#syncConversations();
 		this.phase = 'ready';
 		void requestPersistentStorage();
@@ -180,10 +186,11 @@ export class KithApp {
 
 	#ingestVault(entries: EnvelopeEntry[]): void {
 		const keyring = this.#keyring;
-		const vault = this.#vault;
 		const session = this.#vaultSession;
-		if (!keyring || !vault || !session) return;
+		if (!keyring || !session) return;
 		this.#vaultIngested = this.#vaultIngested.then(async () => {
+			const vault = this.#vault;
+			if (!vault) return;
 			const changes: Uint8Array[] = [];
 			for (const entry of entries) {
 				try {
