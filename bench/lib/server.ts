@@ -1,20 +1,9 @@
 /**
- * A tiny static file server for the built benchmark page, on a loopback
- * port. Serves only files below `root`; everything else is 404.
+ * A static file server for the built benchmark page, on a loopback port:
+ * sirv (the server's own static handler) over `root`, everything else 404.
  */
 import { createServer, type Server } from 'node:http';
-import { readFile } from 'node:fs/promises';
-import { extname, join, normalize, sep } from 'node:path';
-
-const TYPES: Record<string, string> = {
-	'.html': 'text/html; charset=utf-8',
-	'.js': 'text/javascript; charset=utf-8',
-	'.css': 'text/css; charset=utf-8',
-	'.map': 'application/json; charset=utf-8',
-	'.json': 'application/json; charset=utf-8',
-	'.svg': 'image/svg+xml',
-	'.wasm': 'application/wasm'
-};
+import sirv from 'sirv';
 
 export interface StaticServer {
 	url: string;
@@ -22,29 +11,13 @@ export interface StaticServer {
 }
 
 export async function serveStatic(root: string): Promise<StaticServer> {
-	const base = normalize(root + sep);
-	const server: Server = createServer((req, res) => {
-		const path = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
-		if (path === '/favicon.ico') {
-			res.writeHead(204).end();
-			return;
-		}
-		const file = normalize(join(base, path.endsWith('/') ? `${path}index.html` : path));
-		if (!file.startsWith(base)) {
+	// dev: re-read files on each request (the bundle is rebuilt before each run).
+	const files = sirv(root, { dev: true });
+	const server: Server = createServer((req, res) =>
+		files(req, res, () => {
 			res.writeHead(404).end();
-			return;
-		}
-		readFile(file).then(
-			(body) => {
-				res.writeHead(200, {
-					'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
-					'cache-control': 'no-store'
-				});
-				res.end(body);
-			},
-			() => res.writeHead(404).end()
-		);
-	});
+		})
+	);
 	await new Promise<void>((resolve, reject) => {
 		server.once('error', reject);
 		server.listen(0, '127.0.0.1', () => resolve());
