@@ -34,7 +34,12 @@ const TabMessage = z.discriminatedUnion('t', [
 		plaintexts: z.array(Bytes)
 	}),
 	z.object({ t: z.literal('sealed'), req: z.string(), ids: z.array(z.string()) }),
-	z.object({ t: z.literal('saved'), req: z.string(), error: z.string().optional() }),
+	z.object({
+		t: z.literal('saved'),
+		req: z.string(),
+		// A failed store keeps its error name (e.g. StorageQuotaError) across tabs.
+		error: z.object({ name: z.string(), message: z.string() }).optional()
+	}),
 	z.object({ t: z.literal('update'), room: z.string(), update: Bytes }),
 	z.object({ t: z.literal('hello') })
 ]);
@@ -231,7 +236,10 @@ export class TabCoordinator {
 							this.#post({
 								t: 'saved',
 								req,
-								error: error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+								error:
+									error instanceof Error
+										? { name: error.name, message: error.message }
+										: { name: 'Error', message: String(error) }
 							})
 					);
 				return;
@@ -244,8 +252,11 @@ export class TabCoordinator {
 				const pending = this.#pending.get(message.req);
 				if (!pending) return;
 				this.#pending.delete(message.req);
-				if (message.error) pending.reject(new Error(message.error));
-				else pending.resolve();
+				if (message.error) {
+					pending.reject(
+						Object.assign(new Error(message.error.message), { name: message.error.name })
+					);
+				} else pending.resolve();
 				return;
 			}
 			case 'update':
