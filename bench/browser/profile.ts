@@ -10,7 +10,7 @@
  * keyring, the room id and its key) is kept in the LocalStore under
  * `bench/…` keys: the app keeps conversation keys in the vault instead.
  */
-import { ConversationSession, type Author } from '$lib/app/conversation-session.svelte';
+import { ConversationSession } from '$lib/app/conversation-session.svelte';
 import { DocSession } from '$lib/app/doc-session';
 import { TabCoordinator } from '$lib/app/tabs';
 import { HlcClock } from '$lib/conversation';
@@ -132,7 +132,6 @@ export function openConversation(
 	});
 	profile.docs.set(record.roomId, doc);
 	const waiters = new Set<{ predicate: () => boolean; resolve: () => void }>();
-	const me: Author = { userId: keyring.identity.userId, name: 'Bench', mine: true };
 	const session = new ConversationSession({
 		id: record.roomId as string as ConversationId,
 		name: 'Benchmark',
@@ -144,7 +143,9 @@ export function openConversation(
 		signer: keyring.deviceSigner,
 		clock: profile.clock,
 		myUserId: keyring.identity.userId,
-		resolveAuthor: (device) => (device === keyring.identity.deviceId ? me : null),
+		creator: keyring.identity.userId,
+		myName: () => 'Bench',
+		isLeader: () => true,
 		restored: options.restored,
 		onChange: () => {
 			for (const waiter of waiters) {

@@ -35,7 +35,10 @@ export function composer(page: Page): Locator {
 }
 
 /** The status of an own message, e.g. "Saved". */
-export function status(message: Locator, text: 'Saving' | 'Saved'): Locator {
+export function status(
+	message: Locator,
+	text: 'Saving' | 'Saved' | 'Sent' | 'Delivered' | 'Read'
+): Locator {
 	return message.getByText(text, { exact: true });
 }
 

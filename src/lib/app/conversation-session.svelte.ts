@@ -16,9 +16,14 @@ import {
 	encodeBatch,
 	compareHlc,
 	hlcToString,
+	makeInvite,
+	makeMemberAdd,
+	makeReceipt,
 	makeSend,
 	parseHlc,
+	Roster,
 	unreadCount,
+	type MemberAddOp,
 	type ConversationState,
 	type EnvelopeEntry,
 	type Hlc,
@@ -36,17 +41,48 @@ import {
 	type SecretKey,
 	type Signer
 } from '../crypto';
-import { EnvelopeError, openEnvelope } from '../envelope';
-import type { ConversationKind, ConversationHandle, MessageStatus, MessageView } from './types';
+import { clientIdFor, EnvelopeError, openEnvelope, parseFrame, sealEnvelope } from '../envelope';
+import { decodeStateVector } from '../conversation';
+import { fromBase64Url, utf8Decode, utf8Encode } from '../crypto';
+import type {
+	ConnectionState,
+	ConversationKind,
+	ConversationHandle,
+	MemberView,
+	MessageStatus,
+	MessageView
+} from './types';
 import type { DocSession, EntrySource } from './doc-session';
 
 /** Most plaintext bytes sealed into one envelope when batching a burst. */
 const BATCH_BYTES = 192 * 1024;
 
-export interface Author {
-	userId: string;
-	name: string;
-	mine: boolean;
+/** An envelope decrypted and decoded, before the roster says whose it is. */
+interface Decoded {
+	entryId: EnvelopeId;
+	device: string;
+	ops: Operation[];
+}
+
+/** What an encrypted view snapshot holds: reducer state and the ops the roster needs. */
+interface RestoredSession {
+	r: unknown;
+	m: Array<[string, string, Operation]>;
+}
+
+/** Typing state (awareness), sealed as an envelope at this clock, which no doc item can have. */
+const AWARENESS_CLOCK = 0xffffffff;
+/** A remote "typing" state counts for this long after it arrived, unless refreshed. */
+const TYPING_SHOW_MS = 6000;
+/** Delivered receipts are batched over this long. */
+const DELIVERED_DELAY_MS = 800;
+
+/** What a user has acknowledged: receipts merged over all their receipt ops (forward only). */
+interface ReceiptBook {
+	/** Merged state vector of their delivered and read receipts: what their devices held. */
+	held: Map<number, number>;
+	/** Greatest read mark, and the merged state vector of their read receipts. */
+	read: { hlc: Hlc; id: string; sv: Map<number, number> } | null;
 }
 
 export interface ConversationSessionOptions {
@@ -59,9 +95,15 @@ export interface ConversationSessionOptions {
 	session: DocSession;
 	signer: Signer;
 	clock: HlcClock;
-	/** The signing device → its author, or null for a device this conversation does not admit. */
-	resolveAuthor(deviceId: string): Author | null;
+	/** The user who created the conversation (its genesis owner), or null when unknown. */
+	creator: string | null;
 	myUserId: string;
+	/** This device's display name, as the user set it in the vault. */
+	myName(): string;
+	/** Whether this tab holds the network connections (sends delivered receipts). */
+	isLeader(): boolean;
+	/** Publish this device's encrypted awareness state (null clears it). */
+	publishAwareness?(state: Uint8Array | null): void;
 	/** Restored reducer state from an encrypted snapshot. */
 	restored?: unknown;
 	onChange?: () => void;
@@ -81,6 +123,11 @@ export class ConversationSession implements ConversationHandle {
 	unread = $state(0);
 	lastActivity = $state(0);
 	preview = $state('');
+	members = $state.raw<readonly MemberView[]>([]);
+	/** Names of the members typing now. */
+	typing = $state.raw<readonly string[]>([]);
+	connection = $state<ConnectionState>('Connecting');
+	readonly roster: Roster;
 
 	readonly #options: ConversationSessionOptions;
 	readonly #reducer: ConversationReducer;
@@ -95,6 +142,30 @@ export class ConversationSession implements ConversationHandle {
 	#readMark: { hlc: string; id: string } | null = null;
 	#unknownVersion = 0;
 	#unreadable = new Map<string, string>();
+	/** Envelopes from devices not (yet) in the roster. */
+	readonly #held = new Map<string, Decoded>();
+	/** member.add ops not (yet) authorised, retried when the roster grows. */
+	#pendingAdds: Array<{ op: MemberAddOp; signer: string }> = [];
+	readonly #myDevice: string;
+	readonly #myClient: number;
+	/** Own envelopes → their Yjs clock (for "Sent", "Delivered", "Read"). */
+	readonly #ownClock = new Map<string, number>();
+	/** Own envelopes whose status may still change → their ops' positions. */
+	readonly #unfinished = new Map<string, Array<{ hlc: Hlc; id: string }>>();
+	#relayAck = 0;
+	readonly #receipts = new Map<string, ReceiptBook>();
+	#deliveredTimer: ReturnType<typeof setTimeout> | null = null;
+	#lastDeliveredSv = '';
+	#lastReadSent: string | null = null;
+	readonly #typingSeen = new Map<number, { name: string; until: number }>();
+	#typingTimer: ReturnType<typeof setTimeout> | null = null;
+	#ingesting: Promise<void> = Promise.resolve();
+	readonly #invites = new Map<
+		string,
+		{ op: Extract<Operation, { type: 'invite' }>; author: string }
+	>();
+	/** Membership, receipt and invite ops with their signer and author, kept in snapshots. */
+	#meta: Array<[string, string, Operation]> = [];
 
 	constructor(options: ConversationSessionOptions) {
 		this.#options = options;
@@ -102,9 +173,14 @@ export class ConversationSession implements ConversationHandle {
 		this.kind = options.kind;
 		this.createdAt = options.createdAt;
 		this.name = options.name;
-		this.#reducer = options.restored
-			? ConversationReducer.deserialize(options.restored as never)
+		this.#myDevice = toBase64Url(options.signer.publicKey);
+		this.#myClient = clientIdFor(options.signer.publicKey);
+		this.roster = new Roster(options.creator);
+		const restored = options.restored as RestoredSession | undefined;
+		this.#reducer = restored
+			? ConversationReducer.deserialize(restored.r as never)
 			: new ConversationReducer();
+		if (restored) this.#ingesting = this.#restoreMeta(restored.m);
 		this.lastActivity = options.createdAt;
 		if (options.restored) {
 			// The clock must never issue below what this conversation already holds.
@@ -113,10 +189,14 @@ export class ConversationSession implements ConversationHandle {
 			this.#refresh();
 			this.loading = false;
 		}
-		options.session.onEntries((entries, source) => void this.#ingest(entries, source));
+		options.session.onEntries((entries, source) => {
+			// Serialised: roster decisions depend on what came before.
+			this.#ingesting = this.#ingesting.then(() => this.#ingest(entries, source));
+		});
 		void options.session.loaded.then(
 			() => {
 				this.loading = false;
+				if (restored) this.#ingesting = this.#ingesting.then(() => this.#rescanOwn());
 			},
 			(error: unknown) => this.#report(error)
 		);
@@ -132,11 +212,62 @@ export class ConversationSession implements ConversationHandle {
 
 	/** Whether every entry held is reduced and nothing is unsaved: a snapshot is safe now. */
 	get settled(): boolean {
-		return this.#unsaved.size === 0 && this.#outbox.length === 0 && this.#options.session.isLoaded;
+		return (
+			this.#unsaved.size === 0 &&
+			this.#outbox.length === 0 &&
+			this.#held.size === 0 &&
+			this.#options.session.isLoaded
+		);
 	}
 
 	snapshotData(): unknown {
-		return this.#reducer.serialize();
+		return { r: this.#reducer.serialize(), m: this.#meta } satisfies RestoredSession;
+	}
+
+	/** Whether nothing is held back waiting for membership (a snapshot must not skip it). */
+	get complete(): boolean {
+		return this.#held.size === 0;
+	}
+
+	async #restoreMeta(meta: Array<[string, string, Operation]>): Promise<void> {
+		this.#meta = meta.slice();
+		let pending = meta;
+		for (;;) {
+			const next: typeof meta = [];
+			const before = this.roster.version;
+			for (const [device, author, op] of pending) {
+				if (op.type === 'member.add') {
+					if (this.roster.authorised(op, device)) await this.roster.apply(op, device);
+					else next.push([device, author, op]);
+				} else if (op.type === 'receipt') this.#noteReceipt(author, op);
+				else if (op.type === 'invite') this.#invites.set(op.invite, { op, author });
+			}
+			pending = next.filter(([, , op]) => op.type === 'member.add');
+			if (this.roster.version === before || pending.length === 0) break;
+		}
+		for (const [device, , op] of pending) {
+			if (op.type === 'member.add') this.#pendingAdds.push({ op, signer: device });
+		}
+		this.#rosterChanged();
+		this.#refresh();
+	}
+
+	/** After a restore: find the clocks of own messages so their statuses can move on. */
+	#rescanOwn(): void {
+		const me = this.#options.myUserId;
+		for (const message of this.#reducer.state.messages) {
+			if (message.author !== me || message.device !== this.#myDevice) continue;
+			const id = message.envelopeId;
+			const ops = this.#unfinished.get(id) ?? [];
+			if (ops.some((op) => op.id === message.id)) continue;
+			ops.push({ hlc: message.hlc, id: message.id });
+			this.#unfinished.set(id, ops);
+		}
+		for (const id of this.#unfinished.keys()) {
+			const bytes = this.#options.session.doc.get(id as EnvelopeId);
+			if (bytes) this.#learnOwnClock({ id, bytes });
+		}
+		this.#refresh();
 	}
 
 	setReadMark(mark: { hlc: string; id: string } | null): void {
@@ -152,6 +283,7 @@ export class ConversationSession implements ConversationHandle {
 
 	markRead(): void {
 		this.#options.onMarkRead?.(this);
+		void this.#sendReceipt('read');
 	}
 
 	/**
@@ -183,6 +315,11 @@ export class ConversationSession implements ConversationHandle {
 			rejected.catch(() => undefined);
 			return { accepted: rejected, saved: rejected };
 		}
+		this.setTyping(false);
+		return this.#enqueueOp(op);
+	}
+
+	#enqueueOp(op: Operation): { accepted: Promise<void>; saved: Promise<void> } {
 		const waiter = deferredPair();
 		this.#outbox.push(op);
 		this.#outboxWaiters.push(waiter);
@@ -220,12 +357,15 @@ export class ConversationSession implements ConversationHandle {
 					const envelopeId = ids[i] as EnvelopeId;
 					this.#seen.add(envelopeId);
 					this.#unsaved.add(envelopeId);
-					this.#pendingOps.set(
-						envelopeId,
-						batch.map((op) => ({ hlc: { wall: op.hlc[0], counter: op.hlc[1] }, id: op.id }))
-					);
+					this.#trackOwn(envelopeId, batch);
+					const bytes = session.doc.get(envelopeId);
+					if (bytes) this.#learnOwnClock({ id: envelopeId, bytes });
 					for (const op of batch) {
+						if (op.type === 'receipt') this.#noteReceipt(this.#options.myUserId, op);
 						items.push({ op, author: this.#options.myUserId, device, envelopeId });
+					}
+					if (batch.some((op) => op.type !== 'send')) {
+						this.#ingesting = this.#ingesting.then(() => this.#ownMeta(batch, device));
 					}
 				});
 				this.#reducer.add(items);
@@ -276,12 +416,13 @@ export class ConversationSession implements ConversationHandle {
 		}
 	}
 
-	async #ingest(entries: EnvelopeEntry[], _source: EntrySource): Promise<void> {
-		const { session, keys, resolveAuthor } = this.#options;
+	async #ingest(entries: EnvelopeEntry[], source: EntrySource): Promise<void> {
+		const { session, keys } = this.#options;
+		for (const entry of entries) this.#learnOwnClock(entry);
 		const fresh = entries.filter((entry) => !this.#seen.has(entry.id));
 		if (fresh.length === 0) return; // own inserts coming back: already reduced
 		for (const entry of fresh) this.#seen.add(entry.id);
-		const items: ReducerItem[] = [];
+		const decoded: Decoded[] = [];
 		// Bounded concurrency keeps memory flat when a 100k-entry doc loads cold.
 		const CHUNK = 256;
 		for (let i = 0; i < fresh.length; i += CHUNK) {
@@ -303,12 +444,6 @@ export class ConversationSession implements ConversationHandle {
 			);
 			for (const result of opened) {
 				if (!result) continue;
-				const device = toBase64Url(result.envelope.signer);
-				const author = resolveAuthor(device);
-				if (!author) {
-					this.#refuse(result.entry.id, new Error('signed by a device that is not a member'));
-					continue;
-				}
 				let parsed: { ops: Operation[]; unknown: number };
 				try {
 					parsed = decodeBatch(result.envelope.plaintext);
@@ -317,14 +452,122 @@ export class ConversationSession implements ConversationHandle {
 					continue;
 				}
 				this.#unknownVersion += parsed.unknown;
-				for (const op of parsed.ops) {
-					this.#options.clock.observe({ wall: op.hlc[0], counter: op.hlc[1] });
-					items.push({ op, author: author.userId, device, envelopeId: result.entry.id });
-				}
+				decoded.push({
+					entryId: result.entry.id,
+					device: toBase64Url(result.envelope.signer),
+					ops: parsed.ops
+				});
 			}
 		}
-		if (items.length > 0) this.#reducer.add(items);
+		const items = await this.#admit(decoded);
+		if (items.length > 0) {
+			this.#reducer.add(items);
+			if (source === 'remote' && items.some((item) => item.op.type === 'send')) {
+				this.#scheduleDelivered();
+			}
+		}
 		this.#refresh();
+	}
+
+	/** The user a device signs for here: a roster member, or this device itself. */
+	#authorOf(device: string): string | undefined {
+		return (
+			this.roster.ownerOf(device) ??
+			(device === this.#myDevice ? this.#options.myUserId : undefined)
+		);
+	}
+
+	/**
+	 * Turn decoded envelopes into reducer items for the devices the roster
+	 * admits; hold the others. Repeats while the roster grows (it is the least
+	 * fixpoint of its rules, see roster.ts), so arrival order does not matter.
+	 */
+	async #admit(decoded: Decoded[]): Promise<ReducerItem[]> {
+		const items: ReducerItem[] = [];
+		let queue = decoded;
+		const rosterBefore = this.roster.version;
+		for (;;) {
+			const versionBefore = this.roster.version;
+			for (const d of queue) {
+				if (this.#authorOf(d.device) === undefined) {
+					// Genesis: the creator's first device brings itself in.
+					for (const op of d.ops) {
+						if (op.type === 'member.add' && op.user === this.roster.creator) {
+							await this.roster.apply(op, d.device);
+						}
+					}
+				}
+				const author = this.#authorOf(d.device);
+				if (author === undefined) {
+					this.#held.set(d.entryId, d);
+					continue;
+				}
+				this.#held.delete(d.entryId);
+				const own = d.device === this.#myDevice;
+				if (own) this.#trackOwn(d.entryId, d.ops);
+				for (const op of d.ops) {
+					this.#options.clock.observe({ wall: op.hlc[0], counter: op.hlc[1] });
+					if (op.type === 'member.add') {
+						if (this.roster.authorised(op, d.device)) await this.roster.apply(op, d.device);
+						else this.#pendingAdds.push({ op, signer: d.device });
+					} else if (op.type === 'receipt') {
+						this.#noteReceipt(author, op);
+					} else if (op.type === 'invite') {
+						this.#invites.set(op.invite, { op, author });
+					}
+					if (op.type === 'member.add' || op.type === 'receipt' || op.type === 'invite') {
+						this.#meta.push([d.device, author, op]);
+					}
+					items.push({ op, author, device: d.device, envelopeId: d.entryId as EnvelopeId });
+				}
+			}
+			if (this.roster.version !== versionBefore && this.#pendingAdds.length > 0) {
+				const pending = this.#pendingAdds;
+				this.#pendingAdds = [];
+				for (const { op, signer } of pending) {
+					if (this.roster.authorised(op, signer)) await this.roster.apply(op, signer);
+					else this.#pendingAdds.push({ op, signer });
+				}
+			}
+			if (this.roster.version === versionBefore || this.#held.size === 0) break;
+			queue = [...this.#held.values()];
+		}
+		if (this.roster.version !== rosterBefore) this.#rosterChanged();
+		return items;
+	}
+
+	/** Membership and invite ops this tab made itself (they never come back through #ingest). */
+	async #ownMeta(ops: readonly Operation[], device: string): Promise<void> {
+		const before = this.roster.version;
+		const me = this.#options.myUserId;
+		for (const op of ops) {
+			if (op.type === 'member.add') {
+				if (this.roster.authorised(op, device)) await this.roster.apply(op, device);
+				else this.#pendingAdds.push({ op, signer: device });
+				this.#meta.push([device, me, op]);
+			} else if (op.type === 'invite') {
+				this.#invites.set(op.invite, { op, author: me });
+				this.#meta.push([device, me, op]);
+			} else if (op.type === 'receipt') {
+				this.#meta.push([device, me, op]);
+			}
+		}
+		if (this.roster.version !== before) {
+			this.#rosterChanged();
+			this.#refresh();
+		}
+	}
+
+	#rosterChanged(): void {
+		const me = this.#options.myUserId;
+		this.members = this.roster.members().map((member) => ({
+			user: member.user,
+			name: member.user === me ? this.#options.myName() || member.name : member.name || 'Unknown',
+			role: member.role,
+			you: member.user === me
+		}));
+		// Statuses depend on who else is here: look at every own message again.
+		for (const id of this.#ownClock.keys()) this.#statusChanged.add(id);
 	}
 
 	#refuse(id: string, error: unknown): void {
@@ -342,8 +585,6 @@ export class ConversationSession implements ConversationHandle {
 	#viewList: MessageView[] = [];
 	/** Messages whose status changed since the last refresh (by their envelope). */
 	readonly #statusChanged = new Set<string>();
-	/** Ops of this tab's own envelopes not yet saved, to find their messages fast. */
-	readonly #pendingOps = new Map<string, Array<{ hlc: Hlc; id: string }>>();
 
 	/**
 	 * Rebuild the views incrementally: the reducer keeps the identity of every
@@ -370,11 +611,20 @@ export class ConversationSession implements ConversationHandle {
 		if (this.#statusChanged.size > 0) {
 			if (next === this.#viewList) next = next.slice();
 			for (const envelopeId of this.#statusChanged) {
-				for (const op of this.#pendingOps.get(envelopeId) ?? []) {
+				const ops = this.#unfinished.get(envelopeId);
+				if (!ops) continue;
+				let done = true;
+				for (const op of ops) {
 					const index = findMessage(messages, op.hlc, op.id, me);
-					if (index >= 0) next[index] = this.#view(messages[index] as Message, me);
+					if (index < 0) continue;
+					const view = this.#view(messages[index] as Message, me);
+					next[index] = view;
+					if (view.status !== 'Read') done = false;
 				}
-				this.#pendingOps.delete(envelopeId);
+				// "Read" is final: nothing about this envelope changes any more.
+				if (done && ops.length > 0 && this.#ownClock.has(envelopeId)) {
+					this.#unfinished.delete(envelopeId);
+				}
 			}
 			this.#statusChanged.clear();
 		}
@@ -408,26 +658,329 @@ export class ConversationSession implements ConversationHandle {
 	#view(message: Message, me: string): MessageView {
 		const cached = this.#views.get(message);
 		const mine = message.author === me;
-		const status: MessageStatus | null = mine
-			? this.#unsaved.has(message.envelopeId)
-				? 'Saving'
-				: 'Saved'
-			: null;
-		if (cached && cached.status === status) return cached;
-		const author = this.#options.resolveAuthor(message.device);
+		let status: MessageStatus | null = null;
+		let readBy: readonly string[] = NOBODY;
+		if (mine) {
+			const computed = this.#statusOf(message);
+			status = computed.status;
+			readBy = computed.readBy;
+		}
+		if (cached && cached.status === status && sameList(cached.readBy, readBy)) return cached;
 		const view: MessageView = {
 			key: `${message.author}:${message.id}`,
 			id: message.id,
-			authorName: author?.name ?? 'Unknown',
+			authorName: this.#nameOf(message.author),
 			mine,
 			text: message.text,
 			time: message.hlc.wall,
 			status,
+			readBy,
 			edited: message.edited,
 			deleted: message.deleted
 		};
 		this.#views.set(message, view);
 		return view;
+	}
+
+	#nameOf(user: string): string {
+		if (user === this.#options.myUserId) return this.#options.myName() || 'You';
+		return this.roster.member(user)?.name || 'Unknown';
+	}
+
+	/**
+	 * An own message's status, from real acknowledgements only: "Saved" once
+	 * on disk, "Sent" once the relay stored it (or someone else has it),
+	 * "Delivered" once every other member's devices hold it, "Read" once every
+	 * other member read up to it while holding it.
+	 */
+	#statusOf(message: Message): { status: MessageStatus; readBy: readonly string[] } {
+		if (this.#unsaved.has(message.envelopeId)) return { status: 'Saving', readBy: NOBODY };
+		const clock = this.#ownClock.get(message.envelopeId);
+		if (clock === undefined) return { status: 'Saved', readBy: NOBODY };
+		const client = clientIdFor(fromBase64Url(message.device));
+		const me = this.#options.myUserId;
+		let others = 0;
+		let delivered = 0;
+		const readBy: string[] = [];
+		for (const member of this.roster.members()) {
+			if (member.user === me) continue;
+			others++;
+			const book = this.#receipts.get(member.user);
+			if (!book) continue;
+			if ((book.held.get(client) ?? 0) > clock) delivered++;
+			const read = book.read;
+			if (
+				read &&
+				(read.sv.get(client) ?? 0) > clock &&
+				(compareHlc(read.hlc, message.hlc) ||
+					(read.id < message.id ? -1 : read.id > message.id ? 1 : 0)) >= 0
+			) {
+				readBy.push(member.name || 'Unknown');
+			}
+		}
+		if (others > 0 && readBy.length === others) return { status: 'Read', readBy };
+		if (others > 0 && delivered === others) return { status: 'Delivered', readBy };
+		if (this.#relayAck > clock || delivered > 0) return { status: 'Sent', readBy };
+		return { status: 'Saved', readBy };
+	}
+
+	/** Note the Yjs clock of an own envelope (its signed frame names it). */
+	#learnOwnClock(entry: { id: string; bytes: Uint8Array }): void {
+		if (this.#ownClock.has(entry.id) || !this.#unfinished.has(entry.id)) return;
+		try {
+			const frame = parseFrame(entry.bytes);
+			if (clientIdFor(frame.signer) !== this.#myClient) return;
+			this.#ownClock.set(entry.id, frame.clock);
+			insertSorted(this.#ownByClock, [frame.clock, entry.id]);
+			this.#statusChanged.add(entry.id);
+		} catch {
+			// not an envelope: the doc rules would not have let it in
+		}
+	}
+
+	/** Own envelopes by clock, to find those a relay acknowledgement covers. */
+	readonly #ownByClock: Array<[number, string]> = [];
+
+	#trackOwn(envelopeId: string, ops: readonly Operation[]): void {
+		const sends = ops
+			.filter((op) => op.type === 'send')
+			.map((op) => ({ hlc: { wall: op.hlc[0], counter: op.hlc[1] }, id: op.id }));
+		if (sends.length === 0) return;
+		this.#unfinished.set(envelopeId, sends);
+		const bytes = this.#options.session.doc.get(envelopeId as EnvelopeId);
+		if (bytes) this.#learnOwnClock({ id: envelopeId, bytes });
+	}
+
+	#noteReceipt(author: string, op: Extract<Operation, { type: 'receipt' }>): void {
+		let book = this.#receipts.get(author);
+		if (!book) {
+			book = { held: new Map(), read: null };
+			this.#receipts.set(author, book);
+		}
+		const sv = new Map<number, number>(op.sv ?? []);
+		for (const [client, clock] of sv) {
+			if ((book.held.get(client) ?? 0) < clock) book.held.set(client, clock);
+		}
+		if (op.kind === 'read') {
+			const mark = { hlc: { wall: op.upTo[0], counter: op.upTo[1] }, id: op.upToId as string };
+			const read = book.read;
+			if (!read) book.read = { ...mark, sv };
+			else {
+				if (
+					(compareHlc(mark.hlc, read.hlc) || (mark.id < read.id ? -1 : mark.id > read.id ? 1 : 0)) >
+					0
+				) {
+					read.hlc = mark.hlc;
+					read.id = mark.id;
+				}
+				for (const [client, clock] of sv) {
+					if ((read.sv.get(client) ?? 0) < clock) read.sv.set(client, clock);
+				}
+			}
+		}
+		if (author !== this.#options.myUserId) {
+			for (const id of this.#unfinished.keys()) this.#statusChanged.add(id);
+		}
+	}
+
+	/** The leader's relay connection changed status or acknowledged more. */
+	setNet(
+		status: 'connecting' | 'connected' | 'offline',
+		relayState: ReadonlyMap<number, number>
+	): void {
+		this.connection =
+			status === 'connected' ? 'Connected' : status === 'connecting' ? 'Connecting' : 'Offline';
+		const ack = relayState.get(this.#myClient) ?? 0;
+		if (ack <= this.#relayAck) return;
+		const before = this.#relayAck;
+		this.#relayAck = ack;
+		// Envelopes with before <= clock < ack are newly on the relay.
+		let i = lowerBound(this.#ownByClock, before);
+		for (; i < this.#ownByClock.length; i++) {
+			const [clock, id] = this.#ownByClock[i] as [number, string];
+			if (clock >= ack) break;
+			this.#statusChanged.add(id);
+		}
+		this.#refresh();
+	}
+
+	// ---- receipts --------------------------------------------------------------
+
+	#scheduleDelivered(): void {
+		if (!this.#options.isLeader() || this.#deliveredTimer) return;
+		this.#deliveredTimer = setTimeout(() => {
+			this.#deliveredTimer = null;
+			void this.#sendReceipt('delivered');
+		}, DELIVERED_DELAY_MS);
+	}
+
+	/** The newest message by someone else, or null. */
+	#newestFromOthers(): Message | null {
+		const messages = this.#reducer.state.messages;
+		const me = this.#options.myUserId;
+		for (let i = messages.length - 1; i >= 0; i--) {
+			const message = messages[i] as Message;
+			if (message.author !== me) return message;
+		}
+		return null;
+	}
+
+	async #sendReceipt(kind: 'delivered' | 'read'): Promise<void> {
+		if (this.roster.size < 2) return;
+		const newest = this.#newestFromOthers();
+		if (!newest) return;
+		const sv = decodeStateVector(this.#options.session.stateVector());
+		if (kind === 'delivered') {
+			const key = JSON.stringify([...sv]);
+			if (key === this.#lastDeliveredSv) return;
+			this.#lastDeliveredSv = key;
+		} else {
+			const key = `${hlcToString(newest.hlc)} ${newest.id}`;
+			const mine = this.#receipts.get(this.#options.myUserId)?.read;
+			if (key === this.#lastReadSent) return;
+			if (mine && compareHlc(mine.hlc, newest.hlc) > 0) return;
+			this.#lastReadSent = key;
+		}
+		const op = makeReceipt(
+			this.#options.clock,
+			kind,
+			{ hlc: newest.hlc, id: newest.id as OpId },
+			sv
+		);
+		await this.#enqueueOp(op).saved.catch(() => undefined);
+	}
+
+	// ---- membership and invitations ---------------------------------------
+
+	/**
+	 * The creator's first device enters the roster (roster.ts rule 1). Safe
+	 * to call again: an add that changes nothing is not written.
+	 */
+	async ensureGenesis(me: Omit<MemberAddOp, 'v' | 'id' | 'hlc' | 'type' | 'role'>): Promise<void> {
+		await this.#ingesting;
+		await this.#options.session.loaded;
+		if (this.roster.creator !== this.#options.myUserId) return;
+		if (this.roster.ownerOf(this.#myDevice)) return;
+		await this.#enqueueOp(makeMemberAdd(this.#options.clock, { ...me, role: 'owner' })).saved;
+		await this.#ingesting;
+	}
+
+	/** Add an admitted joiner. */
+	async addMember(member: Omit<MemberAddOp, 'v' | 'id' | 'hlc' | 'type' | 'role'>): Promise<void> {
+		await this.#ingesting;
+		const existing = this.roster.member(member.user);
+		if (existing && member.devices.every((device) => existing.devices.has(device))) return;
+		await this.#enqueueOp(makeMemberAdd(this.#options.clock, { ...member, role: 'member' })).saved;
+		await this.#ingesting;
+	}
+
+	/** Record a new invitation in the conversation, so every admin device can admit. */
+	async recordInvite(invite: { invite: OpId; secret: string; expires: number }): Promise<void> {
+		await this.#enqueueOp(makeInvite(this.#options.clock, invite)).saved;
+		await this.#ingesting;
+	}
+
+	/** Invitations recorded here by owners and admins that have not expired. */
+	invites(now = Date.now()): Array<{ invite: string; secret: string; expires: number }> {
+		const out: Array<{ invite: string; secret: string; expires: number }> = [];
+		for (const { op, author } of this.#invites.values()) {
+			if (op.expires <= now) continue;
+			const role = this.roster.roleOf(author);
+			if (role !== 'owner' && role !== 'admin') continue;
+			out.push({ invite: op.invite, secret: op.secret, expires: op.expires });
+		}
+		return out;
+	}
+
+	/** Whether this device may admit joiners (it is an owner's or admin's). */
+	get canAdmit(): boolean {
+		return this.roster.canAdd(this.#myDevice);
+	}
+
+	// ---- typing (awareness) -----------------------------------------------
+
+	#typingSent = false;
+	#typingRefresh: ReturnType<typeof setTimeout> | null = null;
+
+	/** The user is (or stopped) writing in the composer. */
+	setTyping(active: boolean): void {
+		if (!this.#options.publishAwareness) return;
+		if (active === this.#typingSent && !active) return;
+		if (active && this.#typingSent) return; // refreshed by the timer
+		this.#typingSent = active;
+		if (this.#typingRefresh) clearTimeout(this.#typingRefresh);
+		this.#typingRefresh = null;
+		void this.#publishTyping(active);
+		if (active) {
+			// Stops by itself: a closed laptop must not type forever.
+			this.#typingRefresh = setTimeout(() => this.setTyping(false), TYPING_SHOW_MS - 1500);
+		}
+	}
+
+	async #publishTyping(active: boolean): Promise<void> {
+		const { epoch, keys, signer, session } = this.#options;
+		const key = keys.get(epoch);
+		if (!active || !key) {
+			this.#options.publishAwareness?.(null);
+			return;
+		}
+		const sealed = await sealEnvelope({
+			clock: AWARENESS_CLOCK,
+			roomId: session.roomId,
+			epoch,
+			key,
+			signer,
+			plaintext: utf8Encode(JSON.stringify({ typing: true }))
+		});
+		if (this.#typingSent) this.#options.publishAwareness?.(sealed.bytes);
+	}
+
+	/** Remote awareness states arrived (remote client id → encrypted state). */
+	async setAwareness(states: ReadonlyMap<number, Uint8Array>): Promise<void> {
+		const { session, keys } = this.#options;
+		const now = Date.now();
+		const seen = new Set<number>();
+		for (const [client, bytes] of states) {
+			try {
+				const opened = await openEnvelope(bytes, {
+					roomId: session.roomId,
+					keyForEpoch: (epoch) => keys.get(epoch)
+				});
+				const device = toBase64Url(opened.signer);
+				const user = this.roster.ownerOf(device);
+				if (!user || user === this.#options.myUserId || clientIdFor(opened.signer) !== client)
+					continue;
+				const state = JSON.parse(utf8Decode(opened.plaintext)) as { typing?: unknown };
+				if (state.typing !== true) continue;
+				seen.add(client);
+				this.#typingSeen.set(client, { name: this.#nameOf(user), until: now + TYPING_SHOW_MS });
+			} catch {
+				// an unreadable state is ignored: it shows nothing
+			}
+		}
+		for (const client of [...this.#typingSeen.keys()]) {
+			if (!seen.has(client)) this.#typingSeen.delete(client);
+		}
+		this.#updateTyping();
+	}
+
+	#updateTyping(): void {
+		const now = Date.now();
+		const names = new Set<string>();
+		let next = Infinity;
+		for (const [client, seen] of this.#typingSeen) {
+			if (seen.until <= now) this.#typingSeen.delete(client);
+			else {
+				names.add(seen.name);
+				next = Math.min(next, seen.until);
+			}
+		}
+		const list = [...names].sort();
+		if (list.join('\n') !== this.typing.join('\n')) this.typing = list;
+		if (this.#typingTimer) clearTimeout(this.#typingTimer);
+		this.#typingTimer = Number.isFinite(next)
+			? setTimeout(() => this.#updateTyping(), next - now + 50)
+			: null;
 	}
 
 	#report(error: unknown): void {
@@ -491,6 +1044,30 @@ function findMessage(messages: readonly Message[], hlc: Hlc, id: string, author:
 		else hi = mid;
 	}
 	return -1;
+}
+
+const NOBODY: readonly string[] = Object.freeze([]);
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+	return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
+}
+
+/** First index whose clock is >= `clock`. */
+function lowerBound(list: ReadonlyArray<[number, string]>, clock: number): number {
+	let lo = 0;
+	let hi = list.length;
+	while (lo < hi) {
+		const mid = (lo + hi) >>> 1;
+		if ((list[mid] as [number, string])[0] < clock) lo = mid + 1;
+		else hi = mid;
+	}
+	return lo;
+}
+
+function insertSorted(list: Array<[number, string]>, item: [number, string]): void {
+	const last = list.at(-1);
+	if (!last || last[0] <= item[0]) list.push(item);
+	else list.splice(lowerBound(list, item[0]), 0, item);
 }
 
 function splitBatches(ops: Operation[]): Operation[][] {

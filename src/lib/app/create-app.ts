@@ -6,5 +6,7 @@ import { LocalStore } from '../storage';
 import { KithApp } from './kith.svelte';
 
 export function createApp(): KithApp {
-	return new KithApp({ store: new LocalStore() });
+	// The relay serves the app: same origin.
+	const relayUrl = typeof location === 'undefined' ? null : location.origin;
+	return new KithApp({ store: new LocalStore(), relayUrl });
 }

@@ -23,17 +23,46 @@ import {
 	vaultRoomId,
 	type ConversationEntry
 } from '../vault';
-import { ConversationSession, type Author } from './conversation-session.svelte';
+import { ConversationSession } from './conversation-session.svelte';
+import { NetHub } from './net';
+import {
+	createInvitation,
+	decodeInviteMessage,
+	deriveInviteRoom,
+	encodeInviteMessage,
+	inviteQrDataUrl,
+	openAdmission,
+	parseInviteLink,
+	sealAdmission,
+	verifyJoinRequest,
+	type Invitation,
+	type InviteId,
+	type JoinRequest
+} from '../invite';
+import { fromBase64Url, toBase64Url } from '../crypto';
+import type { OpId } from '../conversation';
 import { DocSession } from './doc-session';
 import { loadSnapshot, saveSnapshot } from './snapshot';
 import { TabCoordinator } from './tabs';
-import type { ConversationSummary, Phase } from './types';
+import type { ConnectionState, ConversationSummary, Phase } from './types';
 
 const KEYRING_KEY = 'keyring';
+/** Invite links this device asked to join with and is waiting on (local store key). */
+const PENDING_JOINS_KEY = 'pending-joins';
+/** How often the leader looks for invitations to watch (new ones, or after becoming leader). */
+const INVITE_SCAN_MS = 5000;
+
+/** Where a join stands, for the join page. */
+export type JoinState =
+	| { state: 'waiting' }
+	| { state: 'joined'; conversationId: ConversationId }
+	| { state: 'failed'; message: string };
 const SNAPSHOT_DELAY_MS = 2000;
 
 export interface KithAppOptions {
 	store: LocalStore;
+	/** The relay's base URL (normally the app's own origin); null or absent: no relay. */
+	relayUrl?: string | null;
 	/** Lower Argon2id cost (tests only). */
 	passphraseCost?: { memoryKiB: number; iterations: number; parallelism: number };
 }
@@ -46,6 +75,10 @@ export class KithApp {
 	recoveryKey = $state<string | null>(null);
 	displayName = $state('');
 	conversations = $state.raw<ConversationSummary[]>([]);
+	/** The app's one connection indicator: every room's relay connection taken together. */
+	connection = $state<ConnectionState>('Connecting');
+	/** Joins this device asked for, by invitation id. */
+	joins = $state<Record<string, JoinState>>({});
 
 	readonly #store: LocalStore;
 	readonly #options: KithAppOptions;
@@ -54,6 +87,9 @@ export class KithApp {
 	#tabs: TabCoordinator | null = null;
 	#vault: Vault | null = null;
 	#vaultSession: DocSession | null = null;
+	#net: NetHub | null = null;
+	/** Invite rooms this device watches (as a member admitting, or as a joiner). */
+	readonly #inviteRooms = new Map<RoomId, DocSession>();
 	readonly #docSessions = new Map<RoomId, DocSession>();
 	readonly #sessions = new Map<ConversationId, ConversationSession>();
 	readonly #clock = new HlcClock();
@@ -134,8 +170,285 @@ export class KithApp {
 			roomId,
 			epoch: 0,
 			keys: new Map([[0, newSecretKey()]]),
-			createdAt: Date.now()
+			createdAt: Date.now(),
+			...(this.#keyring ? { creator: this.#keyring.identity.userId as string } : {})
 		};
+	}
+
+	// ---- invitations ---------------------------------------------------------
+
+	/**
+	 * Make an invite link for a conversation (DESIGN: Invitations). The
+	 * invitation is recorded in the conversation, so any admin device that is
+	 * online admits the joiner; its secret opens the invite room where join
+	 * requests and admissions meet.
+	 */
+	async makeInvite(id: string): Promise<{ link: string; qr: string; expires: number }> {
+		const keyring = this.#keyring;
+		const session = this.#sessions.get(id as ConversationId);
+		if (!keyring || !session) throw new Error('This conversation is not open.');
+		if (session.kind === 'notes') throw new Error('Notes to self has no other members.');
+		await this.#ensureGenesis(session);
+		if (!session.canAdmit) {
+			throw new Error('Only the owner and admins of this conversation can invite.');
+		}
+		const created = await createInvitation({
+			signer: keyring.deviceSigner,
+			inviterUser: keyring.identity.userId,
+			inviterName: this.displayName || 'Someone',
+			conversationName: session.name,
+			appUrl: this.#appUrl()
+		});
+		await session.recordInvite({
+			invite: created.invitation.id as string as OpId,
+			secret: toBase64Url(created.secret),
+			expires: created.invitation.expires
+		});
+		await this.#watchInvites();
+		return {
+			link: created.link,
+			qr: inviteQrDataUrl(created.link),
+			expires: created.invitation.expires
+		};
+	}
+
+	/** What an invite link says, checked (signature, expiry). Throws a user-facing error. */
+	async previewInvite(link: string): Promise<{
+		id: string;
+		conversationName: string;
+		inviterName: string;
+		expires: number;
+	}> {
+		const { invitation } = await parseInviteLink(link);
+		return {
+			id: invitation.id,
+			conversationName: invitation.conversation.name,
+			inviterName: invitation.inviter.name,
+			expires: invitation.expires
+		};
+	}
+
+	/**
+	 * Ask to join with an invite link. Returns at once; `joins[id]` is
+	 * 'waiting' until a member's device admits this one, then 'joined'.
+	 */
+	async join(link: string): Promise<string> {
+		const keyring = this.#keyring;
+		if (!keyring) throw new Error('The account is not open.');
+		const { invitation, secret } = await parseInviteLink(link);
+		const pending = await this.#pendingJoins();
+		if (!pending.some((p) => p.invite === invitation.id)) {
+			await this.#store.put(PENDING_JOINS_KEY, [...pending, { invite: invitation.id, link }]);
+		}
+		await this.#startJoin(invitation, secret);
+		return invitation.id;
+	}
+
+	#appUrl(): string {
+		return typeof location === 'undefined' ? 'http://localhost:8787' : location.origin;
+	}
+
+	async #pendingJoins(): Promise<Array<{ invite: string; link: string }>> {
+		return (
+			(await this.#store.get<Array<{ invite: string; link: string }>>(PENDING_JOINS_KEY)) ?? []
+		);
+	}
+
+	async #resumeJoins(): Promise<void> {
+		for (const { invite, link } of await this.#pendingJoins()) {
+			try {
+				const { invitation, secret } = await parseInviteLink(link);
+				await this.#startJoin(invitation, secret);
+			} catch (error) {
+				// Expired or damaged: forget it.
+				console.warn('kith:join dropped a pending join', error);
+				await this.#forgetJoin(invite);
+			}
+		}
+	}
+
+	async #forgetJoin(invite: string): Promise<void> {
+		const pending = await this.#pendingJoins();
+		await this.#store.put(
+			PENDING_JOINS_KEY,
+			pending.filter((p) => p.invite !== invite)
+		);
+	}
+
+	async #startJoin(invitation: Invitation, secret: Uint8Array): Promise<void> {
+		const keyring = this.#keyring;
+		if (!keyring) return;
+		const inviteId = invitation.id as string;
+		if (this.joins[inviteId]?.state === 'joined') return;
+		this.joins = { ...this.joins, [inviteId]: { state: 'waiting' } };
+		const room = await deriveInviteRoom(secret);
+		const { identity } = keyring;
+		const session = this.#openInviteRoom(room.roomId, room.key, (message) => {
+			if (message.type !== 'admit' || message.to !== identity.deviceId) return;
+			void this.#acceptAdmission(message, inviteId, keyring);
+		});
+		await session.loaded;
+		const request: JoinRequest = {
+			type: 'join',
+			v: 1,
+			invite: invitation.id,
+			user: identity.userId,
+			device: identity.deviceId,
+			dh: identity.dhPublic,
+			name: (this.displayName || 'Someone').slice(0, 64),
+			ssk: identity.sskCert,
+			deviceCert: identity.deviceCert,
+			at: Date.now()
+		};
+		// One request per device: it is kept in the invite room until admitted.
+		if (!this.#sentJoin.has(inviteId)) {
+			this.#sentJoin.add(inviteId);
+			await session.commit({ epoch: 0, key: room.key, plaintexts: [encodeInviteMessage(request)] });
+		}
+	}
+
+	readonly #sentJoin = new Set<string>();
+
+	async #acceptAdmission(
+		message: Extract<ReturnType<typeof decodeInviteMessage>, { type: 'admit' }>,
+		inviteId: string,
+		keyring: UnlockedKeyring
+	): Promise<void> {
+		if (this.joins[inviteId]?.state === 'joined') return;
+		try {
+			const secret = await openAdmission(message, keyring.dhSecret, inviteId as InviteId);
+			const c = secret.conversation;
+			const id = c.id as ConversationId;
+			if (!this.#vault?.conversations().some((entry) => entry.id === id)) {
+				await this.#changeVault((vault) =>
+					vault.addConversation({
+						id,
+						name: c.name,
+						kind: c.kind,
+						roomId: c.roomId,
+						epoch: c.epoch,
+						keys: new Map([[c.epoch, fromBase64Url(c.key) as never]]),
+						createdAt: c.createdAt,
+						creator: c.creator
+					})
+				);
+			}
+			await this.#syncConversations();
+			this.joins = { ...this.joins, [inviteId]: { state: 'joined', conversationId: id } };
+			await this.#forgetJoin(inviteId);
+		} catch (error) {
+			console.warn('kith:join an admission could not be opened', error);
+		}
+	}
+
+	/** Open (once) an invite room's doc and its relay connection; `onMessage` sees each message. */
+	#openInviteRoom(
+		roomId: RoomId,
+		key: Uint8Array,
+		onMessage: (message: ReturnType<typeof decodeInviteMessage>, signer: string) => void
+	): DocSession {
+		const existing = this.#inviteRooms.get(roomId);
+		if (existing) return existing;
+		const session = this.#docSession(roomId);
+		this.#inviteRooms.set(roomId, session);
+		session.onEntries((entries) => {
+			for (const entry of entries) {
+				void openEnvelope(entry.bytes, {
+					roomId,
+					keyForEpoch: (epoch) => (epoch === 0 ? (key as never) : undefined),
+					verified: true
+				}).then(
+					(opened) => {
+						try {
+							onMessage(decodeInviteMessage(opened.plaintext), toBase64Url(opened.signer));
+						} catch (error) {
+							console.warn('kith:invite dropped a malformed message', error);
+						}
+					},
+					(error: unknown) => console.warn('kith:invite dropped an unreadable entry', error)
+				);
+			}
+		});
+		this.#net?.attach(roomId, session, key);
+		return session;
+	}
+
+	/**
+	 * Leader, member side: watch the invite room of every live invitation in
+	 * conversations this device may admit to, and admit each joiner whose
+	 * request checks out (not expired; certified device).
+	 */
+	async #watchInvites(): Promise<void> {
+		const keyring = this.#keyring;
+		if (!keyring || !this.#tabs?.isLeader) return;
+		for (const session of this.#sessions.values()) {
+			if (session.kind === 'notes' || !session.canAdmit) continue;
+			for (const invite of session.invites()) {
+				let room;
+				try {
+					room = await deriveInviteRoom(fromBase64Url(invite.secret));
+				} catch {
+					continue;
+				}
+				if (this.#inviteRooms.has(room.roomId)) continue;
+				const admitted = new Set<string>();
+				const key = room.key;
+				const inviteRoom: DocSession = this.#openInviteRoom(room.roomId, key, (message, signer) => {
+					if (message.type === 'admit') {
+						admitted.add(message.to);
+						return;
+					}
+					if (message.invite !== invite.invite || signer !== message.device) return;
+					if (admitted.has(message.device)) return;
+					void this.#admit(session, message, invite, { session: inviteRoom, key }, admitted).catch(
+						(error: unknown) => console.warn('kith:invite could not admit a joiner', error)
+					);
+				});
+			}
+		}
+	}
+
+	async #admit(
+		session: ConversationSession,
+		request: JoinRequest,
+		invite: { invite: string; expires: number },
+		room: { session: DocSession; key: Uint8Array },
+		admitted: Set<string>
+	): Promise<void> {
+		const keyring = this.#keyring;
+		const entry = this.#vault?.conversations().find((c) => c.id === session.id);
+		if (!keyring || !entry || !this.#tabs?.isLeader) return;
+		if (invite.expires <= Date.now()) return;
+		await verifyJoinRequest(request);
+		if (admitted.has(request.device)) return;
+		admitted.add(request.device);
+		await session.addMember({
+			user: request.user,
+			devices: [request.device],
+			name: request.name,
+			ssk: request.ssk,
+			certs: [request.deviceCert],
+			invite: invite.invite as OpId
+		});
+		const key = entry.keys.get(entry.epoch);
+		if (!key) return;
+		const admission = await sealAdmission(request, {
+			conversation: {
+				id: entry.id,
+				name: entry.name.slice(0, 100),
+				kind: entry.kind,
+				roomId: entry.roomId,
+				epoch: entry.epoch,
+				key: toBase64Url(key),
+				creator: (entry.creator ?? keyring.identity.userId) as never,
+				createdAt: entry.createdAt
+			}
+		});
+		await room.session.commit({
+			epoch: 0,
+			key: room.key,
+			plaintexts: [encodeInviteMessage(admission)]
+		});
 	}
 
 	// ---- opening -----------------------------------------------------------
@@ -152,12 +465,24 @@ export class KithApp {
 			this.#docSession(room as RoomId).sealAndInsert(request, keyring.deviceSigner, onSealed)
 		);
 		tabs.onUpdate((room, update) => this.#docSessions.get(room as RoomId)?.applyFromTab(update));
+		const net = new NetHub({
+			tabs,
+			relayUrl: this.#options.relayUrl ?? null,
+			onRefused: (_room, refusal) => {
+				this.alert = refusal.message;
+			},
+			onStatusChange: () => this.#updateConnection()
+		});
+		this.#net = net;
 		tabs.onBecomeLeader(async () => {
 			for (const session of this.#docSessions.values()) await session.becomeWriter();
+			await net.becomeLeader();
+			for (const session of this.#sessions.values()) void this.#ensureGenesis(session);
 		});
 
 		const vaultSession = this.#docSession(vaultRoomId(keyring.accountKey));
 		this.#vaultSession = vaultSession;
+		net.attach(vaultSession.roomId, vaultSession, keyring.accountKey);
 		// Vault entries are applied in order, after the vault itself exists.
 		this.#vaultIngested = vaultOpening.then((opened) => {
 			this.#vault = opened;
@@ -175,6 +500,10 @@ export class KithApp {
 		await this.#syncConversations();
 		this.phase = 'ready';
 		void requestPersistentStorage();
+		void this.#resumeJoins();
+		// Lives as long as the tab: the app is never torn down while the page is open.
+		setInterval(() => void this.#watchInvites(), INVITE_SCAN_MS);
+		void this.#watchInvites();
 		if (typeof document !== 'undefined') {
 			document.addEventListener('visibilitychange', () => {
 				if (document.visibilityState === 'hidden') void this.#snapshotAll();
@@ -275,12 +604,15 @@ export class KithApp {
 		vault: Vault
 	): Promise<void> {
 		if (this.#sessions.has(entry.id)) return;
-		const snapshot = this.#docSessions.has(entry.roomId)
+		let snapshot = this.#docSessions.has(entry.roomId)
 			? null
 			: await loadSnapshot<unknown>(this.#store, keyring.localKey, entry.roomId);
+		// Snapshots from before membership (a bare reducer state) are ignored: rebuilt from the doc.
+		if (snapshot && !isSessionSnapshot(snapshot.data)) snapshot = null;
 		if (this.#sessions.has(entry.id)) return;
 		const docSession = this.#docSession(entry.roomId, snapshot?.stateVector ?? null);
-		const me: Author = { userId: keyring.identity.userId, name: vault.displayName, mine: true };
+		const net = this.#net;
+		const tabs = this.#tabs;
 		const session = new ConversationSession({
 			id: entry.id,
 			name: entry.name,
@@ -292,9 +624,11 @@ export class KithApp {
 			signer: keyring.deviceSigner,
 			clock: this.#clock,
 			myUserId: keyring.identity.userId,
-			// Until membership arrives, a conversation admits only this account's own device.
-			resolveAuthor: (device) =>
-				device === keyring.identity.deviceId ? { ...me, name: this.displayName || me.name } : null,
+			// Conversations from before membership existed were all this account's own.
+			creator: entry.creator ?? keyring.identity.userId,
+			myName: () => this.displayName || vault.displayName,
+			isLeader: () => tabs?.isLeader ?? false,
+			publishAwareness: (state) => net?.setLocalAwareness(entry.roomId, state),
 			restored: snapshot?.data,
 			onChange: () => {
 				this.#scheduleSummaries();
@@ -305,6 +639,49 @@ export class KithApp {
 		});
 		session.setReadMark(vault.readPosition(null, entry.id));
 		this.#sessions.set(entry.id, session);
+		const key = entry.keys.get(entry.epoch);
+		if (net && key) {
+			net.attach(entry.roomId, docSession, key);
+			net.listen(entry.roomId, {
+				onNet: (status, relayState) => session.setNet(status, relayState),
+				onAwareness: (states) => void session.setAwareness(states)
+			});
+		}
+		void this.#ensureGenesis(session);
+	}
+
+	/** The creator's device writes the conversation's first member (roster.ts, rule 1). */
+	async #ensureGenesis(session: ConversationSession): Promise<void> {
+		const keyring = this.#keyring;
+		if (!keyring || !this.#tabs?.isLeader) return;
+		try {
+			await session.ensureGenesis(this.#memberRecord(keyring));
+		} catch (error) {
+			this.#reportWriteError(error);
+		}
+	}
+
+	/** This account and device as a conversation member (name, certified device). */
+	#memberRecord(keyring: UnlockedKeyring) {
+		const { identity } = keyring;
+		return {
+			user: identity.userId as string,
+			devices: [identity.deviceId as string],
+			name: (this.displayName || 'Someone').slice(0, 64),
+			ssk: identity.sskCert,
+			certs: [identity.deviceCert]
+		};
+	}
+
+	#updateConnection(): void {
+		const statuses = this.#net?.statuses() ?? [];
+		const next: ConnectionState =
+			statuses.length === 0 || statuses.includes('offline')
+				? 'Offline'
+				: statuses.includes('connecting')
+					? 'Connecting'
+					: 'Connected';
+		if (this.connection !== next) this.connection = next;
 	}
 
 	async #markRead(session: ConversationSession): Promise<void> {
@@ -356,7 +733,7 @@ export class KithApp {
 
 	async #snapshot(session: ConversationSession): Promise<void> {
 		const keyring = this.#keyring;
-		if (!keyring || !session.settled) return;
+		if (!keyring || !session.settled || !session.complete) return;
 		const stateVector = session.session.stateVector();
 		const data = session.snapshotData();
 		try {
@@ -386,4 +763,13 @@ export class KithApp {
 		this.alert = error instanceof Error ? error.message : String(error);
 		this.phase = 'failed';
 	}
+}
+
+function isSessionSnapshot(data: unknown): boolean {
+	return (
+		typeof data === 'object' &&
+		data !== null &&
+		'r' in data &&
+		Array.isArray((data as { m?: unknown }).m)
+	);
 }

@@ -12,6 +12,14 @@
  *   leader   → all:  {t:'saved', req}           their transaction committed
  *   leader   → all:  {t:'update', room, update} a committed Yjs update
  *   leader   → all:  {t:'hello'}                a new leader took over
+ *   leader   → all:  {t:'net', room, status, relay}  the leader's relay connection:
+ *                    status and what the relay acknowledged storing
+ *   leader   → all:  {t:'aware', room, states}  remote encrypted awareness states
+ *   any      → all:  {t:'typing', room, state}  a tab's own encrypted awareness state,
+ *                    which the leader publishes
+ *   follower → all:  {t:'ask'}                  a new tab asks for 'net' and 'aware'
+ *
+ * Only the leader holds network connections (DESIGN: one set of connections).
  *
  * The leader broadcasts an update only after its transaction committed, so
  * every tab may show whatever it receives as "Saved". A follower keeps its
@@ -41,7 +49,20 @@ const TabMessage = z.discriminatedUnion('t', [
 		error: z.object({ name: z.string(), message: z.string() }).optional()
 	}),
 	z.object({ t: z.literal('update'), room: z.string(), update: Bytes }),
-	z.object({ t: z.literal('hello') })
+	z.object({ t: z.literal('hello') }),
+	z.object({
+		t: z.literal('net'),
+		room: z.string(),
+		status: z.enum(['connecting', 'connected', 'offline']),
+		relay: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]))
+	}),
+	z.object({
+		t: z.literal('aware'),
+		room: z.string(),
+		states: z.array(z.tuple([z.number().int().nonnegative(), Bytes]))
+	}),
+	z.object({ t: z.literal('typing'), room: z.string(), state: Bytes.nullable() }),
+	z.object({ t: z.literal('ask') })
 ]);
 type TabMessage = z.infer<typeof TabMessage>;
 
@@ -60,6 +81,20 @@ export type InsertHandler = (
 ) => Promise<string[]>;
 export type UpdateHandler = (room: string, update: Uint8Array) => void;
 
+export type NetStatus = 'connecting' | 'connected' | 'offline';
+/** The leader's connection of one room, as the other tabs see it. */
+export interface NetMessage {
+	room: string;
+	status: NetStatus;
+	/** client id → clock below which the relay has stored every item. */
+	relay: Array<[number, number]>;
+}
+export interface AwarenessMessage {
+	room: string;
+	/** Remote client id → encrypted state. */
+	states: Array<[number, Uint8Array]>;
+}
+
 const RESEND_MS = 1500;
 
 interface Pending {
@@ -77,6 +112,10 @@ export class TabCoordinator {
 	#insertHandler: InsertHandler | null = null;
 	readonly #updateHandlers = new Set<UpdateHandler>();
 	readonly #leaderHandlers = new Set<() => void | Promise<void>>();
+	readonly #netHandlers = new Set<(message: NetMessage) => void>();
+	readonly #awareHandlers = new Set<(message: AwarenessMessage) => void>();
+	readonly #typingHandlers = new Set<(room: string, state: Uint8Array | null) => void>();
+	readonly #askHandlers = new Set<() => void>();
 	readonly #pending = new Map<string, Pending>();
 	#timer: ReturnType<typeof setInterval> | null = null;
 	#releaseLock: (() => void) | null = null;
@@ -153,6 +192,47 @@ export class TabCoordinator {
 	/** Leader: tell the other tabs about a committed update. */
 	broadcastUpdate(room: string, update: Uint8Array): void {
 		this.#post({ t: 'update', room, update });
+	}
+
+	/** Leader: the state of a room's connection, for the other tabs. */
+	broadcastNet(message: NetMessage): void {
+		this.#post({ t: 'net', ...message });
+	}
+
+	onNet(handler: (message: NetMessage) => void): () => void {
+		this.#netHandlers.add(handler);
+		return () => this.#netHandlers.delete(handler);
+	}
+
+	/** Leader: remote awareness states of a room, for the other tabs. */
+	broadcastAwareness(message: AwarenessMessage): void {
+		this.#post({ t: 'aware', ...message });
+	}
+
+	onAwareness(handler: (message: AwarenessMessage) => void): () => void {
+		this.#awareHandlers.add(handler);
+		return () => this.#awareHandlers.delete(handler);
+	}
+
+	/** A tab's own encrypted awareness state; the leader publishes it. */
+	sendTyping(room: string, state: Uint8Array | null): void {
+		this.#post({ t: 'typing', room, state });
+	}
+
+	/** Leader: another tab set its awareness state. */
+	onTyping(handler: (room: string, state: Uint8Array | null) => void): () => void {
+		this.#typingHandlers.add(handler);
+		return () => this.#typingHandlers.delete(handler);
+	}
+
+	/** A new tab asks the leader for the connection and awareness state of every room. */
+	askForNet(): void {
+		this.#post({ t: 'ask' });
+	}
+
+	onAsk(handler: () => void): () => void {
+		this.#askHandlers.add(handler);
+		return () => this.#askHandlers.delete(handler);
 	}
 
 	/**
@@ -264,6 +344,22 @@ export class TabCoordinator {
 				return;
 			case 'hello':
 				if (!this.#leader) this.#resendAll();
+				return;
+			case 'net':
+				if (this.#leader) return;
+				for (const handler of this.#netHandlers) handler(message);
+				return;
+			case 'aware':
+				if (this.#leader) return;
+				for (const handler of this.#awareHandlers) handler(message);
+				return;
+			case 'typing':
+				if (!this.#leader) return;
+				for (const handler of this.#typingHandlers) handler(message.room, message.state);
+				return;
+			case 'ask':
+				if (!this.#leader) return;
+				for (const handler of this.#askHandlers) handler();
 				return;
 		}
 	}

@@ -20,8 +20,23 @@ export interface ConversationSummary {
 	preview: string;
 }
 
-/** Own-message status, from real acknowledgements only. Later: 'Sent', 'Delivered', 'Read'. */
-export type MessageStatus = 'Saving' | 'Saved';
+/**
+ * Own-message status, from real acknowledgements only: 'Saving' until on
+ * disk, 'Saved', 'Sent' (the relay stored it), 'Delivered' (every other
+ * member holds it), 'Read' (every other member read it).
+ */
+export type MessageStatus = 'Saving' | 'Saved' | 'Sent' | 'Delivered' | 'Read';
+
+/** The connection indicator's words. */
+export type ConnectionState = 'Connected' | 'Connecting' | 'Offline';
+
+export interface MemberView {
+	user: string;
+	name: string;
+	role: 'owner' | 'admin' | 'member';
+	/** This account. */
+	you: boolean;
+}
 
 export interface MessageView {
 	/** Stable key: author + op id. */
@@ -34,6 +49,8 @@ export interface MessageView {
 	time: number;
 	/** Own messages only; null for others'. */
 	status: MessageStatus | null;
+	/** Own messages in groups: names of the other members who have read it. */
+	readBy: readonly string[];
 	edited: boolean;
 	deleted: boolean;
 }
@@ -48,8 +65,13 @@ export interface ConversationHandle {
 	readonly problems: readonly string[];
 	/** True until the first screen of messages is ready. */
 	readonly loading: boolean;
+	readonly members: readonly MemberView[];
+	/** Names of the other members typing now. */
+	readonly typing: readonly string[];
 	/** Throws MessageTooLongError (name) with a user-facing message; the caller keeps the text. */
 	send(text: string): Promise<void>;
 	/** The user has seen everything up to the newest message. */
 	markRead(): void;
+	/** The user is writing (true) or stopped (false). */
+	setTyping(active: boolean): void;
 }

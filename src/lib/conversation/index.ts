@@ -3,3 +3,4 @@ export * from './doc-rules';
 export * from './hlc';
 export * from './operations';
 export * from './reducer';
+export * from './roster';

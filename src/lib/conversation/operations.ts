@@ -19,8 +19,14 @@
  *   edit          target: id, text
  *   delete        target: id
  *   react         target: id, emoji, on: boolean
- *   receipt       kind: "delivered" | "read", upTo: [wall, counter], upToId: id
- *   member.add    user, devices: [device, ...], role: "owner" | "admin" | "member"
+ *   receipt       kind: "delivered" | "read", upTo: [wall, counter], upToId: id,
+ *                 sv?: [[client, clock], ...] (the sender's Yjs state vector: what
+ *                 it held when it made the receipt; at most 1024 pairs)
+ *   member.add    user, devices: [device, ...], role: "owner" | "admin" | "member",
+ *                 name?: display name (1..64 chars), ssk?: certificate,
+ *                 certs?: [certificate, ...] (one per device; see roster.ts),
+ *                 invite?: id of the invitation that admitted the user
+ *   invite        invite: id, secret: 32 bytes base64url, expires: ms since the epoch
  *   member.remove user
  *   member.role   user, role
  *   epoch         epoch: integer >= 0, room: room id (22 chars, like an op id)
@@ -46,6 +52,7 @@
  */
 import { base64urlnopad } from '@scure/base';
 import { z } from 'zod';
+import { Certificate } from '../identity/certificates';
 import { HLC_MAX_COUNTER, HLC_MAX_WALL, type Hlc, type HlcClock } from './hlc';
 
 /** The op format this code writes and fully understands. */
@@ -225,7 +232,11 @@ export const ReceiptOp = z.object({
 	type: z.literal('receipt'),
 	kind: ReceiptKind,
 	upTo: HlcTuple,
-	upToId: OpId
+	upToId: OpId,
+	sv: z
+		.array(z.tuple([z.int().min(0).max(0xffffffff), z.int().min(0).max(0xffffffff)]))
+		.max(1024)
+		.optional()
 });
 export type ReceiptOp = z.infer<typeof ReceiptOp>;
 
@@ -234,9 +245,23 @@ export const MemberAddOp = z.object({
 	type: z.literal('member.add'),
 	user: KeyId,
 	devices: z.array(KeyId),
-	role: Role
+	role: Role,
+	name: z.string().min(1).max(64).optional(),
+	ssk: Certificate.optional(),
+	certs: z.array(Certificate).max(64).optional(),
+	invite: OpId.optional()
 });
 export type MemberAddOp = z.infer<typeof MemberAddOp>;
+
+/** An invitation members may admit joiners for; its secret opens the invite room. */
+export const InviteOp = z.object({
+	...base,
+	type: z.literal('invite'),
+	invite: OpId,
+	secret: z.string().regex(KEY_ID_PATTERN, 'not a 32-byte secret'),
+	expires: z.int().min(0).max(HLC_MAX_WALL)
+});
+export type InviteOp = z.infer<typeof InviteOp>;
 
 export const MemberRemoveOp = z.object({ ...base, type: z.literal('member.remove'), user: KeyId });
 export type MemberRemoveOp = z.infer<typeof MemberRemoveOp>;
@@ -266,7 +291,8 @@ export const Operation = z.discriminatedUnion('type', [
 	MemberAddOp,
 	MemberRemoveOp,
 	MemberRoleOp,
-	EpochOp
+	EpochOp,
+	InviteOp
 ]);
 export type Operation = z.infer<typeof Operation>;
 export type OperationType = Operation['type'];
@@ -437,13 +463,31 @@ export function makeReact(clock: OpClock, target: OpId, emoji: string, on: boole
 export function makeReceipt(
 	clock: OpClock,
 	kind: ReceiptKind,
-	upTo: { hlc: Hlc; id: OpId }
+	upTo: { hlc: Hlc; id: OpId },
+	stateVector?: ReadonlyMap<number, number>
 ): ReceiptOp {
 	return checked<ReceiptOp>({
 		...header(clock),
 		type: 'receipt',
 		kind,
 		upTo: hlcToTuple(upTo.hlc),
-		upToId: upTo.id
+		upToId: upTo.id,
+		...(stateVector ? { sv: [...stateVector].slice(0, 1024) } : {})
 	});
+}
+
+/** Add a user (with their certified devices) to the conversation. */
+export function makeMemberAdd(
+	clock: OpClock,
+	member: Omit<MemberAddOp, 'v' | 'id' | 'hlc' | 'type'>
+): MemberAddOp {
+	return checked<MemberAddOp>({ ...header(clock), type: 'member.add', ...member });
+}
+
+/** Record an invitation whose joiners any admin device may admit. */
+export function makeInvite(
+	clock: OpClock,
+	invite: { invite: OpId; secret: string; expires: number }
+): InviteOp {
+	return checked<InviteOp>({ ...header(clock), type: 'invite', ...invite });
 }

@@ -12,3 +12,7 @@ export { default as Onboarding } from './Onboarding.svelte';
 export { default as RecoveryKeyDialog } from './RecoveryKeyDialog.svelte';
 export { default as Unlock } from './Unlock.svelte';
 export * from './format';
+export { default as ConnectionIndicator } from './ConnectionIndicator.svelte';
+export { default as InviteDialog } from './InviteDialog.svelte';
+export { default as MembersDialog } from './MembersDialog.svelte';
+export { default as Modal } from './Modal.svelte';

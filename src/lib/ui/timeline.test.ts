@@ -68,6 +68,7 @@ function msg(author: string, time: number, extra: Partial<MessageView> = {}): Me
 		text: `text ${seq}`,
 		time,
 		status: mine ? 'Saved' : null,
+		readBy: [],
 		edited: false,
 		deleted: false,
 		...extra

@@ -37,6 +37,8 @@ interface VaultConversation {
 	epoch: number;
 	keys: { [epoch: string]: ImmutableString };
 	createdAt: number;
+	/** The user who created it (its first owner); absent for the account's own early ones. */
+	creator?: ImmutableString;
 }
 
 interface VaultShape {
@@ -55,6 +57,8 @@ export interface ConversationEntry {
 	epoch: number;
 	keys: Map<number, SecretKey>;
 	createdAt: number;
+	/** The creator's user id; absent means this account. */
+	creator?: string;
 }
 
 export interface ReadPosition {
@@ -174,7 +178,8 @@ export class Vault {
 				roomId: str(c.roomId) as RoomId,
 				epoch: c.epoch,
 				keys,
-				createdAt: c.createdAt
+				createdAt: c.createdAt,
+				...(c.creator === undefined ? {} : { creator: str(c.creator) })
 			});
 		}
 		return out;
@@ -204,7 +209,8 @@ function toVaultConversation(A: AutomergeModule, entry: ConversationEntry): Vaul
 		roomId: new A.ImmutableString(entry.roomId),
 		epoch: entry.epoch,
 		keys,
-		createdAt: entry.createdAt
+		createdAt: entry.createdAt,
+		...(entry.creator === undefined ? {} : { creator: new A.ImmutableString(entry.creator) })
 	};
 }
 

@@ -1,0 +1,202 @@
+/**
+ * The app's network side: one relay connection per room, held by the
+ * leader tab only (DESIGN: one profile, many tabs — one set of
+ * connections). Followers see each room's status, what the relay
+ * acknowledged and the remote awareness states through the tab channel, and
+ * hand their own awareness state to the leader.
+ *
+ * Remote updates are committed through the room's DocSession (storage
+ * first, then the other tabs), so a message shown from the relay is on this
+ * device's disk too.
+ */
+import { RelayConnection, type ConnectionStatus, type RelayRefusal } from '../sync';
+import type { RoomId } from '../crypto';
+import type { DocSession } from './doc-session';
+import type { TabCoordinator } from './tabs';
+
+export interface RoomNetListener {
+	/** The connection status or the relay's acknowledged state changed. */
+	onNet?(status: ConnectionStatus, relayState: ReadonlyMap<number, number>): void;
+	/** Remote awareness states changed (remote client id → encrypted state). */
+	onAwareness?(states: ReadonlyMap<number, Uint8Array>): void;
+}
+
+interface Room {
+	session: DocSession;
+	ikm: Uint8Array;
+	connection: RelayConnection | null;
+	status: ConnectionStatus;
+	relayState: Map<number, number>;
+	awareness: Map<number, Uint8Array>;
+	localAwareness: Uint8Array | null;
+	listeners: Set<RoomNetListener>;
+	unsubscribe: Array<() => void>;
+}
+
+export interface NetHubOptions {
+	tabs: TabCoordinator;
+	/** The relay's base URL (same origin as the app), or null for none. */
+	relayUrl: string | null;
+	onRefused?(room: RoomId, refusal: RelayRefusal): void;
+	/** Any room's status changed. */
+	onStatusChange?(): void;
+}
+
+export class NetHub {
+	readonly #options: NetHubOptions;
+	readonly #rooms = new Map<RoomId, Room>();
+	#closed = false;
+
+	constructor(options: NetHubOptions) {
+		this.#options = options;
+		const { tabs } = options;
+		tabs.onNet((message) => {
+			const room = this.#rooms.get(message.room as RoomId);
+			if (!room || room.connection) return;
+			room.status = message.status;
+			for (const [client, clock] of message.relay) {
+				if ((room.relayState.get(client) ?? 0) < clock) room.relayState.set(client, clock);
+			}
+			this.#emitNet(room);
+		});
+		tabs.onAwareness((message) => {
+			const room = this.#rooms.get(message.room as RoomId);
+			if (!room || room.connection) return;
+			room.awareness = new Map(message.states);
+			for (const listener of room.listeners) listener.onAwareness?.(room.awareness);
+		});
+		tabs.onTyping((roomId, state) => {
+			this.#rooms.get(roomId as RoomId)?.connection?.setLocalState(state);
+		});
+		tabs.onAsk(() => {
+			for (const [id, room] of this.#rooms) {
+				if (!room.connection) continue;
+				this.#broadcast(id, room);
+				tabs.broadcastAwareness({ room: id, states: [...room.awareness] });
+			}
+		});
+		if (!tabs.isLeader) tabs.askForNet();
+	}
+
+	/**
+	 * Sync a room. `ikm` is the room's key material (its epoch key, or the
+	 * account key for the vault): the access capability is derived from it.
+	 */
+	attach(roomId: RoomId, session: DocSession, ikm: Uint8Array): void {
+		if (this.#rooms.has(roomId) || this.#closed) return;
+		const room: Room = {
+			session,
+			ikm,
+			connection: null,
+			status: this.#options.relayUrl ? 'connecting' : 'offline',
+			relayState: new Map(),
+			awareness: new Map(),
+			localAwareness: null,
+			listeners: new Set(),
+			unsubscribe: []
+		};
+		this.#rooms.set(roomId, room);
+		if (this.#options.tabs.isLeader) void this.#connect(roomId, room);
+		this.#options.onStatusChange?.();
+	}
+
+	/** This tab became the leader: open every connection. */
+	async becomeLeader(): Promise<void> {
+		for (const [id, room] of this.#rooms) await this.#connect(id, room);
+	}
+
+	listen(roomId: RoomId, listener: RoomNetListener): () => void {
+		const room = this.#rooms.get(roomId);
+		if (!room) return () => undefined;
+		room.listeners.add(listener);
+		listener.onNet?.(room.status, room.relayState);
+		if (room.awareness.size > 0) listener.onAwareness?.(room.awareness);
+		return () => room.listeners.delete(listener);
+	}
+
+	status(roomId: RoomId): ConnectionStatus | null {
+		return this.#rooms.get(roomId)?.status ?? null;
+	}
+
+	/** Every room's status, for the app's one connection indicator. */
+	statuses(): ConnectionStatus[] {
+		return [...this.#rooms.values()].map((room) => room.status);
+	}
+
+	relayState(roomId: RoomId): ReadonlyMap<number, number> {
+		return this.#rooms.get(roomId)?.relayState ?? new Map();
+	}
+
+	/** This device's encrypted awareness state in a room (null clears it). */
+	setLocalAwareness(roomId: RoomId, state: Uint8Array | null): void {
+		const room = this.#rooms.get(roomId);
+		if (!room) return;
+		room.localAwareness = state;
+		if (room.connection) room.connection.setLocalState(state);
+		else this.#options.tabs.sendTyping(roomId, state);
+	}
+
+	/** Try every room's connection now (the user asked, or the network came back). */
+	reconnectNow(): void {
+		for (const room of this.#rooms.values()) room.connection?.reconnectNow();
+	}
+
+	async #connect(roomId: RoomId, room: Room): Promise<void> {
+		const relayUrl = this.#options.relayUrl;
+		if (!relayUrl || room.connection || this.#closed) return;
+		// Remote updates apply to the in-memory doc; storage must be writable first.
+		await room.session.loaded.catch(() => undefined);
+		if (room.connection || this.#closed) return;
+		const connection = new RelayConnection({
+			relayUrl,
+			roomId,
+			cdoc: room.session.doc,
+			capabilityIkm: room.ikm,
+			onRemoteApplied: (update) => room.session.commitRemoteUpdate(update)
+		});
+		room.connection = connection;
+		room.unsubscribe.push(
+			connection.on('status', ({ status }) => {
+				room.status = status;
+				this.#emitNet(room);
+				this.#broadcast(roomId, room);
+			}),
+			connection.on('stored', ({ relayState }) => {
+				for (const [client, clock] of relayState) room.relayState.set(client, clock);
+				this.#emitNet(room);
+				this.#broadcast(roomId, room);
+			}),
+			connection.on('refused', (refusal) => this.#options.onRefused?.(roomId, refusal)),
+			connection.on('awareness', ({ states }) => {
+				room.awareness = new Map(states);
+				for (const listener of room.listeners) listener.onAwareness?.(room.awareness);
+				this.#options.tabs.broadcastAwareness({ room: roomId, states: [...states] });
+			})
+		);
+		if (room.localAwareness) connection.setLocalState(room.localAwareness);
+		room.status = connection.status;
+		this.#emitNet(room);
+	}
+
+	#emitNet(room: Room): void {
+		for (const listener of room.listeners) listener.onNet?.(room.status, room.relayState);
+		this.#options.onStatusChange?.();
+	}
+
+	#broadcast(roomId: RoomId, room: Room): void {
+		this.#options.tabs.broadcastNet({
+			room: roomId,
+			status: room.status,
+			relay: [...room.relayState]
+		});
+	}
+
+	close(): void {
+		this.#closed = true;
+		for (const room of this.#rooms.values()) {
+			for (const stop of room.unsubscribe) stop();
+			room.connection?.destroy();
+		}
+		this.#rooms.clear();
+	}
+}
