@@ -122,3 +122,31 @@ export async function expectNoAlert(page: Page): Promise<void> {
 export function unique(prefix: string): string {
 	return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
 }
+
+/** The inviter makes a conversation and an invite link; the joiner opens it and joins. Both end in the conversation. */
+export async function inviteAndJoin(
+	inviter: Page,
+	joiner: Page,
+	conversation: string,
+	/** Open the link at this origin instead (e.g. through a proxy). */
+	joinerOrigin?: string
+): Promise<string> {
+	await createConversation(inviter, conversation);
+	await inviter.getByRole('button', { name: 'Invite' }).click();
+	const dialog = inviter.getByRole('dialog', { name: 'Invite' });
+	const linkBox = dialog.getByRole('textbox', { name: 'Invite link' });
+	await expect(linkBox).toHaveValue(/\/join#/);
+	await expect(dialog.getByRole('img', { name: 'Invite QR code' })).toBeVisible();
+	await expect(dialog.getByRole('button', { name: 'Copy' })).toBeVisible();
+	const link = await linkBox.inputValue();
+	await dialog.getByRole('button', { name: 'Close' }).click();
+
+	const url = new URL(link);
+	await joiner.goto(joinerOrigin ? `${joinerOrigin}${url.pathname}${url.hash}` : link);
+	await expect(joiner.getByText(conversation, { exact: true })).toBeVisible();
+	await joiner.getByRole('button', { name: 'Join' }).click();
+	await expect(
+		joiner.getByRole('heading', { level: 1, name: conversation, exact: true })
+	).toBeVisible({ timeout: 30_000 });
+	return link;
+}

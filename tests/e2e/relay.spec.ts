@@ -5,45 +5,13 @@
  * receipts up to "Read", typing, members, and the connection indicator.
  */
 import { expect, test, type Browser, type Page } from '@playwright/test';
-import {
-	article,
-	composer,
-	createAccount,
-	createConversation,
-	messageLog,
-	status
-} from './helpers';
+import { article, composer, createAccount, inviteAndJoin, messageLog, status } from './helpers';
 
 async function person(browser: Browser, name: string): Promise<Page> {
 	const context = await browser.newContext();
 	const page = await context.newPage();
 	await createAccount(page, name);
 	return page;
-}
-
-/** Ada makes a conversation and an invite; Bob opens it and joins. Both end in the conversation. */
-export async function inviteAndJoin(
-	inviter: Page,
-	joiner: Page,
-	conversation: string
-): Promise<string> {
-	await createConversation(inviter, conversation);
-	await inviter.getByRole('button', { name: 'Invite' }).click();
-	const dialog = inviter.getByRole('dialog', { name: 'Invite' });
-	const linkBox = dialog.getByRole('textbox', { name: 'Invite link' });
-	await expect(linkBox).toHaveValue(/\/join#/);
-	await expect(dialog.getByRole('img', { name: 'Invite QR code' })).toBeVisible();
-	await expect(dialog.getByRole('button', { name: 'Copy' })).toBeVisible();
-	const link = await linkBox.inputValue();
-	await dialog.getByRole('button', { name: 'Close' }).click();
-
-	await joiner.goto(link);
-	await expect(joiner.getByText(conversation, { exact: true })).toBeVisible();
-	await joiner.getByRole('button', { name: 'Join' }).click();
-	await expect(
-		joiner.getByRole('heading', { level: 1, name: conversation, exact: true })
-	).toBeVisible({ timeout: 30_000 });
-	return link;
 }
 
 test('invite, join, chat both ways, receipts reach Read, typing shows and clears', async ({
