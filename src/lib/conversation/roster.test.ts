@@ -1,0 +1,165 @@
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createAccount, type PublicIdentity } from '../identity';
+import { HlcClock } from './hlc';
+import { makeMemberAdd, type MemberAddOp, type Role } from './operations';
+import { MAX_MEMBERS, Roster } from './roster';
+
+const clock = new HlcClock();
+
+function add(who: PublicIdentity, role: Role, name: string): MemberAddOp {
+	return makeMemberAdd(clock, {
+		user: who.userId,
+		devices: [who.deviceId],
+		role,
+		name,
+		ssk: who.sskCert,
+		certs: [who.deviceCert]
+	});
+}
+
+/** Apply signed adds the way a session does: retry the refused ones while the roster grows. */
+async function build(
+	creator: string,
+	adds: ReadonlyArray<{ op: MemberAddOp; signer: string }>
+): Promise<Roster> {
+	const roster = new Roster(creator);
+	let pending = [...adds];
+	for (;;) {
+		const before = roster.version;
+		const next: typeof pending = [];
+		for (const item of pending) {
+			if (roster.authorised(item.op, item.signer)) await roster.apply(item.op, item.signer);
+			else next.push(item);
+		}
+		pending = next;
+		if (roster.version === before || pending.length === 0) return roster;
+	}
+}
+
+function summary(roster: Roster) {
+	return roster.members().map((m) => ({
+		user: m.user,
+		name: m.name,
+		role: m.role,
+		devices: [...m.devices.keys()].sort()
+	}));
+}
+
+let ada: PublicIdentity;
+let bob: PublicIdentity;
+let cy: PublicIdentity;
+let eve: PublicIdentity;
+
+beforeAll(async () => {
+	[ada, bob, cy, eve] = await Promise.all(
+		[0, 1, 2, 3].map(async () => (await createAccount()).keyring.identity)
+	);
+});
+
+describe('Roster', () => {
+	it("admits the creator's first device by its own genesis add", async () => {
+		const roster = await build(ada.userId, [
+			{ op: add(ada, 'owner', 'Ada'), signer: ada.deviceId }
+		]);
+		expect(roster.ownerOf(ada.deviceId)).toBe(ada.userId);
+		expect(roster.roleOf(ada.userId)).toBe('owner');
+		expect(roster.member(ada.userId)?.devices.get(ada.deviceId)).toBe(ada.dhPublic);
+		expect(roster.canAdd(ada.deviceId)).toBe(true);
+	});
+
+	it('refuses a genesis claimed by someone who is not the creator', async () => {
+		const roster = await build(ada.userId, [
+			{ op: add(eve, 'owner', 'Eve'), signer: eve.deviceId }
+		]);
+		expect(roster.size).toBe(0);
+		expect(roster.ownerOf(eve.deviceId)).toBeUndefined();
+	});
+
+	it('lets owners and admins add; a plain member or an outsider adds nobody', async () => {
+		const roster = await build(ada.userId, [
+			{ op: add(ada, 'owner', 'Ada'), signer: ada.deviceId },
+			{ op: add(bob, 'member', 'Bob'), signer: ada.deviceId },
+			{ op: add(cy, 'member', 'Cy'), signer: bob.deviceId },
+			{ op: add(eve, 'admin', 'Eve'), signer: eve.deviceId }
+		]);
+		expect(summary(roster).map((m) => m.name)).toEqual(['Ada', 'Bob']);
+		expect(roster.canAdd(bob.deviceId)).toBe(false);
+	});
+
+	it('only an owner makes an owner', async () => {
+		const roster = await build(ada.userId, [
+			{ op: add(ada, 'owner', 'Ada'), signer: ada.deviceId },
+			{ op: add(bob, 'admin', 'Bob'), signer: ada.deviceId },
+			{ op: add(cy, 'owner', 'Cy'), signer: bob.deviceId }
+		]);
+		expect(roster.roleOf(bob.userId)).toBe('admin');
+		expect(roster.roleOf(cy.userId)).toBeUndefined();
+	});
+
+	it('ignores a device whose certificate chain is not the user’s', async () => {
+		const forged = makeMemberAdd(clock, {
+			user: bob.userId,
+			devices: [eve.deviceId],
+			role: 'member',
+			name: 'Bob',
+			ssk: bob.sskCert,
+			certs: [eve.deviceCert]
+		});
+		const bare = makeMemberAdd(clock, { user: cy.userId, devices: [cy.deviceId], role: 'member' });
+		const roster = await build(ada.userId, [
+			{ op: add(ada, 'owner', 'Ada'), signer: ada.deviceId },
+			{ op: forged, signer: ada.deviceId },
+			{ op: bare, signer: ada.deviceId }
+		]);
+		expect(roster.ownerOf(eve.deviceId)).toBeUndefined();
+		expect(roster.member(bob.userId)).toBeUndefined();
+		expect(roster.member(cy.userId)).toBeUndefined();
+	});
+
+	it('merges adds of one user: highest role, latest name', async () => {
+		const first = add(bob, 'member', 'Bob');
+		const second = add(bob, 'admin', 'Robert');
+		const roster = await build(ada.userId, [
+			{ op: add(ada, 'owner', 'Ada'), signer: ada.deviceId },
+			{ op: second, signer: ada.deviceId },
+			{ op: first, signer: ada.deviceId }
+		]);
+		expect(roster.roleOf(bob.userId)).toBe('admin');
+		expect(roster.member(bob.userId)?.name).toBe('Robert');
+	});
+
+	it('is the same whatever order the adds arrive in', async () => {
+		const adds = [
+			{ op: add(ada, 'owner', 'Ada'), signer: ada.deviceId },
+			{ op: add(bob, 'admin', 'Bob'), signer: ada.deviceId },
+			{ op: add(cy, 'member', 'Cy'), signer: bob.deviceId },
+			{ op: add(eve, 'member', 'Eve'), signer: cy.deviceId },
+			{ op: add(bob, 'member', 'Bobby'), signer: ada.deviceId }
+		];
+		const expected = summary(await build(ada.userId, adds));
+		expect(expected.map((m) => m.name)).toEqual(['Ada', 'Bobby', 'Cy']);
+		await fc.assert(
+			fc.asyncProperty(fc.shuffledSubarray(adds, { minLength: adds.length }), async (order) => {
+				expect(summary(await build(ada.userId, order))).toEqual(expected);
+			}),
+			{ numRuns: 40 }
+		);
+	});
+
+	it(`holds at most ${MAX_MEMBERS} members; adds past that change nothing`, async () => {
+		const people = await Promise.all(
+			Array.from({ length: MAX_MEMBERS }, async () => (await createAccount()).keyring.identity)
+		);
+		const adds = [
+			{ op: add(ada, 'owner', 'Ada'), signer: ada.deviceId },
+			...people.map((p, i) => ({ op: add(p, 'member', `P${i}`), signer: ada.deviceId }))
+		];
+		const roster = await build(ada.userId, adds);
+		expect(roster.size).toBe(MAX_MEMBERS);
+		expect(roster.member(people.at(-1)!.userId)).toBeUndefined();
+		// An existing member still gains devices and roles when the roster is full.
+		await roster.apply(add(people[0]!, 'admin', 'P0'), ada.deviceId);
+		expect(roster.roleOf(people[0]!.userId)).toBe('admin');
+	});
+});
