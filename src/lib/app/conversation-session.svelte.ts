@@ -53,6 +53,7 @@ import type {
 	MessageView
 } from './types';
 import type { DocSession, EntrySource } from './doc-session';
+import { ownStatus, ReceiptBook } from './receipts';
 
 /** Most plaintext bytes sealed into one envelope when batching a burst. */
 const BATCH_BYTES = 192 * 1024;
@@ -76,14 +77,6 @@ const AWARENESS_CLOCK = 0xffffffff;
 const TYPING_SHOW_MS = 6000;
 /** Delivered receipts are batched over this long. */
 const DELIVERED_DELAY_MS = 800;
-
-/** What a user has acknowledged: receipts merged over all their receipt ops (forward only). */
-interface ReceiptBook {
-	/** Merged state vector of their delivered and read receipts: what their devices held. */
-	held: Map<number, number>;
-	/** Greatest read mark, and the merged state vector of their read receipts. */
-	read: { hlc: Hlc; id: string; sv: Map<number, number> } | null;
-}
 
 export interface ConversationSessionOptions {
 	id: ConversationId;
@@ -697,31 +690,18 @@ export class ConversationSession implements ConversationHandle {
 		if (this.#unsaved.has(message.envelopeId)) return { status: 'Saving', readBy: NOBODY };
 		const clock = this.#ownClock.get(message.envelopeId);
 		if (clock === undefined) return { status: 'Saved', readBy: NOBODY };
-		const client = clientIdFor(fromBase64Url(message.device));
 		const me = this.#options.myUserId;
-		let others = 0;
-		let delivered = 0;
-		const readBy: string[] = [];
-		for (const member of this.roster.members()) {
-			if (member.user === me) continue;
-			others++;
-			const book = this.#receipts.get(member.user);
-			if (!book) continue;
-			if ((book.held.get(client) ?? 0) > clock) delivered++;
-			const read = book.read;
-			if (
-				read &&
-				(read.sv.get(client) ?? 0) > clock &&
-				(compareHlc(read.hlc, message.hlc) ||
-					(read.id < message.id ? -1 : read.id > message.id ? 1 : 0)) >= 0
-			) {
-				readBy.push(member.name || 'Unknown');
-			}
-		}
-		if (others > 0 && readBy.length === others) return { status: 'Read', readBy };
-		if (others > 0 && delivered === others) return { status: 'Delivered', readBy };
-		if (this.#relayAck > clock || delivered > 0) return { status: 'Sent', readBy };
-		return { status: 'Saved', readBy };
+		const others = this.roster
+			.members()
+			.filter((member) => member.user !== me)
+			.map((member) => ({ name: member.name || 'Unknown', book: this.#receipts.get(member.user) }));
+		const client = clientIdFor(fromBase64Url(message.device));
+		const result = ownStatus(
+			{ hlc: message.hlc, id: message.id, client, clock },
+			others,
+			this.#relayAck
+		);
+		return result.readBy.length === 0 ? { status: result.status, readBy: NOBODY } : result;
 	}
 
 	/** Note the Yjs clock of an own envelope (its signed frame names it). */
@@ -754,30 +734,14 @@ export class ConversationSession implements ConversationHandle {
 	#noteReceipt(author: string, op: Extract<Operation, { type: 'receipt' }>): void {
 		let book = this.#receipts.get(author);
 		if (!book) {
-			book = { held: new Map(), read: null };
+			book = new ReceiptBook();
 			this.#receipts.set(author, book);
 		}
-		const sv = new Map<number, number>(op.sv ?? []);
-		for (const [client, clock] of sv) {
-			if ((book.held.get(client) ?? 0) < clock) book.held.set(client, clock);
-		}
-		if (op.kind === 'read') {
-			const mark = { hlc: { wall: op.upTo[0], counter: op.upTo[1] }, id: op.upToId as string };
-			const read = book.read;
-			if (!read) book.read = { ...mark, sv };
-			else {
-				if (
-					(compareHlc(mark.hlc, read.hlc) || (mark.id < read.id ? -1 : mark.id > read.id ? 1 : 0)) >
-					0
-				) {
-					read.hlc = mark.hlc;
-					read.id = mark.id;
-				}
-				for (const [client, clock] of sv) {
-					if ((read.sv.get(client) ?? 0) < clock) read.sv.set(client, clock);
-				}
-			}
-		}
+		book.note(
+			op.kind,
+			{ hlc: { wall: op.upTo[0], counter: op.upTo[1] }, id: op.upToId },
+			op.sv ?? []
+		);
 		if (author !== this.#options.myUserId) {
 			for (const id of this.#unfinished.keys()) this.#statusChanged.add(id);
 		}

@@ -52,9 +52,10 @@ let cy: PublicIdentity;
 let eve: PublicIdentity;
 
 beforeAll(async () => {
-	[ada, bob, cy, eve] = await Promise.all(
+	const made = await Promise.all(
 		[0, 1, 2, 3].map(async () => (await createAccount()).keyring.identity)
 	);
+	[ada, bob, cy, eve] = made as [PublicIdentity, PublicIdentity, PublicIdentity, PublicIdentity];
 });
 
 describe('Roster', () => {
