@@ -1,4 +1,5 @@
 import 'fake-indexeddb/auto';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as Y from 'yjs';
 import { IndexeddbPersistence } from 'y-indexeddb';
@@ -82,6 +83,38 @@ function countWriteTransactions(): { readonly count: number } {
 		return original.apply(this, args);
 	});
 	return counter;
+}
+
+type CompactedEvent = { before: number; after: number; bytes: number; full: boolean };
+
+/** Every `compacted` event of `p` from now on. */
+function compactions(p: DocPersistence): CompactedEvent[] {
+	const seen: CompactedEvent[] = [];
+	p.on('compacted', (event) => seen.push(event));
+	return seen;
+}
+
+/** Abort the next readwrite transaction that adds a record, as a tab dying before commit would leave it. */
+function abortNextWrite(): { readonly aborted: boolean; stop(): void } {
+	const original = IDBObjectStore.prototype.add;
+	let aborted = false;
+	const spy = vi.spyOn(IDBObjectStore.prototype, 'add').mockImplementation(function (
+		this: IDBObjectStore,
+		...args: Parameters<IDBObjectStore['add']>
+	) {
+		const request = original.apply(this, args);
+		if (!aborted) {
+			aborted = true;
+			this.transaction.abort();
+		}
+		return request;
+	});
+	return {
+		get aborted() {
+			return aborted;
+		},
+		stop: () => spy.mockRestore()
+	};
 }
 
 const nextEvent = <K extends 'saved' | 'write-failed' | 'write-recovered' | 'compacted'>(
@@ -433,6 +466,293 @@ describe('DocPersistence: compaction', () => {
 		const raw = await rawUpdates(name);
 		expect(raw.some((r) => latin1(r.value).includes('BAD-ENTRY theirs'))).toBe(true);
 	});
+});
+
+describe('DocPersistence: incremental compaction', () => {
+	/** `count` entries of `size` bytes each, one flush (one stored record) per entry. */
+	async function writeEntries(
+		doc: Y.Doc,
+		p: DocPersistence,
+		from: number,
+		count: number,
+		size = 100
+	): Promise<void> {
+		for (let i = from; i < from + count; i++) {
+			setEntry(doc, `k${i}`, `${i}:`.padEnd(size, 'x'));
+			await p.flush();
+		}
+	}
+
+	it('merges only what was written since, plus tiers no larger: the work of one compaction does not grow with the doc', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const freezeBytes = 8_000;
+		const p = persist(name, doc, { compactThreshold: 1_000_000, freezeBytes });
+		await p.whenLoaded;
+		const seen = compactions(p);
+		for (let round = 0; round < 40; round++) {
+			await writeEntries(doc, p, round * 10, 10);
+			await p.compact();
+		}
+		expect(seen).toHaveLength(40);
+		expect(seen.every((c) => !c.full)).toBe(true);
+		// Ten entries are about 1.1 kB; no compaction rewrote more than twice the freeze size.
+		expect(Math.max(...seen.map((c) => c.bytes))).toBeLessThan(2 * freezeBytes + 2_000);
+		const stats = await DocPersistence.storedStats(name);
+		// Frozen records (≥ 8 kB each) plus a few tiers, not one per compaction.
+		expect(stats.count).toBeLessThanOrEqual(Math.ceil(stats.bytes / freezeBytes) + 5);
+		const { doc: reloaded } = await loadFresh(name);
+		expect(entries(reloaded)).toEqual(entries(doc));
+		expect(Object.keys(entries(reloaded))).toHaveLength(400);
+	});
+
+	it('keeps every entry across reloads, and does not rewrite the whole doc after one', async () => {
+		const name = freshName();
+		let doc = new Y.Doc();
+		const options = { compactThreshold: 1_000_000, freezeBytes: 4_000 };
+		let p = persist(name, doc, options);
+		await p.whenLoaded;
+		let next = 0;
+		for (let session = 0; session < 5; session++) {
+			const seen = compactions(p);
+			for (let round = 0; round < 4; round++) {
+				await writeEntries(doc, p, next, 7);
+				next += 7;
+				await p.compact();
+			}
+			// Some records left uncompacted when the tab closes.
+			await writeEntries(doc, p, next, 3);
+			next += 3;
+			expect(seen.every((c) => !c.full)).toBe(true);
+			const before = entries(doc);
+			await p.destroy();
+			doc = new Y.Doc();
+			p = persist(name, doc, options);
+			await p.whenLoaded;
+			expect(entries(doc)).toEqual(before);
+		}
+		expect(Object.keys(entries(doc))).toHaveLength(next);
+		const seen = compactions(p);
+		await p.compact();
+		expect(seen).toEqual([expect.objectContaining({ full: false })]);
+		expect(entries((await loadFresh(name)).doc)).toEqual(entries(doc));
+	});
+
+	it('loses nothing when the tab dies during a compaction', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc, {
+			compactThreshold: 1_000_000,
+			freezeBytes: 2_000,
+			retryDelayMs: 60_000
+		});
+		await p.whenLoaded;
+		for (let round = 0; round < 6; round++) {
+			await writeEntries(doc, p, round * 10, 10);
+			await p.compact();
+		}
+		await writeEntries(doc, p, 60, 10);
+		const before = await rawUpdates(name);
+		const abort = abortNextWrite();
+		await expect(p.compact()).rejects.toMatchObject({ name: 'StorageWriteError' });
+		abort.stop();
+		expect(abort.aborted).toBe(true);
+		// The aborted transaction changed nothing on disk: a fresh tab loads it all.
+		expect(await rawUpdates(name)).toEqual(before);
+		expect(Object.keys(entries((await loadFresh(name)).doc))).toHaveLength(70);
+		// And this one carries on.
+		await writeEntries(doc, p, 70, 5);
+		await p.compact();
+		const { doc: reloaded } = await loadFresh(name);
+		expect(entries(reloaded)).toEqual(entries(doc));
+		expect(Object.keys(entries(reloaded))).toHaveLength(75);
+	});
+
+	it('rewrites the whole doc when another connection deleted records it kept', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc, { compactThreshold: 1_000_000, freezeBytes: 2_000 });
+		await p.whenLoaded;
+		for (let round = 0; round < 5; round++) {
+			await writeEntries(doc, p, round * 10, 10);
+			await p.compact();
+		}
+		// Another writer compacts everything it holds into one record of its own.
+		const { p: other } = await loadFresh(name);
+		await other.compact({ full: true });
+		await other.destroy();
+		await writeEntries(doc, p, 50, 10);
+		const seen = compactions(p);
+		await p.compact();
+		expect(seen).toEqual([expect.objectContaining({ full: true })]);
+		const { doc: reloaded } = await loadFresh(name);
+		expect(entries(reloaded)).toEqual(entries(doc));
+		expect(Object.keys(entries(reloaded))).toHaveLength(60);
+	});
+
+	it('compact({ full: true }) leaves one record holding the whole doc', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc, { compactThreshold: 1_000_000, freezeBytes: 1_000 });
+		await p.whenLoaded;
+		for (let round = 0; round < 5; round++) {
+			await writeEntries(doc, p, round * 10, 10);
+			await p.compact();
+		}
+		expect((await DocPersistence.storedStats(name)).count).toBeGreaterThan(1);
+		await p.compact({ full: true });
+		const raw = await rawUpdates(name);
+		expect(raw).toHaveLength(1);
+		const single = new Y.Doc();
+		Y.applyUpdate(single, raw[0]?.value as Uint8Array);
+		expect(entries(single)).toEqual(entries(doc));
+	});
+
+	type Step =
+		| { kind: 'local'; keys: number[] }
+		| { kind: 'remote'; who: number; keys: number[] }
+		| { kind: 'deliver'; who: number; pick: number }
+		| { kind: 'flush' | 'compact' | 'full' | 'reload' | 'crash' | 'foreign' };
+
+	const key = fc.integer({ min: 0, max: 40 });
+	const step: fc.Arbitrary<Step> = fc.oneof(
+		{
+			weight: 4,
+			arbitrary: fc.record({
+				kind: fc.constant('local' as const),
+				keys: fc.array(key, { minLength: 1, maxLength: 4 })
+			})
+		},
+		{
+			weight: 3,
+			arbitrary: fc.record({
+				kind: fc.constant('remote' as const),
+				who: fc.integer({ min: 0, max: 2 }),
+				keys: fc.array(key, { minLength: 1, maxLength: 3 })
+			})
+		},
+		{
+			weight: 3,
+			arbitrary: fc.record({
+				kind: fc.constant('deliver' as const),
+				who: fc.integer({ min: 0, max: 2 }),
+				pick: fc.nat()
+			})
+		},
+		{
+			weight: 6,
+			arbitrary: fc
+				.constantFrom(
+					...(['flush', 'compact', 'compact', 'full', 'reload', 'crash', 'foreign'] as const)
+				)
+				.map((kind) => ({ kind }))
+		}
+	);
+
+	it('property: whatever the order of writes, remote updates (out of order too), compactions, crashes and reloads, a reload holds exactly the doc', async () => {
+		let run = 0;
+		await fc.assert(
+			fc.asyncProperty(
+				fc.array(step, { minLength: 1, maxLength: 40 }),
+				fc.integer({ min: 150, max: 3_000 }),
+				async (steps, freezeBytes) => {
+					const name = `doc-property-${++run}-${freshName()}`;
+					const options = { compactThreshold: 1_000_000, freezeBytes, retryDelayMs: 60_000 };
+					let doc = new Y.Doc();
+					let p = persist(name, doc, options);
+					await p.whenLoaded;
+					const remotes = [0, 1, 2].map(() => new Y.Doc());
+					// Updates each remote made that this doc has not been given yet.
+					const withheld: Uint8Array[][] = remotes.map(() => []);
+					let version = 0;
+					const check = async (): Promise<void> => {
+						const { doc: loaded, p: reader } = await loadFresh(name);
+						expect(entries(loaded)).toEqual(entries(doc));
+						expect(Y.encodeStateVector(loaded)).toEqual(Y.encodeStateVector(doc));
+						await reader.destroy();
+					};
+					for (const s of steps) {
+						switch (s.kind) {
+							case 'local':
+								for (const k of s.keys) setEntry(doc, `k${k}`, `local-${version++}`);
+								break;
+							case 'remote': {
+								const remote = remotes[s.who] as Y.Doc;
+								const updates = withheld[s.who] as Uint8Array[];
+								const capture = (update: Uint8Array): void => void updates.push(update);
+								remote.on('update', capture);
+								for (const k of s.keys) setEntry(remote, `r${s.who}-${k}`, `remote-${version++}`);
+								remote.off('update', capture);
+								break;
+							}
+							case 'deliver': {
+								const updates = withheld[s.who] as Uint8Array[];
+								if (updates.length === 0) break;
+								const [update] = updates.splice(s.pick % updates.length, 1);
+								Y.applyUpdate(doc, update as Uint8Array, 'network');
+								break;
+							}
+							case 'flush':
+								await p.flush();
+								await check();
+								break;
+							case 'compact':
+								await p.flush();
+								await p.compact();
+								await check();
+								break;
+							case 'full':
+								await p.compact({ full: true });
+								await p.flush();
+								await check();
+								break;
+							case 'crash': {
+								await p.flush();
+								const abort = abortNextWrite();
+								await p.compact().catch(() => undefined);
+								abort.stop();
+								await p.flush();
+								await check();
+								break;
+							}
+							case 'foreign': {
+								await p.flush();
+								const { p: other } = await loadFresh(name, options);
+								await other.compact({ full: true });
+								await other.destroy();
+								await check();
+								break;
+							}
+							case 'reload': {
+								await p.destroy();
+								const before = entries(doc);
+								const vector = Y.encodeStateVector(doc);
+								doc = new Y.Doc();
+								p = persist(name, doc, options);
+								await p.whenLoaded;
+								expect(entries(doc)).toEqual(before);
+								expect(Y.encodeStateVector(doc)).toEqual(vector);
+								break;
+							}
+						}
+					}
+					await p.flush();
+					await p.compact();
+					await check();
+					// Updates held back as pending (out of order) were stored too: once the
+					// rest arrives, a reloaded doc holds everything every remote wrote.
+					await p.destroy();
+					const { doc: last } = await loadFresh(name);
+					remotes.forEach((remote) => Y.applyUpdate(last, Y.encodeStateAsUpdate(remote)));
+					const everything = new Y.Doc();
+					Y.applyUpdate(everything, Y.encodeStateAsUpdate(doc));
+					remotes.forEach((remote) => Y.applyUpdate(everything, Y.encodeStateAsUpdate(remote)));
+					expect(entries(last)).toEqual(entries(everything));
+				}
+			),
+			{ numRuns: 60 }
+		);
+	}, 120_000);
 });
 
 describe('DocPersistence: write failures', () => {

@@ -21,9 +21,33 @@
  * would leave a subclass that fights its parent. Its helpers (`fetchUpdates`,
  * `storeState`) are bound to that class's private fields, and lib0's IndexedDB
  * helpers lose error names (see ./idb.ts). So this is a small reimplementation
- * of the same layout; its trim logic is kept in spirit: the compaction state
- * is encoded from the live doc, and only keys known to be in that doc are
- * deleted, in the same transaction that adds the state.
+ * of the same layout; its trim logic is kept in spirit: what compaction
+ * writes is encoded from the live doc, and only keys known to be in that doc
+ * are deleted, in the same transaction that adds the new record.
+ *
+ * Compaction is incremental, so its cost per stored update does not grow with
+ * the document. The records it writes are kept as a stack of "tiers" above
+ * "frozen" ones:
+ *   - A compaction merges the records written since the last one (the
+ *     "small" records) into one, together with the newest tiers as long as
+ *     each is no larger than what is being merged (a binary counter: every
+ *     byte is rewritten about log2(freezeBytes / bytes per compaction) times).
+ *   - Its record is encoded from the live doc: `Y.encodeStateAsUpdate(doc, below)`,
+ *     where `below` is a state vector such that the records kept (frozen ones
+ *     and older tiers) hold every struct under it; the diff holds everything
+ *     else the doc has, pending structs and the whole delete set included. So
+ *     the records kept plus the new one always hold the whole doc, and every
+ *     record replaced may be deleted, in the same transaction.
+ *   - A record of at least `freezeBytes` is frozen: never rewritten again. So
+ *     no compaction rewrites more than about 2 × freezeBytes, whatever the
+ *     size of the doc.
+ *   - A full compaction (`Y.encodeStateAsUpdate(doc)` replacing every record
+ *     in the doc) runs only when the bookkeeping is unknown: a follower that
+ *     became the writer, or kept records that another connection deleted.
+ * Nothing of this is stored: on load, records of at least `freezeBytes` count
+ * as frozen and the others as small, and the state vector under which every
+ * struct is in a frozen record is computed from the small ones (their lowest
+ * clock per client).
  *
  * Guarantees:
  *   - Every doc update not caused by this object is queued in memory, and
@@ -54,6 +78,14 @@ const CUSTOM_STORE = 'custom';
 export const DEFAULT_COMPACT_THRESHOLD = 500;
 
 /**
+ * Compacted records of at least this many bytes are never rewritten again
+ * (but by a full compaction). Bounds the work of one compaction to about twice
+ * this, and the records of a doc to its size / this (+ about log2(this / bytes
+ * per compaction) tiers).
+ */
+export const DEFAULT_FREEZE_BYTES = 2 * 1024 * 1024;
+
+/**
  * Most updates merged by one `Y.mergeUpdates` call. Merging is superlinear:
  * measured in Node here, 5,000 small map updates took 536 ms at once and
  * 195 ms in chunks of 1,000; DESIGN records 14–19 s for 20k at once.
@@ -79,8 +111,10 @@ export interface DocPersistenceOptions {
 	readOnly?: boolean;
 	/** Told about each stored update that was not applied. Called once per key. */
 	onRefused?: (info: RefusedUpdate) => void;
-	/** Compact when more than this many applied updates are stored. Default 500. */
+	/** Compact when more than this many applied updates are stored (besides compacted records). Default 500. */
 	compactThreshold?: number;
+	/** Compacted records of at least this many bytes are never rewritten. Default 2 MiB. */
+	freezeBytes?: number;
 	/** Most updates per `Y.mergeUpdates` call. Default 1000. */
 	mergeChunk?: number;
 	/** First retry delay after a failed write, doubling up to 30 s. Default 1000 ms. */
@@ -94,8 +128,12 @@ export interface DocPersistenceEvents {
 	'write-failed': { error: StorageError; pending: number };
 	/** A write succeeded after one or more failures. */
 	'write-recovered': { pending: number };
-	/** Stored updates were replaced by one state update. */
-	compacted: { before: number; after: number };
+	/**
+	 * Stored updates were replaced by one update: `before` and `after` count the
+	 * stored records, `bytes` is the size of the one written, `full` whether it
+	 * holds the whole doc (else it holds what the records it replaced held).
+	 */
+	compacted: { before: number; after: number; bytes: number; full: boolean };
 }
 
 export interface StoredStats {
@@ -103,6 +141,19 @@ export interface StoredStats {
 	count: number;
 	/** Sum of their byte lengths. */
 	bytes: number;
+}
+
+/** A compacted record that a later compaction may merge. */
+interface Tier {
+	key: IDBValidKey;
+	bytes: number;
+	/** State vector: the records kept below this one (frozen, older tiers) hold every struct under it. */
+	below: Map<number, number>;
+}
+
+export interface CompactOptions {
+	/** Rewrite the whole doc as one record, replacing every record in it (as before tiers existed). */
+	full?: boolean;
 }
 
 interface QueueEntry {
@@ -143,6 +194,7 @@ export class DocPersistence {
 	readonly #validate: (updates: Uint8Array[]) => Promise<boolean[]>;
 	readonly #onRefused: ((info: RefusedUpdate) => void) | undefined;
 	readonly #compactThreshold: number;
+	readonly #freezeBytes: number;
 	readonly #mergeChunk: number;
 	readonly #retryBaseMs: number;
 
@@ -170,6 +222,18 @@ export class DocPersistence {
 	/** Stored keys that were refused; kept on disk, never retried in this session. */
 	#refused = new Set<IDBValidKey>();
 	#storedCount = 0;
+	/** Byte length of each record in `#applied` (for planning compactions). */
+	#bytes = new Map<IDBValidKey, number>();
+	/** Compacted records that are never rewritten (but by a full compaction). */
+	#frozen = new Set<IDBValidKey>();
+	/** Compacted records a later compaction may merge, oldest first. */
+	#tiers: Tier[] = [];
+	/**
+	 * Every struct of the doc under this state vector is in a frozen record
+	 * (or held by `#tiers`' records, each above its own `below`); null when
+	 * unknown: the next compaction is then a full one.
+	 */
+	#mark: Map<number, number> | null = null;
 
 	/** Serialises our write transactions and compaction so their bookkeeping never interleaves. */
 	#lock: Promise<unknown> = Promise.resolve();
@@ -189,6 +253,7 @@ export class DocPersistence {
 		this.#validate = options.validate ?? acceptAll;
 		this.#onRefused = options.onRefused;
 		this.#compactThreshold = options.compactThreshold ?? DEFAULT_COMPACT_THRESHOLD;
+		this.#freezeBytes = options.freezeBytes ?? DEFAULT_FREEZE_BYTES;
 		this.#mergeChunk = Math.max(2, options.mergeChunk ?? DEFAULT_MERGE_CHUNK);
 		this.#retryBaseMs = options.retryDelayMs ?? 1000;
 		this.#retryDelay = this.#retryBaseMs;
@@ -205,7 +270,8 @@ export class DocPersistence {
 		let firstReadDone: () => void = () => {};
 		this.#firstRead = new Promise<void>((resolve) => (firstReadDone = resolve));
 		this.whenLoaded = this.#absorb(firstReadDone).then(
-			() => {
+			(applied) => {
+				this.#mark = this.#readOnly ? null : this.#markAfterLoad(applied);
 				this.#loaded = true;
 				if (this.#overThreshold()) this.#scheduleCompaction();
 			},
@@ -266,19 +332,29 @@ export class DocPersistence {
 	}
 
 	/**
-	 * Replace the stored updates that are in the doc by one state update, in
-	 * one transaction. Refused updates, and any written by another connection
-	 * that could not be checked, stay. Runs by itself when the store grows past
-	 * the threshold; a no-op in read-only mode.
+	 * Replace stored updates that are in the doc by one update, in one
+	 * transaction: the records written since the last compaction, and the
+	 * newest compacted ones no larger than those (see the top of this file);
+	 * with `full`, every record in the doc, by the doc's whole state. Refused
+	 * updates, and any written by another connection that could not be checked,
+	 * stay. Runs by itself when the store grows past the threshold; a no-op in
+	 * read-only mode.
 	 */
-	async compact(): Promise<void> {
+	async compact(options: CompactOptions = {}): Promise<void> {
 		if (this.#readOnly || this.#stopping) return;
 		await this.whenLoaded;
 		await this.#exclusive(async () => {
 			// Learn anything another connection stored since we loaded, so its
 			// keys can be compacted too (and the doc is complete).
 			await this.#absorb();
-			await this.#compactStored();
+			try {
+				await this.#compactStored(options.full === true);
+			} catch (e) {
+				if (!(e instanceof StaleCompaction)) throw e;
+				// Records we kept were deleted by another connection: what they held
+				// may now be only in records we took for small ones. Rewrite the doc.
+				await this.#compactStored(true);
+			}
 		});
 	}
 
@@ -438,6 +514,7 @@ export class DocPersistence {
 				throw this.#failed(e);
 			}
 			// Bookkeeping only after `complete`: an aborted transaction's keys never existed.
+			keys.forEach((key, i) => this.#bytes.set(key, batch[i]?.update.byteLength ?? 0));
 			this.#queue.splice(0, batch.length);
 			const count = batch.reduce((n, entry) => n + entry.count, 0);
 			this.#committed(count, keys.length, keys);
@@ -469,27 +546,51 @@ export class DocPersistence {
 	}
 
 	/**
-	 * In one transaction, delete every stored key known to be in the doc and
-	 * add `Y.encodeStateAsUpdate(doc)` (so a crash leaves either the old
-	 * records or the new state, never neither). The state covers every queued
-	 * update, so they count as saved.
+	 * Write one record and, in the same transaction, delete the records it
+	 * replaces (so a crash leaves either the old records or the new one, never
+	 * neither). Full: the doc's whole state, replacing every stored key known
+	 * to be in the doc. Otherwise: the doc's content above `below`, replacing
+	 * every such key but the frozen records and the tiers kept — which must
+	 * still be stored, or this throws StaleCompaction and nothing changes.
+	 * Either way the records kept and the new one hold the whole doc, so every
+	 * queued update counts as saved.
 	 */
-	async #compactStored(): Promise<void> {
+	async #compactStored(full: boolean): Promise<void> {
 		await this.#firstRead;
-		// Both taken synchronously with the encoding: exactly these queued
-		// updates are inside the state. Later ones stay queued.
+		const plan = full ? null : this.#plan();
+		// Nothing stored since the last compaction: nothing to merge.
+		if (plan !== null && plan.small === 0) return;
+		// All taken synchronously with the encoding: exactly these queued updates
+		// are inside the new record (or below it), and the mark is the state it
+		// was encoded at. Later updates stay queued.
 		const covered = this.#queue.length;
 		const coveredCount = this.#queue.reduce((n, entry) => n + entry.count, 0);
-		const state = Y.encodeStateAsUpdate(this.doc);
+		const update =
+			plan === null
+				? Y.encodeStateAsUpdate(this.doc)
+				: Y.encodeStateAsUpdate(this.doc, Y.encodeStateVector(plan.below));
+		const markAfter = stateVectorOf(this.doc);
+		const kept = new Set<IDBValidKey>(
+			plan === null ? [] : [...this.#frozen, ...this.#tiers.slice(0, plan.tiers).map((t) => t.key)]
+		);
 		const deleted: IDBValidKey[] = [];
 		let before = 0;
-		let stateKey: IDBValidKey | null = null;
+		let newKey: IDBValidKey | null = null;
+		let stale = false;
 		try {
 			const db = await this.#open();
 			await transact(db, [UPDATES_STORE], 'readwrite', (tx, step) => {
 				const store = tx.objectStore(UPDATES_STORE);
 				step(store.getAllKeys(), (keys) => {
 					before = keys.length;
+					if (kept.size > 0) {
+						let present = 0;
+						for (const key of keys) if (kept.has(key)) present++;
+						if (present !== kept.size) {
+							stale = true;
+							throw new StaleCompaction();
+						}
+					}
 					// Delete runs of consecutive deletable keys as one range each.
 					let runStart: IDBValidKey | null = null;
 					let runEnd: IDBValidKey | null = null;
@@ -499,7 +600,7 @@ export class DocPersistence {
 						runStart = runEnd = null;
 					};
 					for (const key of keys) {
-						if (this.#applied.has(key)) {
+						if (this.#applied.has(key) && !kept.has(key)) {
 							runStart ??= key;
 							runEnd = key;
 							deleted.push(key);
@@ -507,17 +608,90 @@ export class DocPersistence {
 					}
 					endRun();
 					// After the deletes, which helps when the disk is nearly full.
-					step(store.add(state), (key) => (stateKey = key));
+					step(store.add(update), (key) => (newKey = key));
 				});
 			});
 		} catch (e) {
+			if (stale) {
+				this.#frozen.clear();
+				this.#tiers = [];
+				this.#mark = null;
+				throw new StaleCompaction();
+			}
 			throw this.#failed(e);
 		}
-		for (const key of deleted) this.#applied.delete(key);
+		for (const key of deleted) {
+			this.#applied.delete(key);
+			this.#bytes.delete(key);
+			this.#frozen.delete(key);
+		}
+		this.#tiers = plan === null ? [] : this.#tiers.slice(0, plan.tiers);
+		if (newKey !== null) {
+			const key: IDBValidKey = newKey;
+			this.#bytes.set(key, update.byteLength);
+			if (update.byteLength >= this.#freezeBytes) this.#frozen.add(key);
+			else this.#tiers.push({ key, bytes: update.byteLength, below: plan?.below ?? new Map() });
+		}
+		this.#mark = markAfter;
 		this.#queue.splice(0, covered);
 		this.#storedCount = before - deleted.length;
-		this.#committed(coveredCount, 1, stateKey === null ? [] : [stateKey]);
-		this.#emit('compacted', { before, after: this.#storedCount });
+		this.#committed(coveredCount, 1, newKey === null ? [] : [newKey]);
+		this.#emit('compacted', {
+			before,
+			after: this.#storedCount,
+			bytes: update.byteLength,
+			full: plan === null
+		});
+	}
+
+	/**
+	 * What the next compaction merges: the small records (`small` of them), and
+	 * the newest tiers while each is no larger than all merged so far. `tiers`:
+	 * how many tiers stay; `below`: the state vector the new record is encoded
+	 * above. Null when the bookkeeping is unknown (a full compaction is needed).
+	 */
+	#plan(): { small: number; tiers: number; below: Map<number, number> } | null {
+		if (this.#mark === null) return null;
+		const tierKeys = new Set(this.#tiers.map((t) => t.key));
+		let small = 0;
+		let bytes = 0;
+		for (const key of this.#applied) {
+			if (this.#frozen.has(key) || tierKeys.has(key)) continue;
+			small++;
+			bytes += this.#bytes.get(key) ?? 0;
+		}
+		let tiers = this.#tiers.length;
+		for (
+			let top = this.#tiers[tiers - 1];
+			top && top.bytes <= bytes;
+			top = this.#tiers[tiers - 1]
+		) {
+			bytes += top.bytes;
+			tiers--;
+		}
+		return { small, tiers, below: this.#tiers[tiers]?.below ?? this.#mark };
+	}
+
+	/**
+	 * After the first load: records of at least `freezeBytes` count as frozen,
+	 * the others as small. The mark is the doc's state vector lowered to the
+	 * lowest clock, per client, of every small record and queued update (e.g.
+	 * content the doc held before loading): every struct under it is then in a
+	 * frozen record. Null (a full compaction next) if one cannot be read.
+	 */
+	#markAfterLoad(applied: { key: IDBValidKey; update: Uint8Array }[]): Map<number, number> | null {
+		const mark = stateVectorOf(this.doc);
+		try {
+			for (const { key, update } of applied) {
+				if (update.byteLength >= this.#freezeBytes) this.#frozen.add(key);
+				else lowerToFloors(mark, update);
+			}
+			for (const entry of this.#queue) lowerToFloors(mark, entry.update);
+		} catch {
+			this.#frozen.clear();
+			return null;
+		}
+		return mark;
 	}
 
 	/** Bookkeeping after a committed write of `records` new records holding `count` queued updates. */
@@ -572,10 +746,11 @@ export class DocPersistence {
 	}
 
 	#overThreshold(): boolean {
+		const compacted = this.#frozen.size + this.#tiers.length;
 		return (
 			!this.#readOnly &&
 			this.#loaded &&
-			this.#storedCount - this.#refused.size > this.#compactThreshold
+			this.#storedCount - this.#refused.size - compacted > this.#compactThreshold
 		);
 	}
 
@@ -597,14 +772,16 @@ export class DocPersistence {
 	 * `validate` in one batch, apply the accepted ones in one transaction
 	 * whose origin is this object, and report the rest.
 	 */
-	async #absorb(afterRead?: () => void): Promise<void> {
+	async #absorb(afterRead?: () => void): Promise<{ key: IDBValidKey; update: Uint8Array }[]> {
 		const fresh: { key: IDBValidKey; value: unknown }[] = [];
+		const applied: { key: IDBValidKey; update: Uint8Array }[] = [];
 		try {
 			const db = await this.#open();
 			await transact(db, [UPDATES_STORE], 'readonly', (tx, step) => {
 				const store = tx.objectStore(UPDATES_STORE);
 				step(store.getAllKeys(), (keys) => {
 					this.#storedCount = keys.length;
+					this.#forgetDeletedKept(keys);
 					const unseen = keys.filter((k) => !this.#applied.has(k) && !this.#refused.has(k));
 					if (unseen.length === keys.length) {
 						// Same transaction, so keys and values describe the same snapshot.
@@ -619,7 +796,7 @@ export class DocPersistence {
 		} finally {
 			afterRead?.();
 		}
-		if (fresh.length === 0 || this.#stopping) return;
+		if (fresh.length === 0 || this.#stopping) return applied;
 
 		const refused: RefusedUpdate[] = [];
 		const candidates: { key: IDBValidKey; update: Uint8Array }[] = [];
@@ -638,7 +815,7 @@ export class DocPersistence {
 				throw new StorageReadError('the check of stored updates gave no verdict for some of them');
 			}
 		}
-		if (this.#stopping) return;
+		if (this.#stopping) return applied;
 
 		// If the doc held updates waiting for missing parts, applying stored
 		// updates may complete them; that happens in a transaction with our
@@ -660,6 +837,8 @@ export class DocPersistence {
 						try {
 							Y.applyUpdate(this.doc, update, this);
 							this.#applied.add(key);
+							this.#bytes.set(key, update.byteLength);
+							applied.push({ key, update });
 						} catch (e) {
 							refused.push({ key, reason: `could not be applied: ${String(e)}` });
 						}
@@ -686,6 +865,24 @@ export class DocPersistence {
 				}
 			}
 		}
+		return applied;
+	}
+
+	/**
+	 * Another connection deleted a record we keep as compacted (it compacted
+	 * the store itself): what that record held may now be only in records we
+	 * would take for small ones, so the next compaction must be a full one.
+	 */
+	#forgetDeletedKept(keys: IDBValidKey[]): void {
+		if (this.#frozen.size + this.#tiers.length === 0) return;
+		const stored = new Set(keys);
+		const lost =
+			[...this.#frozen].some((key) => !stored.has(key)) ||
+			this.#tiers.some((tier) => !stored.has(tier.key));
+		if (!lost) return;
+		this.#frozen.clear();
+		this.#tiers = [];
+		this.#mark = null;
 	}
 
 	// ---- connection -------------------------------------------------------
@@ -746,6 +943,26 @@ export class DocPersistence {
 				reportAsync(e);
 			}
 		}
+	}
+}
+
+/** Thrown (inside the compaction transaction, which then aborts) when a kept record is gone. */
+class StaleCompaction extends Error {}
+
+/** The doc's state vector: client → number of its structs integrated, from clock 0. */
+function stateVectorOf(doc: Y.Doc): Map<number, number> {
+	return Y.decodeStateVector(Y.encodeStateVector(doc));
+}
+
+/**
+ * Lower `mark` to the lowest clock of each client's structs in `update`.
+ * A client absent from `mark` counts as 0 already (state vectors mean "from 0").
+ */
+function lowerToFloors(mark: Map<number, number>, update: Uint8Array): void {
+	for (const struct of Y.decodeUpdate(update).structs) {
+		const { client, clock } = struct.id;
+		const current = mark.get(client);
+		if (current !== undefined && clock < current) mark.set(client, clock);
 	}
 }
 

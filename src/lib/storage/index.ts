@@ -6,6 +6,8 @@ export {
 	DocPersistence,
 	DEFAULT_COMPACT_THRESHOLD,
 	DEFAULT_MERGE_CHUNK,
+	DEFAULT_FREEZE_BYTES,
+	type CompactOptions,
 	type DocPersistenceEvents,
 	type DocPersistenceOptions,
 	type RefusedUpdate,
