@@ -673,14 +673,17 @@ export class KithApp {
 		};
 	}
 
+	/**
+	 * The indicator follows the vault's connection: every account has it, and
+	 * it rides the same relay and network as the conversations. (A room that
+	 * is refused shows an alert; a room just opened does not make the
+	 * indicator flicker to "Connecting".)
+	 */
 	#updateConnection(): void {
-		const statuses = this.#net?.statuses() ?? [];
+		const vault = this.#vaultSession;
+		const status = vault ? this.#net?.status(vault.roomId) : null;
 		const next: ConnectionState =
-			statuses.length === 0 || statuses.includes('offline')
-				? 'Offline'
-				: statuses.includes('connecting')
-					? 'Connecting'
-					: 'Connected';
+			status === 'connected' ? 'Connected' : status === 'connecting' ? 'Connecting' : 'Offline';
 		if (this.connection !== next) this.connection = next;
 	}
 

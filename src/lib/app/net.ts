@@ -118,11 +118,6 @@ export class NetHub {
 		return this.#rooms.get(roomId)?.status ?? null;
 	}
 
-	/** Every room's status, for the app's one connection indicator. */
-	statuses(): ConnectionStatus[] {
-		return [...this.#rooms.values()].map((room) => room.status);
-	}
-
 	relayState(roomId: RoomId): ReadonlyMap<number, number> {
 		return this.#rooms.get(roomId)?.relayState ?? new Map();
 	}
