@@ -699,8 +699,83 @@ describe('reducer properties', () => {
 					{ numRuns: 300 }
 				);
 			});
+
+			it('tells truthfully from which index the live list changed since any version', () => {
+				fc.assert(
+					fc.property(arb, ([items, seed, seed2]) => {
+						const all = shuffle(withDuplicates(items, seed), seed2);
+						const r = new ConversationReducer();
+						const live = r.messages;
+						// Snapshot of the list at each version seen.
+						const seen = new Map<number, readonly Message[]>([[r.version, r.state.messages]]);
+						for (const chunk of chunks(all, seed2)) {
+							const before = r.version;
+							const previous = r.state.messages;
+							r.add(chunk);
+							// The version moves exactly when state.messages does.
+							expect(r.version !== before).toBe(r.state.messages !== previous);
+							expect(r.messages).toBe(live);
+							expect([...r.messages]).toEqual(r.state.messages);
+							seen.set(r.version, r.state.messages);
+							for (const [version, old] of seen) {
+								const from = r.changedSince(version);
+								expect(from).toBeLessThanOrEqual(r.messages.length);
+								for (let i = 0; i < from; i++) expect(r.messages[i]).toBe(old[i]);
+								if (version === r.version) expect(from).toBe(r.messages.length);
+							}
+						}
+					}),
+					{ numRuns: 300 }
+				);
+			});
 		});
 	}
+});
+
+describe('ConversationReducer: the live list and its changes', () => {
+	it('says an append changed the list from the old end, an effect from its target', () => {
+		const r = new ConversationReducer();
+		r.add([item('alice', send(1, 10)), item('alice', send(2, 20)), item('bob', send(3, 30))]);
+		const v1 = r.version;
+		expect(r.changedSince(v1)).toBe(3);
+		r.add([item('bob', send(4, 40))]);
+		expect(r.changedSince(v1)).toBe(3);
+		const v2 = r.version;
+		r.add([item('bob', react(5, 50, 2, '👍'))]);
+		expect(r.changedSince(v2)).toBe(1);
+		expect(r.changedSince(v1)).toBe(1);
+		const v3 = r.version;
+		// Nothing visible: no new version.
+		r.add([item('bob', receipt(6, 60, 'read', 40, 4))]);
+		expect(r.version).toBe(v3);
+		// A late send lands in the middle.
+		r.add([item('carol', send(7, 15))]);
+		expect(r.changedSince(v3)).toBe(1);
+		expect(texts(r.state)).toEqual(['m1', 'm7', 'm2', 'm3', 'm4']);
+	});
+
+	it('keeps the same live array through a rebuild, and reports where it changed', () => {
+		const r = new ConversationReducer();
+		r.add([item('alice', send(1, 10)), item('alice', send(2, 20)), item('alice', send(3, 30))]);
+		const live = r.messages;
+		const first = r.messages[0];
+		const v = r.version;
+		// Same identity (alice, 2), other content, from a smaller envelope: a rebuild.
+		r.add([item('alice', send(2, 20, 'other'), 'a-smaller-envelope')]);
+		expect(r.messages).toBe(live);
+		expect(r.messages[0]).toBe(first);
+		expect(r.changedSince(v)).toBe(1);
+		expect(texts(r.state)).toEqual(['m1', 'other', 'm3']);
+	});
+
+	it('answers 0 for a version older than it remembers', () => {
+		const r = new ConversationReducer();
+		r.add([item('alice', send(1, 10))]);
+		const old = r.version;
+		for (let i = 2; i < 1_000; i++) r.add([item('alice', send(i, 10 + i))]);
+		expect(r.changedSince(old)).toBe(0);
+		expect(r.changedSince(r.version - 1)).toBe(r.messages.length - 1);
+	});
 });
 
 // ---------------------------------------------------------------------------
@@ -733,6 +808,12 @@ describe('scale', () => {
 		for (let i = 0; i < before.length; i += 997) expect(afterAppend[i]).toBe(before[i]);
 		expect(afterAppend.at(-1)?.text).toBe('message 100999');
 
+		// Without copying: the live list and the index the change starts from.
+		const version = r.version;
+		r.add([make(100_000 + 1_000)]);
+		expect(r.changedSince(version)).toBe(101_000);
+		expect(r.messages).toHaveLength(101_001);
+
 		// Reactions replace only their targets.
 		const targets = new Set<number>();
 		const reactions = Array.from({ length: 1_000 }, (_, i) => {
@@ -754,7 +835,7 @@ describe('scale', () => {
 		});
 		r.add(older);
 		const final = r.state.messages;
-		expect(final).toHaveLength(102_000);
+		expect(final).toHaveLength(102_001);
 		for (let i = 1; i < final.length; i++) {
 			if (compareMessages(final[i - 1] as Message, final[i] as Message) >= 0) {
 				throw new Error(`messages ${i - 1} and ${i} are out of order`);

@@ -45,6 +45,13 @@
  * newest) or merged into the tail; an effect on an existing message replaces
  * that one message, found by binary search. Objects that did not change keep
  * their identity, so the UI can skip them.
+ *
+ * Reading the view: `state` is an immutable snapshot (its message array is a
+ * copy, made when `state` is read after a change: O(n)). A caller that
+ * refreshes on every change can avoid that copy and any scan: `messages` is
+ * the live list (updated in place), `version` counts its changes and
+ * `changedSince(v)` says from which index it differs from the list at
+ * version v. Appending a message costs O(1) that way, at any size.
  */
 import { z } from 'zod';
 import { compareHlc, type Hlc } from './hlc';
@@ -239,6 +246,9 @@ function pending(): Pending {
 	};
 }
 
+/** How many changes `changedSince` remembers; older versions get 0 (everything may differ). */
+const CHANGE_LOG = 256;
+
 const EMPTY_STATE: ConversationState = Object.freeze({
 	messages: Object.freeze([]) as readonly Message[],
 	receipts: Object.freeze({}),
@@ -267,10 +277,48 @@ export class ConversationReducer {
 	/** Parts of `#state` that are out of date. */
 	#staleMessages = false;
 	#staleOther = false;
+	/** Number of changes of the message list so far. */
+	#version = 0;
+	/** The recent changes: at `version`, the list changed from index `from` on. Oldest first. */
+	#changes: { version: number; from: number }[] = [];
 
 	/** Number of distinct operations held (of every type). */
 	get size(): number {
 		return this.#items.size;
+	}
+
+	/**
+	 * The live message list, in display order: always the same array, updated
+	 * in place by `add`. Read it, never keep it across an `add` (use `state`
+	 * for a snapshot) and never mutate it. Its elements are the same objects as
+	 * in `state.messages`.
+	 */
+	get messages(): readonly Message[] {
+		return this.#messages;
+	}
+
+	/** Counts the changes of the message list: it changes exactly when `state.messages` does. */
+	get version(): number {
+		return this.#version;
+	}
+
+	/**
+	 * The index from which the message list may differ from what it was at
+	 * `version` (a value `version` had): every message before it is the same
+	 * object at the same index. `messages.length` when nothing changed since;
+	 * 0 for a version too old to remember.
+	 */
+	changedSince(version: number): number {
+		if (version >= this.#version) return this.#messages.length;
+		const changes = this.#changes;
+		if (changes.length === 0 || (changes[0] as { version: number }).version > version + 1) return 0;
+		let from = this.#messages.length;
+		for (let i = changes.length - 1; i >= 0; i--) {
+			const change = changes[i] as { version: number; from: number };
+			if (change.version <= version) break;
+			if (change.from < from) from = change.from;
+		}
+		return from;
 	}
 
 	/**
@@ -435,9 +483,14 @@ export class ConversationReducer {
 		return Object.hasOwn(this.#receipts, author) ? this.#receipts[author] : undefined;
 	}
 
-	/** Patch the view with what `work` gathered. Returns whether anything visible changed. */
-	#commit(work: Pending): boolean {
+	/**
+	 * Patch the view with what `work` gathered. Returns whether anything
+	 * visible changed. `log`: count the change in `version` (not when rebuilding).
+	 */
+	#commit(work: Pending, log = true): boolean {
 		let messagesChanged = false;
+		/** First index of the list that changed. */
+		let from = Infinity;
 		if (work.sends.size > 0) {
 			const fresh: Message[] = [];
 			for (const key of work.sends) {
@@ -448,7 +501,7 @@ export class ConversationReducer {
 			// Array#sort is a merge sort (TimSort): arrivals already in order,
 			// as from a snapshot or a live stream, cost one pass.
 			fresh.sort(compareMessages);
-			this.#insertSorted(fresh);
+			from = this.#insertSorted(fresh);
 			messagesChanged = true;
 		}
 		for (const key of work.touched) {
@@ -457,10 +510,13 @@ export class ConversationReducer {
 			if (old === undefined) continue; // an effect held for a message not here yet
 			const next = this.#materialize(key);
 			if (sameMessage(old, next)) continue;
-			this.#messages[this.#indexOf(old)] = next;
+			const index = this.#indexOf(old);
+			this.#messages[index] = next;
 			this.#byKey.set(key, next);
+			if (index < from) from = index;
 			messagesChanged = true;
 		}
+		if (messagesChanged && log) this.#changed(from);
 		if (work.receipts.size > 0) {
 			const receipts: Record<string, ReceiptMarks> = { ...this.#receipts };
 			for (const [author, marks] of work.receipts) setOwn(receipts, author, marks);
@@ -506,9 +562,11 @@ export class ConversationReducer {
 		this.#lastActivity = null;
 		const work = pending();
 		for (const item of items) this.#ingest(item, work);
-		this.#commit(work);
+		// This commit builds the list from nothing; what changed is found below.
+		this.#commit(work, false);
 
-		let messagesChanged = this.#messages.length !== before.messages.length;
+		/** First index that differs from the list before. */
+		let from = Infinity;
 		this.#messages.forEach((message, index) => {
 			const key = keyOf(message.id, message.author);
 			const old = before.byKey.get(key);
@@ -516,8 +574,18 @@ export class ConversationReducer {
 				this.#messages[index] = old;
 				this.#byKey.set(key, old);
 			}
-			if (this.#messages[index] !== before.messages[index]) messagesChanged = true;
+			if (this.#messages[index] !== before.messages[index] && index < from) from = index;
 		});
+		if (this.#messages.length < before.messages.length) {
+			from = Math.min(from, this.#messages.length);
+		}
+		const messagesChanged = from !== Infinity;
+		// `messages` is always the same array: put the result into it.
+		const rebuilt = this.#messages;
+		this.#messages = before.messages;
+		this.#messages.length = rebuilt.length;
+		for (let i = from; i < rebuilt.length; i++) this.#messages[i] = rebuilt[i] as Message;
+		if (messagesChanged) this.#changed(from);
 		if (sameJson(this.#receipts, before.receipts)) this.#receipts = before.receipts;
 		const activityAt = this.#lastActivity;
 		if (
@@ -535,15 +603,19 @@ export class ConversationReducer {
 		return messagesChanged || otherChanged;
 	}
 
-	/** Merge sorted `fresh` into the list, touching only the part after its first element. */
-	#insertSorted(fresh: Message[]): void {
+	/**
+	 * Merge sorted `fresh` into the list, touching only the part after its
+	 * first element. Returns the first index that changed.
+	 */
+	#insertSorted(fresh: Message[]): number {
 		const list = this.#messages;
 		const first = fresh[0];
-		if (first === undefined) return;
+		if (first === undefined) return list.length;
 		const last = list[list.length - 1];
 		if (last === undefined || compareMessages(last, first) < 0) {
+			const from = list.length;
 			for (const message of fresh) list.push(message);
-			return;
+			return from;
 		}
 		let lo = 0;
 		let hi = list.length;
@@ -568,6 +640,14 @@ export class ConversationReducer {
 		}
 		while (i < tail.length) list.push(tail[i++] as Message);
 		while (j < fresh.length) list.push(fresh[j++] as Message);
+		return lo;
+	}
+
+	/** The message list changed from index `from` on. */
+	#changed(from: number): void {
+		this.#version++;
+		this.#changes.push({ version: this.#version, from });
+		if (this.#changes.length > 2 * CHANGE_LOG) this.#changes.splice(0, CHANGE_LOG);
 	}
 
 	#indexOf(message: Message): number {
