@@ -21,7 +21,7 @@ import {
 	expectNoAlert,
 	messageLog,
 	openConversation,
-	status
+	stored
 } from './helpers';
 
 interface RunningChromium {
@@ -106,8 +106,8 @@ test('messages that showed "Saved" survive a SIGKILL of the browser', async ({ b
 			await expect(box).toHaveValue('');
 		}
 		await expect(articles(page)).toHaveCount(texts.length);
-		await expect(messageLog(page).getByText('Saved', { exact: true })).toHaveCount(texts.length);
-		await expect(status(articles(page).last(), 'Saved')).toBeVisible();
+		await expect(stored(messageLog(page))).toHaveCount(texts.length);
+		await expect(stored(articles(page).last())).toBeVisible();
 
 		// Immediately: no snapshot, no idle flush, no unload.
 		await killChromium(running);

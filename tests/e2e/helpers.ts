@@ -42,6 +42,15 @@ export function status(
 	return message.getByText(text, { exact: true });
 }
 
+/** Statuses of a message that is on this device's disk: "Saved" and every later one. */
+export const STORED = ['Saved', 'Sent', 'Delivered', 'Read'] as const;
+
+/** The status of an own message (or of every message in `scope`) once on disk, whatever the relay said since. */
+export function stored(scope: Locator): Locator {
+	const [first, ...rest] = STORED.map((text) => scope.getByText(text, { exact: true }));
+	return rest.reduce((all, one) => all.or(one), first as Locator);
+}
+
 /**
  * Open the app (unless the page is on it already), create an account and
  * acknowledge the recovery key. Returns the recovery key as shown.
@@ -92,7 +101,7 @@ export async function send(page: Page, text: string): Promise<Locator> {
 	await box.press('Enter');
 	const message = article(page, text);
 	// Generous: a loaded CI machine can take seconds per IndexedDB commit.
-	await expect(status(message, 'Saved')).toBeVisible({ timeout: 10_000 });
+	await expect(stored(message)).toBeVisible({ timeout: 10_000 });
 	// The composer clears once the message is stored.
 	await expect(box).toHaveValue('');
 	return message;
@@ -109,7 +118,7 @@ export async function expectMessages(page: Page, texts: readonly string[]): Prom
 	await expect(list).toHaveCount(texts.length);
 	for (const [i, text] of texts.entries()) {
 		await expect(messageText(list.nth(i))).toHaveText(text);
-		await expect(status(list.nth(i), 'Saved')).toBeVisible();
+		await expect(stored(list.nth(i))).toBeVisible();
 	}
 }
 

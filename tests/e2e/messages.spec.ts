@@ -12,7 +12,7 @@ import {
 	messageText,
 	openConversation,
 	send,
-	status
+	stored
 } from './helpers';
 
 test('messages are saved, kept in order and survive a reload', async ({ page }) => {
@@ -30,7 +30,7 @@ test('messages are saved, kept in order and survive a reload', async ({ page }) 
 	await expect(box).toHaveValue('Second message, line one\nline two');
 	await box.press('Enter');
 	const multiline = articles(page).filter({ hasText: 'Second message, line one' });
-	await expect(status(multiline, 'Saved')).toBeVisible();
+	await expect(stored(multiline)).toBeVisible();
 	await expect(box).toHaveValue('');
 	await expect(messageText(multiline)).toHaveJSProperty(
 		'textContent',
@@ -101,7 +101,7 @@ test('a message over 64 KiB is refused with a clear error and kept in the compos
 	await page.getByRole('button', { name: 'Send' }).click();
 	await expect(box).toHaveValue('', { timeout: 15_000 });
 	await expect(articles(page)).toHaveCount(1);
-	await expect(status(articles(page).first(), 'Saved')).toBeVisible();
+	await expect(stored(articles(page).first())).toBeVisible();
 	await expect(messageText(articles(page).first())).toHaveJSProperty('textContent', atLimit);
 	// A successful send clears the error.
 	await expect(alert).toHaveCount(0);

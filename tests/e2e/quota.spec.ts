@@ -7,7 +7,8 @@ import {
 	expectMessages,
 	openConversation,
 	send,
-	status
+	status,
+	stored
 } from './helpers';
 
 /**
@@ -48,7 +49,7 @@ test('a full storage quota is reported clearly and nothing saved is lost', async
 
 		// Space comes back: the queued messages are written after all.
 		await cdp.send('Storage.overrideQuotaForOrigin', { origin });
-		await expect(status(last, 'Saved')).toBeVisible({ timeout: 60_000 });
+		await expect(stored(last)).toBeVisible({ timeout: 60_000 });
 		await expect(articles(page).getByText('Saving', { exact: true })).toHaveCount(0);
 
 		await page.reload();

@@ -15,7 +15,7 @@ import {
 	expectNoAlert,
 	openConversation,
 	send,
-	status
+	stored
 } from './helpers';
 
 test('tabs of one profile share a live view and hand over the writer role', async ({ context }) => {
@@ -30,11 +30,11 @@ test('tabs of one profile share a live view and hand over the writer role', asyn
 
 	// The leader's message appears in the follower without a reload.
 	await send(tabA, 'From tab A');
-	await expect(status(article(tabB, 'From tab A'), 'Saved')).toBeVisible();
+	await expect(stored(article(tabB, 'From tab A'))).toBeVisible();
 
 	// The follower's message is stored through the leader and appears there too.
 	await send(tabB, 'From tab B');
-	await expect(status(article(tabA, 'From tab B'), 'Saved')).toBeVisible();
+	await expect(stored(article(tabA, 'From tab B'))).toBeVisible();
 	await expectMessages(tabA, ['From tab A', 'From tab B']);
 	await expectMessages(tabB, ['From tab A', 'From tab B']);
 	await expectNoAlert(tabA);
