@@ -10,28 +10,40 @@
  * bench/results/latest.json. Benchmarks report, they do not gate: the exit
  * code is 0 unless the run itself fails.
  *
+ * Relay sections (bench/relay/): 4, fan-out of one writer to 100 and 500
+ * receivers through the Kith relay, a plain `ws` broadcaster and the stock
+ * `@y/websocket-server`, each in its own process (Node clients); 5, message
+ * latency browser → relay → browser between two pages of the bench browser,
+ * Kith against the stock y-websocket stack.
+ *
  * Options:
  *   --quick          small sizes and fewer repetitions (a smoke run, 1–2 min)
+ *   --only=LIST      run only these sections (comma-separated): app (1–3), fanout (4),
+ *                    latency (5), relay (= fanout,latency). Default: all
  *   --no-render      skip mounting the real ConversationView on cold open
  *   --rebuild        also cold-open without a snapshot (verify, decrypt, reduce all; ~1 min more)
  *   KITH_CHROMIUM    Chromium executable (default /usr/bin/chromium)
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BIG_CONVERSATION } from './browser/api';
-import { startBenchBrowser, type BenchPage, type Result } from './lib/browser';
+import { startBenchBrowser, type BenchBrowser, type BenchPage, type Result } from './lib/browser';
+import { fmt, printTable, ratio, sizeLabel, type Row } from './lib/report';
+import { mergeResults, updateResults, type Results } from './lib/results';
 import { mean, median, percentile } from './lib/stats';
-
-const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
-const RESULTS = here('./results');
+import { fanoutConfig, runFanout } from './relay/fanout';
+import { latencyConfig, runLatency } from './relay/latency';
+import { RELAY_ENV } from './relay/servers';
 /** Cold-open repetitions that also wait for the whole doc to load in the background. */
 const FULL_LOAD_REPS = 2;
 const SPLIT_REPS = 2;
 
+const SECTIONS = ['app', 'fanout', 'latency'] as const;
+type Section = (typeof SECTIONS)[number];
+
 interface Config {
 	quick: boolean;
+	/** Sections to run. */
+	only: Section[];
 	render: boolean;
 	/** Also cold-open without a snapshot (every signature verified, every envelope decrypted): ~1 min more. */
 	rebuild: boolean;
@@ -47,14 +59,32 @@ interface Config {
 	envelopeCount: number;
 }
 
+function sections(argv: string[]): Section[] {
+	const only = argv.filter((arg) => arg.startsWith('--only='));
+	if (only.length === 0) return [...SECTIONS];
+	const names = only.flatMap((arg) => arg.slice('--only='.length).split(','));
+	const picked = new Set<Section>();
+	for (const name of names) {
+		if (name === 'relay') {
+			picked.add('fanout');
+			picked.add('latency');
+		} else if ((SECTIONS as readonly string[]).includes(name)) picked.add(name as Section);
+		else throw new Error(`unknown section ${name} (known: ${SECTIONS.join(', ')}, relay)`);
+	}
+	return SECTIONS.filter((section) => picked.has(section));
+}
+
 function config(argv: string[]): Config {
 	const known = new Set(['--quick', '--no-render', '--rebuild']);
 	for (const arg of argv) {
-		if (!known.has(arg)) throw new Error(`unknown option ${arg} (known: ${[...known].join(', ')})`);
+		if (!known.has(arg) && !arg.startsWith('--only=')) {
+			throw new Error(`unknown option ${arg} (known: ${[...known].join(', ')}, --only=LIST)`);
+		}
 	}
 	const quick = argv.includes('--quick');
 	return {
 		quick,
+		only: sections(argv),
 		render: !argv.includes('--no-render'),
 		rebuild: argv.includes('--rebuild'),
 		sizes: quick ? [1_000, 3_000, 10_000] : [1_000, 10_000, 100_000],
@@ -74,69 +104,99 @@ const log = (text: string): void => {
 	process.stdout.write(`[${s} s] ${text}\n`);
 };
 
-// ---- formatting -----------------------------------------------------------
-
-const fmt = (n: number, digits = 0): string =>
-	Number.isFinite(n)
-		? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-		: '—';
-const ratio = (n: number): string => (Number.isFinite(n) ? `${fmt(n, 2)}×` : '—');
-const sizeLabel = (n: number): string =>
-	n >= 1000 ? `${fmt(n / 1000, n % 1000 ? 1 : 0)}k` : `${n}`;
-
-interface Row {
-	name: string;
-	value: string;
-	baseline?: string;
-	ratio?: string;
-	target?: string;
-	result?: 'PASS' | 'MISS';
-	note?: string;
-}
-
-function printTable(rows: Row[]): void {
-	const head: Row = {
-		name: 'Benchmark',
-		value: 'Median',
-		baseline: 'Baseline',
-		ratio: 'Ratio',
-		target: 'Target',
-		result: undefined,
-		note: 'Notes'
-	};
-	const cells = (r: Row): string[] => [
-		r.name,
-		r.value,
-		r.baseline ?? '',
-		r.ratio ?? '',
-		r.target ?? '',
-		r === head ? 'Result' : (r.result ?? ''),
-		r.note ?? ''
-	];
-	const all = [head, ...rows].map(cells);
-	const widths = all[0]!.map((_, i) => Math.max(...all.map((c) => (c[i] as string).length)));
-	const line = (c: string[]): string =>
-		c
-			.map((cell, i) =>
-				i === 1 || i === 2 || i === 3 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)
-			)
-			.join('  ')
-			.trimEnd();
-	process.stdout.write(`\n${line(all[0]!)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
-	for (const c of all.slice(1)) process.stdout.write(`${line(c)}\n`);
-}
-
 // ---- the run ----------------------------------------------------------------
 
 async function main(): Promise<void> {
 	const cfg = config(process.argv.slice(2));
-	log(`building the benchmark page (${cfg.quick ? 'quick run' : 'full run'})`);
-	const browser = await startBenchBrowser();
-	try {
-		await run(cfg, browser.page);
-	} finally {
-		await browser.close();
+	const browserNeeded = cfg.only.includes('app') || cfg.only.includes('latency');
+	if (browserNeeded) {
+		log(`building the benchmark page (${cfg.quick ? 'quick run' : 'full run'})`);
+		const browser = await startBenchBrowser();
+		try {
+			if (cfg.only.includes('app')) await run(cfg, browser.page);
+			if (cfg.only.includes('latency')) await relayLatency(cfg, browser);
+		} finally {
+			await browser.close();
+		}
 	}
+	if (cfg.only.includes('fanout')) await relayFanout(cfg);
+	log(`done in ${fmt((Date.now() - started) / 1000)} s`);
+}
+
+// ---- relay sections (bench/relay/) ---------------------------------------------
+
+function machine(): Results {
+	return {
+		cores: cpus().length,
+		cpu: cpus()[0]?.model.trim(),
+		memoryBytes: totalmem(),
+		node: process.version
+	};
+}
+
+/** Stores one relay section under `relay` in latest.json, keeping the other one. */
+async function saveRelay(section: 'fanout' | 'latency', value: Results): Promise<void> {
+	const file = await updateResults((previous) => {
+		const relay =
+			previous.relay && typeof previous.relay === 'object' ? (previous.relay as Results) : {};
+		return { ...previous, relay: { ...relay, [section]: value } };
+	});
+	log(`${section} results written to ${file}`);
+}
+
+async function relayLatency(cfg: Config, browser: BenchBrowser): Promise<void> {
+	const load = loadavg();
+	const started = Date.now();
+	const { rows, results } = await runLatency(latencyConfig(cfg.quick), browser, log);
+	const { userAgent } = results;
+	printTable(rows);
+	const end = loadavg();
+	process.stdout.write(
+		[
+			'',
+			`Two pages of one headless Chromium (${/Chrome\/([\d.]+)/.exec(userAgent)?.[1] ?? '?'}), relays in their own processes on loopback; pages visible: ${results.visibility.join(', ')}.`,
+			`Load average (1 min) ${fmt(load[0] ?? 0, 1)} at start, ${fmt(end[0] ?? 0, 1)} at end; ${fmt((Date.now() - started) / 1000)} s.`,
+			''
+		].join('\n')
+	);
+	await saveRelay('latency', {
+		date: new Date().toISOString(),
+		machine: machine(),
+		quick: cfg.quick,
+		summary: rows,
+		...results,
+		load: { start: load, end }
+	});
+}
+
+async function relayFanout(cfg: Config): Promise<void> {
+	const started = Date.now();
+	const fanout = fanoutConfig(cfg.quick);
+	const { rows, results } = await runFanout(fanout, log);
+	printTable(rows);
+	const restarts = results.searches.reduce((n, s) => n + s.restarts, 0);
+	process.stdout.write(
+		[
+			'',
+			`One writer, ${fanout.receivers.join(' and ')} receivers, ${results.frameBytes}-byte frames (one sealed envelope per Yjs update); each relay in its own process;`,
+			`max rate = highest rate with delivery p99 ≤ 100 ms over a ${fanout.full.measureMs / 1000} s steady window, median of ${fanout.reps} search(es) each; RSS is the relay's VmRSS at the end of that window.`,
+			`Kith relay run with ${Object.entries(RELAY_ENV)
+				.map(([k, v]) => `${k}=${v}`)
+				.join(
+					' '
+				)} (rate limits raised: the single writer sends far over the default 200 frames/s).`,
+			`Load generator: one process, writer and ${fanout.threads} receiver thread(s); its CPU and event-loop delay at the first failing rate are in the notes (near 100 % means it shares the limit).`,
+			`Relay restarts during the searches: ${restarts}. Load average (1 min) ${fmt(results.load.start[0] ?? 0, 1)} at start, ${fmt(results.load.end[0] ?? 0, 1)} at end; ${fmt((Date.now() - started) / 1000)} s.`,
+			''
+		].join('\n')
+	);
+	await saveRelay('fanout', {
+		date: new Date().toISOString(),
+		machine: machine(),
+		quick: cfg.quick,
+		summary: rows,
+		...results
+	});
 }
 
 async function run(cfg: Config, page: BenchPage): Promise<void> {
@@ -371,45 +431,36 @@ async function run(cfg: Config, page: BenchPage): Promise<void> {
 		].join('\n')
 	);
 
-	await mkdir(RESULTS, { recursive: true });
-	const file = join(RESULTS, 'latest.json');
-	await writeFile(
-		file,
-		`${JSON.stringify(
-			{
-				date: new Date().toISOString(),
-				machine: {
-					cores: cpus().length,
-					cpu: cpus()[0]?.model.trim(),
-					memoryBytes: totalmem(),
-					chromium: chromiumVersion,
-					node: process.version
-				},
-				config: cfg,
-				summary: rows,
-				raw: {
-					envelopes,
-					burst,
-					grows,
-					prepared,
-					appendReps,
-					snapshot,
-					baseline,
-					cold,
-					splits,
-					noSnapshot
-				},
-				derived: {
-					appendMedianUs: appendMedians,
-					appendWithCompactionUs: withCompaction,
-					appendMeanSendUs: appendReps.map((reps) => mean(reps.flatMap((r) => r.sendUs)))
-				},
-				load: { start: loadAtStart, end: loadavg() }
-			},
-			null,
-			'\t'
-		)}\n`
-	);
+	const file = await mergeResults({
+		date: new Date().toISOString(),
+		machine: {
+			cores: cpus().length,
+			cpu: cpus()[0]?.model.trim(),
+			memoryBytes: totalmem(),
+			chromium: chromiumVersion,
+			node: process.version
+		},
+		config: cfg,
+		summary: rows,
+		raw: {
+			envelopes,
+			burst,
+			grows,
+			prepared,
+			appendReps,
+			snapshot,
+			baseline,
+			cold,
+			splits,
+			noSnapshot
+		},
+		derived: {
+			appendMedianUs: appendMedians,
+			appendWithCompactionUs: withCompaction,
+			appendMeanSendUs: appendReps.map((reps) => mean(reps.flatMap((r) => r.sendUs)))
+		},
+		load: { start: loadAtStart, end: loadavg() }
+	});
 	log(`results written to ${file}`);
 }
 
