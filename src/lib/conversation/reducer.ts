@@ -745,10 +745,11 @@ export function reduce(items: Iterable<ReducerItem>): ConversationState {
 
 /**
  * Messages after `readUpTo` (by (hlc, id)) that are neither by `me` nor
- * deleted. With no mark, every such message is unread.
+ * deleted. With no mark, every such message is unread. `state` may be any
+ * object with the messages, e.g. `{ messages: reducer.messages }` (no copy).
  */
 export function unreadCount(
-	state: ConversationState,
+	state: Pick<ConversationState, 'messages'>,
 	me: string,
 	readUpTo: Position | null
 ): number {
