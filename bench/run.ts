@@ -248,6 +248,12 @@ async function run(cfg: Config, page: BenchPage): Promise<void> {
 			appendReps[i]?.push(await page.call('appendRep', label, cfg.appendPerRep));
 		}
 	}
+	// Compaction amortised over one period of its tiers (16 compactions of 500
+	// updates: the freeze size at these envelope sizes), at each size.
+	const cycleMessages = (cfg.quick ? 8 : 16) * 500;
+	log(`compaction over ${fmt(cycleMessages)} single-entry updates at each size`);
+	const cycles: Result<'compactionCycle'>[] = [];
+	for (const label of labels) cycles.push(await page.call('compactionCycle', label, cycleMessages));
 	log('saving the view snapshot, compacting storage');
 	const snapshot = await page.call('snapshotSave');
 	const baseline = await page.call('baselinePrepare', snapshot.messages);
@@ -283,10 +289,10 @@ async function run(cfg: Config, page: BenchPage): Promise<void> {
 	// -- report ----------------------------------------------------------------------
 	const rows: Row[] = [];
 	const appendMedians = appendReps.map((reps) => median(reps.map((r) => r.repUs)));
-	const compactUs = appendReps.map(
-		(reps) => (median(reps.map((r) => r.compactMs)) * 1000) / (reps[0]?.compactThreshold ?? 500)
-	);
+	const coreMedians = appendReps.map((reps) => median(reps.map((r) => r.coreUs)));
+	const compactUs = cycles.map((c) => c.perMessageUs);
 	const withCompaction = appendMedians.map((us, i) => us + (compactUs[i] as number));
+	const coreWithCompaction = coreMedians.map((us, i) => us + (compactUs[i] as number));
 	const flatness = (values: number[], i: number, name: string, note: string): Row => {
 		const last = i === values.length - 1;
 		const r = (values[i] as number) / (values[0] as number);
@@ -311,25 +317,37 @@ async function run(cfg: Config, page: BenchPage): Promise<void> {
 			)
 		);
 	});
-	const coreMedians = appendReps.map((reps) => median(reps.map((r) => r.coreUs)));
 	prepared.forEach((p, i) => {
 		rows.push(
 			flatness(
 				coreMedians,
 				i,
-				`1 Append, core path (op + envelope + doc + persistence), at ${sizeLabel(p.size)}`,
-				'makeSend + encodeBatch + DocSession.sealAndInsert until committed; no view'
+				`1 Core path, no ConversationSession, at ${sizeLabel(p.size)}`,
+				'makeSend + encodeBatch + DocSession.sealAndInsert until committed, on a doc of this size with no ConversationSession'
 			)
 		);
 	});
 	prepared.forEach((p, i) => {
+		const c = cycles[i];
 		const compactMs = median(appendReps[i]?.map((r) => r.compactMs) ?? []);
 		rows.push(
 			flatness(
 				withCompaction,
 				i,
-				`  …with compaction, at ${sizeLabel(p.size)}`,
-				`+ one compaction (${fmt(compactMs)} ms, ${fmt(p.envelopes)} envelopes) per ${appendReps[i]?.[0]?.compactThreshold ?? 500} sends`
+				`  …whole path with compaction, at ${sizeLabel(p.size)}`,
+				c
+					? `+ ${fmt(c.perMessageUs)} µs: ${c.compactions} compactions of ${fmt(c.messages / c.compactions)} updates took ${fmt(c.totalMs)} ms (max ${fmt(c.maxMs)} ms, ${fmt(c.maxBytes / 1e6, 1)} MB; ${c.full} full), ${fmt(c.size)} → ${fmt(c.size + c.messages)} envelopes; one full rewrite ${fmt(c.fullMs)} ms; after a repetition ${fmt(compactMs)} ms`
+					: ''
+			)
+		);
+	});
+	prepared.forEach((p, i) => {
+		rows.push(
+			flatness(
+				coreWithCompaction,
+				i,
+				`  …core path with compaction, at ${sizeLabel(p.size)}`,
+				'the same compaction cost per message'
 			)
 		);
 	});
@@ -448,6 +466,7 @@ async function run(cfg: Config, page: BenchPage): Promise<void> {
 			grows,
 			prepared,
 			appendReps,
+			cycles,
 			snapshot,
 			baseline,
 			cold,
@@ -457,6 +476,8 @@ async function run(cfg: Config, page: BenchPage): Promise<void> {
 		derived: {
 			appendMedianUs: appendMedians,
 			appendWithCompactionUs: withCompaction,
+			coreMedianUs: coreMedians,
+			coreWithCompactionUs: coreWithCompaction,
 			appendMeanSendUs: appendReps.map((reps) => mean(reps.flatMap((r) => r.sendUs)))
 		},
 		load: { start: loadAtStart, end: loadavg() }

@@ -7,7 +7,7 @@
 import { mount, tick } from 'svelte';
 import * as Y from 'yjs';
 import { IndexeddbPersistence } from 'y-indexeddb';
-import { storageName } from '$lib/app/doc-session';
+import { DocSession, storageName } from '$lib/app/doc-session';
 import {
 	loadSnapshot,
 	saveSnapshot,
@@ -18,6 +18,7 @@ import {
 import {
 	ConversationReducer,
 	encodeBatch,
+	ENVELOPE_MAP,
 	makeSend,
 	ReducerSnapshot,
 	type ReducerItem
@@ -30,7 +31,7 @@ import {
 	utf8Decode,
 	utf8Encode
 } from '$lib/crypto';
-import { openEnvelope, sealEnvelope } from '$lib/envelope';
+import { clientIdFor, openEnvelope, sealEnvelope } from '$lib/envelope';
 import { DEFAULT_COMPACT_THRESHOLD, DocPersistence } from '$lib/storage';
 import ConversationView from '$lib/ui/ConversationView.svelte';
 import type {
@@ -40,6 +41,7 @@ import type {
 	BaselinePrepared,
 	BenchApi,
 	ColdOpenResult,
+	CompactionCycle,
 	ColdOpenSplits,
 	EnvelopeRates,
 	GrowResult,
@@ -54,6 +56,7 @@ import {
 	newConversation,
 	openConversation,
 	openProfile,
+	type ConversationRecord,
 	type OpenConversation,
 	type Profile
 } from './profile';
@@ -85,6 +88,34 @@ async function conversation(label: string): Promise<OpenConversation> {
 	await conv.doc.loaded;
 	return conv;
 }
+
+/**
+ * The core path's docs, by the label of the conversation they match in size:
+ * a DocSession (doc + DocPersistence) with no ConversationSession on top, so
+ * nothing decrypts, reduces or maps what it inserts.
+ */
+const coreDocs = new Map<string, { doc: DocSession; record: ConversationRecord }>();
+
+async function coreDoc(label: string): Promise<{ doc: DocSession; record: ConversationRecord }> {
+	const held = coreDocs.get(label);
+	if (held) return held;
+	const p = await profile();
+	const record = await newConversation(p, `core-${label}`);
+	const doc = new DocSession({
+		roomId: record.roomId,
+		clientId: clientIdFor(p.keyring.deviceSigner.publicKey),
+		tabs: p.tabs,
+		onRefused: (reason) => console.warn(`bench: stored data refused: ${reason}`)
+	});
+	p.docs.set(record.roomId, doc);
+	await doc.loaded;
+	const core = { doc, record };
+	coreDocs.set(label, core);
+	return core;
+}
+
+/** A random id of an envelope's length (base64url of 16 bytes). */
+const randomEnvelopeId = (): string => toBase64Url(crypto.getRandomValues(new Uint8Array(16)));
 
 /** Author ids of the baseline: two people, as long as Kith's user ids. */
 const BASELINE_AUTHORS = [
@@ -167,15 +198,32 @@ export const benches: BenchApi = {
 			await conv.until(() => session.messages.length >= target);
 			held = target;
 		}
-		return { messages: held, envelopes: doc.doc.size, ms: now() - start };
+		const ms = now() - start;
+		// The core path's doc, grown the same way; nothing reads it back.
+		const core = await coreDoc(label);
+		const coreStart = now();
+		for (let size = core.doc.doc.size; size < to;) {
+			const count = Math.min(chunk, to - size);
+			const plaintexts = messageTexts(size, count).map((text) =>
+				encodeBatch({ ops: [makeSend(p.clock, text)] })
+			);
+			await core.doc.sealAndInsert(
+				{ epoch: 0, key: core.record.key, plaintexts },
+				p.keyring.deviceSigner,
+				() => undefined
+			);
+			size += count;
+		}
+		return { messages: held, envelopes: doc.doc.size, ms, coreMs: now() - coreStart };
 	},
 
 	async appendPrepare(label): Promise<AppendPrepared> {
 		const conv = await conversation(label);
 		const p = await profile();
 		const { doc, session, record } = conv;
-		// Start from compacted storage, as a settled app would have it.
-		await doc.persistence.compact();
+		// Start from storage compacted in full: one record of the whole doc.
+		await doc.persistence.compact({ full: true });
+		await (await coreDoc(label)).doc.persistence.compact({ full: true });
 		// The app keeps a read mark (from the vault); without one, unread counting scans everything.
 		session.setReadMark(session.newestPosition());
 		const seal: number[] = [];
@@ -228,25 +276,90 @@ export const benches: BenchApi = {
 				`append: expected ${before + count} saved messages, have ${session.messages.length}`
 			);
 		}
-		// The path the issue names — operation + envelope + doc + persistence —
-		// without the view: build the op, seal it at its clock, insert, commit.
+		// The core path — operation + envelope + DocSession + storage — on a doc
+		// of the same size with no ConversationSession: build the op, seal it at
+		// its clock, insert, commit.
 		const p = await profile();
+		const core = await coreDoc(label);
+		const coreBefore = core.doc.doc.size;
 		const coreStart = now();
 		for (let i = 0; i < count; i++) {
-			const plaintext = encodeBatch({ ops: [makeSend(p.clock, messageText(before + count + i))] });
-			await doc.sealAndInsert(
-				{ epoch: 0, key: conv.record.key, plaintexts: [plaintext] },
+			const plaintext = encodeBatch({ ops: [makeSend(p.clock, messageText(before + i))] });
+			await core.doc.sealAndInsert(
+				{ epoch: 0, key: core.record.key, plaintexts: [plaintext] },
 				p.keyring.deviceSigner,
 				() => undefined
 			);
 		}
 		const coreUs = ((now() - coreStart) * 1000) / count;
-		await conv.until(() => session.messages.length === before + 2 * count);
-		// Compacted here, timed apart: a compaction must not land in another size's repetition.
+		if (core.doc.doc.size !== coreBefore + count) {
+			throw new Error(
+				`core path: expected ${coreBefore + count} envelopes, have ${core.doc.doc.size}`
+			);
+		}
+		// Compacted here (the app's incremental compaction), timed apart: a
+		// compaction must not land in another size's repetition.
 		const compactStart = now();
 		await doc.persistence.compact();
 		const compactMs = now() - compactStart;
+		await core.doc.persistence.compact();
 		return { sendUs, repUs, coreUs, compactMs, compactThreshold: DEFAULT_COMPACT_THRESHOLD };
+	},
+
+	async compactionCycle(label, messages): Promise<CompactionCycle> {
+		const core = await coreDoc(label);
+		const source = [...core.doc.doc.entries()].map((entry) => entry.bytes);
+		const size = source.length;
+		// The conversation doc's shape (gc off, one map of envelopes), real envelopes, new ids.
+		const doc = new Y.Doc({ gc: false });
+		const map = doc.getMap<Uint8Array>(ENVELOPE_MAP);
+		doc.transact(() => {
+			for (const bytes of source) map.set(randomEnvelopeId(), bytes);
+		});
+		const name = `bench-compaction-${newRoomId()}`;
+		// Compacted by hand below, after each round. A round is stored as one
+		// record (the app stores one per send): what a compaction does depends on
+		// the bytes stored since the last one, not on how many records hold them.
+		const persistence = new DocPersistence(name, doc, {
+			compactThreshold: Number.MAX_SAFE_INTEGER
+		});
+		await persistence.whenLoaded;
+		await persistence.flush();
+		const fullStart = now();
+		await persistence.compact({ full: true });
+		const fullMs = now() - fullStart;
+		const events: { bytes: number; full: boolean }[] = [];
+		persistence.on('compacted', (event) => events.push(event));
+		const times: number[] = [];
+		let next = 0;
+		for (let sent = 0; sent < messages;) {
+			const round = Math.min(DEFAULT_COMPACT_THRESHOLD, messages - sent);
+			// One doc update (transaction) per message, as single sends make them.
+			for (let i = 0; i < round; i++)
+				map.set(randomEnvelopeId(), source[next++ % size] as Uint8Array);
+			await persistence.flush();
+			sent += round;
+			const start = now();
+			await persistence.compact();
+			times.push(now() - start);
+		}
+		const stats = await DocPersistence.storedStats(name);
+		await persistence.clearData();
+		doc.destroy();
+		const totalMs = times.reduce((a, b) => a + b, 0);
+		return {
+			size,
+			messages,
+			compactions: times.length,
+			full: events.filter((event) => event.full).length,
+			totalMs,
+			perMessageUs: (totalMs * 1000) / messages,
+			maxMs: Math.max(...times),
+			maxBytes: Math.max(...events.map((event) => event.bytes)),
+			fullMs,
+			records: stats.count,
+			storedBytes: stats.bytes
+		};
 	},
 
 	async snapshotSave(): Promise<SnapshotResult> {
@@ -264,7 +377,9 @@ export const benches: BenchApi = {
 		);
 		const saveMs = now() - start;
 		const stored = await p.store.get<StoredSnapshot>(snapshotKey(record.roomId));
-		await doc.persistence.compact();
+		// One record of the whole doc, as before compaction had tiers: cold open
+		// reads the same storage as in earlier runs.
+		await doc.persistence.compact({ full: true });
 		const stats = await DocPersistence.storedStats(storageName(record.roomId));
 		return {
 			messages: session.messages.length,
@@ -371,7 +486,10 @@ export const benches: BenchApi = {
 		const t2 = now();
 		const data: unknown = JSON.parse(utf8Decode(plaintext));
 		const t3 = now();
-		const parsed = ReducerSnapshot.safeParse(data);
+		// The session stores { r: reducer snapshot, m: roster ops }; validate the reducer's part.
+		const reducerData =
+			typeof data === 'object' && data !== null && 'r' in data ? (data as { r: unknown }).r : data;
+		const parsed = ReducerSnapshot.safeParse(reducerData);
 		const t4 = now();
 		if (!parsed.success) throw new Error('stored snapshot does not parse');
 		const items: ReducerItem[] = parsed.data.items.map(([author, device, envelopeId, op]) => ({
