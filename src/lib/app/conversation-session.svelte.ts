@@ -24,7 +24,6 @@ import {
 	Roster,
 	unreadCount,
 	type MemberAddOp,
-	type ConversationState,
 	type EnvelopeEntry,
 	type Hlc,
 	type HlcClock,
@@ -110,7 +109,16 @@ export class ConversationSession implements ConversationHandle {
 	readonly kind: ConversationKind;
 	readonly createdAt: number;
 	name = $state('');
-	messages = $state.raw<readonly MessageView[]>([]);
+	/**
+	 * The views, in order. One array, updated in place by #refresh (copying
+	 * 100k views per change cost O(n)); `#viewVersion` counts its changes, and
+	 * reading `messages` depends on it, so the UI re-runs as with a new array.
+	 */
+	get messages(): readonly MessageView[] {
+		void this.#viewVersion;
+		return this.#viewList;
+	}
+	#viewVersion = $state(0);
 	problems = $state.raw<readonly string[]>([]);
 	loading = $state(true);
 	unread = $state(0);
@@ -248,7 +256,7 @@ export class ConversationSession implements ConversationHandle {
 	/** After a restore: find the clocks of own messages so their statuses can move on. */
 	#rescanOwn(): void {
 		const me = this.#options.myUserId;
-		for (const message of this.#reducer.state.messages) {
+		for (const message of this.#reducer.messages) {
 			if (message.author !== me || message.device !== this.#myDevice) continue;
 			const id = message.envelopeId;
 			const ops = this.#unfinished.get(id) ?? [];
@@ -270,7 +278,7 @@ export class ConversationSession implements ConversationHandle {
 
 	/** The position of the newest message, for read marks. */
 	newestPosition(): { hlc: string; id: string } | null {
-		const last = this.#reducer.state.messages.at(-1);
+		const last = this.#reducer.messages.at(-1);
 		return last ? { hlc: hlcToString(last.hlc), id: last.id } : null;
 	}
 
@@ -573,8 +581,8 @@ export class ConversationSession implements ConversationHandle {
 		}
 	}
 
-	/** The reducer's message array the current views were made from. */
-	#mapped: readonly Message[] = [];
+	/** The reducer's `version` the current views were made from. */
+	#mappedVersion = 0;
 	#viewList: MessageView[] = [];
 	/** Messages whose status changed since the last refresh (by their envelope). */
 	readonly #statusChanged = new Set<string>();
@@ -586,23 +594,23 @@ export class ConversationSession implements ConversationHandle {
 	 * conversation then costs O(changed), not O(history).
 	 */
 	#refresh(): void {
-		const state: ConversationState = this.#reducer.state;
+		const reducer = this.#reducer;
 		const me = this.#options.myUserId;
-		const messages = state.messages;
-		let next = this.#viewList;
-		if (messages !== this.#mapped) {
-			const old = this.#mapped;
-			const shared = Math.min(old.length, messages.length);
-			let first = 0;
-			while (first < shared && old[first] === messages[first]) first++;
-			next = this.#viewList.slice(0, first);
+		// The live list: no copy. Views before `changedSince` are still right.
+		const messages = reducer.messages;
+		const next = this.#viewList;
+		let changed = false;
+		if (reducer.version !== this.#mappedVersion) {
+			const first = reducer.changedSince(this.#mappedVersion);
+			next.length = Math.min(next.length, first);
 			for (let i = first; i < messages.length; i++) {
 				next.push(this.#view(messages[i] as Message, me));
 			}
-			this.#mapped = messages;
+			this.#mappedVersion = reducer.version;
+			changed = true;
 		}
 		if (this.#statusChanged.size > 0) {
-			if (next === this.#viewList) next = next.slice();
+			changed = true;
 			for (const envelopeId of this.#statusChanged) {
 				const ops = this.#unfinished.get(envelopeId);
 				if (!ops) continue;
@@ -621,13 +629,12 @@ export class ConversationSession implements ConversationHandle {
 			}
 			this.#statusChanged.clear();
 		}
-		this.#viewList = next;
-		if (this.messages !== next) this.messages = next;
-		const last = state.messages.at(-1);
+		if (changed) this.#viewVersion++;
+		const last = messages.at(-1);
 		this.lastActivity = last ? Math.max(last.hlc.wall, this.createdAt) : this.createdAt;
 		this.preview = last ? (last.deleted ? 'Message deleted' : last.text.slice(0, 120)) : '';
 		this.unread = unreadCount(
-			state,
+			{ messages },
 			me,
 			this.#readMark ? { hlc: parseHlc(this.#readMark.hlc), id: this.#readMark.id as OpId } : null
 		);
@@ -780,7 +787,7 @@ export class ConversationSession implements ConversationHandle {
 
 	/** The newest message by someone else, or null. */
 	#newestFromOthers(): Message | null {
-		const messages = this.#reducer.state.messages;
+		const messages = this.#reducer.messages;
 		const me = this.#options.myUserId;
 		for (let i = messages.length - 1; i >= 0; i--) {
 			const message = messages[i] as Message;
