@@ -1,13 +1,19 @@
 import adapter from '@sveltejs/adapter-static';
 import { vitePreprocess } from '@sveltejs/vite-plugin-svelte';
 
+// Where `npm run build` writes the app (the server's KITH_STATIC) and SvelteKit's
+// working files: overridable so two builds on one machine do not overwrite each other.
+const buildDir = process.env.KITH_BUILD_DIR || 'build';
+const outDir = process.env.KITH_SVELTEKIT_DIR || '.svelte-kit';
+
 /** @type {import('@sveltejs/kit').Config} */
 const config = {
 	preprocess: vitePreprocess(),
 	kit: {
 		// A single-page app: every route is rendered in the browser, the server
 		// (sync-server) only hands out the shell and falls back to it.
-		adapter: adapter({ pages: 'build', assets: 'build', fallback: 'index.html', strict: true }),
+		adapter: adapter({ pages: buildDir, assets: buildDir, fallback: 'index.html', strict: true }),
+		outDir,
 		alias: { $lib: 'src/lib' },
 		// Defence in depth against injected markup: only our own scripts run,
 		// WebAssembly (Argon2id, Automerge) may compile, nothing is framed.
