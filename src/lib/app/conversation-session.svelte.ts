@@ -76,6 +76,8 @@ const AWARENESS_CLOCK = 0xffffffff;
 const TYPING_SHOW_MS = 6000;
 /** Delivered receipts are batched over this long. */
 const DELIVERED_DELAY_MS = 800;
+/** How long connected without the inviter's invitation before an admission counts as unconfirmed. */
+const UNCONFIRMED_AFTER_MS = 15_000;
 
 export interface ConversationSessionOptions {
 	id: ConversationId;
@@ -96,6 +98,13 @@ export interface ConversationSessionOptions {
 	isLeader(): boolean;
 	/** Publish this device's encrypted awareness state (null clears it). */
 	publishAwareness?(state: Uint8Array | null): void;
+	/**
+	 * The invitation this account joined by, when a device other than the
+	 * inviter's admitted it: the conversation is confirmed once it holds that
+	 * invitation recorded by the inviter's device (envelopes are bound to their
+	 * room, so no one else can put it there).
+	 */
+	expectInvite?: { id: string; device: string; inviter: string };
 	/** Restored reducer state from an encrypted snapshot. */
 	restored?: unknown;
 	onChange?: () => void;
@@ -128,6 +137,8 @@ export class ConversationSession implements ConversationHandle {
 	/** Names of the members typing now. */
 	typing = $state.raw<readonly string[]>([]);
 	connection = $state<ConnectionState>('Connecting');
+	/** A warning for the user when this conversation could not be confirmed (see expectInvite). */
+	unconfirmed = $state<string | null>(null);
 	readonly roster: Roster;
 
 	readonly #options: ConversationSessionOptions;
@@ -163,7 +174,7 @@ export class ConversationSession implements ConversationHandle {
 	#ingesting: Promise<void> = Promise.resolve();
 	readonly #invites = new Map<
 		string,
-		{ op: Extract<Operation, { type: 'invite' }>; author: string }
+		{ op: Extract<Operation, { type: 'invite' }>; author: string; device: string }
 	>();
 	/** Membership, receipt and invite ops with their signer and author, kept in snapshots. */
 	#meta: Array<[string, string, Operation]> = [];
@@ -241,7 +252,7 @@ export class ConversationSession implements ConversationHandle {
 					if (this.roster.authorised(op, device)) await this.roster.apply(op, device);
 					else next.push([device, author, op]);
 				} else if (op.type === 'receipt') this.#noteReceipt(author, op);
-				else if (op.type === 'invite') this.#invites.set(op.invite, { op, author });
+				else if (op.type === 'invite') this.#invites.set(op.invite, { op, author, device });
 			}
 			pending = next.filter(([, , op]) => op.type === 'member.add');
 			if (this.roster.version === before || pending.length === 0) break;
@@ -514,7 +525,8 @@ export class ConversationSession implements ConversationHandle {
 					} else if (op.type === 'receipt') {
 						this.#noteReceipt(author, op);
 					} else if (op.type === 'invite') {
-						this.#invites.set(op.invite, { op, author });
+						this.#invites.set(op.invite, { op, author, device: d.device });
+						if (op.invite === this.#options.expectInvite?.id) this.#checkInvite();
 					}
 					if (op.type === 'member.add' || op.type === 'receipt' || op.type === 'invite') {
 						this.#meta.push([d.device, author, op]);
@@ -547,7 +559,7 @@ export class ConversationSession implements ConversationHandle {
 				else this.#pendingAdds.push({ op, signer: device });
 				this.#meta.push([device, me, op]);
 			} else if (op.type === 'invite') {
-				this.#invites.set(op.invite, { op, author: me });
+				this.#invites.set(op.invite, { op, author: me, device });
 				this.#meta.push([device, me, op]);
 			} else if (op.type === 'receipt') {
 				this.#meta.push([device, me, op]);
@@ -761,6 +773,7 @@ export class ConversationSession implements ConversationHandle {
 	): void {
 		this.connection =
 			status === 'connected' ? 'Connected' : status === 'connecting' ? 'Connecting' : 'Offline';
+		this.#watchInvite(status);
 		const ack = relayState.get(this.#myClient) ?? 0;
 		if (ack <= this.#relayAck) return;
 		const before = this.#relayAck;
@@ -773,6 +786,44 @@ export class ConversationSession implements ConversationHandle {
 			this.#statusChanged.add(id);
 		}
 		this.#refresh();
+	}
+
+	// ---- confirming an admission ---------------------------------------------
+
+	#inviteTimer: ReturnType<typeof setTimeout> | null = null;
+
+	#inviteConfirmed(): boolean {
+		const expect = this.#options.expectInvite;
+		return !expect || this.#invites.get(expect.id)?.device === expect.device;
+	}
+
+	/**
+	 * Once connected, a room syncs within a second or two; if the inviter's
+	 * invitation has still not shown up after UNCONFIRMED_AFTER_MS connected,
+	 * the user is warned (and the warning goes as soon as it shows up).
+	 */
+	#watchInvite(status: 'connecting' | 'connected' | 'offline'): void {
+		const expect = this.#options.expectInvite;
+		if (!expect || this.#inviteConfirmed()) return this.#checkInvite();
+		if (status !== 'connected') {
+			if (this.#inviteTimer) clearTimeout(this.#inviteTimer);
+			this.#inviteTimer = null;
+			return;
+		}
+		this.#inviteTimer ??= setTimeout(() => {
+			this.#inviteTimer = null;
+			if (this.#inviteConfirmed()) return;
+			this.unconfirmed =
+				`Kith cannot confirm this conversation: ${expect.inviter}'s invitation is not in it. ` +
+				`It may not be the conversation ${expect.inviter} shared.`;
+		}, UNCONFIRMED_AFTER_MS);
+	}
+
+	#checkInvite(): void {
+		if (!this.#inviteConfirmed()) return;
+		if (this.#inviteTimer) clearTimeout(this.#inviteTimer);
+		this.#inviteTimer = null;
+		this.unconfirmed = null;
 	}
 
 	// ---- receipts --------------------------------------------------------------

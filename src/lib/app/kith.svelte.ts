@@ -283,9 +283,9 @@ export class KithApp {
 		this.joins = { ...this.joins, [inviteId]: { state: 'waiting' } };
 		const room = await deriveInviteRoom(secret);
 		const { identity } = keyring;
-		const session = this.#openInviteRoom(room.roomId, room.key, (message) => {
+		const session = this.#openInviteRoom(room.roomId, room.key, (message, signer) => {
 			if (message.type !== 'admit' || message.to !== identity.deviceId) return;
-			void this.#acceptAdmission(message, inviteId, keyring);
+			void this.#acceptAdmission(message, invitation, signer, keyring);
 		});
 		await session.loaded;
 		const request: JoinRequest = {
@@ -309,11 +309,21 @@ export class KithApp {
 
 	readonly #sentJoin = new Set<string>();
 
+	/**
+	 * Anyone holding the invite link can write to the invite room, so an
+	 * admission is a claim. One signed by the inviter's device (named in the
+	 * signed invitation) is taken at its word; one from another device is
+	 * taken too (any admin may admit), but the conversation stays unconfirmed
+	 * until it shows the invitation recorded by the inviter's device, and the
+	 * user is warned if it does not (ConversationSession.expectInvite).
+	 */
 	async #acceptAdmission(
 		message: Extract<ReturnType<typeof decodeInviteMessage>, { type: 'admit' }>,
-		inviteId: string,
+		invitation: Invitation,
+		signer: string,
 		keyring: UnlockedKeyring
 	): Promise<void> {
+		const inviteId = invitation.id as string;
 		if (this.joins[inviteId]?.state === 'joined') return;
 		try {
 			const secret = await openAdmission(message, keyring.dhSecret, inviteId as InviteId);
@@ -329,7 +339,16 @@ export class KithApp {
 						epoch: c.epoch,
 						keys: new Map([[c.epoch, fromBase64Url(c.key) as never]]),
 						createdAt: c.createdAt,
-						creator: c.creator
+						creator: c.creator,
+						...(signer === invitation.inviter.device
+							? {}
+							: {
+									invite: {
+										id: inviteId,
+										device: invitation.inviter.device,
+										inviter: invitation.inviter.name
+									}
+								})
 					})
 				);
 			}
@@ -629,6 +648,7 @@ export class KithApp {
 			myName: () => this.displayName || vault.displayName,
 			isLeader: () => tabs?.isLeader ?? false,
 			publishAwareness: (state) => net?.setLocalAwareness(entry.roomId, state),
+			...(entry.invite ? { expectInvite: entry.invite } : {}),
 			restored: snapshot?.data,
 			onChange: () => {
 				this.#scheduleSummaries();

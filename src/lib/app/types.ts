@@ -63,6 +63,8 @@ export interface ConversationHandle {
 	readonly messages: readonly MessageView[];
 	/** Problems with this conversation's data (tampered or unreadable envelopes), for role=alert. */
 	readonly problems: readonly string[];
+	/** Set when this conversation could not be confirmed as the one its invitation named, for role=alert. */
+	readonly unconfirmed?: string | null;
 	/** True until the first screen of messages is ready. */
 	readonly loading: boolean;
 	readonly members: readonly MemberView[];

@@ -39,6 +39,8 @@ interface VaultConversation {
 	createdAt: number;
 	/** The user who created it (its first owner); absent for the account's own early ones. */
 	creator?: ImmutableString;
+	/** Set when someone other than the inviter admitted this account: see ConversationEntry. */
+	invite?: { id: ImmutableString; device: ImmutableString; inviter: ImmutableString };
 }
 
 interface VaultShape {
@@ -59,6 +61,13 @@ export interface ConversationEntry {
 	createdAt: number;
 	/** The creator's user id; absent means this account. */
 	creator?: string;
+	/**
+	 * The invitation this account joined by, kept when the admission came from a
+	 * device other than the inviter's: until the conversation shows that
+	 * invitation recorded by the inviter's device (`device`), nothing proves it is
+	 * the conversation the inviter (`inviter`, a display name) shared.
+	 */
+	invite?: { id: string; device: string; inviter: string };
 }
 
 export interface ReadPosition {
@@ -179,7 +188,16 @@ export class Vault {
 				epoch: c.epoch,
 				keys,
 				createdAt: c.createdAt,
-				...(c.creator === undefined ? {} : { creator: str(c.creator) })
+				...(c.creator === undefined ? {} : { creator: str(c.creator) }),
+				...(c.invite === undefined
+					? {}
+					: {
+							invite: {
+								id: str(c.invite.id),
+								device: str(c.invite.device),
+								inviter: str(c.invite.inviter)
+							}
+						})
 			});
 		}
 		return out;
@@ -210,7 +228,16 @@ function toVaultConversation(A: AutomergeModule, entry: ConversationEntry): Vaul
 		epoch: entry.epoch,
 		keys,
 		createdAt: entry.createdAt,
-		...(entry.creator === undefined ? {} : { creator: new A.ImmutableString(entry.creator) })
+		...(entry.creator === undefined ? {} : { creator: new A.ImmutableString(entry.creator) }),
+		...(entry.invite === undefined
+			? {}
+			: {
+					invite: {
+						id: new A.ImmutableString(entry.invite.id),
+						device: new A.ImmutableString(entry.invite.device),
+						inviter: new A.ImmutableString(entry.invite.inviter)
+					}
+				})
 	};
 }
 
