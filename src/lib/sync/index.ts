@@ -14,7 +14,10 @@ export { CapabilityError, ChallengeError, RelayFrameError } from './errors';
 export {
 	readAwarenessUpdate,
 	readRelayMessage,
+	MAX_NOTIFY_BYTES,
+	MESSAGE_NOTIFY,
 	writeAwareness,
+	writeNotify,
 	writePermissionDenied,
 	writeQueryAwareness,
 	writeRefused,

@@ -31,6 +31,10 @@ export const MESSAGE_AUTH = 2;
 export const MESSAGE_QUERY_AWARENESS = 3;
 export const MESSAGE_STORED = 100;
 export const MESSAGE_REFUSED = 101;
+/** Client → relay: a notification envelope to push to the room's offline devices (docs/protocol.md, Push). */
+export const MESSAGE_NOTIFY = 102;
+/** Largest notification envelope a client sends. */
+export const MAX_NOTIFY_BYTES = 3072;
 
 export const SYNC_STEP1 = 0;
 export const SYNC_STEP2 = 1;
@@ -241,6 +245,14 @@ export function writeAwareness(update: Uint8Array): Uint8Array {
 	return frame((e) => {
 		encoding.writeVarUint(e, MESSAGE_AWARENESS);
 		encoding.writeVarUint8Array(e, update);
+	});
+}
+
+/** Client side: a notification envelope (kith-notify). */
+export function writeNotify(envelope: Uint8Array): Uint8Array {
+	return frame((e) => {
+		encoding.writeVarUint(e, MESSAGE_NOTIFY);
+		encoding.writeVarUint8Array(e, envelope);
 	});
 }
 

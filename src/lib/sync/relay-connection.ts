@@ -63,8 +63,10 @@ import { splitUpdate } from './split-update';
 import { CapabilityError, ChallengeError, RelayFrameError } from './errors';
 import {
 	awarenessStateOf,
+	MAX_NOTIFY_BYTES,
 	readRelayMessage,
 	writeAwareness,
+	writeNotify,
 	writeStateVector,
 	writeSyncStep1,
 	writeSyncStep2,
@@ -133,6 +135,12 @@ export interface RelayConnectionOptions {
 	backoff?: Partial<BackoffOptions>;
 	/** Where `online`/`offline` events come from; `window` when there is one. Null: none. */
 	networkEvents?: EventTarget | null;
+	/**
+	 * An opaque id of this device for the relay's push (docs/protocol.md, Push):
+	 * the relay pushes to a device's subscription only while the device has no
+	 * connection to the room.
+	 */
+	device?: string;
 	/** Give up on an attempt (challenge, open, admission) after this long. Default 30 s: a relay loads a large room before it admits. */
 	handshakeTimeoutMs?: number;
 }
@@ -172,6 +180,8 @@ export const MAX_UPDATE_BYTES = 1024 * 1024 + 64 * 1024;
  */
 const CATCH_UP_BUDGET_BYTES = 4 * 1024 * 1024;
 /** Pause between catch-up rounds; doubles while the relay acknowledges nothing new. */
+/** Notification envelopes kept while offline, per room (the newest). */
+const NOTIFY_QUEUE = 16;
 const CATCH_UP_INITIAL_MS = 1000;
 const CATCH_UP_MAX_MS = 30_000;
 /** Refusals after which what the relay lacks is sent again (nothing was stored). */
@@ -215,6 +225,9 @@ export class RelayConnection {
 	readonly awareness: Awareness;
 
 	readonly #relayUrl: string;
+	readonly #device: string | undefined;
+	/** Notification envelopes waiting for an admitted connection. */
+	#notifyQueue: Uint8Array[] = [];
 	readonly #WebSocket: typeof WebSocket;
 	readonly #fetch: typeof fetch;
 	readonly #onRemoteApplied: RelayConnectionOptions['onRemoteApplied'];
@@ -260,6 +273,7 @@ export class RelayConnection {
 		this.roomId = options.roomId;
 		this.cdoc = options.cdoc;
 		this.#relayUrl = options.relayUrl;
+		this.#device = options.device;
 		const WebSocketImpl = options.WebSocketImpl ?? globalThis.WebSocket;
 		if (!WebSocketImpl) throw new TypeError('no WebSocket implementation: pass WebSocketImpl');
 		this.#WebSocket = WebSocketImpl;
@@ -416,6 +430,7 @@ export class RelayConnection {
 		url.searchParams.set('nonce', nonce);
 		url.searchParams.set('sig', toBase64Url(signature));
 		url.searchParams.set('ack', '1');
+		if (this.#device) url.searchParams.set('device', this.#device);
 		const ws = new this.#WebSocket(url.toString());
 		ws.binaryType = 'arraybuffer';
 		this.#ws = ws;
@@ -615,6 +630,29 @@ export class RelayConnection {
 		this.#log.info('connected to the relay', { room: this.roomId });
 		this.#mergeRelayState(relayHolds);
 		this.#sendLocalAwareness();
+		// After the step2 that carries what was written offline.
+		setTimeout(() => this.#flushNotify(), 0);
+	}
+
+	/**
+	 * Hand the relay a notification envelope to push to the room's offline
+	 * devices. Kept (the newest NOTIFY_QUEUE) while not connected, and sent
+	 * after the messages they announce.
+	 */
+	notify(envelope: Uint8Array): void {
+		if (envelope.length > MAX_NOTIFY_BYTES) {
+			this.#log.warn('notification envelope too large, dropped', { room: this.roomId });
+			return;
+		}
+		this.#notifyQueue.push(envelope);
+		if (this.#notifyQueue.length > NOTIFY_QUEUE) this.#notifyQueue.shift();
+		if (this.#admittedAt !== null) this.#flushNotify();
+	}
+
+	#flushNotify(): void {
+		const ws = this.#ws;
+		if (this.#admittedAt === null || !ws || ws.readyState !== this.#WebSocket.OPEN) return;
+		for (const envelope of this.#notifyQueue.splice(0)) this.#send(writeNotify(envelope));
 	}
 
 	#enqueueApply(update: Uint8Array, catchUp: boolean): void {
