@@ -359,3 +359,31 @@ describe('encodeBatch / decodeBatch', () => {
 		expect(thrown(() => decodeBatch(bytes)).name).toBe('MalformedOperationError');
 	});
 });
+
+describe('send with an attachment', () => {
+	const manifest = {
+		v: 1,
+		id: 'AAAAAAAAAAAAAAAAAAAAAA',
+		name: 'photo.jpg',
+		type: 'image/jpeg',
+		size: 3,
+		chunkSize: 262144,
+		chunks: ['A'.repeat(43)],
+		key: 'A'.repeat(43)
+	};
+
+	it('round-trips, and an old op without one still reads', () => {
+		const clock = { now: () => ({ wall: 1, counter: 0 }) };
+		const op = makeSend(clock, '', undefined, manifest as never);
+		const batch = decodeBatch(encodeBatch({ ops: [op] }));
+		expect(batch.ops[0]).toEqual(op);
+		const plain = makeSend(clock, 'hi');
+		expect(decodeBatch(encodeBatch({ ops: [plain] })).ops[0]).toEqual(plain);
+	});
+
+	it('makes the batch malformed when the manifest is', () => {
+		const clock = { now: () => ({ wall: 1, counter: 0 }) };
+		const op = { ...makeSend(clock, 'x'), attachment: { ...manifest, chunks: [] } };
+		expect(() => parseOperationBatch({ ops: [op] })).toThrow(MalformedOperationError);
+	});
+});

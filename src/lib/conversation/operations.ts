@@ -15,7 +15,8 @@
  *          the Unix epoch), 0 <= counter <= 999999. See hlc.ts.
  *
  *   type          fields
- *   send          text, replyTo?: id
+ *   send          text, replyTo?: id, attachment?: file manifest (../media/manifest.ts;
+ *                 old readers ignore it and show the text, which may be empty)
  *   edit          target: id, text
  *   delete        target: id
  *   react         target: id, emoji, on: boolean
@@ -53,6 +54,7 @@
 import { base64urlnopad } from '@scure/base';
 import { z } from 'zod';
 import { Certificate } from '../identity/certificates';
+import { FileManifest } from '../media/manifest';
 import { HLC_MAX_COUNTER, HLC_MAX_WALL, type Hlc, type HlcClock } from './hlc';
 
 /** The op format this code writes and fully understands. */
@@ -203,7 +205,8 @@ export const SendOp = z.object({
 	...base,
 	type: z.literal('send'),
 	text: MessageText,
-	replyTo: OpId.optional()
+	replyTo: OpId.optional(),
+	attachment: FileManifest.optional()
 });
 export type SendOp = z.infer<typeof SendOp>;
 
@@ -434,13 +437,19 @@ function userText(text: string): string {
 }
 
 /** A new message. Throws MessageTooLongError when the text is over 64 KiB in UTF-8. */
-export function makeSend(clock: OpClock, text: string, replyTo?: OpId): SendOp {
+export function makeSend(
+	clock: OpClock,
+	text: string,
+	replyTo?: OpId,
+	attachment?: FileManifest
+): SendOp {
 	const body = userText(text);
 	return checked<SendOp>({
 		...header(clock),
 		type: 'send',
 		text: body,
-		...(replyTo === undefined ? {} : { replyTo })
+		...(replyTo === undefined ? {} : { replyTo }),
+		...(attachment === undefined ? {} : { attachment })
 	});
 }
 

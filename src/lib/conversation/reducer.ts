@@ -55,6 +55,7 @@
  */
 import { z } from 'zod';
 import { compareHlc, type Hlc } from './hlc';
+import type { FileManifest } from '../media/manifest';
 import { hlcFromTuple, Operation, type HlcTuple, type OpId, type SendOp } from './operations';
 
 /** One decrypted operation with who signed it. The reducer never mutates items. */
@@ -81,6 +82,8 @@ export interface Message {
 	readonly hlc: Hlc;
 	readonly text: string;
 	readonly replyTo?: OpId;
+	/** The file a message carries (its manifest); gone when the message is deleted. */
+	readonly attachment?: FileManifest;
 	readonly edited: boolean;
 	readonly deleted: boolean;
 	/** emoji → sorted authors who currently react with it. */
@@ -698,6 +701,7 @@ export class ConversationReducer {
 			envelopeId: item.envelopeId
 		};
 		if (op.replyTo !== undefined) message.replyTo = op.replyTo;
+		if (op.attachment !== undefined) message.attachment = op.attachment;
 		return message;
 	}
 
@@ -729,6 +733,7 @@ function sameMessage(a: Message, b: Message): boolean {
 		compareHlc(a.hlc, b.hlc) === 0 &&
 		a.text === b.text &&
 		a.replyTo === b.replyTo &&
+		(a.attachment === b.attachment || sameJson(a.attachment ?? null, b.attachment ?? null)) &&
 		a.edited === b.edited &&
 		a.deleted === b.deleted &&
 		a.envelopeId === b.envelopeId &&

@@ -1,0 +1,149 @@
+/**
+ * A whole file to chunks and a manifest, and back. The source is read one
+ * chunk at a time (`read(start, end)`), so a file of any size passes through
+ * a bounded amount of memory; `sink` decides where each encrypted chunk goes
+ * (IndexedDB, the relay, a test array).
+ */
+import { randomBytes, toBase64Url, fromBase64Url } from '../crypto/bytes';
+import { decryptChunk, encryptChunk, importFileKey } from './chunks';
+import {
+	CHUNK_SIZE,
+	MANIFEST_VERSION,
+	chunkCount,
+	chunkLength,
+	parseManifest,
+	type ChunkId,
+	type FileId,
+	type FileManifest
+} from './manifest';
+
+export interface FileSource {
+	size: number;
+	/** Plaintext bytes [start, end). */
+	read(start: number, end: number): Promise<Uint8Array>;
+}
+
+export interface FileInfo {
+	name: string;
+	type: string;
+	width?: number;
+	height?: number;
+	preview?: string;
+}
+
+/** The key and id of a file being encrypted; kept in memory so an upload can resume with the same chunks. */
+export interface FileSecrets {
+	id: FileId;
+	key: Uint8Array;
+}
+
+export function newFileSecrets(): FileSecrets {
+	return { id: toBase64Url(randomBytes(16)) as FileId, key: randomBytes(32) };
+}
+
+export function sourceFromBytes(bytes: Uint8Array): FileSource {
+	return { size: bytes.length, read: async (start, end) => bytes.subarray(start, end) };
+}
+
+export function sourceFromBlob(blob: Blob): FileSource {
+	return {
+		size: blob.size,
+		read: async (start, end) => new Uint8Array(await blob.slice(start, end).arrayBuffer())
+	};
+}
+
+/**
+ * Encrypt `source` chunk by chunk, handing each to `sink` (awaited, so the
+ * sink sets the pace), and return the manifest. `skip(index)` lets a resumed
+ * upload reuse chunks it already made (it returns their id).
+ */
+export async function encryptFile(
+	source: FileSource,
+	info: FileInfo,
+	sink: (index: number, id: ChunkId, blob: Uint8Array) => Promise<void> | void,
+	options: {
+		secrets?: FileSecrets;
+		chunkSize?: number;
+		skip?: (index: number) => ChunkId | undefined;
+		signal?: AbortSignal;
+	} = {}
+): Promise<FileManifest> {
+	const secrets = options.secrets ?? newFileSecrets();
+	const chunkSize = options.chunkSize ?? CHUNK_SIZE;
+	const count = chunkCount(source.size, chunkSize);
+	const key = await importFileKey(secrets.key);
+	const chunks: ChunkId[] = [];
+	for (let index = 0; index < count; index++) {
+		options.signal?.throwIfAborted();
+		const held = options.skip?.(index);
+		if (held) {
+			chunks.push(held);
+			continue;
+		}
+		const start = index * chunkSize;
+		const plain = await source.read(start, Math.min(source.size, start + chunkSize));
+		const { id, blob } = await encryptChunk(key, { fileId: secrets.id, index, count }, plain);
+		await sink(index, id, blob);
+		chunks.push(id);
+	}
+	return parseManifest({
+		v: MANIFEST_VERSION,
+		id: secrets.id,
+		name: info.name,
+		type: info.type,
+		size: source.size,
+		chunkSize,
+		chunks,
+		key: toBase64Url(secrets.key),
+		...(info.width ? { width: info.width } : {}),
+		...(info.height ? { height: info.height } : {}),
+		...(info.preview ? { preview: info.preview } : {})
+	});
+}
+
+const keys = new WeakMap<FileManifest, Promise<CryptoKey>>();
+
+/** The manifest's file key, imported once per manifest object. */
+export function manifestKey(manifest: FileManifest): Promise<CryptoKey> {
+	let key = keys.get(manifest);
+	if (!key) {
+		key = importFileKey(fromBase64Url(manifest.key));
+		keys.set(manifest, key);
+	}
+	return key;
+}
+
+/** Decrypt chunk `index` of `manifest` from its blob (checks the hash first unless `verified`). */
+export async function openChunk(
+	manifest: FileManifest,
+	index: number,
+	blob: Uint8Array,
+	verified = false
+): Promise<Uint8Array> {
+	const id = manifest.chunks[index];
+	if (id === undefined) throw new RangeError(`chunk ${index} is outside the file`);
+	const plain = await decryptChunk(
+		await manifestKey(manifest),
+		{ fileId: manifest.id, index, count: manifest.chunks.length },
+		id,
+		blob,
+		{ verified }
+	);
+	if (plain.length !== chunkLength(manifest, index)) {
+		throw new RangeError(`chunk ${index} has the wrong length`);
+	}
+	return plain;
+}
+
+/** Decrypt a whole file held as blobs (tests and small files). */
+export async function decryptFile(
+	manifest: FileManifest,
+	blobOf: (id: ChunkId, index: number) => Promise<Uint8Array>
+): Promise<Uint8Array> {
+	const out = new Uint8Array(manifest.size);
+	for (let index = 0; index < manifest.chunks.length; index++) {
+		const id = manifest.chunks[index] as ChunkId;
+		out.set(await openChunk(manifest, index, await blobOf(id, index)), index * manifest.chunkSize);
+	}
+	return out;
+}

@@ -1,0 +1,4 @@
+export * from './manifest';
+export * from './chunks';
+export * from './encrypt-file';
+export * from './range';
