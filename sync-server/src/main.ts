@@ -15,6 +15,7 @@ import { access, mkdir } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './log.ts';
+import { attachBlobs } from './blobs/index.ts';
 import { attachRelay } from './relay/index.ts';
 import { createServer } from './server.ts';
 
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
 	const server = createServer(config, { logger: log });
 	try {
 		attachRelay(server, config, { logger: log });
+		attachBlobs(server, config, { logger: log });
 	} catch (err) {
 		process.stderr.write(
 			`Cannot open the relay's data in ${config.dataDir}: ${(err as Error).message}\n`
