@@ -15,6 +15,9 @@ const config = {
 		adapter: adapter({ pages: buildDir, assets: buildDir, fallback: 'index.html', strict: true }),
 		outDir,
 		alias: { $lib: 'src/lib' },
+		// The page registers src/service-worker.ts itself (src/lib/pwa, workbox-window), in
+		// production builds only, to drive "Update available".
+		serviceWorker: { register: false },
 		// Defence in depth against injected markup: only our own scripts run,
 		// WebAssembly (Argon2id, Automerge) may compile, nothing is framed.
 		csp: {

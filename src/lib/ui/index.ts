@@ -16,3 +16,5 @@ export { default as ConnectionIndicator } from './ConnectionIndicator.svelte';
 export { default as InviteDialog } from './InviteDialog.svelte';
 export { default as MembersDialog } from './MembersDialog.svelte';
 export { default as Modal } from './Modal.svelte';
+export { default as UpdateBanner } from './UpdateBanner.svelte';
+export { restoreDrafts, stashDrafts, type DraftStorage } from './drafts';

@@ -26,6 +26,12 @@ export class RelayProcess {
 	port = 0;
 	output = '';
 	#child: ChildProcess | null = null;
+	readonly #env: Record<string, string>;
+
+	/** `env`: extra environment for the server, e.g. `KITH_STATIC` for a build of the test's own. */
+	constructor(env: Record<string, string> = {}) {
+		this.#env = env;
+	}
 
 	get origin(): string {
 		return `http://127.0.0.1:${this.port}`;
@@ -39,7 +45,8 @@ export class RelayProcess {
 				HOST: '127.0.0.1',
 				PORT: String(this.port),
 				KITH_DATA: this.dataDir,
-				LOG_LEVEL: 'debug'
+				LOG_LEVEL: 'debug',
+				...this.#env
 			},
 			stdio: ['ignore', 'pipe', 'pipe']
 		});
