@@ -6,10 +6,14 @@
  * It holds no Y.Doc. A room's stored updates are merged into one update and a
  * state vector (room-state.ts), kept in memory while the room has connections
  * or was used within `KITH_ROOM_IDLE_MS`. An incoming update is checked
- * against the doc rules with that state vector as `known`, appended to SQLite
- * in one transaction, acknowledged (`kith-stored`) and forwarded to the room's
- * other connections as the bytes that arrived. All work on one room runs on
- * one promise chain, so checks, stores and acknowledgements never interleave.
+ * against the doc rules with that state vector as `known`, forwarded to the
+ * room's other connections (as the bytes that arrived), appended to SQLite in
+ * one transaction and then acknowledged (`kith-stored`). All work on one room
+ * runs on one queue, so checks, stores and acknowledgements never interleave.
+ * Updates that queued up while the room was busy are taken as one batch:
+ * checked in parallel, each refused whole on its own, the accepted ones
+ * forwarded as one merged update per receiver, stored in one transaction and
+ * acknowledged once per sender. An idle room takes each update alone, at once.
  *
  * Nothing a client sends is logged: log lines carry reason codes, room ids,
  * connection ids and sizes. No input may take the process down: every event
@@ -89,6 +93,16 @@ export interface Relay {
 	close(): Promise<void>;
 }
 
+/** An update of a batch that passed the checks and the quota. */
+interface Accepted {
+	conn: Connection;
+	/** What is stored and relayed of it: the part the relay lacked. */
+	stored: Uint8Array;
+	entries: readonly { client: number; clock: number }[];
+	/** The frame as it came, when it can be forwarded unchanged. */
+	raw: Uint8Array | undefined;
+}
+
 type ConnectionState = 'authenticating' | 'open' | 'closing' | 'closed';
 
 class Connection {
@@ -120,19 +134,42 @@ class Connection {
 	}
 }
 
+/** An update frame waiting on its room's queue. */
+interface UpdateTask {
+	kind: 'update';
+	conn: Connection;
+	/** The Yjs update (v1) the frame carries. */
+	update: Uint8Array;
+	/** The whole frame, when it is a sync update that may be forwarded as it came. */
+	raw: Uint8Array | undefined;
+}
+
+interface WorkTask {
+	kind: 'work';
+	run: () => Promise<void> | void;
+}
+
+type RoomTask = UpdateTask | WorkTask;
+
+/** Most updates one batch takes from a room's queue. */
+export const MAX_BATCH_UPDATES = 128;
+/** Most update bytes one batch takes (a single larger update goes alone). */
+export const MAX_BATCH_BYTES = 1024 * 1024;
+
 class Room {
 	readonly conns = new Set<Connection>();
 	state: RoomState | undefined;
 	/** Compact when the room holds this many rows. */
 	compactAt: number;
 	compactScheduled = false;
-	#queue: Promise<void> = Promise.resolve();
-	#tasks = 0;
+	readonly #tasks: RoomTask[] = [];
+	#draining: Promise<void> | undefined;
 	#idleTimer: NodeJS.Timeout | undefined;
 
 	constructor(
 		readonly id: string,
 		compactAt: number,
+		readonly processUpdates: (room: Room, batch: UpdateTask[]) => Promise<void>,
 		readonly onTaskError: (err: unknown) => void
 	) {
 		this.compactAt = compactAt;
@@ -140,19 +177,63 @@ class Room {
 
 	/** Queues `task` after every task queued before it. Never rejects. */
 	run(task: () => Promise<void> | void): void {
-		this.#tasks++;
-		this.#queue = this.#queue
-			.then(task)
-			.catch(this.onTaskError)
-			.finally(() => this.#tasks--);
+		this.#push({ kind: 'work', run: task });
+	}
+
+	/** Queues an update; updates queued back to back are processed as one batch. */
+	update(conn: Connection, update: Uint8Array, raw: Uint8Array | undefined): void {
+		this.#push({ kind: 'update', conn, update, raw });
+	}
+
+	/** Puts updates taken for a batch back at the head of the queue, in order. */
+	requeue(batch: readonly UpdateTask[]): void {
+		this.#tasks.unshift(...batch);
+	}
+
+	#push(task: RoomTask): void {
+		this.#tasks.push(task);
+		this.#draining ??= this.#drain();
+	}
+
+	async #drain(): Promise<void> {
+		// One microtask: the other frames of the same socket read join the queue first.
+		await Promise.resolve();
+		for (;;) {
+			const first = this.#tasks[0];
+			if (!first) break;
+			try {
+				if (first.kind === 'work') {
+					this.#tasks.shift();
+					await first.run();
+				} else {
+					await this.processUpdates(this, this.#takeBatch());
+				}
+			} catch (err) {
+				this.onTaskError(err);
+			}
+		}
+		this.#draining = undefined;
+	}
+
+	/** The updates at the head of the queue, up to the batch limits (at least one). */
+	#takeBatch(): UpdateTask[] {
+		let n = 0;
+		let bytes = 0;
+		for (const task of this.#tasks) {
+			if (task.kind !== 'update' || n >= MAX_BATCH_UPDATES) break;
+			if (n > 0 && bytes + task.update.length > MAX_BATCH_BYTES) break;
+			bytes += task.update.length;
+			n++;
+		}
+		return this.#tasks.splice(0, n) as UpdateTask[];
 	}
 
 	get busy(): boolean {
-		return this.#tasks > 0;
+		return this.#draining !== undefined;
 	}
 
 	drained(): Promise<void> {
-		return this.#queue;
+		return this.#draining ?? Promise.resolve();
 	}
 
 	join(conn: Connection): void {
@@ -300,7 +381,7 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 
 		let room = rooms.get(conn.roomId);
 		if (!room) {
-			room = new Room(conn.roomId, compactAfterRows, (err) =>
+			room = new Room(conn.roomId, compactAfterRows, receiveUpdates, (err) =>
 				log.error('room task failed', { room: conn.roomId, err })
 			);
 			rooms.set(room.id, room);
@@ -396,8 +477,7 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 			case 'sync-step2':
 			case 'sync-update': {
 				const { update } = frame;
-				const raw = frame.kind === 'sync-update' ? bytes : undefined;
-				room.run(() => task(conn, () => receiveUpdate(conn, room, update, raw)));
+				room.update(conn, update, frame.kind === 'sync-update' ? bytes : undefined);
 				return;
 			}
 			case 'awareness':
@@ -452,41 +532,126 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 		send(conn, writeSyncStep2(await state.diff(stateVector)));
 	}
 
-	async function receiveUpdate(
-		conn: Connection,
-		room: Room,
-		update: Uint8Array,
-		rawFrame: Uint8Array | undefined
-	): Promise<void> {
+	/**
+	 * Checks, forwards, stores and acknowledges a batch of updates: what was
+	 * queued back to back (one update when the room is not busy). Each update is
+	 * judged on its own, refused whole if it breaks a rule; the accepted ones are
+	 * forwarded (one merged update per receiver), then stored in ONE transaction,
+	 * then acknowledged once per sender. An acknowledgement never precedes the
+	 * commit; a forward may (receivers store what they receive themselves).
+	 */
+	async function receiveUpdates(room: Room, batch: UpdateTask[]): Promise<void> {
 		const state = await load(room);
-		const check = await checkUpdate(update, state.sv);
-		if (!check.ok) {
-			refuse(conn, `doc-rules:${check.reason}`, check.detail);
-			return;
+		// Checked in parallel against the state before the batch (nothing changes
+		// it until the commit below: all work on a room runs on its queue).
+		const checks = await Promise.all(
+			batch.map(({ update }) =>
+				checkUpdate(update, state.sv).catch((err: unknown) => ({ ok: 'error' as const, err }))
+			)
+		);
+		const accepted: Accepted[] = [];
+		const acks = new Set<Connection>();
+		/** Items accepted in this batch so far, per client. */
+		const added = new Map<number, Set<number>>();
+		let addedBytes = 0;
+		for (let i = 0; i < batch.length; i++) {
+			const { conn, update, raw } = batch[i]!;
+			const check = checks[i]!;
+			if (check.ok === 'error') {
+				log.error('relay task failed', { conn: conn.id, room: room.id, err: check.err });
+				refuse(conn, 'server-error', 'the relay could not process this; nothing was stored');
+				continue;
+			}
+			if (!check.ok) {
+				refuse(conn, `doc-rules:${check.reason}`, check.detail);
+				continue;
+			}
+			if (check.entries.length === 0) {
+				acks.add(conn);
+				continue;
+			}
+			if (check.entries.some((e) => added.get(e.client)?.has(e.clock))) {
+				// Repeats an item accepted earlier in this batch (not yet in the state
+				// vector): this update and the rest wait for the next batch.
+				room.requeue(batch.slice(i));
+				break;
+			}
+			// Items the relay already holds were skipped by the checks, unread: never
+			// store or relay them. Only the part the relay lacks goes on.
+			const whole = !holdsKnownItems(update, state.sv);
+			const stored = whole ? update.slice() : Y.diffUpdate(update, state.stateVector());
+			if (state.bytes + addedBytes + stored.length > config.roomQuotaBytes) {
+				refuse(
+					conn,
+					'room-quota',
+					`this conversation has reached the relay's limit of ${config.roomQuotaBytes} bytes`
+				);
+				continue;
+			}
+			addedBytes += stored.length;
+			for (const { client, clock } of check.entries) {
+				let clocks = added.get(client);
+				if (!clocks) added.set(client, (clocks = new Set()));
+				clocks.add(clock);
+			}
+			accepted.push({ conn, stored, entries: check.entries, raw: whole ? raw : undefined });
 		}
-		if (check.entries.length === 0) {
-			acknowledge(conn, state);
-			return;
-		}
-		// Items the relay already holds were skipped by the checks, unread: never
-		// store or relay them. Only the part the relay lacks goes on.
-		const whole = !holdsKnownItems(update, state.sv);
-		const stored = whole ? update.slice() : Y.diffUpdate(update, state.stateVector());
-		if (state.bytes + stored.length > config.roomQuotaBytes) {
-			refuse(
-				conn,
-				'room-quota',
-				`this conversation has reached the relay's limit of ${config.roomQuotaBytes} bytes`
+		if (accepted.length > 0) {
+			const row =
+				accepted.length === 1 ? accepted[0]!.stored : Y.mergeUpdates(accepted.map((a) => a.stored));
+			forwardBatch(room, accepted, row);
+			try {
+				store.append(room.id, row);
+			} catch (err) {
+				// Nothing of the batch was stored: its senders hear so, and get no
+				// acknowledgement of it (the state vector below is still the old one).
+				log.error('storing updates failed', { room: room.id, updates: accepted.length, err });
+				const failed = new Set(accepted.map((a) => a.conn));
+				for (const conn of failed) {
+					refuse(conn, 'server-error', 'the relay could not store this; nothing was stored');
+				}
+				for (const conn of acks) if (!failed.has(conn)) acknowledge(conn, state);
+				return;
+			}
+			state.add(
+				row,
+				accepted.flatMap((a) => a.entries)
 			);
-			return;
+			metrics.updatesStored += accepted.length;
+			for (const { conn } of accepted) acks.add(conn);
 		}
-		store.append(room.id, stored);
-		state.add(stored, check.entries);
-		metrics.updatesStored++;
-		acknowledge(conn, state);
-		const out = whole && rawFrame ? rawFrame : writeSyncUpdate(stored);
-		for (const other of room.conns) if (other !== conn) forward(other, out);
-		maybeCompact(room, state);
+		for (const conn of acks) acknowledge(conn, state);
+		if (accepted.length > 0) maybeCompact(room, state);
+	}
+
+	/**
+	 * Sends a batch's accepted updates to the room's other connections: the
+	 * frame as it came for a lone update that was relayed whole, else one sync
+	 * update of `merged`; a connection that sent some of the batch gets the
+	 * merge of the others' only.
+	 */
+	function forwardBatch(room: Room, accepted: readonly Accepted[], merged: Uint8Array): void {
+		const senders = new Set(accepted.map((a) => a.conn));
+		const frameOf = (parts: readonly Accepted[], update: Uint8Array): Uint8Array =>
+			parts.length === 1 && parts[0]!.raw ? parts[0]!.raw : writeSyncUpdate(update);
+		let all: Uint8Array | undefined;
+		for (const other of room.conns) {
+			if (other.state !== 'open') continue;
+			if (!senders.has(other)) {
+				all ??= frameOf(accepted, merged);
+				forward(other, all);
+				continue;
+			}
+			const others = accepted.filter((a) => a.conn !== other);
+			if (others.length === 0) continue;
+			forward(
+				other,
+				frameOf(
+					others,
+					others.length === 1 ? others[0]!.stored : Y.mergeUpdates(others.map((a) => a.stored))
+				)
+			);
+		}
 	}
 
 	function maybeCompact(room: Room, state: RoomState): void {
