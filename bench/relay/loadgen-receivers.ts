@@ -1,9 +1,10 @@
 /**
  * Worker thread of the load generator: a share of the receivers. Each is a
- * WebSocket client that only reads (./raw-client.ts). For every frame
- * carrying the writer's message `seq` it takes `now - sendTimes[seq]` (the
- * writer thread stores the send time in shared memory before sending) into a
- * histogram, if `seq` is in the current steady window. It also keeps, per receiver, the highest seq seen
+ * WebSocket client that only reads (./raw-client.ts). For every message `seq`
+ * a frame carries (one, or several when the relay merged queued updates) it
+ * takes `now - sendTimes[seq]` (the writer thread stores the send time in
+ * shared memory before sending) into a histogram, if `seq` is in the current
+ * steady window. It also keeps, per receiver, the highest seq seen
  * (to know when the relay has drained) and the event-loop delay of this
  * thread (to tell whether the load generator itself is the bottleneck).
  */
@@ -11,7 +12,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { bucketOf, BUCKETS, nowMs } from './clock';
 import { rawConnect, type RawClient } from './raw-client';
-import { seqOf } from './stream';
+import { seqRangeOf } from './stream';
 
 export type ReceiverCommand =
 	| { type: 'connect'; urls: string[]; waitForFrame: boolean }
@@ -47,19 +48,24 @@ let maxMs = 0;
 const loop = monitorEventLoopDelay({ resolution: 5 });
 loop.enable();
 
+const frameCount = new Uint32Array(1);
+
 function onFrame(index: number, data: Buffer): void {
 	const t = nowMs();
-	const seq = seqOf(data);
-	if (seq < 0) return;
-	if (seq > seen[index]!) seen[index] = seq;
-	if (seq < from || seq >= to) return;
-	const ms = t - sendTimes[seq]!;
-	hist[bucketOf(ms)]!++;
-	count++;
-	if (ms > maxMs) maxMs = ms;
-	if (ms > abortMs && !slowReported) {
-		slowReported = true;
-		port.postMessage({ type: 'slow', ms });
+	const first = seqRangeOf(data, frameCount);
+	if (first < 0) return;
+	// Every message the frame carries counts as one delivery (a relay may merge).
+	const end = first + frameCount[0]!;
+	if (end - 1 > seen[index]!) seen[index] = end - 1;
+	for (let seq = Math.max(first, from); seq < end && seq < to; seq++) {
+		const ms = t - sendTimes[seq]!;
+		hist[bucketOf(ms)]!++;
+		count++;
+		if (ms > maxMs) maxMs = ms;
+		if (ms > abortMs && !slowReported) {
+			slowReported = true;
+			port.postMessage({ type: 'slow', ms });
+		}
 	}
 }
 

@@ -5,8 +5,9 @@
  * transaction into a ConversationDoc, exactly as the app seals and inserts;
  * each insert's Yjs update becomes one sync-update frame (about 470 bytes).
  * Message `seq` is the item at clock `seq` of the writer's Yjs client, so a
- * receiver tells which message a frame carries from the update's first
- * struct (`seqOf`), whichever relay re-encoded it. Every relay process starts
+ * receiver tells which messages a frame carries from the update's first
+ * struct and the number of structs (`seqRangeOf`), whichever relay
+ * re-encoded or merged it. Every relay process starts
  * empty, so the same stream is replayed from seq 0 against each.
  */
 import {
@@ -73,12 +74,16 @@ export async function makeStream(count: number): Promise<MessageStream> {
 }
 
 /**
- * The writer's seq carried by a sync-update (or step2) frame: the clock of the
- * first struct of its Yjs update (v1 encoding: length, client groups,
- * structs, client, clock — all lib0 varUints). -1 for any other frame. Read
- * by hand: it runs for every delivery.
+ * The writer's messages carried by a sync-update (or step2) frame: the clock
+ * of the first struct of its Yjs update, and how many structs follow it in
+ * that client's group (v1 encoding: length, client groups, structs, client,
+ * clock — all lib0 varUints). Each of the writer's messages is one struct of
+ * length 1, so a frame carries messages `seq … seq + count - 1`: one message
+ * as the writer sent it, or several when a relay merged queued updates into
+ * one frame. Returns the first seq and stores the count in `count[0]`; -1 for
+ * any other frame. Read by hand: it runs for every delivery.
  */
-export function seqOf(frame: Uint8Array): number {
+export function seqRangeOf(frame: Uint8Array, count: Uint32Array): number {
 	if (frame.length < 7 || frame[0] !== 0 || (frame[1] !== 2 && frame[1] !== 1)) return -1;
 	let pos = 2;
 	for (let field = 0; field < 5; field++) {
@@ -92,6 +97,7 @@ export function seqOf(frame: Uint8Array): number {
 			scale *= 128;
 		} while (byte & 0x80);
 		if ((field === 1 || field === 2) && value < 1) return -1;
+		if (field === 2) count[0] = value;
 		if (field === 4) return value;
 	}
 	return -1;
