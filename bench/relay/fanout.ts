@@ -173,7 +173,7 @@ class Search {
 		this.steps.push({ ...r, full, pass });
 		this.log(
 			`    ${full ? 'full ' : 'probe'} ${fmt(rate).padStart(6)} msg/s: ${pass ? 'pass' : 'FAIL'}  p50 ${fmt(r.p50Ms, 1)} / p99 ${fmt(r.p99Ms, 1)} ms` +
-				`${r.aborted ? ' (aborted)' : ''}${r.drained ? '' : ' (not drained)'}; relay CPU ${fmt(r.relayCpuPct)} %, RSS ${mb(r.relayRss)}; load gen CPU ${fmt(r.loadgenCpuPct)} %, loop p99 ${fmt(r.loopP99Ms)} ms`
+				`${r.aborted ? ' (aborted)' : ''}${r.drained ? '' : ' (not drained)'}; relay CPU ${fmt(r.relayCpuPct)} %, RSS ${mb(r.relayRss)}; load gen CPU ${fmt(r.loadgenCpuPct)} %, loop p99 ${fmt(r.loopP99Ms)} ms; ${fmt(r.delivered / r.frames, 2)} msg/frame`
 		);
 		if (!r.drained || r.closed > 0 || this.relay?.exited) await this.restart();
 		return pass;
@@ -329,6 +329,8 @@ interface Summary {
 	rate: number;
 	rss: number;
 	p99: number;
+	/** Messages per frame delivered at that rate (1 unless the relay merges). */
+	perFrame: number;
 	rates: number[];
 	/** Searches in which no rate passed (left out of the medians). */
 	failed: number;
@@ -346,6 +348,9 @@ function summarise(results: FanoutResults, kind: RelayKind, receivers: number): 
 		rate: median(runs.map((r) => r.rate)),
 		rss: median(runs.map((r) => r.atRate?.relayRss ?? Number.NaN)),
 		p99: median(runs.map((r) => r.atRate?.p99Ms ?? Number.NaN)),
+		perFrame: median(
+			runs.map((r) => (r.atRate ? r.atRate.delivered / r.atRate.frames : Number.NaN))
+		),
 		rates: all.map((r) => r.rate),
 		failed: all.length - runs.length,
 		failRelayCpu: median(fails.map((f) => f.relayCpuPct)),
@@ -359,7 +364,7 @@ export function fanoutRows(results: FanoutResults): Row[] {
 	const rows: Row[] = [];
 	const rate = (s: Summary): string => `${s.capped ? '≥ ' : ''}${fmt(s.rate)} msg/s`;
 	const detail = (s: Summary): string =>
-		`runs ${s.rates.map((r) => fmt(r)).join(', ')}${s.failed ? ` (${s.failed} found no passing rate: left out)` : ''}; p99 ${fmt(s.p99, 1)} ms at that rate; first failing rate: relay CPU ${fmt(s.failRelayCpu)} %, load gen CPU ${fmt(s.failLoadgenCpu)} %, loop p99 ${fmt(s.failLoop)} ms`;
+		`runs ${s.rates.map((r) => fmt(r)).join(', ')}${s.failed ? ` (${s.failed} found no passing rate: left out)` : ''}; p99 ${fmt(s.p99, 1)} ms and ${fmt(s.perFrame, 2)} msg/frame at that rate; first failing rate: relay CPU ${fmt(s.failRelayCpu)} %, load gen CPU ${fmt(s.failLoadgenCpu)} %, loop p99 ${fmt(s.failLoop)} ms`;
 	for (const n of results.config.receivers) {
 		const kith = summarise(results, 'kith', n);
 		const plain = summarise(results, 'plain', n);

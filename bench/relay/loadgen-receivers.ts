@@ -24,6 +24,8 @@ export type ReceiverCommand =
 export interface ReceiverReport {
 	hist: Uint32Array;
 	count: number;
+	/** Frames that carried those deliveries (fewer than `count` when a relay merges). */
+	frames: number;
 	maxMs: number;
 	/** Receivers closed by the relay (or failed) since connecting. */
 	closed: number;
@@ -44,6 +46,7 @@ let abortMs = Number.POSITIVE_INFINITY;
 let slowReported = false;
 let hist = new Uint32Array(BUCKETS + 1);
 let count = 0;
+let frames = 0;
 let maxMs = 0;
 const loop = monitorEventLoopDelay({ resolution: 5 });
 loop.enable();
@@ -57,6 +60,7 @@ function onFrame(index: number, data: Buffer): void {
 	// Every message the frame carries counts as one delivery (a relay may merge).
 	const end = first + frameCount[0]!;
 	if (end - 1 > seen[index]!) seen[index] = end - 1;
+	if (first < to && end > from) frames++;
 	for (let seq = Math.max(first, from); seq < end && seq < to; seq++) {
 		const ms = t - sendTimes[seq]!;
 		hist[bucketOf(ms)]!++;
@@ -114,6 +118,7 @@ port.on('message', (command: ReceiverCommand) => {
 			slowReported = false;
 			hist = new Uint32Array(BUCKETS + 1);
 			count = 0;
+			frames = 0;
 			maxMs = 0;
 			loop.reset();
 			port.postMessage({ type: 'ok' });
@@ -128,6 +133,7 @@ port.on('message', (command: ReceiverCommand) => {
 			const report: ReceiverReport = {
 				hist,
 				count,
+				frames,
 				maxMs,
 				closed,
 				loopP99Ms: loop.percentile(99) / 1e6,

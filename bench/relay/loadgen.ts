@@ -59,6 +59,8 @@ export interface StepResult {
 	/** Deliveries in the steady window, and how many there should have been. */
 	delivered: number;
 	expected: number;
+	/** Frames that carried the deliveries (a relay that merges sends fewer). */
+	frames: number;
 	p50Ms: number;
 	p99Ms: number;
 	maxMs: number;
@@ -249,10 +251,12 @@ async function step(request: StepRequest): Promise<void> {
 	);
 	const hist = new Uint32Array(BUCKETS + 1);
 	let delivered = 0;
+	let frames = 0;
 	let maxMs = 0;
 	for (const r of reports) {
 		for (let b = 0; b < hist.length; b++) hist[b]! += r.hist[b]!;
 		delivered += r.count;
+		frames += r.frames;
 		maxMs = Math.max(maxMs, r.maxMs);
 	}
 	const windowEnd = Math.min(count, report.sent);
@@ -268,6 +272,7 @@ async function step(request: StepRequest): Promise<void> {
 		drained,
 		delivered,
 		expected,
+		frames,
 		p50Ms: histogramPercentile(hist, total, 50),
 		p99Ms: histogramPercentile(hist, total, 99),
 		maxMs: delivered < expected ? Number.POSITIVE_INFINITY : maxMs,
