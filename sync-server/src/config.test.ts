@@ -26,7 +26,8 @@ describe('loadConfig', () => {
 			rateMsgsPerSec: 200,
 			rateBytesPerSec: 8 * 1024 * 1024,
 			roomQuotaBytes: 512 * 1024 * 1024,
-			roomIdleMs: 60_000
+			roomIdleMs: 60_000,
+			vapidSubject: 'mailto:admin@localhost'
 		});
 		expect(DEFAULTS.port).toBe(8787);
 	});
@@ -44,7 +45,8 @@ describe('loadConfig', () => {
 				KITH_RATE_MSGS_PER_SEC: '50',
 				KITH_RATE_BYTES_PER_SEC: '100000',
 				KITH_ROOM_QUOTA_BYTES: '1000000',
-				KITH_ROOM_IDLE_MS: '0'
+				KITH_ROOM_IDLE_MS: '0',
+				KITH_VAPID_SUBJECT: 'mailto:ops@example.org'
 			},
 			cwd
 		);
@@ -59,7 +61,8 @@ describe('loadConfig', () => {
 			rateMsgsPerSec: 50,
 			rateBytesPerSec: 100_000,
 			roomQuotaBytes: 1_000_000,
-			roomIdleMs: 0
+			roomIdleMs: 0,
+			vapidSubject: 'mailto:ops@example.org'
 		});
 	});
 
@@ -89,7 +92,10 @@ describe('loadConfig', () => {
 		['KITH_RATE_MSGS_PER_SEC', '0'],
 		['KITH_RATE_BYTES_PER_SEC', 'fast'],
 		['KITH_ROOM_QUOTA_BYTES', '1.5e9'],
-		['KITH_ROOM_IDLE_MS', '-1']
+		['KITH_ROOM_IDLE_MS', '-1'],
+		['KITH_VAPID_SUBJECT', 'admin@example.org'],
+		['KITH_VAPID_SUBJECT', 'http://example.org'],
+		['KITH_VAPID_SUBJECT', 'mailto:nobody']
 	])('rejects %s=%s, naming the variable and the value', (name, value) => {
 		const problems = problemsOf({ [name]: value });
 		expect(problems).toHaveLength(1);

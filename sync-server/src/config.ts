@@ -36,6 +36,8 @@ export interface Config {
 	roomQuotaBytes: number;
 	/** How long a room with no connection keeps its merged state in memory. */
 	roomIdleMs: number;
+	/** The VAPID `sub` claim: how a push service reaches this relay's operator (`mailto:` or `https:`). */
+	vapidSubject: string;
 }
 
 const MiB = 1024 * 1024;
@@ -51,7 +53,8 @@ export const DEFAULTS = {
 	rateMsgsPerSec: 200,
 	rateBytesPerSec: 8 * MiB,
 	roomQuotaBytes: 512 * MiB,
-	roomIdleMs: 60_000
+	roomIdleMs: 60_000,
+	vapidSubject: 'mailto:admin@localhost'
 } as const satisfies Record<keyof Config, unknown>;
 
 /** The configuration cannot be used; `problems` lists each bad variable. */
@@ -99,7 +102,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
 			min: 1024,
 			max: Number.MAX_SAFE_INTEGER
 		}),
-		roomIdleMs: r.integer('KITH_ROOM_IDLE_MS', DEFAULTS.roomIdleMs, { min: 0, max: 86_400_000 })
+		roomIdleMs: r.integer('KITH_ROOM_IDLE_MS', DEFAULTS.roomIdleMs, { min: 0, max: 86_400_000 }),
+		vapidSubject: r.vapidSubject('KITH_VAPID_SUBJECT', DEFAULTS.vapidSubject)
 	};
 	r.done();
 	return config;
@@ -143,6 +147,28 @@ export class EnvReader {
 			return this.#fail(
 				name,
 				'a host name or IP address such as 127.0.0.1, 0.0.0.0 or :: (not a URL, no brackets)',
+				value,
+				fallback
+			);
+		}
+		return value;
+	}
+
+	/** A `mailto:` address or `https:` URL, as web push services want in the VAPID claims. */
+	vapidSubject(name: string, fallback: string): string {
+		const value = this.raw(name);
+		if (value === undefined) return fallback;
+		let ok = false;
+		try {
+			const url = new URL(value);
+			ok = (url.protocol === 'mailto:' && url.pathname.includes('@')) || url.protocol === 'https:';
+		} catch {
+			// not a URL: reported below
+		}
+		if (!ok) {
+			return this.#fail(
+				name,
+				'a mailto: address or https: URL (e.g. mailto:admin@example.org)',
 				value,
 				fallback
 			);
