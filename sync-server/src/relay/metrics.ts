@@ -9,6 +9,8 @@ export class RelayMetrics {
 	framesOut = 0;
 	updatesStored = 0;
 	readonly refusals = new Map<string, number>();
+	/** More metrics in the same format, appended by other parts of the server (push). */
+	readonly sections: Array<() => string> = [];
 
 	refused(reason: string, count = 1): void {
 		this.refusals.set(reason, (this.refusals.get(reason) ?? 0) + count);
@@ -47,6 +49,7 @@ export class RelayMetrics {
 			'Updates written to the database.',
 			this.updatesStored
 		);
+		for (const section of this.sections) lines.push(section().trimEnd());
 		return lines.join('\n') + '\n';
 	}
 }

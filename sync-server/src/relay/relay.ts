@@ -45,6 +45,7 @@ import {
 	writeSyncStep1,
 	writeSyncStep2,
 	writeSyncUpdate,
+	MAX_NOTIFY_BYTES,
 	type AuthFailure,
 	type RefusalReason
 } from './wire.ts';
@@ -91,7 +92,27 @@ export interface Relay {
 	readonly roomsActive: number;
 	/** Closes every connection (1001), finishes queued work, closes the database. */
 	close(): Promise<void>;
+	/**
+	 * Checks a proof of access made as for a connection (challenge, signature)
+	 * against a room that must already be registered with `cap`; never claims
+	 * one. Redeems the nonce. Null when it holds (push registration).
+	 */
+	proveAccess(room: string, cap: string, nonce: string, sig: string): Promise<AuthFailure | null>;
+	/** The `device` ids of the room's open connections right now. */
+	liveDevices(room: string): Set<string>;
+	/** Called with every kith-notify a connection sends (docs/protocol.md, "Push (v1)"). */
+	onNotify(handler: NotifyHandler): void;
 }
+
+/** A notification envelope from an admitted connection of `room`, whose device is `device`. */
+export type NotifyHandler = (
+	room: string,
+	envelope: Uint8Array,
+	device: string | undefined
+) => void;
+
+/** What a `device` query parameter may be (an opaque id the client chooses). */
+const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** An update of a batch that passed the checks and the quota. */
 interface Accepted {
@@ -112,6 +133,8 @@ class Connection {
 	alive = true;
 	lastSent = Date.now();
 	lastRateNotice = 0;
+	/** The client's opaque device id (`device=`), for push: no push to a device that is here. */
+	device: string | undefined;
 
 	constructor(
 		readonly id: string,
@@ -289,6 +312,7 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 	let nextConnection = 0;
 	let closing: Promise<void> | undefined;
 	let allClosed: (() => void) | undefined;
+	let notifyHandler: NotifyHandler | undefined;
 
 	const heartbeat = setInterval(() => guard('heartbeat', beat), keepaliveMs);
 	heartbeat.unref();
@@ -350,6 +374,8 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 			new TokenBucket(config.rateMsgsPerSec, 2 * config.rateMsgsPerSec),
 			new TokenBucket(config.rateBytesPerSec, 2 * config.rateBytesPerSec)
 		);
+		const device = params.get('device');
+		if (device !== null && DEVICE_ID.test(device)) conn.device = device;
 		connections.add(conn);
 		metrics.connections++;
 		ws.on('message', (data: RawData, isBinary: boolean) =>
@@ -485,6 +511,20 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 				// Opaque: forwarded as it came.
 				for (const other of room.conns) if (other !== conn) forward(other, bytes);
 				return;
+			case 'notify': {
+				// Push (push/): opaque bytes, handed over outside the room's queue.
+				const size = frame.envelope.length;
+				if (size === 0) return refuse(conn, 'notify-empty', 'the notification envelope is empty');
+				if (size > MAX_NOTIFY_BYTES) {
+					return refuse(
+						conn,
+						'notify-too-large',
+						`notifications are limited to ${MAX_NOTIFY_BYTES} bytes; this one had ${size}`
+					);
+				}
+				notifyHandler?.(room.id, frame.envelope, conn.device);
+				return;
+			}
 			case 'unsupported':
 				refuse(
 					conn,
@@ -810,7 +850,23 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 		get roomsActive() {
 			return rooms.size;
 		},
-		close
+		close,
+		async proveAccess(room, cap, nonce, sig) {
+			const key = await authenticate(room, new URLSearchParams({ cap, nonce, sig }));
+			if (typeof key === 'string') return key;
+			const registered = store.room(room)?.cap;
+			return registered && equalBytes(registered, key) ? null : 'wrong-capability';
+		},
+		liveDevices(room) {
+			const live = new Set<string>();
+			for (const conn of rooms.get(room)?.conns ?? []) {
+				if (conn.state === 'open' && conn.device) live.add(conn.device);
+			}
+			return live;
+		},
+		onNotify(handler) {
+			notifyHandler = handler;
+		}
 	};
 }
 

@@ -1,6 +1,6 @@
 /**
  * The relay's wire format: y-websocket framing (a lib0 varUint message type,
- * then its payload) plus two Kith messages. Pure `write*` / `read*`
+ * then its payload) plus three Kith messages. Pure `write*` / `read*`
  * functions; the prose is docs/protocol.md, "Relay protocol".
  *
  * Reading is strict about framing — every length prefix must fit, and nothing
@@ -14,6 +14,7 @@ import * as Y from 'yjs';
 import type { RuleViolation } from '../../../src/lib/conversation/doc-rules.ts';
 import {
 	MESSAGE_AWARENESS,
+	MESSAGE_NOTIFY,
 	MESSAGE_QUERY_AWARENESS,
 	MESSAGE_SYNC,
 	SYNC_STEP1,
@@ -28,8 +29,10 @@ import {
 // strict reading of client frames and the relay's fixed frames.
 export {
 	AUTH_PERMISSION_DENIED,
+	MAX_NOTIFY_BYTES,
 	MESSAGE_AUTH,
 	MESSAGE_AWARENESS,
+	MESSAGE_NOTIFY,
 	MESSAGE_QUERY_AWARENESS,
 	MESSAGE_REFUSED,
 	MESSAGE_STORED,
@@ -62,6 +65,8 @@ export type RefusalReason =
 	| 'malformed-frame'
 	| 'unsupported-message'
 	| 'server-error'
+	| 'notify-too-large'
+	| 'notify-empty'
 	| `doc-rules:${RuleViolation}`;
 
 /** A frame from a client, as far as the relay needs to understand it. */
@@ -71,6 +76,8 @@ export type ClientFrame =
 	| { kind: 'sync-update'; update: Uint8Array }
 	| { kind: 'awareness' }
 	| { kind: 'query-awareness' }
+	/** kith-notify: a notification envelope to push to the room's offline devices (opaque). */
+	| { kind: 'notify'; envelope: Uint8Array }
 	| { kind: 'unsupported'; messageType: number };
 
 /** The framing of a client frame is broken; the connection cannot continue. */
@@ -112,6 +119,13 @@ export function readClientFrame(frame: Uint8Array): ClientFrame {
 			break;
 		case MESSAGE_QUERY_AWARENESS:
 			parsed = { kind: 'query-awareness' };
+			break;
+		case MESSAGE_NOTIFY:
+			// Opaque too: its size is judged by the relay, its content by nobody.
+			parsed = {
+				kind: 'notify',
+				envelope: read(decoder, decoding.readVarUint8Array, 'notification envelope')
+			};
 			break;
 		default:
 			// Well framed as far as we can tell, but nothing this relay handles.
