@@ -37,6 +37,8 @@ export interface NetHubOptions {
 	tabs: TabCoordinator;
 	/** The relay's base URL (same origin as the app), or null for none. */
 	relayUrl: string | null;
+	/** This device's id, for the relay's push (it pushes only to devices not connected). */
+	device?: string;
 	onRefused?(room: RoomId, refusal: RelayRefusal): void;
 	/** Any room's status changed. */
 	onStatusChange?(): void;
@@ -67,6 +69,9 @@ export class NetHub {
 		});
 		tabs.onTyping((roomId, state) => {
 			this.#rooms.get(roomId as RoomId)?.connection?.setLocalState(state);
+		});
+		tabs.onNotify((roomId, envelope) => {
+			this.#rooms.get(roomId as RoomId)?.connection?.notify(envelope);
 		});
 		tabs.onAsk(() => {
 			for (const [id, room] of this.#rooms) {
@@ -131,6 +136,14 @@ export class NetHub {
 		else this.#options.tabs.sendTyping(roomId, state);
 	}
 
+	/** Hand the relay a notification envelope for a room's offline devices (through the leader). */
+	notify(roomId: RoomId, envelope: Uint8Array): void {
+		const room = this.#rooms.get(roomId);
+		if (!room) return;
+		if (room.connection) room.connection.notify(envelope);
+		else this.#options.tabs.sendNotify(roomId, envelope);
+	}
+
 	/** Try every room's connection now (the user asked, or the network came back). */
 	reconnectNow(): void {
 		for (const room of this.#rooms.values()) room.connection?.reconnectNow();
@@ -147,6 +160,7 @@ export class NetHub {
 			roomId,
 			cdoc: room.session.doc,
 			capabilityIkm: room.ikm,
+			...(this.#options.device ? { deviceId: this.#options.device } : {}),
 			onRemoteApplied: (update) => room.session.commitRemoteUpdate(update)
 		});
 		room.connection = connection;

@@ -15,6 +15,8 @@
  *   leader   → all:  {t:'net', room, status, relay}  the leader's relay connection:
  *                    status and what the relay acknowledged storing
  *   leader   → all:  {t:'aware', room, states}  remote encrypted awareness states
+ *   any      → all:  {t:'notify', room, envelope}  a notification envelope for the relay
+ *                    (the leader sends it),
  *   any      → all:  {t:'typing', room, state}  a tab's own encrypted awareness state,
  *                    which the leader publishes
  *   follower → all:  {t:'ask'}                  a new tab asks for 'net' and 'aware'
@@ -62,6 +64,7 @@ const TabMessage = z.discriminatedUnion('t', [
 		states: z.array(z.tuple([z.number().int().nonnegative(), Bytes]))
 	}),
 	z.object({ t: z.literal('typing'), room: z.string(), state: Bytes.nullable() }),
+	z.object({ t: z.literal('notify'), room: z.string(), envelope: Bytes }),
 	z.object({ t: z.literal('ask') })
 ]);
 type TabMessage = z.infer<typeof TabMessage>;
@@ -115,6 +118,7 @@ export class TabCoordinator {
 	readonly #netHandlers = new Set<(message: NetMessage) => void>();
 	readonly #awareHandlers = new Set<(message: AwarenessMessage) => void>();
 	readonly #typingHandlers = new Set<(room: string, state: Uint8Array | null) => void>();
+	readonly #notifyHandlers = new Set<(room: string, envelope: Uint8Array) => void>();
 	readonly #askHandlers = new Set<() => void>();
 	readonly #pending = new Map<string, Pending>();
 	#timer: ReturnType<typeof setInterval> | null = null;
@@ -223,6 +227,17 @@ export class TabCoordinator {
 	onTyping(handler: (room: string, state: Uint8Array | null) => void): () => void {
 		this.#typingHandlers.add(handler);
 		return () => this.#typingHandlers.delete(handler);
+	}
+
+	/** A tab's notification envelope for the relay; the leader sends it. */
+	sendNotify(room: string, envelope: Uint8Array): void {
+		this.#post({ t: 'notify', room, envelope });
+	}
+
+	/** Leader: another tab has a notification envelope for the relay. */
+	onNotify(handler: (room: string, envelope: Uint8Array) => void): () => void {
+		this.#notifyHandlers.add(handler);
+		return () => this.#notifyHandlers.delete(handler);
 	}
 
 	/** A new tab asks the leader for the connection and awareness state of every room. */
@@ -356,6 +371,10 @@ export class TabCoordinator {
 			case 'typing':
 				if (!this.#leader) return;
 				for (const handler of this.#typingHandlers) handler(message.room, message.state);
+				return;
+			case 'notify':
+				if (!this.#leader) return;
+				for (const handler of this.#notifyHandlers) handler(message.room, message.envelope);
 				return;
 			case 'ask':
 				if (!this.#leader) return;

@@ -66,7 +66,7 @@ describe('notification envelopes', () => {
 		const other = notifyKeyFor(newSecretKey(), roomId);
 		await expect(openNotification(bytes, () => other)).rejects.toThrow(NotificationError);
 		const flipped = bytes.slice();
-		flipped[flipped.length - 70] ^= 1;
+		flipped[flipped.length - 70]! ^= 1;
 		await expect(openNotification(flipped, () => key)).rejects.toThrow(NotificationError);
 		await expect(openNotification(bytes.subarray(0, 50), () => key)).rejects.toThrow(
 			NotificationError

@@ -140,7 +140,7 @@ export interface RelayConnectionOptions {
 	 * the relay pushes to a device's subscription only while the device has no
 	 * connection to the room.
 	 */
-	device?: string;
+	deviceId?: string;
 	/** Give up on an attempt (challenge, open, admission) after this long. Default 30 s: a relay loads a large room before it admits. */
 	handshakeTimeoutMs?: number;
 }
@@ -273,7 +273,7 @@ export class RelayConnection {
 		this.roomId = options.roomId;
 		this.cdoc = options.cdoc;
 		this.#relayUrl = options.relayUrl;
-		this.#device = options.device;
+		this.#device = options.deviceId;
 		const WebSocketImpl = options.WebSocketImpl ?? globalThis.WebSocket;
 		if (!WebSocketImpl) throw new TypeError('no WebSocket implementation: pass WebSocketImpl');
 		this.#WebSocket = WebSocketImpl;

@@ -41,6 +41,8 @@ interface VaultConversation {
 	creator?: ImmutableString;
 	/** Set when someone other than the inviter admitted this account: see ConversationEntry. */
 	invite?: { id: ImmutableString; device: ImmutableString; inviter: ImmutableString };
+	/** Muted: no push notifications (the last writer wins). */
+	muted?: boolean;
 }
 
 interface VaultShape {
@@ -68,6 +70,8 @@ export interface ConversationEntry {
 	 * the conversation the inviter (`inviter`, a display name) shared.
 	 */
 	invite?: { id: string; device: string; inviter: string };
+	/** The user muted it: the relay pushes nothing for it. */
+	muted?: boolean;
 }
 
 export interface ReadPosition {
@@ -147,6 +151,15 @@ export class Vault {
 		});
 	}
 
+	setMuted(id: ConversationId, muted: boolean): Uint8Array[] {
+		const current = this.#doc.conversations?.[id];
+		if (!current || (current.muted === true) === muted) return [];
+		return this.#change((doc) => {
+			const c = doc.conversations[id];
+			if (c) c.muted = muted;
+		});
+	}
+
 	setReadPosition(
 		deviceId: string,
 		conversation: ConversationId,
@@ -189,6 +202,7 @@ export class Vault {
 				keys,
 				createdAt: c.createdAt,
 				...(c.creator === undefined ? {} : { creator: str(c.creator) }),
+				...(c.muted === true ? { muted: true } : {}),
 				...(c.invite === undefined
 					? {}
 					: {
