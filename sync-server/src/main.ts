@@ -3,7 +3,7 @@
  *
  * Reads the configuration from the environment (see config.ts), makes sure
  * the data directory exists and is writable, starts the server with the
- * relay attached (relay/) and prints
+ * relay (relay/) and Web Push (push/) attached and prints
  * one line saying where. SIGTERM or SIGINT stops it gracefully and exits 0;
  * a second signal exits at once.
  *
@@ -16,6 +16,7 @@ import { constants as osConstants } from 'node:os';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { attachBlobs } from './blobs/index.ts';
+import { attachPush } from './push/index.ts';
 import { attachRelay } from './relay/index.ts';
 import { createServer } from './server.ts';
 
@@ -55,7 +56,8 @@ async function main(): Promise<void> {
 
 	const server = createServer(config, { logger: log });
 	try {
-		attachRelay(server, config, { logger: log });
+		const relay = attachRelay(server, config, { logger: log });
+		attachPush(server, relay, config, { logger: log });
 		attachBlobs(server, config, { logger: log });
 	} catch (err) {
 		process.stderr.write(
