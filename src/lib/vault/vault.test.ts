@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { newRoomId, newSecretKey, type ConversationId } from '../crypto';
+import { Vault, type ConversationEntry } from './vault';
+
+function entry(name: string, extra: Partial<ConversationEntry> = {}): ConversationEntry {
+	return {
+		id: `c-${name}` as ConversationId,
+		name,
+		kind: 'group',
+		roomId: newRoomId(),
+		epoch: 0,
+		keys: new Map([[0, newSecretKey()]]),
+		createdAt: 1_700_000_000_000,
+		...extra
+	};
+}
+
+describe('Vault conversations', () => {
+	it('keeps an unconfirmed admission’s invitation and the mute setting, across devices', async () => {
+		const a = await Vault.open();
+		const changes = [
+			...a.initialise('Ada', entry('Notes', { kind: 'notes' })),
+			...a.addConversation(
+				entry('Trip', { invite: { id: 'inv-1', device: 'dev-ada', inviter: 'Ada' } })
+			),
+			...a.addConversation(entry('Work'))
+		];
+		const trip = a.conversations().find((c) => c.name === 'Trip')!;
+		expect(trip.invite).toEqual({ id: 'inv-1', device: 'dev-ada', inviter: 'Ada' });
+		expect(trip.muted).toBeUndefined();
+
+		const muting = a.setMuted(trip.id, true);
+		expect(muting).toHaveLength(1);
+		expect(a.setMuted(trip.id, true)).toEqual([]); // no change, nothing to store
+
+		// Another device of the account gets the same view from the changes.
+		const b = await Vault.open();
+		b.applyChanges([...changes, ...muting]);
+		const seen = b.conversations().find((c) => c.name === 'Trip')!;
+		expect(seen.muted).toBe(true);
+		expect(seen.invite).toEqual(trip.invite);
+		expect(b.conversations().find((c) => c.name === 'Work')!.muted).toBeUndefined();
+
+		b.setMuted(seen.id, false);
+		expect(b.conversations().find((c) => c.name === 'Trip')!.muted).toBeUndefined();
+	});
+
+	it('refuses to mute a conversation it does not hold', async () => {
+		const a = await Vault.open();
+		a.initialise('Ada', entry('Notes', { kind: 'notes' }));
+		expect(a.setMuted('missing' as ConversationId, true)).toEqual([]);
+	});
+});
