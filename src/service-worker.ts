@@ -9,9 +9,14 @@
  */
 import { base, build, files, version } from '$service-worker';
 import { shell, updates, type ServiceWorkerScope, type WorkerModule } from '$lib/sw';
+import { media } from '$lib/sw/media';
 
 const scope = self as unknown as ServiceWorkerScope;
 
-const modules: readonly WorkerModule[] = [updates(), shell({ base, build, files, version })];
+const modules: readonly WorkerModule[] = [
+	updates(),
+	media(),
+	shell({ base, build, files, version })
+];
 
 for (const install of modules) install(scope);

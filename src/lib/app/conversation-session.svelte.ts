@@ -53,6 +53,9 @@ import type {
 } from './types';
 import type { DocSession, EntrySource } from './doc-session';
 import { ownStatus, ReceiptBook } from './receipts';
+import type { FileManifest } from '../media/manifest';
+import type { MediaManager } from '../media/media.svelte';
+import { deriveRoomCapability } from '../sync/capability';
 
 /** Most plaintext bytes sealed into one envelope when batching a burst. */
 const BATCH_BYTES = 192 * 1024;
@@ -105,6 +108,8 @@ export interface ConversationSessionOptions {
 	 * room, so no one else can put it there).
 	 */
 	expectInvite?: { id: string; device: string; inviter: string };
+	/** Files: sending, fetching, showing (absent without a relay). */
+	media?: MediaManager | null;
 	/** Restored reducer state from an encrypted snapshot. */
 	restored?: unknown;
 	onChange?: () => void;
@@ -316,6 +321,36 @@ export class ConversationSession implements ConversationHandle {
 	/** Send many messages as one burst; resolves when all are "Saved". */
 	async sendMany(texts: string[]): Promise<void> {
 		await Promise.all(texts.map((text) => this.#enqueue(text).saved));
+	}
+
+	/** The files service, for the view (uploads in progress, downloads, URLs). */
+	get media(): MediaManager | null {
+		return this.#options.media ?? null;
+	}
+
+	/**
+	 * Send a file: refused at once (FileTooLargeError) when it is over the
+	 * relay's limit; otherwise uploaded, and sent as a message carrying its
+	 * manifest once every chunk is on the relay.
+	 */
+	async attach(file: File): Promise<void> {
+		const media = this.#options.media;
+		if (!media) throw new Error('Sending files needs the Kith relay.');
+		const { session, keys, epoch } = this.#options;
+		await media.sendFile(
+			this.id,
+			{
+				roomId: session.roomId,
+				capability: () => {
+					const key = keys.get(epoch);
+					if (!key) throw new MissingKeyError('No key for this conversation: refusing to send.');
+					return deriveRoomCapability(key, session.roomId);
+				},
+				send: (manifest) =>
+					this.#enqueueOp(makeSend(this.#options.clock, '', undefined, manifest)).accepted
+			},
+			file
+		);
 	}
 
 	#enqueue(text: string): { accepted: Promise<void>; saved: Promise<void> } {
@@ -644,7 +679,13 @@ export class ConversationSession implements ConversationHandle {
 		if (changed) this.#viewVersion++;
 		const last = messages.at(-1);
 		this.lastActivity = last ? Math.max(last.hlc.wall, this.createdAt) : this.createdAt;
-		this.preview = last ? (last.deleted ? 'Message deleted' : last.text.slice(0, 120)) : '';
+		this.preview = last
+			? last.deleted
+				? 'Message deleted'
+				: last.text || !last.attachment
+					? last.text.slice(0, 120)
+					: `File: ${last.attachment.name.slice(0, 110)}`
+			: '';
 		this.unread = unreadCount(
 			{ messages },
 			me,
@@ -684,6 +725,7 @@ export class ConversationSession implements ConversationHandle {
 			authorName: this.#nameOf(message.author),
 			mine,
 			text: message.text,
+			...(message.attachment ? { attachment: message.attachment } : {}),
 			time: message.hlc.wall,
 			status,
 			readBy,
@@ -1097,7 +1139,10 @@ function splitBatches(ops: Operation[]): Operation[][] {
 	let current: Operation[] = [];
 	let bytes = 0;
 	for (const op of ops) {
-		const size = op.type === 'send' ? op.text.length * 3 + 128 : 256;
+		const size =
+			op.type === 'send'
+				? op.text.length * 3 + 128 + (op.attachment ? attachmentBytes(op.attachment) : 0)
+				: 256;
 		if (current.length > 0 && bytes + size > BATCH_BYTES) {
 			batches.push(current);
 			current = [];
@@ -1111,3 +1156,10 @@ function splitBatches(ops: Operation[]): Operation[][] {
 }
 
 export type { EnvelopeId };
+
+/** An upper bound of a manifest's JSON size, without serialising it. */
+function attachmentBytes(manifest: FileManifest): number {
+	return (
+		1024 + manifest.chunks.length * 46 + (manifest.preview?.length ?? 0) + manifest.name.length * 3
+	);
+}

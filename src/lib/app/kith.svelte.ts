@@ -5,6 +5,8 @@
  * It owns the keyring, the tab coordinator, the vault and every open
  * conversation, and exposes reactive state and verbs to the UI.
  */
+import { BlobClient } from '../media/blob-client';
+import { MediaManager } from '../media/media.svelte';
 import {
 	createAccount as makeAccount,
 	needsPassphrase,
@@ -96,7 +98,18 @@ export class KithApp {
 	#summaryScheduled = false;
 	readonly #snapshotTimers = new Map<ConversationId, ReturnType<typeof setTimeout>>();
 
+	/** Files: sending, fetching and showing them (null without a relay or outside a browser). */
+	readonly media: MediaManager | null;
+
 	constructor(options: KithAppOptions) {
+		this.media =
+			options.relayUrl && typeof indexedDB !== 'undefined'
+				? new MediaManager({
+						client: new BlobClient(options.relayUrl),
+						serviceWorker:
+							typeof navigator === 'undefined' ? null : (navigator.serviceWorker ?? null)
+					})
+				: null;
 		this.#options = options;
 		this.#store = options.store;
 	}
@@ -648,6 +661,7 @@ export class KithApp {
 			myName: () => this.displayName || vault.displayName,
 			isLeader: () => tabs?.isLeader ?? false,
 			publishAwareness: (state) => net?.setLocalAwareness(entry.roomId, state),
+			media: this.media,
 			...(entry.invite ? { expectInvite: entry.invite } : {}),
 			restored: snapshot?.data,
 			onChange: () => {

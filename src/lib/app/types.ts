@@ -3,6 +3,8 @@
  * Automerge, no key material crosses this line (STYLE: CRDT types never leak
  * into UI code).
  */
+import type { FileManifest } from '../media/manifest';
+import type { MediaManager } from '../media/media.svelte';
 import type { ConversationId } from '../crypto';
 
 export type Phase = 'starting' | 'onboarding' | 'locked' | 'ready' | 'failed';
@@ -45,6 +47,8 @@ export interface MessageView {
 	authorName: string;
 	mine: boolean;
 	text: string;
+	/** The file the message carries (its manifest, with the file key). */
+	attachment?: FileManifest;
 	/** Wall-clock ms of the message's HLC. */
 	time: number;
 	/** Own messages only; null for others'. */
@@ -67,6 +71,10 @@ export interface ConversationHandle {
 	readonly unconfirmed?: string | null;
 	/** True until the first screen of messages is ready. */
 	readonly loading: boolean;
+	/** Files: uploads, downloads and their URLs; absent without a relay. */
+	readonly media?: MediaManager | null;
+	/** Send a file (see ConversationSession.attach). */
+	attach?(file: File): Promise<void>;
 	readonly members: readonly MemberView[];
 	/** Names of the other members typing now. */
 	readonly typing: readonly string[];

@@ -1,0 +1,289 @@
+/* eslint-disable svelte/prefer-svelte-reactivity -- bookkeeping maps; the UI reads the $state fields. */
+/**
+ * Sending and receiving files, for the page.
+ *
+ * Sending: the relay's per-file limit is checked first (FileTooLargeError,
+ * nothing uploaded); then the file is read one chunk at a time, encrypted,
+ * stored in IndexedDB and uploaded under a grant for the conversation's
+ * room. The message carrying the manifest is sent only once every chunk is
+ * on the relay, so no member is sent a file it cannot fetch. The file's key
+ * and the chunks made so far stay in memory: Retry resumes with them
+ * (uploaded chunks are skipped); a reload forgets an unfinished upload.
+ *
+ * Receiving: the chunks this device lacks are fetched (a few at a time),
+ * checked against their ids — a chunk that does not match is refused and
+ * fetched again — and stored. What is held is read from IndexedDB, so after
+ * a reload or crash a download resumes where it stopped.
+ *
+ * Showing: with the service worker in control, files are served at
+ * /media/<id>, decrypted as they are read (src/lib/sw/media.ts); the page
+ * answers the worker's questions for manifests. Without it, a finished file
+ * becomes a blob: URL.
+ */
+import { openChunk, encryptFile, newFileSecrets, sourceFromBlob, type FileSecrets } from './index';
+import { ChunkError } from './chunks';
+import { BlobClient, FileTooLargeError, type Capability } from './blob-client';
+import { IdbChunkStore, type ChunkStore } from './chunk-store';
+import { CHUNK_SIZE, chunkLength, mediaKind, type ChunkId, type FileManifest } from './manifest';
+import { imageInfo } from './preview';
+import { ManifestAnswer, NeedManifest, mediaUrl } from './sw-protocol';
+
+export type TransferState = 'idle' | 'active' | 'failed' | 'complete' | 'cancelled';
+
+/** Fetch this many chunks at once. */
+const PARALLEL = 4;
+/** A chunk that fails its hash check is fetched again this many times before the download fails. */
+const TAMPER_RETRIES = 3;
+/** Files up to this size are fetched as soon as their message is shown; larger ones on request. */
+export const AUTO_DOWNLOAD_BYTES = 100 * 1000 * 1000;
+
+export class Transfer {
+	done = $state(0);
+	state = $state<TransferState>('idle');
+	error = $state<string | null>(null);
+	/** Chunks fetched from the relay (downloads), and refused for a wrong hash. */
+	fetched = 0;
+	rejected = 0;
+	#abort: AbortController | null = null;
+	readonly #run: (transfer: Transfer, signal: AbortSignal) => Promise<void>;
+
+	constructor(
+		readonly kind: 'upload' | 'download',
+		readonly key: string,
+		readonly name: string,
+		readonly size: number,
+		run: (transfer: Transfer, signal: AbortSignal) => Promise<void>,
+		readonly conversation: string | null = null
+	) {
+		this.#run = run;
+	}
+
+	/** 0..100. */
+	get percent(): number {
+		return this.size === 0 ? 100 : Math.min(100, Math.floor((this.done / this.size) * 100));
+	}
+
+	start(): void {
+		if (this.#abort) return;
+		const abort = new AbortController();
+		this.#abort = abort;
+		this.state = 'active';
+		this.error = null;
+		this.#run(this, abort.signal).then(
+			() => {
+				if (this.#abort !== abort) return;
+				this.#abort = null;
+				this.state = 'complete';
+			},
+			(error: unknown) => {
+				if (this.#abort !== abort) return;
+				this.#abort = null;
+				if (abort.signal.aborted) return;
+				this.state = 'failed';
+				this.error = error instanceof Error ? error.message : String(error);
+				console.warn(`kith:media ${this.kind} of a file failed: ${this.error}`);
+			}
+		);
+	}
+
+	cancel(): void {
+		this.#abort?.abort();
+		this.#abort = null;
+		if (this.state === 'active') this.state = 'cancelled';
+	}
+
+	retry(): void {
+		if (this.state === 'failed' || this.state === 'cancelled' || this.state === 'idle')
+			this.start();
+	}
+}
+
+/** What the manager needs from a conversation to send a file into it. */
+export interface MediaRoom {
+	roomId: string;
+	capability(): Promise<Capability>;
+	/** Send the message carrying the manifest. */
+	send(manifest: FileManifest): Promise<void>;
+}
+
+export interface MediaManagerOptions {
+	client: BlobClient;
+	store?: ChunkStore;
+	/** `navigator.serviceWorker`, when there is one. */
+	serviceWorker?: ServiceWorkerContainer | null;
+}
+
+export class MediaManager {
+	/** Uploads not yet sent (or failed), newest last. */
+	uploads = $state.raw<readonly Transfer[]>([]);
+	readonly client: BlobClient;
+	readonly store: ChunkStore;
+	readonly #sw: ServiceWorkerContainer | null;
+	readonly #downloads = new Map<string, Transfer>();
+	readonly #manifests = new Map<string, FileManifest>();
+	readonly #urls = new Map<string, Promise<string>>();
+	#uploadCount = 0;
+
+	constructor(options: MediaManagerOptions) {
+		this.client = options.client;
+		this.store = options.store ?? new IdbChunkStore();
+		this.#sw = options.serviceWorker ?? null;
+		this.#sw?.addEventListener('message', (event) => this.#answerWorker(event));
+	}
+
+	/** True when files are served by the service worker (/media/<id>, streamed with Range). */
+	get streaming(): boolean {
+		return Boolean(this.#sw?.controller);
+	}
+
+	/**
+	 * Send `file` into a conversation. Rejects with FileTooLargeError, before
+	 * anything is read or uploaded, when it is over the relay's limit; otherwise
+	 * resolves once the upload has started (its Transfer is in `uploads`).
+	 */
+	async sendFile(conversation: string, room: MediaRoom, file: File): Promise<Transfer> {
+		const { maxFileBytes } = await this.client.limits();
+		const name = file.name || 'file';
+		if (file.size > maxFileBytes) throw new FileTooLargeError(name, file.size, maxFileBytes);
+		const secrets: FileSecrets = newFileSecrets();
+		const made: ChunkId[] = [];
+		let info: Awaited<ReturnType<typeof imageInfo>> | undefined;
+		const transfer: Transfer = new Transfer(
+			'upload',
+			`upload-${++this.#uploadCount}`,
+			name,
+			file.size,
+			async (t, signal) => {
+				if (info === undefined && file.type.startsWith('image/')) info = await imageInfo(file);
+				const capability = await room.capability();
+				const token = await this.client.grant(room.roomId, capability, file.size, signal);
+				t.done = Math.min(file.size, made.filter(Boolean).length * CHUNK_SIZE);
+				const manifest = await encryptFile(
+					sourceFromBlob(file),
+					{ name, type: file.type, ...(info ?? {}) },
+					async (index, id, blob) => {
+						await this.store.put(id, blob);
+						await this.client.put(token, id, blob, signal);
+						made[index] = id;
+						t.done = Math.min(file.size, t.done + CHUNK_SIZE);
+					},
+					{ secrets, signal, skip: (index) => made[index] }
+				);
+				signal.throwIfAborted();
+				this.#remember(manifest);
+				await room.send(manifest);
+				this.uploads = this.uploads.filter((u) => u !== t);
+			},
+			conversation
+		);
+		this.uploads = [...this.uploads, transfer];
+		transfer.start();
+		return transfer;
+	}
+
+	/** Forget a failed or cancelled upload. */
+	dismiss(transfer: Transfer): void {
+		transfer.cancel();
+		this.uploads = this.uploads.filter((u) => u !== transfer);
+	}
+
+	/** The download of `manifest` (one per file); started unless `start` is false. */
+	download(manifest: FileManifest, start = true): Transfer {
+		this.#remember(manifest);
+		let transfer = this.#downloads.get(manifest.id);
+		if (!transfer) {
+			transfer = new Transfer('download', manifest.id, manifest.name, manifest.size, (t, signal) =>
+				this.#fetchAll(manifest, t, signal)
+			);
+			this.#downloads.set(manifest.id, transfer);
+		}
+		if (start && transfer.state !== 'complete') transfer.start();
+		return transfer;
+	}
+
+	async #fetchAll(manifest: FileManifest, t: Transfer, signal: AbortSignal): Promise<void> {
+		const held = await this.store.held(manifest.chunks);
+		const missing: number[] = [];
+		let done = 0;
+		manifest.chunks.forEach((id, index) => {
+			if (held.has(id)) done += chunkLength(manifest, index);
+			else missing.push(index);
+		});
+		t.done = done;
+		let next = 0;
+		const worker = async () => {
+			while (next < missing.length) {
+				signal.throwIfAborted();
+				const index = missing[next++] as number;
+				const id = manifest.chunks[index] as ChunkId;
+				await this.store.put(id, await this.#fetchChunk(id, t, signal));
+				t.done += chunkLength(manifest, index);
+			}
+		};
+		await Promise.all(Array.from({ length: PARALLEL }, worker));
+	}
+
+	/** Fetch one chunk, refusing (and fetching again) bytes that do not match its id. */
+	async #fetchChunk(id: ChunkId, t: Transfer, signal: AbortSignal): Promise<Uint8Array> {
+		for (let attempt = 0; ; attempt++) {
+			try {
+				t.fetched++;
+				return await this.client.get(id, signal);
+			} catch (error) {
+				if ((error as Error).name !== ChunkError.NAME || attempt >= TAMPER_RETRIES) throw error;
+				t.rejected++;
+				console.warn('kith:media refused a chunk that does not match its address; fetching again');
+			}
+		}
+	}
+
+	/**
+	 * A URL the page can show the file at: /media/<id> when the service worker
+	 * serves files, else (once downloaded) a blob: URL of the decrypted file.
+	 */
+	url(manifest: FileManifest, download = false): Promise<string> {
+		this.#remember(manifest);
+		if (this.streaming) return Promise.resolve(mediaUrl(manifest, download));
+		let url = this.#urls.get(manifest.id);
+		if (!url) {
+			url = this.#blobUrl(manifest);
+			this.#urls.set(manifest.id, url);
+			url.catch(() => this.#urls.delete(manifest.id));
+		}
+		return url;
+	}
+
+	async #blobUrl(manifest: FileManifest): Promise<string> {
+		const parts: BlobPart[] = [];
+		for (let index = 0; index < manifest.chunks.length; index++) {
+			const id = manifest.chunks[index] as ChunkId;
+			const blob = await this.store.get(id);
+			if (!blob) throw new Error('the file has not been downloaded yet');
+			parts.push((await openChunk(manifest, index, blob)) as Uint8Array<ArrayBuffer>);
+		}
+		return URL.createObjectURL(
+			new Blob(parts, { type: manifest.type || 'application/octet-stream' })
+		);
+	}
+
+	/** Hand the manifest to the worker, so /media/<id> works (in memory only there). */
+	#remember(manifest: FileManifest): void {
+		if (this.#manifests.has(manifest.id)) return;
+		this.#manifests.set(manifest.id, manifest);
+		this.#sw?.controller?.postMessage({ type: 'kith-media:manifest', manifest });
+	}
+
+	#answerWorker(event: MessageEvent): void {
+		const need = NeedManifest.safeParse(event.data);
+		if (!need.success) return;
+		const port = event.ports[0];
+		if (!port) return;
+		const answer: ManifestAnswer = { manifest: this.#manifests.get(need.data.id) ?? null };
+		port.postMessage(answer);
+	}
+
+	/** Should this attachment be fetched without asking? */
+	static autoDownload(manifest: FileManifest): boolean {
+		return mediaKind(manifest) === 'image' || manifest.size <= AUTO_DOWNLOAD_BYTES;
+	}
+}

@@ -1,0 +1,183 @@
+/**
+ * The service worker's `/media/<id>` route: a file decrypted as it is read,
+ * with HTTP Range, so a <video> seeks and a 1 GB file never sits whole in
+ * memory (one chunk in flight and one queued: about 0.5 MiB per response).
+ *
+ * Chunks come from IndexedDB (kith-media, shared with the page) or, when not
+ * held, from the relay's blob store; a fetched chunk is checked against its
+ * id (refused and fetched again if it does not match) and kept. The worker
+ * needs the file's manifest: pages post each one they show
+ * (`kith-media:manifest`), and the worker keeps them in memory only — a file
+ * key is never written to disk in plaintext. After a restart the worker has
+ * none, and asks its clients (`kith-media:need`, answered over a
+ * MessageChannel); a file no open page knows is 404.
+ *
+ * Only images, video and audio are served inline. Anything else is sent as
+ * an attachment of type application/octet-stream, and every response is
+ * sandboxed by CSP: a file someone sent must never run as a page of this
+ * origin.
+ */
+import { BlobClient } from '../media/blob-client';
+import { ChunkError } from '../media/chunks';
+import { IdbChunkStore, type ChunkStore } from '../media/chunk-store';
+import { openChunk } from '../media/encrypt-file';
+import { isFileId, mediaKind, type ChunkId, type FileManifest } from '../media/manifest';
+import { chunkSpan, parseRange } from '../media/range';
+import { ManifestAnswer, MEDIA_PATH, RegisterManifest } from '../media/sw-protocol';
+import type { ServiceWorkerScope, WorkerExtendableEvent, WorkerModule } from './types';
+
+/** Manifests kept in memory (most recently used last). */
+const MAX_MANIFESTS = 2000;
+const ASK_TIMEOUT_MS = 3000;
+const TAMPER_RETRIES = 3;
+
+interface FetchEvent extends WorkerExtendableEvent {
+	readonly request: Request;
+	respondWith(response: Response | Promise<Response>): void;
+}
+
+interface WindowClientLike {
+	postMessage(message: unknown, transfer: Transferable[]): void;
+}
+
+/** What this module needs of the worker's scope beyond ServiceWorkerScope. */
+interface MediaScope {
+	addEventListener(type: 'fetch', listener: (event: FetchEvent) => void): void;
+	readonly clients: {
+		matchAll(options: {
+			type: 'window';
+			includeUncontrolled: boolean;
+		}): Promise<readonly WindowClientLike[]>;
+	};
+	readonly location: { origin: string };
+}
+
+export function media(options: { store?: ChunkStore } = {}): WorkerModule {
+	return (base: ServiceWorkerScope) => {
+		const scope = base as unknown as ServiceWorkerScope & MediaScope;
+		const manifests = new Map<string, FileManifest>();
+		const store = options.store ?? new IdbChunkStore();
+		const client = new BlobClient(scope.location.origin);
+
+		const remember = (manifest: FileManifest) => {
+			manifests.delete(manifest.id);
+			manifests.set(manifest.id, manifest);
+			if (manifests.size > MAX_MANIFESTS) manifests.delete(manifests.keys().next().value as string);
+		};
+
+		scope.addEventListener('message', (event) => {
+			const message = RegisterManifest.safeParse(event.data);
+			if (message.success) remember(message.data.manifest);
+		});
+
+		async function ask(id: string): Promise<FileManifest | undefined> {
+			const windows = await scope.clients.matchAll({ type: 'window', includeUncontrolled: true });
+			const answers = windows.map(
+				(window) =>
+					new Promise<FileManifest | undefined>((resolve) => {
+						const channel = new MessageChannel();
+						const timer = setTimeout(() => resolve(undefined), ASK_TIMEOUT_MS);
+						channel.port1.onmessage = (event) => {
+							clearTimeout(timer);
+							const answer = ManifestAnswer.safeParse(event.data);
+							const manifest = answer.success ? answer.data.manifest : null;
+							resolve(manifest && manifest.id === id ? manifest : undefined);
+						};
+						window.postMessage({ type: 'kith-media:need', id }, [channel.port2]);
+					})
+			);
+			for (const manifest of await Promise.all(answers)) {
+				if (manifest) {
+					remember(manifest);
+					return manifest;
+				}
+			}
+			return undefined;
+		}
+
+		async function chunk(manifest: FileManifest, index: number): Promise<Uint8Array> {
+			const id = manifest.chunks[index] as ChunkId;
+			let blob = await store.get(id);
+			if (blob) return openChunk(manifest, index, blob, true);
+			for (let attempt = 0; ; attempt++) {
+				try {
+					blob = await client.get(id);
+					break;
+				} catch (error) {
+					if ((error as Error).name !== ChunkError.NAME || attempt >= TAMPER_RETRIES) throw error;
+				}
+			}
+			await store.put(id, blob);
+			return openChunk(manifest, index, blob, true);
+		}
+
+		async function respond(request: Request, id: string): Promise<Response> {
+			const manifest = manifests.get(id) ?? (await ask(id));
+			if (!manifest) {
+				return new Response('This file is not known to any open Kith page.\n', {
+					status: 404,
+					headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }
+				});
+			}
+			const download = new URL(request.url).searchParams.has('download');
+			const inline = !download && mediaKind(manifest) !== 'file';
+			const headers: Record<string, string> = {
+				'Content-Type': inline ? manifest.type : 'application/octet-stream',
+				'Accept-Ranges': 'bytes',
+				'Cache-Control': 'no-store',
+				'X-Content-Type-Options': 'nosniff',
+				'Content-Security-Policy': "sandbox; default-src 'none'",
+				'Content-Disposition': `${inline ? 'inline' : 'attachment'}; filename*=UTF-8''${encodeURIComponent(manifest.name)}`
+			};
+			const range = parseRange(request.headers.get('Range'), manifest.size);
+			if (range.kind === 'unsatisfiable') {
+				return new Response(null, {
+					status: 416,
+					headers: { ...headers, 'Content-Range': `bytes */${manifest.size}` }
+				});
+			}
+			const start = range.kind === 'partial' ? range.start : 0;
+			const end = range.kind === 'partial' ? range.end : manifest.size - 1;
+			const length = manifest.size === 0 ? 0 : end - start + 1;
+			headers['Content-Length'] = String(length);
+			if (range.kind === 'partial')
+				headers['Content-Range'] = `bytes ${start}-${end}/${manifest.size}`;
+			if (request.method === 'HEAD' || length === 0) {
+				return new Response(null, { status: range.kind === 'partial' ? 206 : 200, headers });
+			}
+			const span = chunkSpan(start, end, manifest.chunkSize);
+			let index = span.first;
+			const body = new ReadableStream<Uint8Array>(
+				{
+					async pull(controller) {
+						const plain = await chunk(manifest, index);
+						const from = index === span.first ? span.offset : 0;
+						const to = index === span.last ? end - index * manifest.chunkSize + 1 : plain.length;
+						controller.enqueue(plain.subarray(from, to));
+						if (index++ === span.last) controller.close();
+					}
+				},
+				{ highWaterMark: 1 }
+			);
+			return new Response(body, { status: range.kind === 'partial' ? 206 : 200, headers });
+		}
+
+		scope.addEventListener('fetch', (event) => {
+			const request = event.request;
+			if (request.method !== 'GET' && request.method !== 'HEAD') return;
+			const url = new URL(request.url);
+			if (url.origin !== scope.location.origin || !url.pathname.startsWith(MEDIA_PATH)) return;
+			const id = url.pathname.slice(MEDIA_PATH.length);
+			if (!isFileId(id)) return;
+			event.respondWith(
+				respond(request, id).catch(
+					(error: unknown) =>
+						new Response(`The file could not be read: ${(error as Error).message}\n`, {
+							status: 502,
+							headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }
+						})
+				)
+			);
+		});
+	};
+}
