@@ -147,6 +147,7 @@ test.describe('with a server the test can stop', () => {
 			const page = await person(browser, relay.origin, 'Ada');
 			await controlled(page);
 			await openConversation(page, 'Notes to self');
+			const notesUrl = page.url();
 			await expect(updateBanner(page)).toHaveCount(0);
 
 			// Deploy: a service worker that differs (a new build version, so the shell is re-fetched).
@@ -195,12 +196,27 @@ test.describe('with a server the test can stop', () => {
 			await composer(page).pressSequentially('on two lines');
 			const secondUrl = page.url();
 
+			// A second tab, with a draft of its own: it sees the banner too, and when the first
+			// tab lets the new version in, it reloads as well and keeps its draft.
+			const other = await page.context().newPage();
+			await other.goto(notesUrl);
+			await expect(other.getByRole('heading', { level: 1, name: 'Notes to self' })).toBeVisible({
+				timeout: 20_000
+			});
+			await expect(updateBanner(other)).toBeVisible({ timeout: 20_000 });
+			await composer(other).fill('typed in the other tab');
+
+			await page.bringToFront();
 			await page.screenshot({ path: testInfo.outputPath('update-banner.png') });
 			await banner.screenshot({ path: testInfo.outputPath('update-banner-close.png') });
 
 			const reloaded = page.waitForEvent('load');
+			const otherReloaded = other.waitForEvent('load');
 			await banner.getByRole('button', { name: 'Reload' }).click();
 			await reloaded;
+			await otherReloaded;
+			await expect(composer(other)).toHaveValue('typed in the other tab', { timeout: 20_000 });
+			await expect(updateBanner(other)).toHaveCount(0);
 
 			await expect(page.getByRole('heading', { level: 1, name: 'Second' })).toBeVisible({
 				timeout: 20_000
