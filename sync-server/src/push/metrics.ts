@@ -19,6 +19,8 @@ export class PushMetrics {
 	retries = 0;
 	/** Pushes given up: retries exhausted, or the queue was full. */
 	dropped = 0;
+	/** Notifications not fanned out: over the room's notify rate. */
+	limited = 0;
 	readonly failures = new Map<PushFailure, number>();
 
 	failed(reason: PushFailure): void {
@@ -45,6 +47,12 @@ export class PushMetrics {
 			'counter',
 			'Pushes given up (retries exhausted or queue full).',
 			this.dropped
+		);
+		metric(
+			'kith_push_limited_total',
+			'counter',
+			"Notifications not pushed: over the room's notify rate.",
+			this.limited
 		);
 		return lines.join('\n') + '\n';
 	}

@@ -238,6 +238,24 @@ describe('push: delivery', () => {
 		expect(JSON.stringify(relay.logs)).not.toContain('127.0.0.1:1/x');
 	});
 
+	it("drops notifications over the room's notify rate", async () => {
+		await relay.close();
+		relay = await startRelay();
+		push = attachPush(relay.server, relay.relay, relay.config, {
+			agent: service.agent,
+			notifyRate: { perSec: 0, burst: 2 }
+		});
+		const conversation = await registeredConversation();
+		await register(service.subscriber('/offline'), 'dev-offline', [{ conversation }]);
+		const sender = await connect(conversation, 'dev-sender');
+		const envelope = await envelopeFor(conversation, MARKER);
+		for (let i = 0; i < 5; i++) sender.send(writeNotify(envelope));
+		await service.received('/offline', 2);
+		await settle();
+		expect(service.to('/offline')).toHaveLength(2);
+		expect(metric(await metricsText(relay.base), 'kith_push_limited_total')).toBe(3);
+	});
+
 	it('refuses notify frames that are too large or empty without closing; a broken one closes', async () => {
 		const conversation = await registeredConversation();
 		const offline = service.subscriber('/offline');

@@ -22,6 +22,7 @@ import { fromBase64Url, isRoomId } from '../../../src/lib/crypto/index.ts';
 import type { Config } from '../config.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type { Relay } from '../relay/index.ts';
+import { TokenBucket } from '../relay/rate-limit.ts';
 import type { KithServer } from '../server.ts';
 import { PushMetrics } from './metrics.ts';
 import { PushSender } from './sender.ts';
@@ -37,6 +38,15 @@ export const PUSH_SUBSCRIPTION_PATH = '/push/subscription';
 export const MAX_BODY_BYTES = 320 * 1024;
 export const MAX_ROOMS = 1000;
 const MAX_ENDPOINT_CHARS = 2048;
+/**
+ * Notifications one room may fan out per second, and its burst. Every member
+ * device sends one per message, so a busy group stays well below; beyond it a
+ * flood from one member is dropped here instead of filling the shared queue.
+ */
+export const NOTIFY_RATE_PER_SEC = 10;
+export const NOTIFY_BURST = 30;
+/** Rooms whose notify rate is tracked at once; beyond, the tracking starts over. */
+const MAX_TRACKED_ROOMS = 10_000;
 
 export interface PushOptions {
 	logger?: Logger;
@@ -45,6 +55,8 @@ export interface PushOptions {
 	/** Retry delays (tests shorten them); see sender.ts. */
 	retryDelaysMs?: readonly number[];
 	concurrency?: number;
+	/** Per-room notify rate and burst (tests lower them). */
+	notifyRate?: { perSec: number; burst: number };
 	/** Wall clock (tests). */
 	now?: () => number;
 }
@@ -120,6 +132,8 @@ export function attachPush(
 		...(options.concurrency ? { concurrency: options.concurrency } : {})
 	});
 	let closing: Promise<void> | undefined;
+	const notifyRate = options.notifyRate ?? { perSec: NOTIFY_RATE_PER_SEC, burst: NOTIFY_BURST };
+	const notifyBuckets = new Map<string, TokenBucket>();
 
 	relay.metrics.sections.push(() => metrics.render(store.count));
 
@@ -149,6 +163,16 @@ export function attachPush(
 
 	relay.onNotify((room, envelope, device) => {
 		if (closing) return;
+		let bucket = notifyBuckets.get(room);
+		if (!bucket) {
+			if (notifyBuckets.size >= MAX_TRACKED_ROOMS) notifyBuckets.clear();
+			bucket = new TokenBucket(notifyRate.perSec, notifyRate.burst);
+			notifyBuckets.set(room, bucket);
+		}
+		if (!bucket.take()) {
+			metrics.limited++;
+			return;
+		}
 		try {
 			const live = relay.liveDevices(room);
 			let queued = 0;
