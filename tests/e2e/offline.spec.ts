@@ -66,6 +66,37 @@ async function cachedUrls(page: Page): Promise<string[]> {
 	});
 }
 
+/** A copy of the build, served by its own server process, so a test can publish a "new version". */
+async function siteWithItsOwnServer(): Promise<{ site: string; relay: RelayProcess }> {
+	const site = mkdtempSync(join(tmpdir(), 'kith-e2e-site-'));
+	cpSync(BUILD_DIR, site, { recursive: true });
+	const relay = new RelayProcess({ KITH_STATIC: site });
+	await relay.start();
+	return { site, relay };
+}
+
+/** Deploy: a service worker that differs (a new build version, so the shell is re-fetched). */
+function deployNewVersion(site: string): void {
+	const { version } = JSON.parse(readFileSync(join(site, '_app/version.json'), 'utf8')) as {
+		version: string;
+	};
+	const workerFile = join(site, 'service-worker.js');
+	const worker = readFileSync(workerFile, 'utf8');
+	expect(worker).toContain(version);
+	writeFileSync(workerFile, worker.replaceAll(version, `${version}-next`));
+	// The server re-reads the build when index.html changes.
+	const now = new Date();
+	utimesSync(join(site, 'index.html'), now, now);
+}
+
+/** The app looks for updates hourly and when the tab comes back into view; ask now. */
+async function checkForUpdate(page: Page): Promise<void> {
+	await page.evaluate(async () => {
+		const registration = await navigator.serviceWorker.getRegistration();
+		await registration?.update();
+	});
+}
+
 test.describe('with a server the test can stop', () => {
 	test.describe.configure({ timeout: 150_000 });
 
@@ -138,11 +169,7 @@ test.describe('with a server the test can stop', () => {
 	test('a new version waits behind "Update available"; "Reload" lets it in and the draft survives', async ({
 		browser
 	}, testInfo) => {
-		// A copy of the build, so this test can publish a "new version" of it.
-		const site = mkdtempSync(join(tmpdir(), 'kith-e2e-site-'));
-		cpSync(BUILD_DIR, site, { recursive: true });
-		const relay = new RelayProcess({ KITH_STATIC: site });
-		await relay.start();
+		const { site, relay } = await siteWithItsOwnServer();
 		try {
 			const page = await person(browser, relay.origin, 'Ada');
 			await controlled(page);
@@ -150,23 +177,8 @@ test.describe('with a server the test can stop', () => {
 			const notesUrl = page.url();
 			await expect(updateBanner(page)).toHaveCount(0);
 
-			// Deploy: a service worker that differs (a new build version, so the shell is re-fetched).
-			const { version } = JSON.parse(readFileSync(join(site, '_app/version.json'), 'utf8')) as {
-				version: string;
-			};
-			const workerFile = join(site, 'service-worker.js');
-			const worker = readFileSync(workerFile, 'utf8');
-			expect(worker).toContain(version);
-			writeFileSync(workerFile, worker.replaceAll(version, `${version}-next`));
-			// The server re-reads the build when index.html changes.
-			const now = new Date();
-			utimesSync(join(site, 'index.html'), now, now);
-
-			// The app looks for updates hourly and when the tab comes back into view; ask now.
-			await page.evaluate(async () => {
-				const registration = await navigator.serviceWorker.getRegistration();
-				await registration?.update();
-			});
+			deployNewVersion(site);
+			await checkForUpdate(page);
 			const banner = updateBanner(page);
 			await expect(banner).toBeVisible({ timeout: 20_000 });
 			await expect(banner.getByRole('button', { name: 'Reload' })).toBeVisible();
@@ -237,6 +249,42 @@ test.describe('with a server the test can stop', () => {
 			expect(after).toEqual({ waiting: false, stash: null });
 			const cached = await cachedUrls(page);
 			expect(cached.filter((path) => path === '/index.html')).toHaveLength(1);
+		} finally {
+			await relay.stop();
+			relay.remove();
+			rmSync(site, { recursive: true, force: true });
+		}
+	});
+
+	test('when the drafts cannot be kept, "Reload" does not reload and says so', async ({
+		browser
+	}) => {
+		const { site, relay } = await siteWithItsOwnServer();
+		try {
+			const page = await person(browser, relay.origin, 'Ada');
+			await controlled(page);
+			await openConversation(page, 'Notes to self');
+			deployNewVersion(site);
+			await checkForUpdate(page);
+			const banner = updateBanner(page);
+			await expect(banner).toBeVisible({ timeout: 20_000 });
+
+			await composer(page).fill('precious words');
+			// sessionStorage refuses, as when it is full or disabled.
+			await page.evaluate(() => {
+				Storage.prototype.setItem = () => {
+					throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+				};
+			});
+			await page.evaluate(() => {
+				(window as unknown as { loads: number }).loads = 1;
+			});
+			await banner.getByRole('button', { name: 'Reload' }).click();
+			await expect(banner).toContainText('could not be kept', { timeout: 20_000 });
+			await expect(banner.getByRole('button', { name: 'Reload' })).toBeEnabled();
+			// Still the same page (no reload happened), with the text in the box.
+			expect(await page.evaluate(() => (window as unknown as { loads?: number }).loads)).toBe(1);
+			await expect(composer(page)).toHaveValue('precious words');
 		} finally {
 			await relay.stop();
 			relay.remove();

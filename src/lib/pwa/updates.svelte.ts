@@ -30,6 +30,7 @@ const HOUR = 60 * 60 * 1000;
 export class AppUpdates {
 	#available = $state(false);
 	#reloading = $state(false);
+	#problem = $state<string | null>(null);
 	readonly #options: Required<AppUpdatesOptions>;
 	#workbox: Workbox | null = null;
 	#reloadStarted = false;
@@ -46,6 +47,11 @@ export class AppUpdates {
 	/** "Reload" was pressed and the page is about to reload. */
 	get reloading(): boolean {
 		return this.#reloading;
+	}
+
+	/** Why "Reload" did not reload, for the user; null when nothing went wrong. */
+	get problem(): string | null {
+		return this.#problem;
 	}
 
 	/**
@@ -121,6 +127,8 @@ export class AppUpdates {
 			console.warn('kith:pwa drafts could not be saved; not reloading', error);
 			this.#reloadStarted = false;
 			this.#reloading = false;
+			this.#problem =
+				'Your unsent text could not be kept for the reload. Copy it somewhere, then reload the page.';
 			return;
 		}
 		location.reload();
