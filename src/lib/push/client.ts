@@ -27,6 +27,8 @@ export interface PushRoomInput {
 }
 
 const READY_TIMEOUT_MS = 10_000;
+/** Registrations tried, each leaving out one more room the relay refused. */
+const MAX_REGISTER_ATTEMPTS = 8;
 
 export function pushSupported(): boolean {
 	return (
@@ -92,48 +94,64 @@ export async function currentSubscription(): Promise<PushSubscriptionJSON | null
 	return subscription?.toJSON() ?? null;
 }
 
-/** Register (replace) the subscription's rooms at the relay, each with a fresh access proof. */
+/**
+ * Register (replace) the subscription's rooms at the relay, each with a fresh
+ * access proof. A room the relay refuses (e.g. one it has never seen: a
+ * conversation not yet synced) is left out and the rest registered again.
+ */
 export async function register(
 	relayUrl: string,
 	subscription: PushSubscriptionJSON,
 	device: string,
 	rooms: readonly PushRoomInput[]
 ): Promise<void> {
-	const proofs = await Promise.all(
-		rooms.map(async (room) => {
-			const key = room.keys.get(room.epoch);
-			if (!key) return null;
-			const capability = await deriveRoomCapability(key, room.roomId);
-			const url = new URL(endpoint(relayUrl, 'sync/challenge'));
-			url.searchParams.set('room', room.roomId);
-			const response = await fetch(url, { cache: 'no-store' });
-			if (!response.ok) throw new PushError(`The relay refused a challenge (${response.status}).`);
-			const { nonce } = (await response.json()) as { nonce: string };
-			const sig = await capability.sign(challengeMessage(room.roomId, nonce));
-			return {
-				room: room.roomId,
-				cap: toBase64Url(capability.publicKey),
-				nonce,
-				sig: toBase64Url(sig),
-				muted: room.muted
-			};
-		})
-	);
-	const response = await fetch(endpoint(relayUrl, 'push/subscription'), {
-		method: 'PUT',
-		headers: { 'content-type': 'application/json' },
-		body: JSON.stringify({
-			subscription: { endpoint: subscription.endpoint, keys: subscription.keys },
-			device,
-			rooms: proofs.filter((proof) => proof !== null)
-		})
-	});
-	if (!response.ok) {
-		const detail = (await response.json().catch(() => ({}))) as { message?: string };
+	let remaining = rooms.filter((room) => room.keys.has(room.epoch));
+	for (let attempt = 0; attempt < MAX_REGISTER_ATTEMPTS; attempt++) {
+		const proofs = await Promise.all(remaining.map((room) => prove(relayUrl, room)));
+		const response = await fetch(endpoint(relayUrl, 'push/subscription'), {
+			method: 'PUT',
+			headers: { 'content-type': 'application/json' },
+			body: JSON.stringify({
+				subscription: { endpoint: subscription.endpoint, keys: subscription.keys },
+				device,
+				rooms: proofs
+			})
+		});
+		if (response.ok) return;
+		const detail = (await response.json().catch(() => ({}))) as {
+			message?: string;
+			room?: string;
+		};
+		const refused = response.status === 403 ? detail.room : undefined;
+		if (refused && remaining.some((room) => room.roomId === refused)) {
+			console.warn('kith:push the relay refused a room; registering the others', detail);
+			remaining = remaining.filter((room) => room.roomId !== refused);
+			continue;
+		}
 		throw new PushError(
 			`The relay did not take the notification settings: ${detail.message ?? response.status}`
 		);
 	}
+	throw new PushError('The relay did not take the notification settings. Try again later.');
+}
+
+async function prove(relayUrl: string, room: PushRoomInput) {
+	const key = room.keys.get(room.epoch);
+	if (!key) throw new PushError('No key for a conversation: refusing to register it.');
+	const capability = await deriveRoomCapability(key, room.roomId);
+	const url = new URL(endpoint(relayUrl, 'sync/challenge'));
+	url.searchParams.set('room', room.roomId);
+	const response = await fetch(url, { cache: 'no-store' });
+	if (!response.ok) throw new PushError(`The relay refused a challenge (${response.status}).`);
+	const { nonce } = (await response.json()) as { nonce: string };
+	const sig = await capability.sign(challengeMessage(room.roomId, nonce));
+	return {
+		room: room.roomId,
+		cap: toBase64Url(capability.publicKey),
+		nonce,
+		sig: toBase64Url(sig),
+		muted: room.muted
+	};
 }
 
 /** Drop the subscription at the relay and in the browser. */
