@@ -58,15 +58,53 @@ export class IdbChunkStore implements ChunkStore {
 		return value instanceof Uint8Array ? value : undefined;
 	}
 
-	async put(id: string, blob: Uint8Array): Promise<void> {
-		const db = await this.#open();
-		const tx = db.transaction(STORE, 'readwrite');
-		tx.objectStore(STORE).put(blob, id);
-		await new Promise<void>((resolve, reject) => {
-			tx.oncomplete = () => resolve();
-			tx.onerror = () => reject(tx.error ?? new Error('cannot store a media chunk'));
-			tx.onabort = () => reject(tx.error ?? new Error('storing a media chunk was aborted'));
+	/**
+	 * Group commit: puts made while a write transaction is open wait for it,
+	 * then go together in the next one. Chunks in flight (see encryptFile's
+	 * concurrency) thus share transactions, whose commits dominate the cost of
+	 * small writes. Durability is relaxed: a chunk lost to a power cut is
+	 * fetched again from the relay (or re-made from the file), never trusted
+	 * as present while missing, since presence is read from the store itself.
+	 */
+	put(id: string, blob: Uint8Array): Promise<void> {
+		return new Promise((resolve, reject) => {
+			this.#pending.push({ id, blob, resolve, reject });
+			if (!this.#writing) void this.#flush();
 		});
+	}
+
+	#pending: Array<{
+		id: string;
+		blob: Uint8Array;
+		resolve: () => void;
+		reject: (error: unknown) => void;
+	}> = [];
+	#writing = false;
+
+	async #flush(): Promise<void> {
+		this.#writing = true;
+		try {
+			while (this.#pending.length > 0) {
+				const batch = this.#pending;
+				this.#pending = [];
+				try {
+					const db = await this.#open();
+					const tx = db.transaction(STORE, 'readwrite', { durability: 'relaxed' });
+					const store = tx.objectStore(STORE);
+					for (const { id, blob } of batch) store.put(blob, id);
+					await new Promise<void>((resolve, reject) => {
+						tx.oncomplete = () => resolve();
+						tx.onerror = () => reject(tx.error ?? new Error('cannot store a media chunk'));
+						tx.onabort = () => reject(tx.error ?? new Error('storing a media chunk was aborted'));
+					});
+					for (const put of batch) put.resolve();
+				} catch (error) {
+					for (const put of batch) put.reject(error);
+				}
+			}
+		} finally {
+			this.#writing = false;
+		}
 	}
 
 	async held(ids: readonly string[]): Promise<Set<string>> {

@@ -6,6 +6,7 @@ import {
 	encryptFile,
 	newFileSecrets,
 	openChunk,
+	readChunks,
 	sourceFromBytes
 } from './encrypt-file';
 import {
@@ -198,6 +199,63 @@ describe('range', () => {
 				expect(span.last * cs).toBeLessThanOrEqual(end);
 				expect((span.last + 1) * cs).toBeGreaterThan(end);
 			})
+		);
+	});
+});
+
+describe('pipeline', () => {
+	it('resumes an encryption with the same secrets, reusing the chunks already made', async () => {
+		const bytes = new Uint8Array(5 * SMALL).map((_, i) => i);
+		const secrets = newFileSecrets();
+		const made: ChunkId[] = [];
+		let calls = 0;
+		const failing = encryptFile(
+			sourceFromBytes(bytes),
+			{ name: 'a', type: '' },
+			(i, id) => {
+				if (i === 3) throw new Error('network');
+				made[i] = id;
+			},
+			{ chunkSize: SMALL, secrets, concurrency: 1 }
+		);
+		await expect(failing).rejects.toThrow('network');
+		const blobs = new Map<string, Uint8Array>();
+		const manifest = await encryptFile(
+			sourceFromBytes(bytes),
+			{ name: 'a', type: '' },
+			(_i, id, blob) => {
+				calls++;
+				blobs.set(id, blob);
+			},
+			{ chunkSize: SMALL, secrets, skip: (i) => made[i] }
+		);
+		expect(calls).toBe(2);
+		expect(manifest.chunks.slice(0, 3)).toEqual(made.slice(0, 3));
+	});
+
+	it('reads any span of chunks in order, with read-ahead', async () => {
+		const { manifest, blobs } = await encrypt(new Uint8Array(7 * SMALL + 5).map((_, i) => i % 251));
+		await fc.assert(
+			fc.asyncProperty(
+				fc.nat(7),
+				fc.nat(7),
+				fc.integer({ min: 1, max: 5 }),
+				async (a, b, ahead) => {
+					const [first, last] = a <= b ? [a, b] : [b, a];
+					const seen: number[] = [];
+					await readChunks(
+						manifest,
+						async (id) => blobs.get(id) as Uint8Array,
+						(plain, index) => {
+							seen.push(index);
+							expect(plain.length).toBe(index === 7 ? 5 : SMALL);
+						},
+						{ first, last, ahead }
+					);
+					expect(seen).toEqual(Array.from({ length: last - first + 1 }, (_, i) => first + i));
+				}
+			),
+			{ numRuns: 30 }
 		);
 	});
 });

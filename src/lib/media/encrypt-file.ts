@@ -66,26 +66,49 @@ export async function encryptFile(
 		chunkSize?: number;
 		skip?: (index: number) => ChunkId | undefined;
 		signal?: AbortSignal;
+		/**
+		 * Chunks in flight at once (read, encrypt, hash, sink), default 4:
+		 * WebCrypto and IndexedDB work off the main thread, so overlapping them
+		 * is most of the pipeline's speed. Memory stays bounded by this many chunks.
+		 */
+		concurrency?: number;
 	} = {}
 ): Promise<FileManifest> {
 	const secrets = options.secrets ?? newFileSecrets();
 	const chunkSize = options.chunkSize ?? CHUNK_SIZE;
 	const count = chunkCount(source.size, chunkSize);
 	const key = await importFileKey(secrets.key);
-	const chunks: ChunkId[] = [];
-	for (let index = 0; index < count; index++) {
-		options.signal?.throwIfAborted();
-		const held = options.skip?.(index);
-		if (held) {
-			chunks.push(held);
-			continue;
-		}
+	const chunks: ChunkId[] = new Array<ChunkId>(count);
+	const window = new Set<Promise<void>>();
+	let failed: unknown = null;
+	const one = async (index: number): Promise<void> => {
 		const start = index * chunkSize;
 		const plain = await source.read(start, Math.min(source.size, start + chunkSize));
 		const { id, blob } = await encryptChunk(key, { fileId: secrets.id, index, count }, plain);
 		await sink(index, id, blob);
-		chunks.push(id);
+		chunks[index] = id;
+	};
+	for (let index = 0; index < count; index++) {
+		options.signal?.throwIfAborted();
+		if (failed) break;
+		const held = options.skip?.(index);
+		if (held) {
+			chunks[index] = held;
+			continue;
+		}
+		const task: Promise<void> = one(index).then(
+			() => void window.delete(task),
+			(error: unknown) => {
+				window.delete(task);
+				failed ??= error;
+			}
+		);
+		window.add(task);
+		if (window.size >= (options.concurrency ?? 4)) await Promise.race(window);
 	}
+	await Promise.all(window);
+	if (failed) throw failed;
+	options.signal?.throwIfAborted();
 	return parseManifest({
 		v: MANIFEST_VERSION,
 		id: secrets.id,
@@ -135,15 +158,43 @@ export async function openChunk(
 	return plain;
 }
 
+/**
+ * Decrypt chunks `first..last` in order, handing each plaintext to `onChunk`,
+ * with up to `ahead` chunks being fetched and decrypted in advance (so
+ * storage, network and WebCrypto overlap; memory stays at `ahead` chunks).
+ */
+export async function readChunks(
+	manifest: FileManifest,
+	blobOf: (id: ChunkId, index: number) => Promise<Uint8Array>,
+	onChunk: (plain: Uint8Array, index: number) => Promise<void> | void,
+	options: { first?: number; last?: number; ahead?: number; verified?: boolean } = {}
+): Promise<void> {
+	const first = options.first ?? 0;
+	const last = options.last ?? manifest.chunks.length - 1;
+	const ahead = options.ahead ?? 4;
+	const open = (index: number) =>
+		blobOf(manifest.chunks[index] as ChunkId, index).then((blob) =>
+			openChunk(manifest, index, blob, options.verified ?? false)
+		);
+	const queue: Promise<Uint8Array>[] = [];
+	let next = first;
+	try {
+		for (let index = first; index <= last; index++) {
+			while (next <= last && queue.length < ahead) queue.push(open(next++));
+			await onChunk(await (queue.shift() as Promise<Uint8Array>), index);
+		}
+	} finally {
+		// Nobody waits for these any more; their failures are not news.
+		for (const pending of queue) pending.catch(() => undefined);
+	}
+}
+
 /** Decrypt a whole file held as blobs (tests and small files). */
 export async function decryptFile(
 	manifest: FileManifest,
 	blobOf: (id: ChunkId, index: number) => Promise<Uint8Array>
 ): Promise<Uint8Array> {
 	const out = new Uint8Array(manifest.size);
-	for (let index = 0; index < manifest.chunks.length; index++) {
-		const id = manifest.chunks[index] as ChunkId;
-		out.set(await openChunk(manifest, index, await blobOf(id, index)), index * manifest.chunkSize);
-	}
+	await readChunks(manifest, blobOf, (plain, index) => out.set(plain, index * manifest.chunkSize));
 	return out;
 }

@@ -20,7 +20,7 @@
  * answers the worker's questions for manifests. Without it, a finished file
  * becomes a blob: URL.
  */
-import { openChunk, encryptFile, newFileSecrets, sourceFromBlob, type FileSecrets } from './index';
+import { readChunks, encryptFile, newFileSecrets, sourceFromBlob, type FileSecrets } from './index';
 import { ChunkError } from './chunks';
 import { BlobClient, FileTooLargeError, type Capability } from './blob-client';
 import { IdbChunkStore, type ChunkStore } from './chunk-store';
@@ -255,12 +255,15 @@ export class MediaManager {
 
 	async #blobUrl(manifest: FileManifest): Promise<string> {
 		const parts: BlobPart[] = [];
-		for (let index = 0; index < manifest.chunks.length; index++) {
-			const id = manifest.chunks[index] as ChunkId;
-			const blob = await this.store.get(id);
-			if (!blob) throw new Error('the file has not been downloaded yet');
-			parts.push((await openChunk(manifest, index, blob)) as Uint8Array<ArrayBuffer>);
-		}
+		await readChunks(
+			manifest,
+			async (id) => {
+				const blob = await this.store.get(id);
+				if (!blob) throw new Error('the file has not been downloaded yet');
+				return blob;
+			},
+			(plain) => void parts.push(plain as Uint8Array<ArrayBuffer>)
+		);
 		return URL.createObjectURL(
 			new Blob(parts, { type: manifest.type || 'application/octet-stream' })
 		);

@@ -1,7 +1,7 @@
 /**
  * The service worker's `/media/<id>` route: a file decrypted as it is read,
  * with HTTP Range, so a <video> seeks and a 1 GB file never sits whole in
- * memory (one chunk in flight and one queued: about 0.5 MiB per response).
+ * memory (a few chunks read ahead and one queued: about 1 MiB per response).
  *
  * Chunks come from IndexedDB (kith-media, shared with the page) or, when not
  * held, from the relay's blob store; a fetched chunk is checked against its
@@ -30,6 +30,8 @@ import type { ServiceWorkerScope, WorkerExtendableEvent, WorkerModule } from './
 const MAX_MANIFESTS = 2000;
 const ASK_TIMEOUT_MS = 3000;
 const TAMPER_RETRIES = 3;
+/** Chunks read and decrypted ahead of the one being sent. */
+const READ_AHEAD = 2;
 
 interface FetchEvent extends WorkerExtendableEvent {
 	readonly request: Request;
@@ -147,14 +149,25 @@ export function media(options: { store?: ChunkStore } = {}): WorkerModule {
 			}
 			const span = chunkSpan(start, end, manifest.chunkSize);
 			let index = span.first;
+			// The next READ_AHEAD chunks are read and decrypted while one is sent:
+			// storage, WebCrypto and the consumer overlap, and memory stays at a
+			// few chunks whatever the file's size.
+			const ahead: Promise<Uint8Array>[] = [];
+			let scheduled = span.first;
 			const body = new ReadableStream<Uint8Array>(
 				{
 					async pull(controller) {
-						const plain = await chunk(manifest, index);
+						while (scheduled <= span.last && ahead.length < READ_AHEAD) {
+							ahead.push(chunk(manifest, scheduled++));
+						}
+						const plain = await (ahead.shift() as Promise<Uint8Array>);
 						const from = index === span.first ? span.offset : 0;
 						const to = index === span.last ? end - index * manifest.chunkSize + 1 : plain.length;
 						controller.enqueue(plain.subarray(from, to));
 						if (index++ === span.last) controller.close();
+					},
+					cancel() {
+						for (const pending of ahead.splice(0)) pending.catch(() => undefined);
 					}
 				},
 				{ highWaterMark: 1 }
