@@ -1,0 +1,165 @@
+/**
+ * The frames of `/kith/sync/1.0.0` (docs/protocol.md, "P2P sync"), as pure
+ * read/write functions. Each frame travels length-prefixed (an unsigned
+ * varint byte count, as every libp2p protocol does; ./frame-stream.ts) and
+ * its body is y-websocket framing: a varUint message type, then the payload.
+ *
+ *   0   sync       both              as the relay: step1 (0 + state vector),
+ *                                    step2 (1 + update), update (2 + update)
+ *   1   awareness  both              y-protocols awareness update (varUint8Array),
+ *                                    every state `{ e: <ciphertext> }` or null
+ *   16  hello      dialer→listener   varUint version, varString room id,
+ *                                    varUint8Array dialer nonce (32 bytes)
+ *   17  challenge  listener→dialer   varUint8Array listener nonce (32 bytes)
+ *   18  proof      both              varUint8Array Ed25519 signature (64 bytes)
+ *   101 refused    both              varString reason + varString message
+ *                                    (the relay's kith-refused layout)
+ *
+ * Types 0, 1 and 101 are the relay protocol's own (../sync/messages.ts writes
+ * them), so an update or awareness frame means the same bytes on both paths.
+ *
+ * Reading is strict: a body that does not decode, has an unknown type or has
+ * bytes left over is a P2PFrameError.
+ */
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
+import { isRoomId, type RoomId } from '../crypto';
+import { readAwarenessUpdate, readStateVector, type AwarenessEntry } from '../sync/messages';
+import { P2PFrameError } from './errors';
+
+export const PROTOCOL_VERSION = 1;
+
+export const MESSAGE_SYNC = 0;
+export const MESSAGE_AWARENESS = 1;
+export const MESSAGE_HELLO = 16;
+export const MESSAGE_CHALLENGE = 17;
+export const MESSAGE_PROOF = 18;
+export const MESSAGE_REFUSED = 101;
+
+const SYNC_STEP1 = 0;
+const SYNC_STEP2 = 1;
+const SYNC_UPDATE = 2;
+
+/** Bytes of each side's nonce. */
+export const NONCE_BYTES = 32;
+/** Bytes of an Ed25519 signature. */
+export const SIGNATURE_BYTES = 64;
+/** Longest reason code and human message of a refusal. */
+export const MAX_REASON_CHARS = 64;
+export const MAX_REFUSAL_MESSAGE = 200;
+
+export type P2PMessage =
+	| { type: 'sync-step1'; stateVector: Uint8Array; state: Map<number, number> }
+	| { type: 'sync-step2'; update: Uint8Array }
+	| { type: 'sync-update'; update: Uint8Array }
+	| { type: 'awareness'; update: Uint8Array; entries: AwarenessEntry[] }
+	| { type: 'hello'; version: number; roomId: RoomId; nonce: Uint8Array }
+	| { type: 'challenge'; nonce: Uint8Array }
+	| { type: 'proof'; signature: Uint8Array }
+	| { type: 'refused'; reason: string; message: string };
+
+/** Decode one frame body. Throws P2PFrameError. */
+export function readP2PMessage(bytes: Uint8Array): P2PMessage {
+	if (bytes.length === 0) throw new P2PFrameError('empty frame');
+	const decoder = decoding.createDecoder(bytes);
+	let message: P2PMessage;
+	try {
+		message = readBody(decoder);
+	} catch (error) {
+		if (error instanceof P2PFrameError) throw error;
+		throw new P2PFrameError('truncated or malformed frame', { cause: error });
+	}
+	if (decoding.hasContent(decoder)) {
+		throw new P2PFrameError(`${message.type} frame has trailing bytes`);
+	}
+	return message;
+}
+
+function readBody(decoder: decoding.Decoder): P2PMessage {
+	const type = decoding.readVarUint(decoder);
+	switch (type) {
+		case MESSAGE_SYNC: {
+			const step = decoding.readVarUint(decoder);
+			const payload = decoding.readVarUint8Array(decoder);
+			if (step === SYNC_STEP1) {
+				return { type: 'sync-step1', stateVector: payload, state: readStateVector(payload) };
+			}
+			if (step === SYNC_STEP2) return { type: 'sync-step2', update: payload };
+			if (step === SYNC_UPDATE) return { type: 'sync-update', update: payload };
+			throw new P2PFrameError(`unknown sync message ${step}`);
+		}
+		case MESSAGE_AWARENESS: {
+			const update = decoding.readVarUint8Array(decoder);
+			return { type: 'awareness', update, entries: readAwarenessUpdate(update) };
+		}
+		case MESSAGE_HELLO: {
+			const version = decoding.readVarUint(decoder);
+			const roomId = decoding.readVarString(decoder);
+			const nonce = decoding.readVarUint8Array(decoder);
+			if (!isRoomId(roomId)) throw new P2PFrameError('hello names no room id');
+			if (nonce.length !== NONCE_BYTES) throw new P2PFrameError('hello nonce is not 32 bytes');
+			return { type: 'hello', version, roomId, nonce };
+		}
+		case MESSAGE_CHALLENGE: {
+			const nonce = decoding.readVarUint8Array(decoder);
+			if (nonce.length !== NONCE_BYTES) throw new P2PFrameError('challenge is not 32 bytes');
+			return { type: 'challenge', nonce };
+		}
+		case MESSAGE_PROOF: {
+			const signature = decoding.readVarUint8Array(decoder);
+			if (signature.length !== SIGNATURE_BYTES) throw new P2PFrameError('proof is not 64 bytes');
+			return { type: 'proof', signature };
+		}
+		case MESSAGE_REFUSED: {
+			const reason = decoding.readVarString(decoder);
+			const message = decoding.readVarString(decoder);
+			if (reason.length > MAX_REASON_CHARS || message.length > MAX_REFUSAL_MESSAGE) {
+				throw new P2PFrameError('refusal is too long');
+			}
+			return { type: 'refused', reason, message };
+		}
+		default:
+			throw new P2PFrameError(`unknown message type ${type}`);
+	}
+}
+
+// ---- writers ---------------------------------------------------------------
+
+function frame(write: (encoder: encoding.Encoder) => void): Uint8Array {
+	const encoder = encoding.createEncoder();
+	write(encoder);
+	return encoding.toUint8Array(encoder);
+}
+
+export function writeHello(roomId: RoomId, nonce: Uint8Array): Uint8Array {
+	return frame((e) => {
+		encoding.writeVarUint(e, MESSAGE_HELLO);
+		encoding.writeVarUint(e, PROTOCOL_VERSION);
+		encoding.writeVarString(e, roomId);
+		encoding.writeVarUint8Array(e, nonce);
+	});
+}
+
+export function writeChallenge(nonce: Uint8Array): Uint8Array {
+	return frame((e) => {
+		encoding.writeVarUint(e, MESSAGE_CHALLENGE);
+		encoding.writeVarUint8Array(e, nonce);
+	});
+}
+
+export function writeProof(signature: Uint8Array): Uint8Array {
+	return frame((e) => {
+		encoding.writeVarUint(e, MESSAGE_PROOF);
+		encoding.writeVarUint8Array(e, signature);
+	});
+}
+
+export function writeP2PRefused(reason: string, message: string): Uint8Array {
+	return frame((e) => {
+		encoding.writeVarUint(e, MESSAGE_REFUSED);
+		encoding.writeVarString(e, reason.slice(0, MAX_REASON_CHARS));
+		encoding.writeVarString(e, message.slice(0, MAX_REFUSAL_MESSAGE));
+	});
+}
+
+export { writeAwareness, writeSyncStep1, writeSyncStep2, writeSyncUpdate } from '../sync/messages';
