@@ -47,6 +47,18 @@ import {
 export const KITH_MDNS_TAG = '_kith._udp.local';
 /** Streams per protocol and connection: one per room, so far more than libp2p's default 32. */
 const MAX_STREAMS_PER_CONNECTION = 1024;
+/**
+ * Streams a peer may open before this side's connection is fully set up
+ * (libp2p's default is 10, and one more resets the whole connection). A peer
+ * with many rooms opens one stream per room as soon as it is connected.
+ */
+const MAX_EARLY_STREAMS = 256;
+/**
+ * Outbound handshakes running at once, across all peers: keeps a peer with
+ * many rooms under the OTHER side's early-stream limit (10 by default in
+ * js-libp2p, identify included) and spreads the signing work.
+ */
+const MAX_OPENING = 6;
 
 /**
  * libp2p 3 wants `Promise.withResolvers` (Node 22) and a global `WebSocket`
@@ -87,7 +99,7 @@ export async function createKithNode(options: KithNodeOptions = {}): Promise<Lib
 		addresses: { listen: options.listen ?? ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'] },
 		transports: [tcp(), webSockets()],
 		connectionEncrypters: [noise()],
-		streamMuxers: [yamux()],
+		streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS })],
 		services: { identify: identify() },
 		peerDiscovery: mdnsOptions
 			? [
@@ -168,6 +180,9 @@ export class PeerSync {
 	readonly #timers = new Set<ReturnType<typeof setTimeout>>();
 	/** Peers found by mDNS: on the LAN by definition. */
 	readonly #lanPeers = new Set<string>();
+	/** Outbound handshakes running, and those waiting for a slot. */
+	#opening = 0;
+	readonly #waitingToOpen: (() => void)[] = [];
 	#started = false;
 
 	constructor(node: Libp2p, options: PeerSyncOptions = {}) {
@@ -317,9 +332,22 @@ export class PeerSync {
 		this.#dialing.add(key);
 		const timer = setTimeout(() => {
 			this.#timers.delete(timer);
-			this.#open(peer, roomId, key).finally(() => this.#dialing.delete(key));
+			this.#withSlot(() => this.#open(peer, roomId, key)).finally(() => this.#dialing.delete(key));
 		}, delay);
 		this.#timers.add(timer);
+	}
+
+	async #withSlot(task: () => Promise<void>): Promise<void> {
+		if (this.#opening >= MAX_OPENING) {
+			await new Promise<void>((resolve) => this.#waitingToOpen.push(resolve));
+		}
+		this.#opening++;
+		try {
+			await task();
+		} finally {
+			this.#opening--;
+			this.#waitingToOpen.shift()?.();
+		}
 	}
 
 	async #open(peer: PeerId, roomId: RoomId, key: string): Promise<void> {
