@@ -82,7 +82,9 @@ describe('several paths', () => {
 					const peers = await Promise.all([0, 1, 2, 3].map(() => startPeer([room])));
 					try {
 						// A spanning line keeps the graph connected; random edges add paths.
-						const links = [[0, 1], [1, 2], [2, 3], ...edges].filter(([x, y]) => x !== y);
+						const links: [number, number][] = [[0, 1], [1, 2], [2, 3], ...edges].filter(
+							([x, y]) => x !== y
+						);
 						const pending = [...links];
 						let written = 0;
 						for (const [who, pause] of schedule) {
@@ -90,7 +92,7 @@ describe('several paths', () => {
 							await write(doc(peer, room), peer.device, room.key, `w${written++}`);
 							const link = pending.shift();
 							if (link) {
-								const [x, y] = link as [number, number];
+								const [x, y] = link;
 								await connect((peers[x] as Peer).node, (peers[y] as Peer).node);
 							}
 							await sleep(pause);
