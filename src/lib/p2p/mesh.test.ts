@@ -82,9 +82,12 @@ describe('several paths', () => {
 					const peers = await Promise.all([0, 1, 2, 3].map(() => startPeer([room])));
 					try {
 						// A spanning line keeps the graph connected; random edges add paths.
-						const links: [number, number][] = [[0, 1], [1, 2], [2, 3], ...edges].filter(
-							([x, y]) => x !== y
-						);
+						const spanning: [number, number][] = [
+							[0, 1],
+							[1, 2],
+							[2, 3]
+						];
+						const links = [...spanning, ...edges].filter(([x, y]) => x !== y);
 						const pending = [...links];
 						let written = 0;
 						for (const [who, pause] of schedule) {
