@@ -20,8 +20,11 @@ import type { Stream } from '@libp2p/interface';
 export class FrameStreamError extends Error {
 	static readonly NAME = 'FrameStreamError';
 	constructor(
-		/** `frame-too-large` or `malformed-frame` (docs/protocol.md, P2P refusal reasons). */
-		readonly reason: 'frame-too-large' | 'malformed-frame',
+		/**
+		 * `frame-too-large` or `malformed-frame` (docs/protocol.md, P2P refusal
+		 * reasons), or `slow-reader`: more than `maxPendingBytes` waited to be sent.
+		 */
+		readonly reason: 'frame-too-large' | 'malformed-frame' | 'slow-reader',
 		message: string
 	) {
 		super(message);
@@ -111,6 +114,12 @@ export interface FrameStreamOptions {
 	maxFrameBytes: number;
 	/** Pause the stream while more than this many bytes of frames wait to be read. */
 	highWaterBytes?: number;
+	/**
+	 * Bytes waiting to be sent after which the stream is reset (`slow-reader`):
+	 * a peer that does not read must not make this side buffer without end. It
+	 * catches up by step1/step2 on its next stream. Default 32 MiB.
+	 */
+	maxPendingBytes?: number;
 }
 
 type Queued = { frame: Uint8Array } | { error: Error } | { end: true };
@@ -123,6 +132,8 @@ export class FrameStream {
 	readonly #stream: Stream;
 	readonly #decoder: FrameDecoder;
 	readonly #highWater: number;
+	readonly #maxPending: number;
+	#pendingBytes = 0;
 	readonly #queue: Queued[] = [];
 	#queuedBytes = 0;
 	#waiter: (() => void) | null = null;
@@ -133,6 +144,7 @@ export class FrameStream {
 		this.#stream = stream;
 		this.#decoder = new FrameDecoder(options.maxFrameBytes);
 		this.#highWater = options.highWaterBytes ?? 2 * options.maxFrameBytes;
+		this.#maxPending = options.maxPendingBytes ?? 32 * 1024 * 1024;
 		// What arrives while paused is held by the stream itself: allow a full
 		// muxer window on top of what is queued here, so a pause never overflows it.
 		stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, 4 * this.#highWater);
@@ -168,11 +180,21 @@ export class FrameStream {
 	/** Send one frame body; resolves once the muxer took it. Writes keep their call order. */
 	send(body: Uint8Array): Promise<void> {
 		const bytes = encodeFrame(body);
-		const write = this.#writing.then(async () => {
-			const stream = this.#stream;
-			if (stream.writeStatus !== 'writable') throw new Error(`stream is ${stream.writeStatus}`);
-			if (!stream.send(bytes)) await stream.onDrain();
-		});
+		this.#pendingBytes += bytes.length;
+		if (this.#pendingBytes > this.#maxPending) {
+			const error = new FrameStreamError('slow-reader', 'the peer does not read what is sent');
+			this.abort(error);
+			return Promise.reject(error);
+		}
+		const write = this.#writing
+			.then(async () => {
+				const stream = this.#stream;
+				if (stream.writeStatus !== 'writable') throw new Error(`stream is ${stream.writeStatus}`);
+				if (!stream.send(bytes)) await stream.onDrain();
+			})
+			.finally(() => {
+				this.#pendingBytes -= bytes.length;
+			});
 		// A failed write fails its caller; the chain goes on for the next one.
 		this.#writing = write.catch(() => undefined);
 		return write;

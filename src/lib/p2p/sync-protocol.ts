@@ -378,7 +378,6 @@ export class SyncSession {
 	readonly #onRemoteApplied: SessionOptions['onRemoteApplied'];
 	readonly #heard = new Set<number>();
 	#resolveClosed!: (end: SessionEnd) => void;
-	#applying: Promise<void> = Promise.resolve();
 	#synced = false;
 	#refusals = 0;
 	#ended: SessionEnd | null = null;
@@ -398,9 +397,11 @@ export class SyncSession {
 
 		room.cdoc.doc.on('update', this.#onDocUpdate);
 		room.awareness.on('update', this.#onAwarenessUpdate);
-		this.#send(writeSyncStep1(encodeStateVector(room.cdoc)));
+		void this.#send(writeSyncStep1(encodeStateVector(room.cdoc)));
 		const known = [...room.awareness.getStates().keys()];
-		if (known.length > 0) this.#send(writeAwareness(encodeAwarenessUpdate(room.awareness, known)));
+		if (known.length > 0) {
+			void this.#send(writeAwareness(encodeAwarenessUpdate(room.awareness, known)));
+		}
 		void this.#readLoop();
 	}
 
@@ -461,7 +462,9 @@ export class SyncSession {
 				return;
 			}
 			try {
-				this.#handle(message);
+				// Updates are applied here, one at a time: while one is checked, the
+				// next frames wait in the stream, which pauses the sender past 4 MiB.
+				await this.#handle(message);
 			} catch (error) {
 				// A bug here must not take the node down; it is still reported.
 				this.#log.error('failed to handle a p2p frame', {
@@ -473,14 +476,14 @@ export class SyncSession {
 		}
 	}
 
-	#handle(message: P2PMessage): void {
+	async #handle(message: P2PMessage): Promise<void> {
 		switch (message.type) {
 			case 'sync-step1':
-				this.#answerStep1(message.stateVector);
+				void this.#answerStep1(message.stateVector);
 				return;
 			case 'sync-step2':
 			case 'sync-update':
-				this.#enqueueApply(message.update, message.type === 'sync-step2');
+				await this.#apply(message.update, message.type === 'sync-step2');
 				return;
 			case 'awareness':
 				this.#applyAwareness(message);
@@ -496,25 +499,21 @@ export class SyncSession {
 		}
 	}
 
-	#answerStep1(stateVector: Uint8Array): void {
+	/**
+	 * Step2: what the peer lacks, in pieces under the frame limit, each sent
+	 * when the previous one left (a long history never sits whole in the send
+	 * queue). Live updates may overtake later pieces: Yjs holds an item whose
+	 * predecessors are missing until they come.
+	 */
+	async #answerStep1(stateVector: Uint8Array): Promise<void> {
 		const missing = updateSince(this.room.cdoc, stateVector);
 		const pieces =
 			missing.length > EMPTY_UPDATE_LENGTH ? splitUpdate(missing, MAX_UPDATE_BYTES) : [missing];
-		const [first, ...rest] = pieces;
-		this.#send(writeSyncStep2(first ?? missing));
-		for (const piece of rest) this.#send(writeSyncUpdate(piece));
-	}
-
-	#enqueueApply(update: Uint8Array, catchUp: boolean): void {
-		this.#applying = this.#applying
-			.then(() => this.#apply(update, catchUp))
-			.catch((error: unknown) => {
-				this.#log.error('failed to apply an update from a peer', {
-					room: this.roomId,
-					peer: this.remotePeer,
-					error: describe(error)
-				});
-			});
+		for (const [i, piece] of pieces.entries()) {
+			if (this.#ended) return;
+			const sent = this.#send(i === 0 ? writeSyncStep2(piece) : writeSyncUpdate(piece));
+			if (!(await sent)) return;
+		}
 	}
 
 	async #apply(update: Uint8Array, catchUp: boolean): Promise<void> {
@@ -533,7 +532,7 @@ export class SyncSession {
 				void this.close('too-many-refusals');
 				return;
 			}
-			this.#send(writeP2PRefused(`doc-rules:${check.reason}`, check.detail));
+			void this.#send(writeP2PRefused(`doc-rules:${check.reason}`, check.detail));
 			return;
 		}
 		if (check.entries.length > 0 && this.#onRemoteApplied) {
@@ -565,21 +564,30 @@ export class SyncSession {
 
 	readonly #onDocUpdate = (update: Uint8Array, origin: unknown): void => {
 		if (origin === this || this.#ended) return; // the peer's own update, coming back
-		for (const piece of splitUpdate(update, MAX_UPDATE_BYTES)) this.#send(writeSyncUpdate(piece));
+		for (const piece of splitUpdate(update, MAX_UPDATE_BYTES)) {
+			void this.#send(writeSyncUpdate(piece));
+		}
 	};
 
-	#send(body: Uint8Array): void {
-		if (this.#ended) return;
-		this.#frames.send(body).catch((error: unknown) => {
-			if (this.#ended) return;
-			this.#log.warn('could not send to a peer', {
-				room: this.roomId,
-				peer: this.remotePeer,
-				error: describe(error)
-			});
-			this.#end({ reason: 'reset', byRemote: true });
-			this.#frames.abort(error instanceof Error ? error : new Error(String(error)));
-		});
+	/** Queue a frame; resolves true once sent, false when the stream failed (then it is over). */
+	#send(body: Uint8Array): Promise<boolean> {
+		if (this.#ended) return Promise.resolve(false);
+		return this.#frames.send(body).then(
+			() => true,
+			(error: unknown) => {
+				if (this.#ended) return false;
+				const reason = error instanceof FrameStreamError ? error.reason : 'reset';
+				this.#log.warn('could not send to a peer', {
+					room: this.roomId,
+					peer: this.remotePeer,
+					reason,
+					error: describe(error)
+				});
+				this.#end({ reason, byRemote: reason === 'reset' });
+				this.#frames.abort(error instanceof Error ? error : new Error(String(error)));
+				return false;
+			}
+		);
 	}
 
 	// ---- awareness ---------------------------------------------------------------
@@ -614,7 +622,7 @@ export class SyncSession {
 	): void => {
 		if (origin === this || this.#ended) return;
 		const clients = [...change.added, ...change.updated, ...change.removed];
-		this.#send(writeAwareness(encodeAwarenessUpdate(this.room.awareness, clients)));
+		void this.#send(writeAwareness(encodeAwarenessUpdate(this.room.awareness, clients)));
 	};
 
 	/** States this session brought in leave with it, unless another session spoke for them since. */
