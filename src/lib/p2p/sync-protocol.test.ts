@@ -8,6 +8,7 @@ import { ENVELOPE_MAP } from '../conversation';
 import { rawDoc, withoutDeleteSet } from '../conversation/test-support';
 import { equalBytes, newSecretKey, utf8Encode } from '../crypto';
 import { envelopeId, sealEnvelope } from '../envelope';
+import { MAX_FRAME_BYTES } from './sync-protocol';
 import {
 	capabilityOf,
 	connect,
@@ -72,6 +73,18 @@ describe('two peers', () => {
 		await connect(carol.node, bob.node);
 		await until(() => doc(carol, room).size === 20, 'carol gets everything');
 		expect(ids(doc(carol, room))).toEqual(ids(doc(alice, room)));
+	});
+
+	it('a history larger than several frames arrives whole (step2 split under the frame limit)', async () => {
+		const room = newRoom();
+		const [alice, bob] = await Promise.all([startPeer([room]), startPeer([room])]);
+		const big = 'x'.repeat(400 * 1024);
+		for (let i = 0; i < 16; i++)
+			await write(doc(alice, room), alice.device, room.key, `${i}${big}`);
+		expect(doc(alice, room).encodeState().length).toBeGreaterThan(3 * MAX_FRAME_BYTES);
+		await connect(bob.node, alice.node);
+		await until(() => doc(bob, room).size === 16, 'bob gets 16 large envelopes', 20_000);
+		expect(ids(doc(bob, room))).toEqual(ids(doc(alice, room)));
 	});
 
 	it('only rooms both hold are synced; the other streams are refused', async () => {
