@@ -19,7 +19,8 @@
  * Options:
  *   --quick          small sizes and fewer repetitions (a smoke run, 1–2 min)
  *   --only=LIST      run only these sections (comma-separated): app (1–3), fanout (4),
- *                    latency (5), relay (= fanout,latency). Default: all
+ *                    latency (5), relay (= fanout,latency), media (encrypted files:
+ *                    pipeline throughput, service-worker streaming memory). Default: all
  *   --no-render      skip mounting the real ConversationView on cold open
  *   --rebuild        also cold-open without a snapshot (verify, decrypt, reduce all; ~1 min more)
  *   KITH_CHROMIUM    Chromium executable (default /usr/bin/chromium)
@@ -33,11 +34,12 @@ import { mean, median, percentile } from './lib/stats';
 import { fanoutConfig, runFanout } from './relay/fanout';
 import { latencyConfig, runLatency } from './relay/latency';
 import { RELAY_ENV } from './relay/servers';
+import { mediaConfig, runMedia } from './media/media';
 /** Cold-open repetitions that also wait for the whole doc to load in the background. */
 const FULL_LOAD_REPS = 2;
 const SPLIT_REPS = 2;
 
-const SECTIONS = ['app', 'fanout', 'latency'] as const;
+const SECTIONS = ['app', 'fanout', 'latency', 'media'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Config {
@@ -120,6 +122,7 @@ async function main(): Promise<void> {
 		}
 	}
 	if (cfg.only.includes('fanout')) await relayFanout(cfg);
+	if (cfg.only.includes('media')) await media(cfg);
 	log(`done in ${fmt((Date.now() - started) / 1000)} s`);
 }
 
@@ -167,6 +170,23 @@ async function relayLatency(cfg: Config, browser: BenchBrowser): Promise<void> {
 		...results,
 		load: { start: load, end }
 	});
+}
+
+/** Section "media" (bench/media/): pipeline throughput and service-worker streaming memory. */
+async function media(cfg: Config): Promise<void> {
+	const { rows, results } = await runMedia(mediaConfig(cfg.quick), log);
+	printTable(rows);
+	const file = await updateResults((previous) => ({
+		...previous,
+		media: {
+			date: new Date().toISOString(),
+			machine: machine(),
+			quick: cfg.quick,
+			summary: rows,
+			...results
+		}
+	}));
+	log(`media results written to ${file}`);
 }
 
 async function relayFanout(cfg: Config): Promise<void> {

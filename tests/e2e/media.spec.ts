@@ -13,6 +13,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { deflateSync } from 'node:zlib';
 import { closeSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,6 +45,45 @@ async function makeFile(name: string, size: number, marker: string) {
 	const path = join(dir, name);
 	writeFileSync(path, bytes);
 	return { dir, path, bytes };
+}
+
+/** A small PNG (a colour gradient), made by hand: no canvas in Node. */
+function png(width: number, height: number): Buffer {
+	const crcTable = Array.from({ length: 256 }, (_, n) => {
+		let c = n;
+		for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+		return c >>> 0;
+	});
+	const crc = (bytes: Buffer) => {
+		let c = 0xffffffff;
+		for (const b of bytes) c = (crcTable[(c ^ b) & 0xff] as number) ^ (c >>> 8);
+		return (c ^ 0xffffffff) >>> 0;
+	};
+	const chunk = (type: string, data: Buffer) => {
+		const head = Buffer.alloc(4);
+		head.writeUInt32BE(data.length);
+		const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+		const tail = Buffer.alloc(4);
+		tail.writeUInt32BE(crc(body));
+		return Buffer.concat([head, body, tail]);
+	};
+	const ihdr = Buffer.alloc(13);
+	ihdr.writeUInt32BE(width, 0);
+	ihdr.writeUInt32BE(height, 4);
+	ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+	const rows = Buffer.alloc((width * 3 + 1) * height);
+	for (let y = 0; y < height; y++) {
+		for (let x = 0; x < width; x++) {
+			const at = y * (width * 3 + 1) + 1 + x * 3;
+			rows.set([(x * 255) / width, (y * 255) / height, 160], at);
+		}
+	}
+	return Buffer.concat([
+		Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+		chunk('IHDR', ihdr),
+		chunk('IDAT', deflateSync(rows)),
+		chunk('IEND', Buffer.alloc(0))
+	]);
 }
 
 async function served(baseURL: string): Promise<number> {
@@ -126,7 +166,40 @@ test('a 50 MB file arrives byte-identical; tampering is refused; Range is exact;
 		await expect(alert).toContainText('is too large to send');
 		await expect(alert).toContainText('Nothing was uploaded');
 		await expect(ada.getByRole('progressbar')).toHaveCount(0);
+		await ada.screenshot({ path: test.info().outputPath('too-large.png') });
 		await alert.getByRole('button', { name: 'Dismiss' }).click();
+
+		// An image: inline for the receiver, from a preview to the full picture.
+		const photo = join(sparseDir, 'photo.png');
+		writeFileSync(photo, png(480, 320));
+		await attach(ada, photo);
+		const picture = messageLog(bob).getByRole('img', { name: 'photo.png', exact: true });
+		await expect(picture).toBeVisible({ timeout: 60_000 });
+		await expect
+			.poll(() => picture.evaluate((img) => (img as HTMLImageElement).naturalWidth))
+			.toBe(480);
+
+		// Paste and drop send files too (synthetic events carrying a DataTransfer).
+		await ada.getByRole('log', { name: 'Messages' }).evaluate((log) => {
+			const data = (name: string) => {
+				const transfer = new DataTransfer();
+				transfer.items.add(new File([`hello from ${name}`], name, { type: 'text/plain' }));
+				return transfer;
+			};
+			log.dispatchEvent(
+				new ClipboardEvent('paste', { clipboardData: data('pasted.txt'), bubbles: true })
+			);
+			log.dispatchEvent(
+				new DragEvent('drop', {
+					dataTransfer: data('dropped.txt'),
+					bubbles: true,
+					cancelable: true
+				})
+			);
+		});
+		for (const name of ['pasted.txt', 'dropped.txt']) {
+			await expect(messageLog(bob).getByRole('link', { name })).toBeVisible({ timeout: 30_000 });
+		}
 
 		// Tamper with the first chunk Bob fetches: flip one byte, once.
 		const fetches = new Map<string, number>();
@@ -150,9 +223,17 @@ test('a 50 MB file arrives byte-identical; tampering is refused; Range is exact;
 		await attach(ada, file.path);
 		const upload = ada.getByRole('progressbar', { name: `Uploading ${marker}.bin` });
 		await expect(upload).toBeVisible();
+		await ada.screenshot({ path: test.info().outputPath('uploading.png') });
 		await expect(upload).toBeHidden({ timeout: 120_000 });
 
 		// Bob: a progress bar, then the file as a link with its name.
+		const receiving = bob.getByRole('progressbar', { name: `Downloading ${marker}.bin` });
+		await expect(
+			receiving.or(messageLog(bob).getByRole('link', { name: `${marker}.bin` }))
+		).toBeVisible({
+			timeout: 120_000
+		});
+		await bob.screenshot({ path: test.info().outputPath('downloading.png') });
 		const link = messageLog(bob).getByRole('link', { name: `${marker}.bin` });
 		await expect(link).toBeVisible({ timeout: 120_000 });
 		expect(await link.getAttribute('download')).toBe(`${marker}.bin`);
@@ -170,6 +251,7 @@ test('a 50 MB file arrives byte-identical; tampering is refused; Range is exact;
 		expect(fetches.get(tampered as unknown as string)).toBe(2);
 		expect(fetches.size).toBe(chunks);
 		expect((await served(baseURL)) - servedBefore).toBe(chunks + 1);
+		await bob.screenshot({ path: test.info().outputPath('received.png') });
 
 		// Ada's worker serves the file with Range, decrypting as it reads.
 		const adaLink = messageLog(ada).getByRole('link', { name: `${marker}.bin` });

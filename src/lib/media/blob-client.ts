@@ -27,9 +27,14 @@ export class FileTooLargeError extends Error {
 		readonly size: number,
 		readonly limit: number
 	) {
+		// Rounded sizes can read the same ("2.1 GB … at most 2.1 GB"): then exact bytes.
+		const [a, b] =
+			formatBytes(size) === formatBytes(limit)
+				? [`${size.toLocaleString('en-US')} bytes`, `${limit.toLocaleString('en-US')} bytes`]
+				: [formatBytes(size), formatBytes(limit)];
 		super(
-			`“${fileName}” is too large to send: it is ${formatBytes(size)}, and files can be at most ` +
-				`${formatBytes(limit)}. Nothing was uploaded.`
+			`“${fileName}” is too large to send: it is ${a}, and files can be at most ${b}. ` +
+				'Nothing was uploaded.'
 		);
 	}
 }

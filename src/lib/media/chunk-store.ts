@@ -10,6 +10,7 @@ export const MEDIA_DB = 'kith-media';
 const STORE = 'chunks';
 
 export interface ChunkStore {
+	/** The chunk as a fresh copy the caller owns (it may detach its buffer). */
 	get(id: string): Promise<Uint8Array | undefined>;
 	put(id: string, blob: Uint8Array): Promise<void>;
 	/** Which of `ids` are held. */
@@ -119,7 +120,9 @@ export class IdbChunkStore implements ChunkStore {
 export class MemoryChunkStore implements ChunkStore {
 	readonly chunks = new Map<string, Uint8Array>();
 	async get(id: string) {
-		return this.chunks.get(id);
+		const blob = this.chunks.get(id);
+		// A copy, as IndexedDB gives: callers may detach what they get.
+		return blob && new Uint8Array(blob);
 	}
 	async put(id: string, blob: Uint8Array) {
 		this.chunks.set(id, blob);
