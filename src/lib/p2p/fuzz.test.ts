@@ -199,7 +199,7 @@ describe('fuzz', () => {
 
 	it('a stranger that says nothing is cut off after the handshake timeout', async () => {
 		const room = newRoom();
-		const { PeerSync } = await import('./node');
+		const { PeerSync } = await import('./peer-sync');
 		const node = await startNode();
 		const sync = new PeerSync(node, { handshakeTimeoutMs: 300 });
 		await sync.start();

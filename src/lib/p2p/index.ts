@@ -1,12 +1,20 @@
 /**
  * Peer to peer: conversation docs over libp2p (docs/protocol.md, "P2P sync").
  * `sync-protocol` is the one implementation of /kith/sync shared by every
- * peer; `node` builds a Node peer and PeerSync, which runs the protocol with
- * every connected peer for every room held. Import `./node` only on Node (or
- * give PeerSync a browser node): it pulls in TCP and mDNS.
+ * peer; PeerSync runs it with every connected peer for every room held, on
+ * any libp2p node. `./node` (a Node peer: TCP, WebSockets, mDNS) is not
+ * exported here: import it only on Node.
  */
 export { FrameStreamError } from './frame-stream';
 export { P2PFrameError, P2PRefusedError } from './errors';
+export {
+	PeerSync,
+	type P2PPathKind,
+	type P2PRoomStatus,
+	type PeerSyncEvents,
+	type PeerSyncOptions,
+	type PeerSyncRoom
+} from './peer-sync';
 export { P2P_ACCESS_CONTEXT, proofMessage } from './proof';
 export {
 	acceptSyncSession,

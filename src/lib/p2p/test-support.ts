@@ -10,7 +10,8 @@ import { newRoomId, newSecretKey, randomBytes, type RoomId, type SecretKey } fro
 import { deriveRoomCapability, type RoomCapability } from '../sync/capability';
 import { captureLogger, docFor, newDevice, type Device, type LogLine } from '../sync/test-support';
 import { FrameStream } from './frame-stream';
-import { createKithNode, PeerSync } from './node';
+import { createKithNode } from './node';
+import { PeerSync } from './peer-sync';
 import { signProof } from './proof';
 import { KITH_SYNC_PROTOCOL, MAX_FRAME_BYTES } from './sync-protocol';
 import { readP2PMessage, writeHello, writeProof, type P2PMessage } from './wire';
