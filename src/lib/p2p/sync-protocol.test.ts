@@ -2,12 +2,14 @@
  * /kith/sync between real libp2p nodes on 127.0.0.1 TCP (noise, yamux): no
  * mock of libp2p, real sealed envelopes, the real doc rules.
  */
+import * as encoding from 'lib0/encoding';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
 import { ENVELOPE_MAP } from '../conversation';
 import { rawDoc, withoutDeleteSet } from '../conversation/test-support';
 import { equalBytes, newSecretKey, utf8Encode } from '../crypto';
 import { envelopeId, sealEnvelope } from '../envelope';
+import { awarenessStateOf } from '../sync/messages';
 import { MAX_FRAME_BYTES } from './sync-protocol';
 import {
 	capabilityOf,
@@ -29,7 +31,7 @@ import {
 	type RawClient,
 	type Room
 } from './test-support';
-import { writeSyncStep1, writeSyncUpdate, type P2PMessage } from './wire';
+import { writeAwareness, writeSyncStep1, writeSyncUpdate, type P2PMessage } from './wire';
 
 afterEach(stopAll);
 
@@ -85,6 +87,19 @@ describe('two peers', () => {
 		await connect(bob.node, alice.node);
 		await until(() => doc(bob, room).size === 16, 'bob gets 16 large envelopes', 20_000);
 		expect(ids(doc(bob, room))).toEqual(ids(doc(alice, room)));
+	});
+
+	it('sync over WebSockets too (the transport a browser uses to reach a kith peer)', async () => {
+		const room = newRoom();
+		const ws = ['/ip4/127.0.0.1/tcp/0/ws'];
+		const [alice, bob] = await Promise.all([
+			startPeer([room], { listen: ws }),
+			startPeer([room], { listen: ws })
+		]);
+		expect(String(bob.node.getMultiaddrs()[0])).toContain('/ws');
+		await write(doc(alice, room), alice.device, room.key, 'over ws');
+		await connect(alice.node, bob.node);
+		await until(() => doc(bob, room).size === 1, 'bob syncs over ws');
 	});
 
 	it('only rooms both hold are synced; the other streams are refused', async () => {
@@ -219,6 +234,31 @@ describe('doc rules', () => {
 		expect((await client.read())?.type).toBe('sync-step1');
 		return { alice, client };
 	}
+
+	it('an awareness update that speaks for the receiver itself is dropped', async () => {
+		const room = newRoom();
+		const { alice, client } = await member(room);
+		const awareness = alice.sync.awareness(room.roomId);
+		if (!awareness) throw new Error('no awareness');
+		const forged = encoding.encode((e) => {
+			encoding.writeVarUint(e, 1);
+			encoding.writeVarUint(e, awareness.clientID);
+			encoding.writeVarUint(e, 99);
+			encoding.writeVarString(e, JSON.stringify(awarenessStateOf(utf8Encode('spoof'))));
+		});
+		await client.send(writeAwareness(forged));
+		// And one for another client, which is taken.
+		const other = encoding.encode((e) => {
+			encoding.writeVarUint(e, 1);
+			encoding.writeVarUint(e, 4242);
+			encoding.writeVarUint(e, 1);
+			encoding.writeVarString(e, JSON.stringify(awarenessStateOf(utf8Encode('typing'))));
+		});
+		await client.send(writeAwareness(other));
+		await until(() => awareness.getStates().has(4242), 'the other state arrives');
+		expect(awareness.getLocalState()).toBeNull();
+		expect(alice.log.some((line) => line.message.includes('speaks for this device'))).toBe(true);
+	});
 
 	it('an update that breaks a rule is refused whole, with the reason, and nothing is applied', async () => {
 		const room = newRoom();

@@ -31,9 +31,12 @@ export function newRoom(): Room {
 const nodes: Libp2p[] = [];
 const syncs: PeerSync[] = [];
 
-/** A started node listening on 127.0.0.1 TCP only, no mDNS (unless asked). */
-export async function startNode(mdns: false | { interval: number } = false): Promise<Libp2p> {
-	const node = await createKithNode({ listen: ['/ip4/127.0.0.1/tcp/0'], mdns });
+/** A started node listening on 127.0.0.1 (TCP unless told), no mDNS (unless asked). */
+export async function startNode(
+	mdns: false | { interval: number } = false,
+	listen = ['/ip4/127.0.0.1/tcp/0']
+): Promise<Libp2p> {
+	const node = await createKithNode({ listen, mdns });
 	nodes.push(node);
 	return node;
 }
@@ -49,9 +52,9 @@ export interface Peer {
 
 export async function startPeer(
 	rooms: Room[] = [],
-	options: { mdns?: false | { interval: number } } = {}
+	options: { mdns?: false | { interval: number }; listen?: string[] } = {}
 ): Promise<Peer> {
-	const node = await startNode(options.mdns ?? false);
+	const node = await startNode(options.mdns ?? false, options.listen);
 	const logger = captureLogger();
 	const sync = new PeerSync(node, { logger });
 	syncs.push(sync);
