@@ -197,6 +197,33 @@ describe('fuzz', () => {
 		expect(await atLimit.read()).toMatchObject({ type: 'refused', reason: 'malformed-frame' });
 	});
 
+	it('a member that stops reading is cut off (slow-reader) instead of growing the send queue', async () => {
+		const room = newRoom();
+		const alice = await startPeer([room]);
+		const member = await startNode();
+		const client = await rawClient(member, alice.node);
+		const answer = await rawHandshake(
+			client,
+			member,
+			alice.node,
+			room.roomId,
+			await capabilityOf(room)
+		);
+		expect(answer?.type).toBe('proof');
+		await until(() => alice.sync.sessions(room.roomId).length === 1, 'admitted');
+		client.frames.stream.pause(); // yamux stops granting alice window
+		const big = 'y'.repeat(900 * 1024);
+		for (let i = 0; i < 40 && alice.sync.sessions(room.roomId).length > 0; i++) {
+			await write(doc(alice, room), alice.device, room.key, `${i}${big}`);
+		}
+		await until(() => alice.sync.sessions(room.roomId).length === 0, 'the session is cut');
+		expect(alice.log.some((line) => line.fields?.['reason'] === 'slow-reader')).toBe(true);
+		// Alice goes on: a member that reads gets everything.
+		const bob = await startPeer([room]);
+		await connect(bob.node, alice.node);
+		await until(() => doc(bob, room).size === doc(alice, room).size, 'bob catches up', 30_000);
+	}, 60_000);
+
 	it('a stranger that says nothing is cut off after the handshake timeout', async () => {
 		const room = newRoom();
 		const { PeerSync } = await import('./peer-sync');
