@@ -10,11 +10,13 @@
 import { base, build, files, version } from '$service-worker';
 import { shell, updates, type ServiceWorkerScope, type WorkerModule } from '$lib/sw';
 import { media } from '$lib/sw/media';
+import { push } from '$lib/sw/push';
 
 const scope = self as unknown as ServiceWorkerScope;
 
 const modules: readonly WorkerModule[] = [
 	updates(),
+	push(),
 	media(),
 	shell({ base, build, files, version })
 ];

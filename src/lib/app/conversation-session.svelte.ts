@@ -56,6 +56,7 @@ import { ownStatus, ReceiptBook } from './receipts';
 import type { FileManifest } from '../media/manifest';
 import type { MediaManager } from '../media/media.svelte';
 import { deriveRoomCapability } from '../sync/capability';
+import { notifyKeyFor, previewOf, sealNotification } from '../push/notification';
 
 /** Most plaintext bytes sealed into one envelope when batching a burst. */
 const BATCH_BYTES = 192 * 1024;
@@ -101,6 +102,8 @@ export interface ConversationSessionOptions {
 	isLeader(): boolean;
 	/** Publish this device's encrypted awareness state (null clears it). */
 	publishAwareness?(state: Uint8Array | null): void;
+	/** Hand the relay a notification envelope of a message just sent (push to offline members). */
+	publishNotification?(envelope: Uint8Array): void;
 	/**
 	 * The invitation this account joined by, when a device other than the
 	 * inviter's admitted it: the conversation is confirmed once it holds that
@@ -113,6 +116,8 @@ export interface ConversationSessionOptions {
 	/** Restored reducer state from an encrypted snapshot. */
 	restored?: unknown;
 	onChange?: () => void;
+	/** Another device of this account sent a read receipt here. */
+	onReadElsewhere?: () => void;
 	/** The user has seen the newest message; the app moves the read position in the vault. */
 	onMarkRead?: (session: ConversationSession) => void;
 	onReport?: (error: Error) => void;
@@ -363,7 +368,36 @@ export class ConversationSession implements ConversationHandle {
 			return { accepted: rejected, saved: rejected };
 		}
 		this.setTyping(false);
-		return this.#enqueueOp(op);
+		const queued = this.#enqueueOp(op);
+		queued.accepted.then(
+			() => this.#notify(text),
+			() => undefined
+		);
+		return queued;
+	}
+
+	/** A notification envelope for members' offline devices (not in notes to self). */
+	#notify(text: string): void {
+		const publish = this.#options.publishNotification;
+		if (!publish || this.kind === 'notes') return;
+		const { epoch } = this.#options;
+		const epochKey = this.#options.keys.get(epoch);
+		if (!epochKey) return;
+		const roomId = this.roomId;
+		void sealNotification({
+			roomId,
+			epoch,
+			key: notifyKeyFor(epochKey, roomId),
+			signer: this.#options.signer,
+			body: {
+				c: this.id,
+				t: this.name.slice(0, 100),
+				n: this.#options.myName().slice(0, 64),
+				p: previewOf(text)
+			}
+		}).then(publish, (error: unknown) =>
+			console.warn('kith:push could not seal a notification', error)
+		);
 	}
 
 	#enqueueOp(op: Operation): { accepted: Promise<void>; saved: Promise<void> } {
@@ -559,6 +593,14 @@ export class ConversationSession implements ConversationHandle {
 						else this.#pendingAdds.push({ op, signer: d.device });
 					} else if (op.type === 'receipt') {
 						this.#noteReceipt(author, op);
+						// Read on another of this account's devices: its notifications here can go.
+						if (
+							op.kind === 'read' &&
+							author === this.#options.myUserId &&
+							d.device !== this.#myDevice
+						) {
+							this.#options.onReadElsewhere?.();
+						}
 					} else if (op.type === 'invite') {
 						this.#invites.set(op.invite, { op, author, device: d.device });
 						if (op.invite === this.#options.expectInvite?.id) this.#checkInvite();

@@ -19,6 +19,17 @@ import { clientIdFor, openEnvelope } from '../envelope';
 import { newRoomId, newSecretKey, type ConversationId, type RoomId } from '../crypto';
 import { isQuotaError, requestPersistentStorage, type LocalStore } from '../storage';
 import {
+	closeNotifications,
+	currentSubscription,
+	PushError,
+	pushState,
+	register as registerPush,
+	subscribe as subscribePush,
+	tellWorker,
+	unsubscribe as unsubscribePush,
+	type PushRoomInput
+} from '../push/client';
+import {
 	decodeVaultChanges,
 	encodeVaultChanges,
 	Vault,
@@ -60,6 +71,10 @@ export type JoinState =
 	| { state: 'joined'; conversationId: ConversationId }
 	| { state: 'failed'; message: string };
 const SNAPSHOT_DELAY_MS = 2000;
+/** Where this device keeps its notification choices (LocalStore). */
+const PUSH_SETTINGS_KEY = 'push-settings';
+/** Changes to rooms or mutes are registered with the relay after this pause. */
+const PUSH_SYNC_DELAY_MS = 500;
 
 export interface KithAppOptions {
 	store: LocalStore;
@@ -81,6 +96,12 @@ export class KithApp {
 	connection = $state<ConnectionState>('Connecting');
 	/** Joins this device asked for, by invitation id. */
 	joins = $state<Record<string, JoinState>>({});
+	/** Push notifications are on for this device. */
+	notifications = $state(false);
+	/** Notifications never show who wrote or what ("Private notifications"). */
+	privateNotifications = $state(false);
+	/** Conversations the user muted (no push), from the vault. */
+	muted = $state.raw<ReadonlySet<string>>(new Set());
 
 	readonly #store: LocalStore;
 	readonly #options: KithAppOptions;
@@ -500,6 +521,7 @@ export class KithApp {
 		const net = new NetHub({
 			tabs,
 			relayUrl: this.#options.relayUrl ?? null,
+			device: keyring.identity.deviceId,
 			onRefused: (_room, refusal) => {
 				this.alert = refusal.message;
 			},
@@ -532,6 +554,7 @@ export class KithApp {
 		await this.#syncConversations();
 		this.phase = 'ready';
 		void requestPersistentStorage();
+		void this.#loadPushSettings();
 		void this.#resumeJoins();
 		// Lives as long as the tab: the app is never torn down while the page is open.
 		setInterval(() => void this.#watchInvites(), INVITE_SCAN_MS);
@@ -617,6 +640,7 @@ export class KithApp {
 		const vault = this.#vault;
 		const keyring = this.#keyring;
 		if (!vault || !keyring) return;
+		this.#updateMuted(vault);
 		const opening: Promise<void>[] = [];
 		for (const entry of vault.conversations()) {
 			const existing = this.#sessions.get(entry.id);
@@ -628,6 +652,100 @@ export class KithApp {
 		}
 		await Promise.all(opening);
 		this.#scheduleSummaries();
+		this.#schedulePush();
+	}
+
+	// ---- push notifications ------------------------------------------------------
+
+	#updateMuted(vault: Vault): void {
+		const muted = new Set(vault.conversations().flatMap((c) => (c.muted ? [c.id as string] : [])));
+		if (muted.size !== this.muted.size || [...muted].some((id) => !this.muted.has(id))) {
+			this.muted = muted;
+		}
+	}
+
+	async setMuted(id: string, muted: boolean): Promise<void> {
+		await this.#changeVault((vault) => vault.setMuted(id as ConversationId, muted));
+		if (this.#vault) this.#updateMuted(this.#vault);
+		this.#schedulePush();
+	}
+
+	async #loadPushSettings(): Promise<void> {
+		const saved = await this.#store.get<{ enabled: boolean; private: boolean }>(PUSH_SETTINGS_KEY);
+		this.notifications = saved?.enabled === true;
+		this.privateNotifications = saved?.private === true;
+		this.#schedulePush();
+	}
+
+	async #savePushSettings(): Promise<void> {
+		await this.#store.put(PUSH_SETTINGS_KEY, {
+			enabled: this.notifications,
+			private: this.privateNotifications
+		});
+	}
+
+	/**
+	 * Turn notifications on (asks for permission, subscribes, registers this
+	 * device's rooms with the relay) or off (unsubscribes; the worker forgets
+	 * its keys). Throws PushError with a message for the user.
+	 */
+	async setNotifications(on: boolean): Promise<void> {
+		const relayUrl = this.#options.relayUrl;
+		if (on) {
+			if (!relayUrl) throw new PushError('Notifications need the Kith relay.');
+			await subscribePush(relayUrl);
+			this.notifications = true;
+			await this.#savePushSettings();
+			await this.#syncPush();
+		} else {
+			this.notifications = false;
+			await this.#savePushSettings();
+			await tellWorker({ type: 'kith-push-forget' });
+			if (relayUrl) await unsubscribePush(relayUrl);
+		}
+	}
+
+	async setPrivateNotifications(on: boolean): Promise<void> {
+		this.privateNotifications = on;
+		await this.#savePushSettings();
+		await this.#syncPush();
+	}
+
+	#pushTimer: ReturnType<typeof setTimeout> | null = null;
+
+	#schedulePush(): void {
+		if (!this.notifications || this.#pushTimer) return;
+		this.#pushTimer = setTimeout(() => {
+			this.#pushTimer = null;
+			this.#syncPush().catch((error: unknown) => console.warn('kith:push', error));
+		}, PUSH_SYNC_DELAY_MS);
+	}
+
+	/** Hand the worker the notification keys; the leader also re-registers the rooms. */
+	async #syncPush(): Promise<void> {
+		const vault = this.#vault;
+		const keyring = this.#keyring;
+		if (!this.notifications || !vault || !keyring) return;
+		const rooms: PushRoomInput[] = vault
+			.conversations()
+			.filter((c) => c.kind !== 'notes')
+			.map((c) => ({
+				roomId: c.roomId,
+				conversation: c.id,
+				name: c.name,
+				epoch: c.epoch,
+				keys: c.keys,
+				muted: c.muted === true
+			}));
+		await tellWorker({
+			type: 'kith-push-state',
+			state: pushState(rooms, this.privateNotifications),
+			persist: !(this.#stored && needsPassphrase(this.#stored))
+		});
+		const relayUrl = this.#options.relayUrl;
+		if (!relayUrl || !this.#tabs?.isLeader) return;
+		const subscription = await currentSubscription();
+		if (subscription) await registerPush(relayUrl, subscription, keyring.identity.deviceId, rooms);
 	}
 
 	async #openConversation(
@@ -662,6 +780,7 @@ export class KithApp {
 			isLeader: () => tabs?.isLeader ?? false,
 			publishAwareness: (state) => net?.setLocalAwareness(entry.roomId, state),
 			media: this.media,
+			publishNotification: (envelope) => net?.notify(entry.roomId, envelope),
 			...(entry.invite ? { expectInvite: entry.invite } : {}),
 			restored: snapshot?.data,
 			onChange: () => {
@@ -669,6 +788,7 @@ export class KithApp {
 				this.#scheduleSnapshot(entry.id);
 			},
 			onMarkRead: (opened) => void this.#markRead(opened),
+			onReadElsewhere: () => void closeNotifications(entry.id),
 			onReport: (error) => this.#reportWriteError(error)
 		});
 		session.setReadMark(vault.readPosition(null, entry.id));
@@ -731,6 +851,7 @@ export class KithApp {
 			v.setReadPosition(keyring.identity.deviceId, session.id, position)
 		);
 		session.setReadMark(vault.readPosition(null, session.id));
+		void closeNotifications(session.id);
 	}
 
 	#scheduleSummaries(): void {
