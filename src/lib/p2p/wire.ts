@@ -24,21 +24,19 @@
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { isRoomId, type RoomId } from '../crypto';
-import { readAwarenessUpdate, readStateVector, type AwarenessEntry } from '../sync/messages';
+import {
+	MESSAGE_REFUSED,
+	readSyncOrAwareness,
+	readWholeFrame,
+	type SyncOrAwarenessMessage
+} from '../sync/messages';
 import { P2PFrameError } from './errors';
 
 export const PROTOCOL_VERSION = 1;
 
-export const MESSAGE_SYNC = 0;
-export const MESSAGE_AWARENESS = 1;
 export const MESSAGE_HELLO = 16;
 export const MESSAGE_CHALLENGE = 17;
 export const MESSAGE_PROOF = 18;
-export const MESSAGE_REFUSED = 101;
-
-const SYNC_STEP1 = 0;
-const SYNC_STEP2 = 1;
-const SYNC_UPDATE = 2;
 
 /** Bytes of each side's nonce. */
 export const NONCE_BYTES = 32;
@@ -49,10 +47,7 @@ export const MAX_REASON_CHARS = 64;
 export const MAX_REFUSAL_MESSAGE = 200;
 
 export type P2PMessage =
-	| { type: 'sync-step1'; stateVector: Uint8Array; state: Map<number, number> }
-	| { type: 'sync-step2'; update: Uint8Array }
-	| { type: 'sync-update'; update: Uint8Array }
-	| { type: 'awareness'; update: Uint8Array; entries: AwarenessEntry[] }
+	| SyncOrAwarenessMessage
 	| { type: 'hello'; version: number; roomId: RoomId; nonce: Uint8Array }
 	| { type: 'challenge'; nonce: Uint8Array }
 	| { type: 'proof'; signature: Uint8Array }
@@ -61,37 +56,19 @@ export type P2PMessage =
 /** Decode one frame body. Throws P2PFrameError. */
 export function readP2PMessage(bytes: Uint8Array): P2PMessage {
 	if (bytes.length === 0) throw new P2PFrameError('empty frame');
-	const decoder = decoding.createDecoder(bytes);
-	let message: P2PMessage;
-	try {
-		message = readBody(decoder);
-	} catch (error) {
-		if (error instanceof P2PFrameError) throw error;
-		throw new P2PFrameError('truncated or malformed frame', { cause: error });
-	}
-	if (decoding.hasContent(decoder)) {
-		throw new P2PFrameError(`${message.type} frame has trailing bytes`);
-	}
-	return message;
+	return readWholeFrame(
+		bytes,
+		readBody,
+		(error) => error instanceof P2PFrameError,
+		(message, cause) => new P2PFrameError(message, cause === undefined ? undefined : { cause })
+	);
 }
 
 function readBody(decoder: decoding.Decoder): P2PMessage {
 	const type = decoding.readVarUint(decoder);
+	const shared = readSyncOrAwareness(type, decoder);
+	if (shared) return shared;
 	switch (type) {
-		case MESSAGE_SYNC: {
-			const step = decoding.readVarUint(decoder);
-			const payload = decoding.readVarUint8Array(decoder);
-			if (step === SYNC_STEP1) {
-				return { type: 'sync-step1', stateVector: payload, state: readStateVector(payload) };
-			}
-			if (step === SYNC_STEP2) return { type: 'sync-step2', update: payload };
-			if (step === SYNC_UPDATE) return { type: 'sync-update', update: payload };
-			throw new P2PFrameError(`unknown sync message ${step}`);
-		}
-		case MESSAGE_AWARENESS: {
-			const update = decoding.readVarUint8Array(decoder);
-			return { type: 'awareness', update, entries: readAwarenessUpdate(update) };
-		}
 		case MESSAGE_HELLO: {
 			const version = decoding.readVarUint(decoder);
 			const roomId = decoding.readVarString(decoder);

@@ -70,22 +70,51 @@ export interface AwarenessEntry {
 
 /** Decode one frame from the relay. Throws RelayFrameError. */
 export function readRelayMessage(bytes: Uint8Array): RelayMessage {
+	return readWholeFrame(
+		bytes,
+		readBody,
+		(error) => error instanceof RelayFrameError,
+		(message, cause) => new RelayFrameError(message, cause === undefined ? undefined : { cause })
+	);
+}
+
+/**
+ * Decode one whole frame with `read`, strictly: an error `read` throws that
+ * `isFrameError` does not recognise becomes "truncated or malformed", and
+ * bytes left over are an error too. Shared by the relay and P2P protocols.
+ */
+export function readWholeFrame<T extends { type: string }>(
+	bytes: Uint8Array,
+	read: (decoder: decoding.Decoder) => T,
+	isFrameError: (error: unknown) => boolean,
+	fail: (message: string, cause?: unknown) => Error
+): T {
 	const decoder = decoding.createDecoder(bytes);
-	let message: RelayMessage;
+	let message: T;
 	try {
-		message = readBody(decoder);
+		message = read(decoder);
 	} catch (error) {
-		if (error instanceof RelayFrameError) throw error;
-		throw new RelayFrameError('truncated or malformed frame', { cause: error });
+		if (isFrameError(error)) throw error;
+		throw fail('truncated or malformed frame', error);
 	}
-	if (decoding.hasContent(decoder)) {
-		throw new RelayFrameError(`${message.type} frame has trailing bytes`);
-	}
+	if (decoding.hasContent(decoder)) throw fail(`${message.type} frame has trailing bytes`);
 	return message;
 }
 
-function readBody(decoder: decoding.Decoder): RelayMessage {
-	const type = decoding.readVarUint(decoder);
+/** The frames the relay and P2P protocols share: sync steps and awareness. */
+export type SyncOrAwarenessMessage = Extract<
+	RelayMessage,
+	{ type: 'sync-step1' | 'sync-step2' | 'sync-update' | 'awareness' }
+>;
+
+/**
+ * The body of a sync (type 0) or awareness (type 1) frame, its type already
+ * read; null for any other type. Throws RelayFrameError.
+ */
+export function readSyncOrAwareness(
+	type: number,
+	decoder: decoding.Decoder
+): SyncOrAwarenessMessage | null {
 	switch (type) {
 		case MESSAGE_SYNC: {
 			const step = decoding.readVarUint(decoder);
@@ -101,6 +130,16 @@ function readBody(decoder: decoding.Decoder): RelayMessage {
 			const update = decoding.readVarUint8Array(decoder);
 			return { type: 'awareness', update, entries: readAwarenessUpdate(update) };
 		}
+		default:
+			return null;
+	}
+}
+
+function readBody(decoder: decoding.Decoder): RelayMessage {
+	const type = decoding.readVarUint(decoder);
+	const shared = readSyncOrAwareness(type, decoder);
+	if (shared) return shared;
+	switch (type) {
 		case MESSAGE_AUTH: {
 			const kind = decoding.readVarUint(decoder);
 			if (kind !== AUTH_PERMISSION_DENIED)
