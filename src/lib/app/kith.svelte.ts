@@ -699,6 +699,7 @@ export class KithApp {
 			await this.#syncPush();
 		} else {
 			this.notifications = false;
+			this.#pushRegistered = null;
 			await this.#savePushSettings();
 			await tellWorker({ type: 'kith-push-forget' });
 			if (relayUrl) await unsubscribePush(relayUrl);
@@ -745,8 +746,21 @@ export class KithApp {
 		const relayUrl = this.#options.relayUrl;
 		if (!relayUrl || !this.#tabs?.isLeader) return;
 		const subscription = await currentSubscription();
-		if (subscription) await registerPush(relayUrl, subscription, keyring.identity.deviceId, rooms);
+		if (!subscription) return;
+		// Vault changes (read positions, names) mostly leave the registration as it
+		// was: ask the relay again only when the endpoint, rooms or mutes changed.
+		const registration = JSON.stringify([
+			subscription.endpoint,
+			rooms.map((room) => [room.roomId, room.epoch, room.muted])
+		]);
+		if (registration === this.#pushRegistered) return;
+		const refused = await registerPush(relayUrl, subscription, keyring.identity.deviceId, rooms);
+		// A room the relay refused (not synced there yet) is tried again on the next change.
+		this.#pushRegistered = refused === 0 ? registration : null;
 	}
+
+	/** What the relay last accepted from this tab (see #syncPush). */
+	#pushRegistered: string | null = null;
 
 	async #openConversation(
 		entry: ConversationEntry,

@@ -98,13 +98,14 @@ export async function currentSubscription(): Promise<PushSubscriptionJSON | null
  * Register (replace) the subscription's rooms at the relay, each with a fresh
  * access proof. A room the relay refuses (e.g. one it has never seen: a
  * conversation not yet synced) is left out and the rest registered again.
+ * Returns how many rooms the relay refused.
  */
 export async function register(
 	relayUrl: string,
 	subscription: PushSubscriptionJSON,
 	device: string,
 	rooms: readonly PushRoomInput[]
-): Promise<void> {
+): Promise<number> {
 	let remaining = rooms.filter((room) => room.keys.has(room.epoch));
 	for (let attempt = 0; attempt < MAX_REGISTER_ATTEMPTS; attempt++) {
 		const proofs = await Promise.all(remaining.map((room) => prove(relayUrl, room)));
@@ -117,7 +118,7 @@ export async function register(
 				rooms: proofs
 			})
 		});
-		if (response.ok) return;
+		if (response.ok) return rooms.length - remaining.length;
 		const detail = (await response.json().catch(() => ({}))) as {
 			message?: string;
 			room?: string;
