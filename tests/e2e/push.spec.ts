@@ -132,6 +132,8 @@ test('a push shows the sender and preview, collapses per conversation, and close
 	const sent = catchNotifications(bob.page);
 	const conversation = 'Lunch plans';
 	await inviteAndJoin(ada.page, bob.page, conversation);
+	// One notification per conversation: its tag is the conversation's id (the page's /c/<id>).
+	const conversationId = decodeURIComponent(new URL(ada.page.url()).pathname.split('/').pop()!);
 	await turnOnNotifications(ada.page);
 	await ada.page.evaluate(() => navigator.serviceWorker.ready);
 
@@ -149,7 +151,7 @@ test('a push shows the sender and preview, collapses per conversation, and close
 			{
 				title: conversation,
 				body: `Bob: Noon at the usual place? ${marker}`,
-				tag: expect.any(String)
+				tag: conversationId
 			}
 		]);
 
@@ -174,7 +176,7 @@ test('a push shows the sender and preview, collapses per conversation, and close
 	await deliverPush(ada.page, sent[0]!);
 	await expect
 		.poll(() => notifications(ada.page), { timeout: 10_000 })
-		.toEqual([{ title: 'Kith', body: 'New message', tag: expect.any(String) }]);
+		.toEqual([{ title: 'Kith', body: 'New message', tag: conversationId }]);
 
 	// Something that does not open (garbage, or a notification for a room Ada is not in)
 	// shows a generic notification, never its bytes.
