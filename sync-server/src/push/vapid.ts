@@ -7,11 +7,11 @@
  * replaced behind the operator's back.
  */
 import { createECDH } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import webpush from 'web-push';
 import { z } from 'zod';
 import { fromBase64Url } from '../../../src/lib/crypto/index.ts';
+import { readOrCreateSecretFile } from '../secret-file.ts';
 
 export const VAPID_FILE = 'vapid.json';
 
@@ -33,21 +33,10 @@ export class VapidKeysError extends Error {
 /** Reads `dataDir/vapid.json`, creating it on first start. Throws VapidKeysError if it is damaged. */
 export function loadVapidKeys(dataDir: string): VapidKeys {
 	const path = join(dataDir, VAPID_FILE);
-	let text: string;
-	try {
-		text = readFileSync(path, 'utf8');
-	} catch (err) {
-		if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-		const keys = webpush.generateVAPIDKeys();
-		try {
-			// 'wx': if another process created it meanwhile, use theirs.
-			writeFileSync(path, JSON.stringify(keys) + '\n', { mode: 0o600, flag: 'wx' });
-			return keys;
-		} catch (raceErr) {
-			if ((raceErr as NodeJS.ErrnoException).code !== 'EEXIST') throw raceErr;
-			text = readFileSync(path, 'utf8');
-		}
-	}
+	const text = readOrCreateSecretFile(
+		path,
+		() => JSON.stringify(webpush.generateVAPIDKeys()) + '\n'
+	).toString('utf8');
 	const problem = check(text);
 	if (typeof problem === 'string') {
 		throw new VapidKeysError(

@@ -13,7 +13,6 @@
  * survive a restart, and single use must.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
 	concatBytes,
@@ -22,6 +21,7 @@ import {
 	utf8Encode,
 	verifySignature
 } from '../../../src/lib/crypto/index.ts';
+import { readOrCreateSecretFile } from '../secret-file.ts';
 import type { AuthFailure } from './wire.ts';
 
 export const CHALLENGE_TTL_MS = 60_000;
@@ -40,20 +40,9 @@ export class RelaySecretError extends Error {
 /** Reads `dataDir/relay-secret`, creating it (32 random bytes, mode 0600) on first start. */
 export function loadRelaySecret(dataDir: string): Uint8Array {
 	const path = join(dataDir, RELAY_SECRET_FILE);
-	let secret: Uint8Array;
-	try {
-		secret = new Uint8Array(readFileSync(path));
-	} catch (err) {
-		if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-		secret = new Uint8Array(randomBytes(SECRET_LENGTH));
-		try {
-			// 'wx': if another process created it meanwhile, use theirs.
-			writeFileSync(path, secret, { mode: 0o600, flag: 'wx' });
-		} catch (raceErr) {
-			if ((raceErr as NodeJS.ErrnoException).code !== 'EEXIST') throw raceErr;
-			secret = new Uint8Array(readFileSync(path));
-		}
-	}
+	const secret = new Uint8Array(
+		readOrCreateSecretFile(path, () => new Uint8Array(randomBytes(SECRET_LENGTH)))
+	);
 	if (secret.length !== SECRET_LENGTH) {
 		throw new RelaySecretError(
 			`${path} holds ${secret.length} bytes, not ${SECRET_LENGTH}. ` +
