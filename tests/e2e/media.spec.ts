@@ -11,22 +11,14 @@
  *
  * Chunk fetches are counted by the relay's own counter (/blobs/metrics).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
 import { closeSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-	chromium,
-	expect,
-	test,
-	type Browser,
-	type BrowserContext,
-	type Page
-} from '@playwright/test';
-import { chromiumLaunchOptions } from './chromium';
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
+import { killChromium, startChromium, type RunningChromium } from './support/chromium-process';
 import { createAccount, inviteAndJoin, messageLog, openConversation } from './helpers';
 
 const MB = 1000 * 1000;
@@ -285,54 +277,6 @@ test('a 50 MB file arrives byte-identical; tampering is refused; Range is exact;
 		await rm(sparseDir, { recursive: true, force: true });
 	}
 });
-
-interface RunningChromium {
-	child: ChildProcess;
-	pid: number;
-	browser: Browser;
-	exited: Promise<void>;
-}
-
-/** Chromium on a persistent profile, owned by the test so it can be killed (as durability.spec.ts). */
-async function startChromium(userDataDir: string): Promise<RunningChromium> {
-	const { executablePath, args } = chromiumLaunchOptions();
-	const child = spawn(
-		executablePath,
-		[...args, `--user-data-dir=${userDataDir}`, '--remote-debugging-port=0', 'about:blank'],
-		{ detached: true, stdio: ['ignore', 'ignore', 'pipe'] }
-	);
-	const pid = child.pid;
-	if (pid === undefined) throw new Error(`could not start ${executablePath}`);
-	const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-	const endpoint = await new Promise<string>((resolve, reject) => {
-		let seen = '';
-		const timer = setTimeout(() => reject(new Error(`no DevTools endpoint:\n${seen}`)), 20_000);
-		child.stderr?.setEncoding('utf8');
-		child.stderr?.on('data', (chunk: string) => {
-			if (seen.length < 64_000) seen += chunk;
-			const match = /DevTools listening on (ws:\/\/\S+)/.exec(seen);
-			if (match?.[1]) {
-				clearTimeout(timer);
-				resolve(match[1]);
-			}
-		});
-		child.once('exit', (code, signal) => {
-			clearTimeout(timer);
-			reject(new Error(`Chromium exited early (${code ?? signal}):\n${seen}`));
-		});
-	});
-	return { child, pid, browser: await chromium.connectOverCDP(endpoint), exited };
-}
-
-async function killChromium(running: RunningChromium): Promise<void> {
-	process.kill(running.pid, 'SIGKILL');
-	await running.exited;
-	try {
-		process.kill(-running.pid, 'SIGKILL');
-	} catch {
-		// already gone
-	}
-}
 
 test('a receiver killed mid-download resumes without fetching again what it held', async ({
 	browser,
