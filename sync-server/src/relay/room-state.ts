@@ -1,6 +1,9 @@
 /**
- * What the relay knows about one room's document, without a Y.Doc: the
- * stored updates merged into one (folded lazily), and the state vector.
+ * What the relay knows about one room's document, without a Y.Doc: its state
+ * vector, and how many update rows and bytes it has stored. The updates
+ * themselves stay in the database: a client's sync step 1 is answered from a
+ * merge of the stored rows, read when it is needed and kept only until the
+ * room's next write, so a busy room's memory does not grow with its history.
  *
  * The state vector is kept incrementally, because the hot path — check,
  * store, acknowledge, forward one update — must not cost O(room). Like
@@ -42,10 +45,10 @@ export async function mergeInChunks(
 }
 
 export class RoomState {
-	/** Merge of every update up to the last fold. */
-	#base: Uint8Array;
-	/** Updates stored since the last fold, oldest first. */
-	#pending: Uint8Array[] = [];
+	/** Reads every stored update of the room, oldest first. */
+	readonly #read: () => readonly Uint8Array[];
+	/** Merge of the stored updates, until the next write makes it stale. */
+	#merged: Uint8Array | undefined;
 	/** Contiguous state vector: what `known` means to the doc rules. */
 	readonly sv: Map<number, number>;
 	/** Clocks held above a gap, per client. */
@@ -55,35 +58,45 @@ export class RoomState {
 	rows: number;
 	bytes: number;
 
-	private constructor(base: Uint8Array, rows: number, bytes: number) {
-		this.#base = base;
+	private constructor(
+		merged: Uint8Array,
+		rows: number,
+		bytes: number,
+		read: () => readonly Uint8Array[]
+	) {
+		this.#read = read;
+		this.#merged = merged;
 		this.rows = rows;
 		this.bytes = bytes;
-		this.sv = Y.decodeStateVector(Y.encodeStateVectorFromUpdate(base));
-		const { to } = Y.parseUpdateMeta(base);
+		this.sv = Y.decodeStateVector(Y.encodeStateVectorFromUpdate(merged));
+		const { to } = Y.parseUpdateMeta(merged);
 		let gaps = false;
 		for (const [client, end] of to) if (end > (this.sv.get(client) ?? 0)) gaps = true;
 		if (gaps) {
 			// Rare (a client sent items out of order): find what lies beyond the gaps.
-			for (const struct of Y.decodeUpdate(base).structs) {
+			for (const struct of Y.decodeUpdate(merged).structs) {
 				if (!(struct instanceof Y.Item)) continue;
 				for (let k = 0; k < struct.length; k++) this.#hold(struct.id.client, struct.id.clock + k);
 			}
 		}
 	}
 
-	/** Builds the state of a room from its stored updates (oldest first). */
-	static async load(updates: readonly Uint8Array[], bytes: number): Promise<RoomState> {
-		return new RoomState(await mergeInChunks(updates), updates.length, bytes);
+	/**
+	 * Builds the state of a room from its stored updates, which `read` returns
+	 * (oldest first) now and whenever a client needs them later.
+	 */
+	static async load(read: () => readonly Uint8Array[], bytes: number): Promise<RoomState> {
+		const updates = read();
+		return new RoomState(await mergeInChunks(updates), updates.length, bytes, read);
 	}
 
 	/** Records an update that was just stored, with the items it added. */
 	add(stored: Uint8Array, items: Iterable<{ client: number; clock: number }>): void {
-		this.#pending.push(stored);
 		this.rows++;
 		this.bytes += stored.length;
 		for (const { client, clock } of items) this.#hold(client, clock);
 		this.#encoded = undefined;
+		this.#merged = undefined;
 	}
 
 	/** The encoded state vector (as in sync step 1 and `kith-stored`). */
@@ -92,18 +105,10 @@ export class RoomState {
 		return this.#encoded;
 	}
 
-	get pendingCount(): number {
-		return this.#pending.length;
-	}
-
 	/** Everything the room holds as one update. */
 	async merged(): Promise<Uint8Array> {
-		if (this.#pending.length > 0) {
-			const pending = this.#pending;
-			this.#pending = [];
-			this.#base = await mergeInChunks([this.#base, ...pending]);
-		}
-		return this.#base;
+		this.#merged ??= await mergeInChunks(this.#read());
+		return this.#merged;
 	}
 
 	/** What a client with state vector `sv` lacks. */

@@ -103,8 +103,8 @@ describe('room state', () => {
 		const a = itemUpdates(11, 6);
 		const b = itemUpdates(22, 2);
 		const order = [a[3]!, b[1]!, a[0]!, a[5]!, a[1]!, b[0]!, a[2]!, a[4]!];
-		const state = await RoomState.load([], 0);
 		const seen: Uint8Array[] = [];
+		const state = await RoomState.load(() => seen, 0);
 		for (const update of order) {
 			const items = Y.decodeUpdate(update).structs.map((s) => s.id);
 			state.add(update, items);
@@ -112,7 +112,7 @@ describe('room state', () => {
 			// The incremental state vector equals the one Yjs computes from everything.
 			expect(state.stateVector()).toEqual(Y.encodeStateVectorFromUpdate(Y.mergeUpdates(seen)));
 			// And a state rebuilt from storage agrees (gaps found on load).
-			const loaded = await RoomState.load(seen, 0);
+			const loaded = await RoomState.load(() => seen, 0);
 			expect(Object.fromEntries(loaded.sv)).toEqual(Object.fromEntries(state.sv));
 		}
 		expect(Object.fromEntries(state.sv)).toEqual({ 11: 6, 22: 2 });
@@ -122,9 +122,24 @@ describe('room state', () => {
 		expect(state.rows).toBe(8);
 	});
 
+	it('keeps no stored update in memory: reads the store again after a write', async () => {
+		const updates = itemUpdates(5, 3);
+		const rows: Uint8Array[] = updates.slice(0, 2);
+		let reads = 0;
+		const state = await RoomState.load(() => (reads++, rows), 0);
+		await state.merged();
+		expect(reads).toBe(1); // the merge made on load serves until a write
+		rows.push(updates[2]!);
+		state.add(updates[2]!, [{ client: 5, clock: 2 }]);
+		const doc = new Y.Doc();
+		Y.applyUpdate(doc, await state.diff(Y.encodeStateVector(new Map())));
+		expect(reads).toBe(2);
+		expect(doc.getMap('e').size).toBe(3);
+	});
+
 	it('diffs against a client state vector', async () => {
 		const updates = itemUpdates(3, 5);
-		const state = await RoomState.load(updates, 0);
+		const state = await RoomState.load(() => updates, 0);
 		const diff = await state.diff(Y.encodeStateVector(new Map([[3, 3]])));
 		expect(Y.decodeUpdate(diff).structs.map((s) => s.id.clock)).toEqual([3, 4]);
 	});
