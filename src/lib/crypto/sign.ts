@@ -110,6 +110,38 @@ function verifyKey(publicKey: Uint8Array): Promise<CryptoKey | null> {
 	return key;
 }
 
+/**
+ * A synchronous Ed25519 verifier of the platform (Node's `crypto.verify`),
+ * used instead of WebCrypto's asynchronous one when installed: on a server
+ * checking every update, WebCrypto's trip through the thread pool costs more
+ * than the verification itself. It must be RFC 8032-strict like WebCrypto
+ * (Node's is: both are OpenSSL's); small-order keys are refused here first.
+ */
+export type SyncEd25519Verifier = (
+	publicKey: Uint8Array,
+	message: Uint8Array,
+	signature: Uint8Array
+) => boolean;
+
+let syncVerifier: SyncEd25519Verifier | undefined;
+const acceptableKeys = new Map<string, boolean>();
+
+/** Installs (or, with undefined, removes) the platform's synchronous verifier. */
+export function useSyncEd25519Verifier(verifier: SyncEd25519Verifier | undefined): void {
+	syncVerifier = verifier;
+}
+
+function acceptableKey(publicKey: Uint8Array): boolean {
+	const id = toBase64Url(publicKey);
+	let ok = acceptableKeys.get(id);
+	if (ok === undefined) {
+		ok = isAcceptablePublicKey(publicKey);
+		if (acceptableKeys.size >= VERIFY_KEY_CACHE) acceptableKeys.clear();
+		acceptableKeys.set(id, ok);
+	}
+	return ok;
+}
+
 /** True only for a valid signature; malformed keys or signatures are simply false. */
 export async function verifySignature(
 	publicKey: Uint8Array,
@@ -117,6 +149,14 @@ export async function verifySignature(
 	signature: Uint8Array
 ): Promise<boolean> {
 	if (publicKey.length !== 32 || signature.length !== 64) return false;
+	if (syncVerifier) {
+		if (!acceptableKey(publicKey)) return false;
+		try {
+			return syncVerifier(publicKey, message, signature);
+		} catch {
+			return false;
+		}
+	}
 	if (await hasWebCryptoEd25519()) {
 		const key = await verifyKey(publicKey);
 		if (!key) return false;

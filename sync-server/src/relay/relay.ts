@@ -32,6 +32,7 @@ import type { KithServer, RequestTarget } from '../server.ts';
 import { Challenges, loadRelaySecret, verifyAccess } from './challenge.ts';
 import { RelayMetrics } from './metrics.ts';
 import { TokenBucket } from './rate-limit.ts';
+import { installNodeVerifier } from './verify.ts';
 import { MERGE_CHUNK, RoomState } from './room-state.ts';
 import { RelayStore } from './store.ts';
 import {
@@ -294,6 +295,7 @@ class Room {
 export function attachRelay(server: KithServer, config: Config, options: RelayOptions = {}): Relay {
 	const log = (options.logger ?? silentLogger).child({ component: 'relay' });
 	const now = options.now ?? Date.now;
+	installNodeVerifier();
 	const compactAfterRows = options.compactAfterRows ?? 1000;
 	const keepaliveMs = options.keepaliveMs ?? 15_000;
 	const challenges = new Challenges(loadRelaySecret(config.dataDir), now);
@@ -559,7 +561,7 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 	async function load(room: Room): Promise<RoomState> {
 		if (!room.state) {
 			const stored = store.room(room.id);
-			room.state = await RoomState.load(store.updates(room.id), stored?.bytes ?? 0);
+			room.state = await RoomState.load(() => store.updates(room.id), stored?.bytes ?? 0);
 			log.debug('room loaded', { room: room.id, rows: room.state.rows, bytes: room.state.bytes });
 			maybeCompact(room, room.state);
 		}
