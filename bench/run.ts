@@ -33,7 +33,7 @@ import { mergeResults, updateResults, type Results } from './lib/results';
 import { mean, median, percentile } from './lib/stats';
 import { fanoutConfig, runFanout } from './relay/fanout';
 import { latencyConfig, runLatency } from './relay/latency';
-import { RELAY_ENV } from './relay/servers';
+import { RELAY_ENV, serveNodeOptions } from './relay/servers';
 import { mediaConfig, runMedia } from './media/media';
 /** Cold-open repetitions that also wait for the whole doc to load in the background. */
 const FULL_LOAD_REPS = 2;
@@ -205,6 +205,7 @@ async function relayFanout(cfg: Config): Promise<void> {
 				.join(
 					' '
 				)} (rate limits raised: the single writer sends far over the default 200 frames/s).`,
+			`Every relay runs with the Node options of \`npm run serve\`: ${serveNodeOptions().join(' ') || '(none)'}.`,
 			`Load generator: one process, writer and ${fanout.threads} receiver thread(s); its CPU and event-loop delay at the first failing rate are in the notes (near 100 % means it shares the limit).`,
 			`Relay restarts during the searches: ${restarts}. Load average (1 min) ${fmt(results.load.start[0] ?? 0, 1)} at start, ${fmt(results.load.end[0] ?? 0, 1)} at end; ${fmt((Date.now() - started) / 1000)} s.`,
 			''

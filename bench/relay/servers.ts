@@ -62,6 +62,25 @@ export interface RelayProcess {
 	stop(): Promise<void>;
 }
 
+/**
+ * The Node options `npm run serve` gives the server (package.json), e.g. its
+ * young-generation cap. Every relay of the benchmark runs with them, the
+ * baselines too, so none is measured under settings the others lack.
+ */
+export function serveNodeOptions(): string[] {
+	const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+		scripts: Record<string, string>;
+	};
+	const words = pkg.scripts.serve?.split(/\s+/) ?? [];
+	if (words[0] !== 'node') return [];
+	const options: string[] = [];
+	for (const word of words.slice(1)) {
+		if (word === '--import' || !word.startsWith('--')) break;
+		options.push(word);
+	}
+	return options;
+}
+
 export async function startRelayProcess(kind: RelayKind): Promise<RelayProcess> {
 	const dataDir = kind === 'kith' ? await mkdtemp(join(tmpdir(), 'kith-bench-relay-')) : null;
 	const env: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: '0' };
@@ -74,6 +93,7 @@ export async function startRelayProcess(kind: RelayKind): Promise<RelayProcess> 
 	const child: ChildProcess = spawn(
 		process.execPath,
 		[
+			...serveNodeOptions(),
 			...(process.env.KITH_BENCH_RELAY_ARGS ?? '').split(' ').filter(Boolean),
 			'--import',
 			'tsx',
