@@ -60,6 +60,10 @@ test('nothing the user wrote is stored in plaintext', async ({ page }) => {
 	const conversationId = /\/c\/([^/?#]+)/.exec(page.url())?.[1];
 	expect(conversationId, 'a conversation has its own URL').toBeTruthy();
 
+	// Searching builds the search index: it must stay in memory, never on disk.
+	await page.getByRole('textbox', { name: 'Search' }).fill(messageMarker);
+	await expect(page.getByRole('list', { name: 'Search results' }).getByRole('link')).toHaveCount(2);
+
 	// A self-check of the scanner: a value this test stores (bytes nested in an
 	// object) must be found, or the scan proves nothing.
 	const canary = unique('CanaryMarker');

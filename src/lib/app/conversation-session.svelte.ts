@@ -57,6 +57,7 @@ import type { FileManifest } from '../media/manifest';
 import type { MediaManager } from '../media/media.svelte';
 import { deriveRoomCapability } from '../sync/capability';
 import { notifyKeyFor, previewOf, sealNotification } from '../push/notification';
+import type { SearchSource } from '../search/message-search';
 
 /** Most plaintext bytes sealed into one envelope when batching a burst. */
 const BATCH_BYTES = 192 * 1024;
@@ -1001,6 +1002,28 @@ export class ConversationSession implements ConversationHandle {
 	/** Whether this device may admit joiners (it is an owner's or admin's). */
 	get canAdmit(): boolean {
 		return this.roster.canAdd(this.#myDevice);
+	}
+
+	// ---- search -----------------------------------------------------------
+
+	/** The messages as the search index reads them (lib/search): in memory, never stored. */
+	get searchSource(): SearchSource {
+		const reducer = this.#reducer;
+		return {
+			id: this.id,
+			version: reducer.version,
+			length: reducer.messages.length,
+			at(index) {
+				const m = reducer.messages[index] as Message;
+				return { id: m.id, author: m.author, text: m.text, deleted: m.deleted, time: m.hlc.wall };
+			},
+			changedSince: (version) => reducer.changedSince(version)
+		};
+	}
+
+	/** A member's name as this conversation shows it. */
+	authorName(user: string): string {
+		return this.#nameOf(user);
 	}
 
 	// ---- typing (awareness) -----------------------------------------------

@@ -57,7 +57,8 @@ import type { OpId } from '../conversation';
 import { DocSession } from './doc-session';
 import { loadSnapshot, saveSnapshot } from './snapshot';
 import { TabCoordinator } from './tabs';
-import type { ConnectionState, ConversationSummary, Phase } from './types';
+import type { ConnectionState, ConversationSummary, Phase, SearchHit } from './types';
+import { MessageSearch } from '../search/message-search';
 
 const KEYRING_KEY = 'keyring';
 /** Invite links this device asked to join with and is waiting on (local store key). */
@@ -183,6 +184,38 @@ export class KithApp {
 
 	conversation(id: string): ConversationSession | undefined {
 		return this.#sessions.get(id as ConversationId);
+	}
+
+	/** Made on the first search, kept up to date before each one; memory only. */
+	#search: MessageSearch | null = null;
+
+	/**
+	 * Messages of every conversation that match all words of `query`, best
+	 * first. The index is brought up to date with what the conversations hold
+	 * now; callers re-run it when `conversations` changes.
+	 */
+	search(query: string): SearchHit[] {
+		if (query.trim() === '') return [];
+		const index = (this.#search ??= new MessageSearch());
+		for (const session of this.#sessions.values()) index.update(session.searchSource);
+		for (const id of index.conversations()) {
+			if (!this.#sessions.has(id as ConversationId)) index.remove(id);
+		}
+		const hits: SearchHit[] = [];
+		for (const hit of index.search(query)) {
+			const session = this.#sessions.get(hit.conversation as ConversationId);
+			if (!session) continue;
+			hits.push({
+				conversation: session.id,
+				conversationName: session.name,
+				message: hit.message,
+				authorName: session.authorName(hit.author),
+				text: hit.text,
+				time: hit.time,
+				terms: hit.terms
+			});
+		}
+		return hits;
 	}
 
 	async createConversation(name: string): Promise<ConversationId> {

@@ -59,6 +59,20 @@ export interface MessageView {
 	deleted: boolean;
 }
 
+/** A message found by search. */
+export interface SearchHit {
+	conversation: ConversationId;
+	conversationName: string;
+	/** The message's op id. */
+	message: string;
+	authorName: string;
+	text: string;
+	/** Wall-clock ms of the message. */
+	time: number;
+	/** The indexed words that matched, for highlighting. */
+	terms: string[];
+}
+
 /** A conversation opened in the UI. Fields are reactive ($state) in the implementation. */
 export interface ConversationHandle {
 	readonly id: ConversationId;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { MessageView } from '../app/types';
-import { bounds, buildRows, earlier, later, TAIL, type WindowLimits } from './timeline';
+import { around, bounds, buildRows, earlier, later, TAIL, type WindowLimits } from './timeline';
 
 const LIM: WindowLimits = { initial: 80, chunk: 60, max: 400 };
 
@@ -117,5 +117,15 @@ describe('rows', () => {
 	it('gives every row a unique key', () => {
 		const rows = buildRows(list, 0, list.length);
 		expect(new Set(rows.map((r) => r.key)).size).toBe(rows.length);
+	});
+});
+
+describe('around', () => {
+	it('opens a window with room on both sides of a message, following the tail near it', () => {
+		expect(around(10_000, 5_000)).toEqual({ start: 4_940, end: 5_061 });
+		expect(bounds(10_000, around(10_000, 5_000))).toEqual({ start: 4_940, end: 5_061 });
+		expect(around(10_000, 3)).toEqual({ start: 0, end: 64 });
+		expect(around(10_000, 9_990)).toEqual({ start: 9_930, end: null });
+		expect(bounds(100, around(100, 99))).toEqual({ start: 39, end: 100 });
 	});
 });

@@ -60,6 +60,17 @@ export function later(total: number, w: WindowState, lim = DEFAULT_LIMITS): Wind
 	return { start, end: end >= total ? null : end };
 }
 
+/**
+ * A window that shows the message at `index` with room around it (a jump to
+ * a search result or a quoted message); it follows the tail when it reaches it.
+ */
+export function around(total: number, index: number, lim = DEFAULT_LIMITS): WindowState {
+	const at = Math.max(0, Math.min(index, total - 1));
+	const start = Math.max(0, at - lim.chunk);
+	const end = Math.min(total, at + lim.chunk + 1);
+	return { start, end: end >= total ? null : end };
+}
+
 export interface DayRow {
 	kind: 'day';
 	key: string;
