@@ -20,7 +20,8 @@
  *   --quick          small sizes and fewer repetitions (a smoke run, 1–2 min)
  *   --only=LIST      run only these sections (comma-separated): app (1–3), fanout (4),
  *                    latency (5), relay (= fanout,latency), media (encrypted files:
- *                    pipeline throughput, service-worker streaming memory). Default: all
+ *                    pipeline throughput, service-worker streaming memory), search (message
+ *                    search: index build, query p95). Default: all
  *   --no-render      skip mounting the real ConversationView on cold open
  *   --rebuild        also cold-open without a snapshot (verify, decrypt, reduce all; ~1 min more)
  *   KITH_CHROMIUM    Chromium executable (default /usr/bin/chromium)
@@ -35,11 +36,12 @@ import { fanoutConfig, runFanout } from './relay/fanout';
 import { latencyConfig, runLatency } from './relay/latency';
 import { RELAY_ENV, serveNodeOptions } from './relay/servers';
 import { mediaConfig, runMedia } from './media/media';
+import { runSearch, searchConfig } from './search/search';
 /** Cold-open repetitions that also wait for the whole doc to load in the background. */
 const FULL_LOAD_REPS = 2;
 const SPLIT_REPS = 2;
 
-const SECTIONS = ['app', 'fanout', 'latency', 'media'] as const;
+const SECTIONS = ['app', 'fanout', 'latency', 'media', 'search'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Config {
@@ -123,6 +125,7 @@ async function main(): Promise<void> {
 	}
 	if (cfg.only.includes('fanout')) await relayFanout(cfg);
 	if (cfg.only.includes('media')) await media(cfg);
+	if (cfg.only.includes('search')) await search(cfg);
 	log(`done in ${fmt((Date.now() - started) / 1000)} s`);
 }
 
@@ -187,6 +190,22 @@ async function media(cfg: Config): Promise<void> {
 		}
 	}));
 	log(`media results written to ${file}`);
+}
+
+async function search(cfg: Config): Promise<void> {
+	const { rows, results } = await runSearch(searchConfig(cfg.quick), log);
+	printTable(rows);
+	const file = await updateResults((previous) => ({
+		...previous,
+		search: {
+			date: new Date().toISOString(),
+			machine: machine(),
+			quick: cfg.quick,
+			summary: rows,
+			...results
+		}
+	}));
+	log(`search results written to ${file}`);
 }
 
 async function relayFanout(cfg: Config): Promise<void> {
