@@ -58,6 +58,7 @@ import type { MediaManager } from '../media/media.svelte';
 import { deriveRoomCapability } from '../sync/capability';
 import { notifyKeyFor, previewOf, sealNotification } from '../push/notification';
 import type { SearchSource } from '../search/message-search';
+import { joinHalves, safetyHalf } from '../identity/safety-number';
 
 /** Most plaintext bytes sealed into one envelope when batching a burst. */
 const BATCH_BYTES = 192 * 1024;
@@ -119,6 +120,8 @@ export interface ConversationSessionOptions {
 	onChange?: () => void;
 	/** Another device of this account sent a read receipt here. */
 	onReadElsewhere?: () => void;
+	/** Contacts the user verified: user id → their safety-number half then (from the vault). */
+	verifiedContacts?(): ReadonlyMap<string, string>;
 	/** The user has seen the newest message; the app moves the read position in the vault. */
 	onMarkRead?: (session: ConversationSession) => void;
 	onReport?: (error: Error) => void;
@@ -145,6 +148,8 @@ export class ConversationSession implements ConversationHandle {
 	lastActivity = $state(0);
 	preview = $state('');
 	members = $state.raw<readonly MemberView[]>([]);
+	/** Names of verified members whose safety number changed since (for role=alert). */
+	keyChanged = $state.raw<readonly string[]>([]);
 	/** Names of the members typing now. */
 	typing = $state.raw<readonly string[]>([]);
 	connection = $state<ConnectionState>('Connecting');
@@ -651,12 +656,25 @@ export class ConversationSession implements ConversationHandle {
 
 	#rosterChanged(): void {
 		const me = this.#options.myUserId;
-		this.members = this.roster.members().map((member) => ({
-			user: member.user,
-			name: member.user === me ? this.#options.myName() || member.name : member.name || 'Unknown',
-			role: member.role,
-			you: member.user === me
-		}));
+		const verified = this.#options.verifiedContacts?.() ?? new Map<string, string>();
+		this.members = this.roster.members().map((member) => {
+			const name =
+				member.user === me ? this.#options.myName() || member.name : member.name || 'Unknown';
+			const half = verified.get(member.user);
+			return {
+				user: member.user,
+				name,
+				role: member.role,
+				you: member.user === me,
+				verified:
+					member.user === me || half === undefined
+						? ('no' as const)
+						: half === this.safetyHalf(member.user)
+							? ('yes' as const)
+							: ('changed' as const)
+			};
+		});
+		this.keyChanged = this.members.filter((m) => m.verified === 'changed').map((m) => m.name);
 		// Statuses depend on who else is here: look at every own message again.
 		for (const id of this.#ownClock.keys()) this.#statusChanged.add(id);
 	}
@@ -1002,6 +1020,38 @@ export class ConversationSession implements ConversationHandle {
 	/** Whether this device may admit joiners (it is an owner's or admin's). */
 	get canAdmit(): boolean {
 		return this.roster.canAdd(this.#myDevice);
+	}
+
+	// ---- safety numbers -------------------------------------------------------
+
+	readonly #safetyHalves = new Map<string, string>();
+
+	/** A member's half of safety numbers (cached per set of keys), or '' for a non-member. */
+	safetyHalf(user: string): string {
+		const member = this.roster.member(user);
+		if (!member) return '';
+		const keys = { user, sskKeys: [...member.sskKeys].sort() };
+		const cacheKey = `${user}\0${keys.sskKeys.join('\0')}`;
+		let half = this.#safetyHalves.get(cacheKey);
+		if (half === undefined) {
+			half = safetyHalf(keys);
+			this.#safetyHalves.set(cacheKey, half);
+		}
+		return half;
+	}
+
+	/** The safety number of this account and `user`, as both see it ('' for a non-member). */
+	safetyNumberWith(user: string): string {
+		const me = this.#options.myUserId;
+		const mine = this.safetyHalf(me);
+		const theirs = this.safetyHalf(user);
+		if (!mine || !theirs) return '';
+		return joinHalves({ user: me, half: mine }, { user, half: theirs });
+	}
+
+	/** The vault's verified contacts changed: recompute every member's verification. */
+	verificationChanged(): void {
+		this.#rosterChanged();
 	}
 
 	// ---- search -----------------------------------------------------------

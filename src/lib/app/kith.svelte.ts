@@ -59,6 +59,7 @@ import { loadSnapshot, saveSnapshot } from './snapshot';
 import { TabCoordinator } from './tabs';
 import type { ConnectionState, ConversationSummary, Phase, SearchHit } from './types';
 import { MessageSearch } from '../search/message-search';
+import { safetyQrText } from '../identity/safety-number';
 
 const KEYRING_KEY = 'keyring';
 /** Invite links this device asked to join with and is waiting on (local store key). */
@@ -674,6 +675,7 @@ export class KithApp {
 		const keyring = this.#keyring;
 		if (!vault || !keyring) return;
 		this.#updateMuted(vault);
+		this.#updateVerified(vault);
 		const opening: Promise<void>[] = [];
 		for (const entry of vault.conversations()) {
 			const existing = this.#sessions.get(entry.id);
@@ -689,6 +691,35 @@ export class KithApp {
 	}
 
 	// ---- push notifications ------------------------------------------------------
+
+	/** Verified contacts from the vault: user id → their safety-number half then. */
+	#verified: ReadonlyMap<string, string> = new Map();
+
+	#updateVerified(vault: Vault): void {
+		const next = vault.verifiedContacts();
+		const same =
+			next.size === this.#verified.size &&
+			[...next].every(([user, half]) => this.#verified.get(user) === half);
+		if (same) return;
+		this.#verified = next;
+		for (const session of this.#sessions.values()) session.verificationChanged();
+	}
+
+	/** The safety number of this account and a member of a conversation, and its QR code. */
+	safetyNumber(conversation: string, user: string): { digits: string; qr: string } | null {
+		const digits = this.#sessions.get(conversation as ConversationId)?.safetyNumberWith(user);
+		if (!digits) return null;
+		return { digits, qr: inviteQrDataUrl(safetyQrText(digits)) };
+	}
+
+	/** Marks a member as verified at their current keys (or clears it), on all this account's devices. */
+	async setVerified(conversation: string, user: string, verified: boolean): Promise<void> {
+		const session = this.#sessions.get(conversation as ConversationId);
+		const half = verified ? session?.safetyHalf(user) : null;
+		if (half === '' || half === undefined) throw new Error('This person is not a member here.');
+		await this.#changeVault((vault) => vault.setVerified(user, half));
+		if (this.#vault) this.#updateVerified(this.#vault);
+	}
 
 	#updateMuted(vault: Vault): void {
 		const muted = new Set(vault.conversations().flatMap((c) => (c.muted ? [c.id as string] : [])));
@@ -836,6 +867,7 @@ export class KithApp {
 			},
 			onMarkRead: (opened) => void this.#markRead(opened),
 			onReadElsewhere: () => void closeNotifications(entry.id),
+			verifiedContacts: () => this.#verified,
 			onReport: (error) => this.#reportWriteError(error)
 		});
 		session.setReadMark(vault.readPosition(null, entry.id));

@@ -38,6 +38,11 @@ export interface MemberView {
 	role: 'owner' | 'admin' | 'member';
 	/** This account. */
 	you: boolean;
+	/**
+	 * Whether the user verified this member's safety number: 'yes', 'no', or
+	 * 'changed' (verified, but their keys changed since). 'no' for the user.
+	 */
+	verified: 'yes' | 'no' | 'changed';
 }
 
 export interface MessageView {
@@ -90,6 +95,8 @@ export interface ConversationHandle {
 	/** Send a file (see ConversationSession.attach). */
 	attach?(file: File): Promise<void>;
 	readonly members: readonly MemberView[];
+	/** Names of verified members whose safety number changed since they were verified. */
+	readonly keyChanged?: readonly string[];
 	/** Names of the other members typing now. */
 	readonly typing: readonly string[];
 	/** Throws MessageTooLongError (name) with a user-facing message; the caller keeps the text. */

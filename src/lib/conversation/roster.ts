@@ -41,6 +41,12 @@ export interface RosterMember {
 	role: Role;
 	/** Device id (Ed25519 public key, base64url) → its X25519 key (base64url). */
 	devices: ReadonlyMap<string, string>;
+	/**
+	 * Self-signing keys (base64url) that certified the member's devices here.
+	 * A new one (the member rotated it, or reset the account's devices)
+	 * changes their safety number.
+	 */
+	sskKeys: ReadonlySet<string>;
 }
 
 interface MutableMember {
@@ -49,6 +55,7 @@ interface MutableMember {
 	nameAt: { hlc: { wall: number; counter: number }; id: string } | null;
 	role: Role;
 	devices: Map<string, string>;
+	sskKeys: Set<string>;
 }
 
 export class Roster {
@@ -114,11 +121,13 @@ export class Roster {
 	async apply(op: MemberAddOp, signer: string): Promise<boolean> {
 		if (!this.authorised(op, signer)) return false;
 		const devices = new Map<string, string>();
+		let sskKey: string | null = null;
 		if (op.ssk) {
 			for (const cert of op.certs ?? []) {
 				try {
 					const body = await verifyDeviceChain(op.user, op.ssk, cert);
 					if (op.devices.includes(body.device)) devices.set(body.device, body.dh);
+					sskKey ??= sskKeyOf(op.ssk.body);
 				} catch {
 					// rule 3: an uncertified device is ignored
 				}
@@ -130,7 +139,14 @@ export class Roster {
 		let member = this.#members.get(op.user);
 		let changed = false;
 		if (!member) {
-			member = { user: op.user, name: '', nameAt: null, role: op.role, devices: new Map() };
+			member = {
+				user: op.user,
+				name: '',
+				nameAt: null,
+				role: op.role,
+				devices: new Map(),
+				sskKeys: new Set()
+			};
 			this.#members.set(op.user, member);
 			changed = true;
 		}
@@ -147,6 +163,10 @@ export class Roster {
 				changed = true;
 			}
 		}
+		if (sskKey !== null && !member.sskKeys.has(sskKey)) {
+			member.sskKeys.add(sskKey);
+			changed = true;
+		}
 		const at = { hlc: opHlc(op), id: op.id };
 		if (
 			op.name !== undefined &&
@@ -159,5 +179,15 @@ export class Roster {
 		}
 		if (changed) this.version++;
 		return changed;
+	}
+}
+
+/** The key a (verified) self-signing certificate certifies. */
+function sskKeyOf(body: string): string | null {
+	try {
+		const key = (JSON.parse(body) as { key?: unknown }).key;
+		return typeof key === 'string' ? key : null;
+	} catch {
+		return null;
 	}
 }

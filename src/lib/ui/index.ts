@@ -10,6 +10,7 @@ export { default as ConversationList } from './ConversationList.svelte';
 export { default as ConversationView } from './ConversationView.svelte';
 export { default as Onboarding } from './Onboarding.svelte';
 export { default as RecoveryKeyDialog } from './RecoveryKeyDialog.svelte';
+export { default as SafetyNumberDialog } from './SafetyNumberDialog.svelte';
 export { default as SearchPanel } from './SearchPanel.svelte';
 export { default as Unlock } from './Unlock.svelte';
 export * from './format';

@@ -51,3 +51,18 @@ describe('Vault conversations', () => {
 		expect(a.setMuted('missing' as ConversationId, true)).toEqual([]);
 	});
 });
+
+describe('Vault verified contacts', () => {
+	it('records a verification, syncs it to another device, and clears it', async () => {
+		const a = await Vault.open();
+		const b = await Vault.open();
+		b.applyChanges(a.initialise('Ada', entry('Notes', { kind: 'notes' })));
+		const marking = a.setVerified('bob', '123451234512345123451234512345');
+		expect(a.setVerified('bob', '123451234512345123451234512345')).toEqual([]);
+		b.applyChanges(marking);
+		expect(b.verifiedContacts()).toEqual(new Map([['bob', '123451234512345123451234512345']]));
+		a.applyChanges(b.setVerified('bob', null));
+		expect(a.verifiedContacts().size).toBe(0);
+		expect(a.setVerified('bob', null)).toEqual([]);
+	});
+});

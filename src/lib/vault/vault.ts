@@ -50,6 +50,11 @@ interface VaultShape {
 	conversations: { [id: string]: VaultConversation };
 	/** Per device, per conversation: "hlcString opId" of the last message seen. */
 	read: { [deviceId: string]: { [conversationId: string]: ImmutableString } };
+	/**
+	 * Contacts the user verified: user id → that contact's half of the safety
+	 * number when it was verified (identity/safety-number.ts).
+	 */
+	verified?: { [userId: string]: ImmutableString };
 }
 
 /** A conversation as the rest of the app sees it (plain values). */
@@ -175,6 +180,28 @@ export class Vault {
 				position.hlc + ' ' + position.id
 			);
 		});
+	}
+
+	/** Marks a contact as verified at their current safety-number half, or (null) clears it. */
+	setVerified(user: string, half: string | null): Uint8Array[] {
+		const current = this.#doc.verified?.[user];
+		if (half === null ? current === undefined : str(current) === half) return [];
+		const A = this.#A;
+		return this.#change((doc) => {
+			if (half === null) {
+				if (doc.verified) delete doc.verified[user];
+				return;
+			}
+			doc.verified ??= {};
+			doc.verified[user] = new A.ImmutableString(half);
+		});
+	}
+
+	/** Verified contacts: user id → their safety-number half when verified. */
+	verifiedContacts(): Map<string, string> {
+		const out = new Map<string, string>();
+		for (const [user, half] of Object.entries(this.#doc.verified ?? {})) out.set(user, str(half));
+		return out;
 	}
 
 	get displayName(): string {
