@@ -322,6 +322,19 @@ describe('parseOperationBatch', () => {
 });
 
 describe('encodeBatch / decodeBatch', () => {
+	it('encodes built ops without validating them again, to the same bytes', () => {
+		const c = clock();
+		const op = makeSend(c, 'built once');
+		expect(Object.isFrozen(op)).toBe(true);
+		expect(Object.isFrozen(op.hlc)).toBe(true);
+		// A plain copy is not a built op: it goes through validation, with the same result.
+		expect(encodeBatch({ ops: [op] })).toEqual(encodeBatch({ ops: [{ ...op }] }));
+		// A copy altered into something invalid is still refused.
+		expect(() => encodeBatch({ ops: [{ ...op, text: 5 } as unknown as Operation] })).toThrow(
+			MalformedOperationError
+		);
+	});
+
 	it('round-trip a batch of every builder', () => {
 		const c = clock();
 		const first = makeSend(c, 'Grüße 👋');

@@ -300,6 +300,33 @@ export const Operation = z.discriminatedUnion('type', [
 export type Operation = z.infer<typeof Operation>;
 export type OperationType = Operation['type'];
 
+/**
+ * Each op type's own schema. Validating an op of a known type with it gives
+ * what the union gives, several times faster (the union's dispatch costs more
+ * than checking a send op): this is on the path of every message.
+ */
+const SCHEMA_OF: Record<OperationType, z.ZodType> = {
+	send: SendOp,
+	edit: EditOp,
+	delete: DeleteOp,
+	react: ReactOp,
+	receipt: ReceiptOp,
+	'member.add': MemberAddOp,
+	'member.remove': MemberRemoveOp,
+	'member.role': MemberRoleOp,
+	epoch: EpochOp,
+	invite: InviteOp
+};
+
+function parseOp(raw: unknown): z.ZodSafeParseResult<Operation> {
+	const type = (raw as { type?: unknown } | null)?.type;
+	const schema =
+		typeof type === 'string' && Object.hasOwn(SCHEMA_OF, type)
+			? SCHEMA_OF[type as OperationType]
+			: Operation;
+	return schema.safeParse(raw) as z.ZodSafeParseResult<Operation>;
+}
+
 export const OperationBatch = z.object({ ops: z.array(Operation).min(1) });
 export type OperationBatch = z.infer<typeof OperationBatch>;
 
@@ -353,7 +380,7 @@ export function parseOperationBatch(json: unknown): ParsedBatch {
 			unknown++;
 			return;
 		}
-		const op = Operation.safeParse(raw);
+		const op = parseOp(raw);
 		if (!op.success) {
 			const issues = describeIssues(op.error.issues);
 			throw new MalformedOperationError(
@@ -378,6 +405,11 @@ const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * schema are dropped.
  */
 export function encodeBatch(batch: OperationBatch): Uint8Array {
+	// Ops from the builders below were validated when made, and are frozen:
+	// validating them again would double the cost of every send.
+	if (batch.ops.length > 0 && batch.ops.every((op) => builtOps.has(op))) {
+		return encoder.encode(JSON.stringify({ ops: batch.ops }));
+	}
 	const checked = OperationBatch.safeParse(batch);
 	if (!checked.success) {
 		const issues = describeIssues(checked.error.issues);
@@ -412,8 +444,19 @@ function header(clock: OpClock) {
 	return { v: OPERATION_VERSION, id: newOpId(), hlc: hlcToTuple(clock.now()) } as const;
 }
 
+/** Ops made (and validated) by the builders; frozen, so they stay valid. */
+const builtOps = new WeakSet<object>();
+
+function deepFreeze<T>(value: T): T {
+	if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+		for (const inner of Object.values(value)) deepFreeze(inner);
+		Object.freeze(value);
+	}
+	return value;
+}
+
 function checked<T extends Operation>(op: T): T {
-	const result = Operation.safeParse(op);
+	const result = parseOp(op);
 	if (!result.success) {
 		const issues = describeIssues(result.error.issues);
 		throw new MalformedOperationError(
@@ -422,7 +465,9 @@ function checked<T extends Operation>(op: T): T {
 			issues
 		);
 	}
-	return result.data as T;
+	const built = deepFreeze(result.data as T);
+	builtOps.add(built);
+	return built;
 }
 
 /**
