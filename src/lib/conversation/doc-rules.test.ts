@@ -387,10 +387,16 @@ describe('checkUpdate never throws', () => {
 });
 
 describe('knownState', () => {
-	it('is the doc state vector as a map', async () => {
+	it("reads the doc's current clocks, like its state vector", async () => {
 		const doc = new ConversationDoc(room.roomId, alice.client);
-		expect(knownState(doc.doc).size).toBe(0);
+		const known = knownState(doc.doc);
+		expect(known.get(alice.client) ?? 0).toBe(0);
 		doc.insertLocal(await room.nextEnvelopes(doc, alice, ['1', '2']));
-		expect(knownState(doc.doc)).toEqual(new Map([[alice.client, 2]]));
+		// A live view: the same object sees the insert.
+		expect(known.get(alice.client)).toBe(2);
+		expect(known.get(bob.client) ?? 0).toBe(0);
+		expect(Y.decodeStateVector(Y.encodeStateVector(doc.doc))).toEqual(
+			new Map([[alice.client, 2]])
+		);
 	});
 });
