@@ -7,6 +7,8 @@
  * Y.Map entries through the stock y-websocket provider and a
  * `@y/websocket-server` process. Runs alternate between the two systems.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Page } from 'playwright-core';
 import { newRoomId, newSecretKey, toBase64Url } from '../../src/lib/crypto';
 import type { LatencyRun, RelayBenchApi } from '../browser/relay-benches';
@@ -90,6 +92,28 @@ function call<K extends keyof RelayBenchApi>(
 	) as Promise<Awaited<ReturnType<RelayBenchApi[K]>>>;
 }
 
+/**
+ * KITH_BENCH_PAGE_PROFILE=DIR: CPU profiles of both pages during each run's
+ * sending, written as DIR/<system>-<rep>-{a,b}.cpuprofile (open them in
+ * Chromium's DevTools, Performance panel).
+ */
+async function startProfiles(pages: Page[]): Promise<(prefix: string) => Promise<void>> {
+	const sessions = await Promise.all(pages.map((page) => page.context().newCDPSession(page)));
+	for (const session of sessions) {
+		await session.send('Profiler.enable');
+		await session.send('Profiler.setSamplingInterval', { interval: 50 });
+		await session.send('Profiler.start');
+	}
+	return async (prefix) => {
+		await mkdir(dirname(prefix), { recursive: true });
+		for (const [i, session] of sessions.entries()) {
+			const { profile } = await session.send('Profiler.stop');
+			await writeFile(`${prefix}-${'ab'[i]}.cpuprofile`, JSON.stringify(profile));
+			await session.detach();
+		}
+	};
+}
+
 async function once(
 	system: LatencySystem,
 	rep: number,
@@ -110,7 +134,9 @@ async function once(
 		await call(b, 'stockJoin', ws, room, 'echoer');
 		await call(a, 'stockJoin', ws, room, 'sender');
 	}
+	const profiling = process.env.KITH_BENCH_PAGE_PROFILE ? await startProfiles([a, b]) : null;
 	const sent: LatencyRun = await call(a, 'send', cfg.messages, cfg.intervalMs, 3000);
+	if (profiling) await profiling(`${process.env.KITH_BENCH_PAGE_PROFILE}/${system}-${rep}`);
 	const got: LatencyRun = await call(b, 'results');
 	await call(a, 'leave');
 	await call(b, 'leave');
