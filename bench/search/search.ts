@@ -11,7 +11,7 @@
  *   and tests each query word with `includes` (what search costs with no
  *   index at all).
  *
- * Runs in Node: the index is plain JavaScript (MiniSearch), the same V8 as
+ * Runs in Node: the index is plain JavaScript (FlexSearch), the same V8 as
  * Chromium's; no storage is involved (the index is kept in memory only).
  */
 import { messageText } from '../browser/texts';

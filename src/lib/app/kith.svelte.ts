@@ -86,6 +86,9 @@ export interface KithAppOptions {
 	passphraseCost?: { memoryKiB: number; iterations: number; parallelism: number };
 }
 
+/** Longest the search index is made in one go, so typing and scrolling stay smooth. */
+const SEARCH_SLICE_MS = 25;
+
 export class KithApp {
 	phase = $state<Phase>('starting');
 	/** A problem the user must know about (storage full, damaged data), for role=alert. */
@@ -189,19 +192,53 @@ export class KithApp {
 
 	/** Made on the first search, kept up to date before each one; memory only. */
 	#search: MessageSearch | null = null;
+	#indexTimer: ReturnType<typeof setTimeout> | null = null;
+	/** While the search index is being made: messages indexed, of how many; else null. */
+	searchIndexing = $state<{ indexed: number; total: number } | null>(null);
+	/** Bumped as indexing goes on, so results on screen are searched again. */
+	searchRevision = $state(0);
+
+	/** Indexes for at most SEARCH_SLICE_MS; true when the index is up to date. */
+	#indexSlice(index: MessageSearch): boolean {
+		const deadline = performance.now() + SEARCH_SLICE_MS;
+		for (const session of this.#sessions.values()) {
+			if (!index.update(session.searchSource, deadline)) return false;
+		}
+		for (const id of index.conversations()) {
+			if (!this.#sessions.has(id as ConversationId)) index.remove(id);
+		}
+		return true;
+	}
+
+	/** Goes on indexing in slices between other work, until the index is up to date. */
+	#keepIndexing(index: MessageSearch): void {
+		if (this.#indexTimer) return;
+		let slices = 0;
+		const step = () => {
+			this.#indexTimer = null;
+			const done = this.#indexSlice(index);
+			slices++;
+			this.searchIndexing = done
+				? null
+				: index.progress([...this.#sessions.values()].map((s) => s.searchSource));
+			// Results on screen are searched again now and then, and once at the end.
+			if (done || slices % 8 === 0) this.searchRevision++;
+			if (!done) this.#indexTimer = setTimeout(step, 0);
+		};
+		this.#indexTimer = setTimeout(step, 0);
+	}
 
 	/**
 	 * Messages of every conversation that match all words of `query`, best
 	 * first. The index is brought up to date with what the conversations hold
-	 * now; callers re-run it when `conversations` changes.
+	 * now, for a slice of time: a big history is indexed in the background
+	 * (`searchIndexing`), and callers search again when `searchRevision` or
+	 * `conversations` changes.
 	 */
 	search(query: string): SearchHit[] {
 		if (query.trim() === '') return [];
 		const index = (this.#search ??= new MessageSearch());
-		for (const session of this.#sessions.values()) index.update(session.searchSource);
-		for (const id of index.conversations()) {
-			if (!this.#sessions.has(id as ConversationId)) index.remove(id);
-		}
+		if (!this.#indexSlice(index)) this.#keepIndexing(index);
 		const hits: SearchHit[] = [];
 		for (const hit of index.search(query)) {
 			const session = this.#sessions.get(hit.conversation as ConversationId);

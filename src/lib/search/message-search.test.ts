@@ -106,7 +106,8 @@ describe('message search', () => {
 			fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), text }),
 			fc.record({ kind: fc.constant('edit' as const), at: fc.nat(), text }),
 			fc.record({ kind: fc.constant('delete' as const), at: fc.nat() }),
-			fc.record({ kind: fc.constant('search' as const) })
+			fc.record({ kind: fc.constant('search' as const) }),
+			fc.record({ kind: fc.constant('slice' as const) })
 		);
 		fc.assert(
 			fc.property(fc.array(change, { maxLength: 40 }), fc.constantFrom(...words), (changes, q) => {
@@ -127,8 +128,10 @@ describe('message search', () => {
 					else if (c.kind === 'edit' && len > 0) source.edit(c.at % len, c.text);
 					else if (c.kind === 'delete' && len > 0) source.remove(c.at % len);
 					else if (c.kind === 'search') incremental.update(source);
+					// A deadline already past: at most one slice of messages, then it stops.
+					else if (c.kind === 'slice') incremental.update(source, -Infinity);
 				}
-				incremental.update(source);
+				while (!incremental.update(source, -Infinity));
 				const fresh = new MessageSearch();
 				fresh.update(source);
 				expect(ids(incremental.search(q))).toEqual(ids(fresh.search(q)));
@@ -140,6 +143,25 @@ describe('message search', () => {
 			}),
 			{ numRuns: 300 }
 		);
+	});
+});
+
+describe('indexing in slices', () => {
+	it('stops at the deadline, reports progress, and finishes on later calls', () => {
+		const source = new ListSource('big');
+		for (let i = 0; i < 1000; i++)
+			source.append(`m${i}`, 'u', `message number ${i} about harbours`);
+		const search = new MessageSearch();
+		expect(search.update(source, -Infinity)).toBe(false);
+		const part = search.progress([source]);
+		expect(part.total).toBe(1000);
+		expect(part.indexed).toBeGreaterThan(0);
+		expect(part.indexed).toBeLessThan(1000);
+		let calls = 1;
+		while (!search.update(source, -Infinity)) calls++;
+		expect(calls).toBeGreaterThan(1);
+		expect(search.progress([source])).toEqual({ indexed: 1000, total: 1000 });
+		expect(search.size).toBe(1000);
 	});
 });
 

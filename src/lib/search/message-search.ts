@@ -1,6 +1,7 @@
 /**
  * Full-text search over the decrypted messages of every conversation, with
- * MiniSearch.
+ * FlexSearch (forward tokenizer: words being typed match as prefixes; the
+ * LatinBalance encoder: small misspellings and accents match too).
  *
  * The index lives in memory only, and is never written anywhere: it is made
  * from the conversations' reducers (already decrypted in memory while the
@@ -16,7 +17,7 @@
  * text differs from what is indexed: an edit replaces the document, a delete
  * (empty text) removes it.
  */
-import MiniSearch from 'minisearch';
+import { Charset, Index } from 'flexsearch';
 
 /** What search needs of one message. */
 export interface SearchableMessage {
@@ -60,7 +61,9 @@ interface Doc {
 }
 
 interface Indexed {
+	/** The source's version that messages [0, next) are indexed as. */
 	version: number;
+	next: number;
 	/** key → indexed text. */
 	texts: Map<string, string>;
 }
@@ -69,70 +72,97 @@ interface Indexed {
 export const MAX_QUERY_CHARS = 200;
 
 export class MessageSearch {
-	readonly #mini = new MiniSearch<Doc>({
-		idField: 'key',
-		fields: ['text'],
-		searchOptions: {
-			combineWith: 'AND',
-			// Words being typed match as prefixes; longer words forgive a typo.
-			prefix: true,
-			fuzzy: (term) => (term.length >= 5 ? 0.2 : false)
-		}
+	// fastupdate: edits and deletes replace one entry in O(words), not O(index).
+	readonly #index = new Index({
+		tokenize: 'forward',
+		encoder: Charset.LatinBalance,
+		fastupdate: true
 	});
 	readonly #indexed = new Map<string, Indexed>();
-	/** The indexed documents by key (kept here, not as MiniSearch stored fields: faster results). */
-	readonly #docs = new Map<string, Doc>();
+	/** The indexed documents by FlexSearch id, and the ids by key. */
+	readonly #docs = new Map<number, Doc>();
+	readonly #ids = new Map<string, number>();
+	#nextId = 1;
 
 	/** Messages in the index. */
 	get size(): number {
-		return this.#mini.documentCount;
+		return this.#docs.size;
 	}
 
-	/** Brings the index up to date with `source`. */
-	update(source: SearchSource): void {
+	/**
+	 * Brings the index up to date with `source`, or, given a `deadline`
+	 * (`performance.now()` time), as far as it gets by then (at least one
+	 * message further). Returns whether it is up to date; call again to go on.
+	 */
+	update(source: SearchSource, deadline = Infinity): boolean {
 		let state = this.#indexed.get(source.id);
-		const first = state ? source.changedSince(state.version) : 0;
 		if (!state) {
-			state = { version: source.version, texts: new Map() };
+			state = { version: source.version, next: 0, texts: new Map() };
 			this.#indexed.set(source.id, state);
-		} else if (state.version === source.version) {
-			return;
+		} else if (state.version === source.version && state.next >= source.length) {
+			return true;
 		}
-		for (let i = first; i < source.length; i++) {
+		const first =
+			state.version === source.version
+				? state.next
+				: Math.min(state.next, source.changedSince(state.version));
+		let i = first;
+		for (; i < source.length; i++) {
+			if (i > first && (i & 63) === 0 && performance.now() > deadline) break;
 			const message = source.at(i);
 			const key = `${source.id} ${message.author} ${message.id}`;
 			const text = message.deleted ? '' : message.text;
 			const before = state.texts.get(key);
 			if (before === text) continue;
 			if (before !== undefined) {
-				this.#mini.discard(key);
-				this.#docs.delete(key);
+				this.#discard(key);
 				state.texts.delete(key);
 			}
 			if (text.trim() === '') continue;
-			const doc: Doc = {
+			const id = this.#nextId++;
+			this.#index.add(id, text);
+			this.#docs.set(id, {
 				key,
 				conversation: source.id,
 				message: message.id,
 				author: message.author,
 				text,
 				time: message.time
-			};
-			this.#mini.add(doc);
-			this.#docs.set(key, doc);
+			});
+			this.#ids.set(key, id);
 			state.texts.set(key, text);
 		}
+		// Messages before `first` did not change since they were indexed, and
+		// [first, i) are indexed now: [0, i) is as the source has it.
 		state.version = source.version;
+		state.next = i;
+		return i >= source.length;
+	}
+
+	/** Messages indexed so far over all conversations, and how many there are, for progress. */
+	progress(sources: Iterable<SearchSource>): { indexed: number; total: number } {
+		let indexed = 0;
+		let total = 0;
+		for (const source of sources) {
+			total += source.length;
+			indexed += Math.min(this.#indexed.get(source.id)?.next ?? 0, source.length);
+		}
+		return { indexed, total };
+	}
+
+	#discard(key: string): void {
+		const id = this.#ids.get(key);
+		if (id === undefined) return;
+		this.#index.remove(id);
+		this.#docs.delete(id);
+		this.#ids.delete(key);
 	}
 
 	/** Forgets a conversation (left, or gone from the vault). */
 	remove(conversation: string): void {
 		const state = this.#indexed.get(conversation);
 		if (!state) return;
-		for (const key of state.texts.keys()) {
-			this.#mini.discard(key);
-			this.#docs.delete(key);
-		}
+		for (const key of state.texts.keys()) this.#discard(key);
 		this.#indexed.delete(conversation);
 	}
 
@@ -142,27 +172,40 @@ export class MessageSearch {
 	}
 
 	/**
-	 * Messages matching every word of `query` (prefixes count; words of five
-	 * letters or more forgive one typo), best first, then newest first.
+	 * Messages matching every word of `query` (words as prefixes, spelling
+	 * loosely), best first, at most `limit`.
 	 */
 	search(query: string, limit = 50): MessageHit[] {
 		const q = query.slice(0, MAX_QUERY_CHARS).trim();
 		if (q === '') return [];
-		const scored: Array<{ doc: Doc; score: number; terms: string[] }> = [];
-		for (const r of this.#mini.search(q)) {
-			const doc = this.#docs.get(r.id as string);
-			if (doc) scored.push({ doc, score: r.score, terms: r.terms });
+		const words = q.toLowerCase().split(/\s+/);
+		const hits: MessageHit[] = [];
+		// FlexSearch 0.8 answers undefined, not [], for a term whose every entry was removed.
+		const ids = (this.#index.search(q, { limit, suggest: false }) ?? []) as number[];
+		for (const id of ids) {
+			const doc = this.#docs.get(id);
+			if (!doc) continue;
+			hits.push({
+				conversation: doc.conversation,
+				message: doc.message,
+				author: doc.author,
+				text: doc.text,
+				time: doc.time,
+				terms: matchedWords(doc.text, words)
+			});
 		}
-		scored.sort((a, b) => b.score - a.score || b.doc.time - a.doc.time);
-		return scored.slice(0, limit).map(({ doc, terms }) => ({
-			conversation: doc.conversation,
-			message: doc.message,
-			author: doc.author,
-			text: doc.text,
-			time: doc.time,
-			terms
-		}));
+		return hits;
 	}
+}
+
+/** The words of `text` that start with one of the query's words (what to highlight). */
+function matchedWords(text: string, words: readonly string[]): string[] {
+	const found = new Set<string>();
+	for (const word of text.split(/[^\p{L}\p{N}]+/u)) {
+		const lower = word.toLowerCase();
+		if (lower && words.some((w) => lower.startsWith(w))) found.add(word);
+	}
+	return [...found];
 }
 
 /** One piece of a snippet: text, and whether it is a match. */
