@@ -90,6 +90,11 @@ export interface CreateAccountOptions {
 	/** Argon2id cost; tests lower it. */
 	passphraseCost?: Pick<PassphraseParams, 'memoryKiB' | 'iterations' | 'parallelism'>;
 	now?: number;
+	/**
+	 * The outer wrapping key. Browsers omit it (a new non-extractable key kept in
+	 * IndexedDB); the Node peer passes one it keeps in an owner-only file.
+	 */
+	wrapKey?: CryptoKey;
 }
 
 export interface CreatedAccount {
@@ -169,7 +174,7 @@ export async function createAccount(options: CreateAccountOptions = {}): Promise
 	};
 	const passphrase = options.passphrase ? options.passphrase : undefined;
 	const params = passphrase ? newPassphraseParams(options.passphraseCost) : null;
-	const wrapKey = await newWrapKey();
+	const wrapKey = options.wrapKey ?? (await newWrapKey());
 	const { nonce, ciphertext } = await wrap(secrets, wrapKey, passphrase, params);
 	const stored: StoredKeyring = {
 		v: 1,

@@ -1,0 +1,152 @@
+/**
+ * The `kith` command line, parsed with node:util parseArgs. Anything it does
+ * not know is a bad argument (exit 1), never guessed at.
+ */
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { badInput } from '../lib/node/errors';
+
+export const COMMANDS = ['init', 'new', 'invite', 'join', 'list', 'send', 'read', 'serve'] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+export interface Invocation {
+	command: CommandName;
+	args: string[];
+	data: string;
+	json: boolean;
+	relay: string | null;
+	/** Seconds, when given. */
+	timeout: number | null;
+	name: string | null;
+	appUrl: string | null;
+	listen: string[];
+	peers: string[];
+	mdns: boolean;
+}
+
+/** What each command takes besides the global options: positionals, and options allowed. */
+const SHAPE: Record<CommandName, { positionals: string[]; options: string[] }> = {
+	init: { positionals: [], options: ['name'] },
+	new: { positionals: ['NAME'], options: [] },
+	invite: { positionals: ['CONVERSATION'], options: ['app-url'] },
+	join: { positionals: ['INVITE_LINK'], options: ['timeout'] },
+	list: { positionals: [], options: [] },
+	send: { positionals: ['CONVERSATION', 'TEXT'], options: ['timeout'] },
+	read: { positionals: ['CONVERSATION'], options: [] },
+	serve: { positionals: [], options: ['listen', 'peer', 'no-mdns'] }
+};
+
+export const USAGE = `Usage: kith [--data DIR] [--json] [--relay URL] COMMAND ...
+
+Commands:
+  init --name NAME              create an account (prints the recovery key)
+  new NAME                      create a conversation (prints its id)
+  invite CONVERSATION [--app-url URL]
+                                print an invite link (the browser app accepts it too)
+  join INVITE_LINK [--timeout S]
+                                ask to join; wait until a member lets you in
+  list                          conversations: id<TAB>name
+  send CONVERSATION TEXT [--timeout S]
+                                store a message and send it
+  read CONVERSATION             messages in order: ISO-time<TAB>author<TAB>text
+  serve [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns]
+                                stay online: sync, admit join requests, print new messages
+
+CONVERSATION is an id or a unique name.
+Options:
+  --data DIR     data dir (default: $XDG_DATA_HOME/kith or ~/.local/share/kith)
+  --json         one JSON object per line
+  --relay URL    also sync through a Kith relay
+  KITH_PASSPHRASE  the account's passphrase (otherwise asked for in a terminal)
+Exit codes: 0 done, 1 bad arguments or input, 2 not delivered before --timeout
+(stored; it goes out later), 3 locked or missing data dir.`;
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+	const base = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+	return join(base, 'kith');
+}
+
+/** Parse argv (without node and script). Returns null for --help. Throws KithCliError(1). */
+export function parseInvocation(argv: string[]): Invocation | null {
+	let parsed;
+	try {
+		parsed = parseArgs({
+			args: argv,
+			allowPositionals: true,
+			strict: true,
+			options: {
+				data: { type: 'string' },
+				json: { type: 'boolean' },
+				relay: { type: 'string' },
+				timeout: { type: 'string' },
+				name: { type: 'string' },
+				'app-url': { type: 'string' },
+				listen: { type: 'string', multiple: true },
+				peer: { type: 'string', multiple: true },
+				'no-mdns': { type: 'boolean' },
+				help: { type: 'boolean', short: 'h' }
+			}
+		});
+	} catch (error) {
+		throw badInput(error instanceof Error ? error.message : String(error));
+	}
+	const { values, positionals } = parsed;
+	if (values.help || positionals[0] === 'help') return null;
+	const [command, ...args] = positionals;
+	if (command === undefined) throw badInput('no command given (see: kith --help)');
+	if (!(COMMANDS as readonly string[]).includes(command)) {
+		throw badInput(`unknown command "${command}" (see: kith --help)`);
+	}
+	const shape = SHAPE[command as CommandName];
+	if (args.length !== shape.positionals.length) {
+		throw badInput(`usage: kith ${command} ${shape.positionals.join(' ')}`.trim());
+	}
+	for (const option of ['timeout', 'name', 'app-url', 'listen', 'peer', 'no-mdns'] as const) {
+		if (values[option] !== undefined && !shape.options.includes(option)) {
+			throw badInput(`kith ${command} takes no --${option}`);
+		}
+	}
+	if (command === 'init' && (values.name === undefined || values.name.trim() === '')) {
+		throw badInput('usage: kith init --name NAME');
+	}
+	let timeout: number | null = null;
+	if (values.timeout !== undefined) {
+		timeout = Number(values.timeout);
+		if (!Number.isFinite(timeout) || timeout < 0 || values.timeout.trim() === '') {
+			throw badInput(`--timeout takes a number of seconds (got "${values.timeout}")`);
+		}
+	}
+	let relay: string | null = null;
+	if (values.relay !== undefined) relay = checkUrl('--relay', values.relay);
+	let appUrl: string | null = null;
+	if (values['app-url'] !== undefined) appUrl = checkUrl('--app-url', values['app-url']);
+	if (values.data !== undefined && values.data.trim() === '')
+		throw badInput('--data must name a directory');
+	return {
+		command: command as CommandName,
+		args,
+		data: resolve(values.data ?? defaultDataDir()),
+		json: values.json === true,
+		relay,
+		timeout,
+		name: values.name ?? null,
+		appUrl,
+		listen: values.listen ?? [],
+		peers: values.peer ?? [],
+		mdns: values['no-mdns'] !== true
+	};
+}
+
+function checkUrl(option: string, value: string): string {
+	let url: URL;
+	try {
+		url = new URL(value);
+	} catch {
+		throw badInput(`${option} takes an http(s) URL (got "${value}")`);
+	}
+	if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+		throw badInput(`${option} takes an http(s) URL (got "${value}")`);
+	}
+	return value.replace(/\/+$/, '');
+}

@@ -1,0 +1,248 @@
+/**
+ * A conversation as the Node peer runs it: its envelope doc (NodeDoc), its
+ * keys, the roster and the reducer — the same operations, roster rules and
+ * reducer as the app (../conversation), with no view state. Envelopes are
+ * opened and their operations admitted by the roster exactly as the app's
+ * ConversationSession does: a device's operations count once the roster
+ * knows the device, and the roster is grown to its fixpoint, so arrival order
+ * does not matter.
+ */
+import {
+	ConversationReducer,
+	decodeBatch,
+	encodeBatch,
+	makeInvite,
+	makeMemberAdd,
+	makeSend,
+	Roster,
+	type EnvelopeEntry,
+	type HlcClock,
+	type MemberAddOp,
+	type Message,
+	type OpId,
+	type Operation,
+	type ReducerItem
+} from '../conversation';
+import { MissingKeyError, toBase64Url, type EnvelopeId, type Signer } from '../crypto';
+import { openEnvelope } from '../envelope';
+import type { ConversationEntry } from '../vault';
+import type { NodeDoc, NodeEntrySource } from './doc';
+
+interface Decoded {
+	entryId: EnvelopeId;
+	device: string;
+	ops: Operation[];
+}
+
+export type MemberInput = Omit<MemberAddOp, 'v' | 'id' | 'hlc' | 'type' | 'role'>;
+
+export interface NodeConversationOptions {
+	entry: ConversationEntry;
+	doc: NodeDoc;
+	signer: Signer;
+	clock: HlcClock;
+	myUserId: string;
+	/** Called with messages (sends) that became visible, in conversation order. */
+	onMessages?: (messages: Message[], source: NodeEntrySource) => void;
+	onWarning?: (message: string) => void;
+}
+
+export class NodeConversation {
+	readonly entry: ConversationEntry;
+	readonly doc: NodeDoc;
+	readonly roster: Roster;
+	readonly #reducer = new ConversationReducer();
+	readonly #options: NodeConversationOptions;
+	readonly #myDevice: string;
+	readonly #seen = new Set<string>();
+	readonly #held = new Map<string, Decoded>();
+	#pendingAdds: { op: MemberAddOp; signer: string }[] = [];
+	readonly #invites = new Map<
+		string,
+		{ op: Extract<Operation, { type: 'invite' }>; author: string }
+	>();
+	#ingesting: Promise<void> = Promise.resolve();
+	/** Envelopes that could not be opened (wrong key, damaged, newer format). */
+	unreadable = 0;
+
+	constructor(options: NodeConversationOptions) {
+		this.#options = options;
+		this.entry = options.entry;
+		this.doc = options.doc;
+		this.#myDevice = toBase64Url(options.signer.publicKey);
+		this.roster = new Roster(options.entry.creator ?? options.myUserId);
+		options.doc.onEntries((entries, source) => {
+			this.#ingesting = this.#ingesting.then(() => this.#ingest(entries, source));
+		});
+		this.#ingesting = this.#ingest(options.doc.entries(), 'load');
+	}
+
+	get id(): string {
+		return this.entry.id;
+	}
+
+	get name(): string {
+		return this.entry.name;
+	}
+
+	/** Resolves when every entry seen so far is reduced. */
+	settled(): Promise<void> {
+		return this.#ingesting;
+	}
+
+	/** Visible messages in the conversation's order (HLC, id). */
+	messages(): Message[] {
+		return this.#reducer.messages.filter((m) => !m.deleted);
+	}
+
+	authorName(user: string): string {
+		return this.roster.member(user)?.name || (user === this.#options.myUserId ? 'me' : 'Unknown');
+	}
+
+	/** Members other than this account (somebody to deliver to). */
+	othersPresent(): boolean {
+		return this.roster.members().some((m) => m.user !== this.#options.myUserId);
+	}
+
+	get canAdmit(): boolean {
+		return this.roster.canAdd(this.#myDevice);
+	}
+
+	/** Seal, store and reduce one operation batch. Returns the envelope ids. */
+	async commit(ops: Operation[]): Promise<EnvelopeId[]> {
+		const { entry, signer } = this.#options;
+		const key = entry.keys.get(entry.epoch);
+		if (!key) throw new MissingKeyError('No key for this conversation: refusing to send.');
+		const ids = await this.doc.commit(
+			{ epoch: entry.epoch, key, plaintexts: [encodeBatch({ ops })] },
+			signer
+		);
+		await this.settled();
+		return ids;
+	}
+
+	async send(text: string): Promise<{ ids: EnvelopeId[]; op: Operation }> {
+		const op = makeSend(this.#options.clock, text); // throws MessageTooLongError
+		return { ids: await this.commit([op]), op };
+	}
+
+	/** The creator's first device enters the roster (roster.ts rule 1); a no-op once done. */
+	async ensureGenesis(me: MemberInput): Promise<void> {
+		await this.settled();
+		if (this.roster.creator !== this.#options.myUserId) return;
+		if (this.roster.ownerOf(this.#myDevice)) return;
+		await this.commit([makeMemberAdd(this.#options.clock, { ...me, role: 'owner' })]);
+	}
+
+	async addMember(member: MemberInput): Promise<void> {
+		await this.settled();
+		const existing = this.roster.member(member.user);
+		if (existing && member.devices.every((device) => existing.devices.has(device))) return;
+		await this.commit([makeMemberAdd(this.#options.clock, { ...member, role: 'member' })]);
+	}
+
+	async recordInvite(invite: { invite: OpId; secret: string; expires: number }): Promise<void> {
+		await this.commit([makeInvite(this.#options.clock, invite)]);
+	}
+
+	/** Invitations recorded by owners and admins that have not expired. */
+	invites(now = Date.now()): Array<{ invite: string; secret: string; expires: number }> {
+		const out: Array<{ invite: string; secret: string; expires: number }> = [];
+		for (const { op, author } of this.#invites.values()) {
+			if (op.expires <= now) continue;
+			const role = this.roster.roleOf(author);
+			if (role !== 'owner' && role !== 'admin') continue;
+			out.push({ invite: op.invite, secret: op.secret, expires: op.expires });
+		}
+		return out;
+	}
+
+	async #ingest(entries: EnvelopeEntry[], source: NodeEntrySource): Promise<void> {
+		const fresh = entries.filter((entry) => !this.#seen.has(entry.id));
+		if (fresh.length === 0) return;
+		for (const entry of fresh) this.#seen.add(entry.id);
+		const { entry: conversation } = this.#options;
+		const decoded: Decoded[] = [];
+		for (const entry of fresh) {
+			try {
+				const envelope = await openEnvelope(entry.bytes, {
+					roomId: conversation.roomId,
+					keyForEpoch: (epoch) => conversation.keys.get(epoch),
+					// Every entry in the doc passed the doc rules (signature included).
+					verified: true
+				});
+				const parsed = decodeBatch(envelope.plaintext);
+				decoded.push({
+					entryId: entry.id,
+					device: toBase64Url(envelope.signer),
+					ops: parsed.ops
+				});
+			} catch (error) {
+				this.unreadable += 1;
+				this.#options.onWarning?.(
+					`an envelope could not be read: ${error instanceof Error ? error.message : String(error)}`
+				);
+			}
+		}
+		const items = await this.#admit(decoded);
+		if (items.length === 0) return;
+		const before = new Set(this.#reducer.messages.map((m) => `${m.author} ${m.id}`));
+		this.#reducer.add(items);
+		const added = this.#reducer.messages.filter(
+			(m) => !m.deleted && !before.has(`${m.author} ${m.id}`)
+		);
+		if (added.length > 0) this.#options.onMessages?.(added, source);
+	}
+
+	#authorOf(device: string): string | undefined {
+		return (
+			this.roster.ownerOf(device) ??
+			(device === this.#myDevice ? this.#options.myUserId : undefined)
+		);
+	}
+
+	/** As ConversationSession.#admit: hold operations of unknown devices until the roster knows them. */
+	async #admit(decoded: Decoded[]): Promise<ReducerItem[]> {
+		const items: ReducerItem[] = [];
+		let queue = decoded;
+		for (;;) {
+			const versionBefore = this.roster.version;
+			for (const d of queue) {
+				if (this.#authorOf(d.device) === undefined) {
+					for (const op of d.ops) {
+						if (op.type === 'member.add' && op.user === this.roster.creator) {
+							await this.roster.apply(op, d.device);
+						}
+					}
+				}
+				const author = this.#authorOf(d.device);
+				if (author === undefined) {
+					this.#held.set(d.entryId, d);
+					continue;
+				}
+				this.#held.delete(d.entryId);
+				for (const op of d.ops) {
+					this.#options.clock.observe({ wall: op.hlc[0], counter: op.hlc[1] });
+					if (op.type === 'member.add') {
+						if (this.roster.authorised(op, d.device)) await this.roster.apply(op, d.device);
+						else this.#pendingAdds.push({ op, signer: d.device });
+					} else if (op.type === 'invite') {
+						this.#invites.set(op.invite, { op, author });
+					}
+					items.push({ op, author, device: d.device, envelopeId: d.entryId });
+				}
+			}
+			if (this.roster.version !== versionBefore && this.#pendingAdds.length > 0) {
+				const pending = this.#pendingAdds;
+				this.#pendingAdds = [];
+				for (const { op, signer } of pending) {
+					if (this.roster.authorised(op, signer)) await this.roster.apply(op, signer);
+					else this.#pendingAdds.push({ op, signer });
+				}
+			}
+			if (this.roster.version === versionBefore || this.#held.size === 0) break;
+			queue = [...this.#held.values()];
+		}
+		return items;
+	}
+}

@@ -1,0 +1,190 @@
+/**
+ * The Node peer's network: a libp2p node (TCP and WebSockets listeners, mDNS
+ * on the LAN: ../p2p/node.ts) running PeerSync for every room the account
+ * holds, and, with a relay URL, one RelayConnection per room — the app's
+ * relay protocol (../sync). Remote updates are applied to each room's doc by
+ * those shared implementations (doc rules enforced there); NodeDoc stores
+ * them.
+ *
+ * Delivery (what `kith send` waits for): an envelope is delivered once the
+ * relay acknowledged storing it (the same acknowledgement that shows "Sent"
+ * in the app), or once it was written to a sync session with a peer holding
+ * the room after that session's initial exchange completed.
+ */
+import type { Libp2p } from '@libp2p/interface';
+import { multiaddr } from '@multiformats/multiaddr';
+import type { RoomId } from '../crypto';
+import { createKithNode, installNodePolyfills } from '../p2p/node';
+import { PeerSync } from '../p2p/peer-sync';
+import type { SyncSession } from '../p2p/sync-protocol';
+import { RelayConnection, isSentBy, type SyncLogger } from '../sync';
+import type { NodeDoc } from './doc';
+
+export interface NodeNetOptions {
+	relayUrl?: string | null;
+	/** libp2p listen addresses (default: TCP and WebSockets on every interface). */
+	listen?: string[];
+	/** Multiaddrs to dial at start (peers not found by mDNS). */
+	peers?: string[];
+	mdns?: boolean;
+	deviceId?: string;
+	logger?: SyncLogger;
+	onRelayRefused?(roomId: RoomId, message: string): void;
+}
+
+interface NetRoom {
+	doc: NodeDoc;
+	ikm: Uint8Array;
+	relay: RelayConnection | null;
+	sessions: Set<SyncSession>;
+	relaySynced: boolean;
+}
+
+export class NodeNet {
+	readonly #options: NodeNetOptions;
+	readonly #rooms = new Map<RoomId, NetRoom>();
+	readonly #waiters = new Set<() => void>();
+	#node: Libp2p | null = null;
+	#sync: PeerSync | null = null;
+	#started = false;
+
+	constructor(options: NodeNetOptions) {
+		this.#options = options;
+	}
+
+	get started(): boolean {
+		return this.#started;
+	}
+
+	async start(): Promise<void> {
+		if (this.#started) return;
+		installNodePolyfills();
+		const node = await createKithNode({
+			...(this.#options.listen ? { listen: this.#options.listen } : {}),
+			mdns: this.#options.mdns ?? true
+		});
+		this.#node = node;
+		const sync = new PeerSync(node, {
+			...(this.#options.logger ? { logger: this.#options.logger } : {})
+		});
+		this.#sync = sync;
+		sync.on('session', ({ roomId, session }) => {
+			const room = this.#rooms.get(roomId);
+			if (!room) return;
+			room.sessions.add(session);
+			session.on('synced', () => this.#wake());
+			void session.closed.then(() => {
+				room.sessions.delete(session);
+			});
+			this.#wake();
+		});
+		this.#started = true;
+		for (const room of this.#rooms.values()) this.#attach(room);
+		await sync.start();
+		for (const address of this.#options.peers ?? []) {
+			void node
+				.dial(multiaddr(address))
+				.catch((error: unknown) =>
+					this.#options.logger?.warn('could not dial a peer', { address, error: String(error) })
+				);
+		}
+	}
+
+	/** Listen addresses (with the peer id), for other peers to dial. */
+	addresses(): string[] {
+		return this.#node?.getMultiaddrs().map((a) => a.toString()) ?? [];
+	}
+
+	/** Sync a room (from `start` on): with peers holding it, and with the relay. */
+	addRoom(doc: NodeDoc, ikm: Uint8Array): void {
+		if (this.#rooms.has(doc.roomId)) return;
+		const room: NetRoom = { doc, ikm, relay: null, sessions: new Set(), relaySynced: false };
+		this.#rooms.set(doc.roomId, room);
+		if (this.#started) this.#attach(room);
+	}
+
+	#attach(room: NetRoom): void {
+		const { doc, ikm } = room;
+		this.#sync?.addRoom({ roomId: doc.roomId, cdoc: doc.cdoc, capabilityIkm: ikm });
+		const relayUrl = this.#options.relayUrl;
+		if (!relayUrl) return;
+		const relay = new RelayConnection({
+			relayUrl,
+			roomId: doc.roomId,
+			cdoc: doc.cdoc,
+			capabilityIkm: ikm,
+			networkEvents: null,
+			...(this.#options.deviceId ? { deviceId: this.#options.deviceId } : {}),
+			...(this.#options.logger ? { logger: this.#options.logger } : {})
+		});
+		relay.on('stored', () => this.#wake());
+		relay.on('refused', (refusal) => this.#options.onRelayRefused?.(doc.roomId, refusal.message));
+		relay.on('synced', () => {
+			room.relaySynced = true;
+			this.#wake();
+		});
+		room.relay = relay;
+	}
+
+	/** Whether a room has caught up with the relay or with a peer since it was added. */
+	roomSynced(roomId: RoomId): boolean {
+		const room = this.#rooms.get(roomId);
+		if (!room) return false;
+		if (room.relaySynced) return true;
+		for (const session of room.sessions) if (session.isOpen && session.synced) return true;
+		return false;
+	}
+
+	/** Peers with an open session for a room. */
+	peerCount(roomId: RoomId): number {
+		return this.#sync?.status(roomId).peers.length ?? 0;
+	}
+
+	/** Whether an envelope of a room reached the relay or a peer (see the module header). */
+	delivered(roomId: RoomId, envelope: Uint8Array): boolean {
+		const room = this.#rooms.get(roomId);
+		if (!room) return false;
+		if (room.relay && isSentBy(room.relay.relayState, envelope)) return true;
+		for (const session of room.sessions) if (session.isOpen && session.synced) return true;
+		return false;
+	}
+
+	/** Resolves true once every envelope is delivered, false when `timeoutMs` passes first. */
+	waitDelivered(roomId: RoomId, envelopes: Uint8Array[], timeoutMs: number): Promise<boolean> {
+		return this.waitFor(() => envelopes.every((e) => this.delivered(roomId, e)), timeoutMs);
+	}
+
+	/** Re-checks `test` whenever the network moves (and every 250 ms) until it holds or time runs out. */
+	waitFor(test: () => boolean, timeoutMs: number): Promise<boolean> {
+		if (test()) return Promise.resolve(true);
+		return new Promise((resolve) => {
+			const check = () => {
+				if (!test()) return;
+				done(true);
+			};
+			const timer = setTimeout(() => done(false), timeoutMs);
+			const ticker = setInterval(check, 250);
+			const done = (value: boolean) => {
+				clearTimeout(timer);
+				clearInterval(ticker);
+				this.#waiters.delete(check);
+				resolve(value);
+			};
+			this.#waiters.add(check);
+		});
+	}
+
+	#wake(): void {
+		for (const waiter of [...this.#waiters]) waiter();
+	}
+
+	async stop(): Promise<void> {
+		for (const room of this.#rooms.values()) room.relay?.destroy();
+		await this.#sync?.stop();
+		try {
+			await this.#node?.stop();
+		} catch {
+			// stopping anyway
+		}
+	}
+}
