@@ -25,16 +25,19 @@ export interface Invocation {
 	mdns: boolean;
 }
 
+/** Network options: for the commands that go online. */
+const NET = ['listen', 'peer', 'no-mdns'];
+
 /** What each command takes besides the global options: positionals, and options allowed. */
 const SHAPE: Record<CommandName, { positionals: string[]; options: string[] }> = {
 	init: { positionals: [], options: ['name'] },
 	new: { positionals: ['NAME'], options: [] },
 	invite: { positionals: ['CONVERSATION'], options: ['app-url'] },
-	join: { positionals: ['INVITE_LINK'], options: ['timeout'] },
+	join: { positionals: ['INVITE_LINK'], options: ['timeout', ...NET] },
 	list: { positionals: [], options: [] },
-	send: { positionals: ['CONVERSATION', 'TEXT'], options: ['timeout'] },
-	read: { positionals: ['CONVERSATION'], options: [] },
-	serve: { positionals: [], options: ['listen', 'peer', 'no-mdns'] }
+	send: { positionals: ['CONVERSATION', 'TEXT'], options: ['timeout', ...NET] },
+	read: { positionals: ['CONVERSATION'], options: NET },
+	serve: { positionals: [], options: NET }
 };
 
 export const USAGE = `Usage: kith [--data DIR] [--json] [--relay URL] COMMAND ...
@@ -58,6 +61,9 @@ Options:
   --data DIR     data dir (default: $XDG_DATA_HOME/kith or ~/.local/share/kith)
   --json         one JSON object per line
   --relay URL    also sync through a Kith relay
+  --listen MULTIADDR, --peer MULTIADDR, --no-mdns
+                 (serve, join, send, read) where to listen, peers to dial,
+                 no LAN discovery
   KITH_PASSPHRASE  the account's passphrase (otherwise asked for in a terminal)
 Exit codes: 0 done, 1 bad arguments or input, 2 not delivered before --timeout
 (stored; it goes out later), 3 locked or missing data dir.`;

@@ -30,6 +30,8 @@ export interface CommandContext {
 export const SEND_TIMEOUT_S = 10;
 /** Default wait for `join` (seconds) until a member lets this device in. */
 export const JOIN_TIMEOUT_S = 120;
+/** How long a one-off `read --relay` waits to catch up with the relay. */
+const READ_SYNC_MS = 5000;
 /** App URL for invite links when neither --app-url nor --relay says it. */
 export const DEFAULT_APP_URL = 'http://localhost:8787';
 
@@ -88,6 +90,11 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
 		}
 		case 'read': {
 			const conversation = account.find(first);
+			if (invocation.relay && !ctx.net.started) {
+				// A one-off read with a relay catches up with it first (briefly).
+				await ctx.net.start();
+				await ctx.net.waitFor(() => ctx.net.roomSynced(conversation.entry.roomId), READ_SYNC_MS);
+			}
 			await conversation.settled();
 			for (const message of conversation.messages()) writeMessage(out, conversation, message);
 			return 0;

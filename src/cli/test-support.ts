@@ -1,0 +1,113 @@
+/**
+ * Test support for the `kith` command: the real binary (bin/kith.mjs) in
+ * child processes, each on its own temporary data dir.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const KITH_BIN = fileURLToPath(new URL('../../bin/kith.mjs', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface Result {
+	code: number | null;
+	stdout: string;
+	stderr: string;
+	lines: string[];
+}
+
+const dirs: string[] = [];
+const serves = new Set<ServeProcess>();
+
+export function tempDir(): string {
+	const dir = mkdtempSync(join(tmpdir(), 'kith-cli-'));
+	dirs.push(dir);
+	return dir;
+}
+
+export async function cleanup(): Promise<void> {
+	await Promise.all([...serves].map((serve) => serve.stop()));
+	for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Environment of every kith process: no inherited passphrase. */
+function env(extra: Record<string, string>): NodeJS.ProcessEnv {
+	const base = { ...process.env };
+	delete base.KITH_PASSPHRASE;
+	return { ...base, ...extra };
+}
+
+export function kith(args: string[], extraEnv: Record<string, string> = {}): Promise<Result> {
+	return new Promise((resolve, reject) => {
+		const child = spawn(process.execPath, [KITH_BIN, ...args], {
+			cwd: ROOT,
+			env: env(extraEnv),
+			stdio: ['ignore', 'pipe', 'pipe']
+		});
+		let stdout = '';
+		let stderr = '';
+		child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+		child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+		child.on('error', reject);
+		child.on('close', (code) =>
+			resolve({ code, stdout, stderr, lines: stdout.split('\n').filter((l) => l !== '') })
+		);
+	});
+}
+
+/** A `kith serve` process; `lines` are what it printed on stdout so far. */
+export class ServeProcess {
+	readonly child: ChildProcess;
+	stdout = '';
+	stderr = '';
+	readonly ready: Promise<void>;
+
+	constructor(args: string[], extraEnv: Record<string, string> = {}) {
+		this.child = spawn(process.execPath, [KITH_BIN, ...args, 'serve'], {
+			cwd: ROOT,
+			env: env(extraEnv),
+			stdio: ['ignore', 'pipe', 'pipe']
+		});
+		serves.add(this);
+		this.child.stdout?.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()));
+		this.ready = new Promise((resolve, reject) => {
+			this.child.stderr?.on('data', (chunk: Buffer) => {
+				this.stderr += chunk.toString();
+				if (this.stderr.includes('kith serve: ready')) resolve();
+			});
+			this.child.on('exit', (code) =>
+				reject(new Error(`kith serve exited (${code}) before it was ready:\n${this.stderr}`))
+			);
+		});
+	}
+
+	get lines(): string[] {
+		return this.stdout.split('\n').filter((l) => l !== '');
+	}
+
+	async stop(): Promise<number | null> {
+		serves.delete(this);
+		if (this.child.exitCode !== null) return this.child.exitCode;
+		const exited = new Promise<number | null>((resolve) => this.child.once('exit', resolve));
+		this.child.kill('SIGTERM');
+		const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+		const code = await exited;
+		clearTimeout(timer);
+		return code;
+	}
+}
+
+export async function until(test: () => boolean, timeoutMs = 30_000): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!test()) {
+		if (Date.now() > deadline) throw new Error('timed out waiting');
+		await new Promise((resolve) => setTimeout(resolve, 100));
+	}
+}
+
+/** `read` lines without their times: author<TAB>text. */
+export function authorsAndTexts(lines: string[]): string[] {
+	return lines.map((line) => line.split('\t').slice(1).join('\t'));
+}
