@@ -1,0 +1,105 @@
+/**
+ * A browser and the `kith` command line peer chat through the relay (the
+ * server Playwright starts): the browser invites and a `kith` peer joins,
+ * and a `kith serve` invites and the browser joins. Messages go both ways.
+ * The `kith` processes are the real binary, on temporary data dirs.
+ */
+import { expect, test, type Page } from '@playwright/test';
+import { join } from 'node:path';
+import { cleanup, kith, ServeProcess, tempDir } from '../../src/cli/test-support';
+import { article, composer, createAccount, createConversation } from './helpers';
+
+test.afterAll(cleanup);
+
+async function connected(page: Page): Promise<void> {
+	await expect(page.getByRole('status', { name: 'Connection' })).toHaveText('Connected', {
+		timeout: 15_000
+	});
+}
+
+function net(relay: string): string[] {
+	return ['--relay', relay, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0'];
+}
+
+test('the browser invites, a kith peer joins, messages both ways', async ({ page, baseURL }) => {
+	test.setTimeout(180_000);
+	const relay = baseURL!;
+	const dir = join(tempDir(), 'bob');
+	expect((await kith(['--data', dir, 'init', '--name', 'Bob'])).code).toBe(0);
+
+	await createAccount(page, 'Ada');
+	await connected(page);
+	await createConversation(page, 'Bridge');
+	await page.getByRole('button', { name: 'Invite' }).click();
+	const dialog = page.getByRole('dialog', { name: 'Invite' });
+	const link = await dialog.getByRole('textbox', { name: 'Invite link' }).inputValue();
+	await dialog.getByRole('button', { name: 'Close' }).click();
+
+	const joined = await kith(['--data', dir, 'join', link, '--timeout', '90', ...net(relay)]);
+	expect(joined.code, joined.stderr).toBe(0);
+
+	const sent = await kith([
+		'--data',
+		dir,
+		'send',
+		'Bridge',
+		'hello from the command line',
+		'--timeout',
+		'30',
+		...net(relay)
+	]);
+	expect(sent.code, sent.stderr).toBe(0);
+	await expect(article(page, 'hello from the command line')).toBeVisible({ timeout: 20_000 });
+	await expect(article(page, 'hello from the command line')).toContainText('Bob');
+
+	await composer(page).fill('hello back from the browser');
+	await composer(page).press('Enter');
+	await expect(async () => {
+		const read = await kith(['--data', dir, 'read', 'Bridge', ...net(relay)]);
+		expect(read.lines.map((l) => l.split('\t').slice(1).join('\t'))).toEqual([
+			'Bob\thello from the command line',
+			'Ada\thello back from the browser'
+		]);
+	}).toPass({ timeout: 60_000 });
+});
+
+test('kith serve invites, the browser joins, messages both ways', async ({ page, baseURL }) => {
+	test.setTimeout(180_000);
+	const relay = baseURL!;
+	const dir = join(tempDir(), 'carol');
+	expect((await kith(['--data', dir, 'init', '--name', 'Carol'])).code).toBe(0);
+	expect((await kith(['--data', dir, 'new', 'Terminal'])).code).toBe(0);
+	const serve = new ServeProcess(['--data', dir, ...net(relay)]);
+	await serve.ready;
+	const invite = await kith(['--data', dir, '--relay', relay, 'invite', 'Terminal']);
+	expect(invite.code, invite.stderr).toBe(0);
+	const link = invite.lines[0]!;
+
+	await createAccount(page, 'Dan');
+	await connected(page);
+	await page.goto(link);
+	await expect(page.getByText('Terminal', { exact: true })).toBeVisible();
+	await page.getByRole('button', { name: 'Join' }).click();
+	await expect(page.getByRole('heading', { level: 1, name: 'Terminal', exact: true })).toBeVisible({
+		timeout: 60_000
+	});
+
+	await composer(page).fill('browser to serve');
+	await composer(page).press('Enter');
+	await expect
+		.poll(() => serve.lines.some((l) => l.endsWith('\tDan\tbrowser to serve')), { timeout: 30_000 })
+		.toBe(true);
+
+	const sent = await kith([
+		'--data',
+		dir,
+		'send',
+		'Terminal',
+		'serve to browser',
+		'--timeout',
+		'30'
+	]);
+	expect(sent.code, sent.stderr).toBe(0);
+	await expect(article(page, 'serve to browser')).toBeVisible({ timeout: 20_000 });
+	await serve.stop();
+});
