@@ -68,6 +68,22 @@ Options:
 Exit codes: 0 done, 1 bad arguments or input, 2 not delivered before --timeout
 (stored; it goes out later), 3 locked or missing data dir.`;
 
+const ID_LIKE = /^-[A-Za-z0-9_-]{21}$/;
+const HELD = '\u0000kith-positional-';
+const KNOWN_OPTIONS = new Set([
+	'data',
+	'json',
+	'relay',
+	'timeout',
+	'name',
+	'app-url',
+	'listen',
+	'peer',
+	'no-mdns',
+	'help',
+	'h'
+]);
+
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 	const base = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
 	return join(base, 'kith');
@@ -75,10 +91,18 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Parse argv (without node and script). Returns null for --help. Throws KithCliError(1). */
 export function parseInvocation(argv: string[]): Invocation | null {
+	// Conversation ids are 22 base64url characters and may begin with '-':
+	// such a word is a positional, not an (unknown) option.
+	const held: string[] = [];
+	const words = argv.map((arg) => {
+		if (!ID_LIKE.test(arg) || KNOWN_OPTIONS.has(arg.replace(/^--?/, ''))) return arg;
+		held.push(arg);
+		return `${HELD}${held.length - 1}`;
+	});
 	let parsed;
 	try {
 		parsed = parseArgs({
-			args: argv,
+			args: words,
 			allowPositionals: true,
 			strict: true,
 			options: {
@@ -97,7 +121,10 @@ export function parseInvocation(argv: string[]): Invocation | null {
 	} catch (error) {
 		throw badInput(error instanceof Error ? error.message : String(error));
 	}
-	const { values, positionals } = parsed;
+	const { values } = parsed;
+	const positionals = parsed.positionals.map((word) =>
+		word.startsWith(HELD) ? (held[Number(word.slice(HELD.length))] ?? word) : word
+	);
 	if (values.help || positionals[0] === 'help') return null;
 	const [command, ...args] = positionals;
 	if (command === undefined) throw badInput('no command given (see: kith --help)');

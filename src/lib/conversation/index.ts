@@ -4,3 +4,4 @@ export * from './hlc';
 export * from './operations';
 export * from './reducer';
 export * from './roster';
+export * from './admission';

@@ -2,10 +2,9 @@
  * A conversation as the Node peer runs it: its envelope doc (NodeDoc), its
  * keys, the roster and the reducer — the same operations, roster rules and
  * reducer as the app (../conversation), with no view state. Envelopes are
- * opened and their operations admitted by the roster exactly as the app's
- * ConversationSession does: a device's operations count once the roster
- * knows the device, and the roster is grown to its fixpoint, so arrival order
- * does not matter.
+ * opened, and their operations admitted by the shared RosterGate: a device's
+ * operations count once the roster knows the device, whatever the order
+ * envelopes arrive in.
  */
 import {
 	ConversationReducer,
@@ -15,20 +14,22 @@ import {
 	makeMemberAdd,
 	makeSend,
 	Roster,
+	RosterGate,
 	type EnvelopeEntry,
 	type HlcClock,
 	type MemberAddOp,
 	type Message,
 	type OpId,
 	type Operation,
-	type ReducerItem
+	type ReducerItem,
+	type SignedOps
 } from '../conversation';
 import { MissingKeyError, toBase64Url, type EnvelopeId, type Signer } from '../crypto';
 import { openEnvelope } from '../envelope';
 import type { ConversationEntry } from '../vault';
 import type { NodeDoc, NodeEntrySource } from './doc';
 
-interface Decoded {
+interface Decoded extends SignedOps {
 	entryId: EnvelopeId;
 	device: string;
 	ops: Operation[];
@@ -55,8 +56,7 @@ export class NodeConversation {
 	readonly #options: NodeConversationOptions;
 	readonly #myDevice: string;
 	readonly #seen = new Set<string>();
-	readonly #held = new Map<string, Decoded>();
-	#pendingAdds: { op: MemberAddOp; signer: string }[] = [];
+	readonly #gate: RosterGate<Decoded>;
 	readonly #invites = new Map<
 		string,
 		{ op: Extract<Operation, { type: 'invite' }>; author: string }
@@ -71,6 +71,11 @@ export class NodeConversation {
 		this.doc = options.doc;
 		this.#myDevice = toBase64Url(options.signer.publicKey);
 		this.roster = new Roster(options.entry.creator ?? options.myUserId);
+		this.#gate = new RosterGate(
+			this.roster,
+			(device) =>
+				this.roster.ownerOf(device) ?? (device === this.#myDevice ? options.myUserId : undefined)
+		);
 		options.doc.onEntries((entries, source) => {
 			this.#ingesting = this.#ingesting.then(() => this.#ingest(entries, source));
 		});
@@ -194,55 +199,14 @@ export class NodeConversation {
 		if (added.length > 0) this.#options.onMessages?.(added, source);
 	}
 
-	#authorOf(device: string): string | undefined {
-		return (
-			this.roster.ownerOf(device) ??
-			(device === this.#myDevice ? this.#options.myUserId : undefined)
-		);
-	}
-
-	/** As ConversationSession.#admit: hold operations of unknown devices until the roster knows them. */
+	/** Operations of the envelopes whose devices the roster admits (RosterGate). */
 	async #admit(decoded: Decoded[]): Promise<ReducerItem[]> {
 		const items: ReducerItem[] = [];
-		let queue = decoded;
-		for (;;) {
-			const versionBefore = this.roster.version;
-			for (const d of queue) {
-				if (this.#authorOf(d.device) === undefined) {
-					for (const op of d.ops) {
-						if (op.type === 'member.add' && op.user === this.roster.creator) {
-							await this.roster.apply(op, d.device);
-						}
-					}
-				}
-				const author = this.#authorOf(d.device);
-				if (author === undefined) {
-					this.#held.set(d.entryId, d);
-					continue;
-				}
-				this.#held.delete(d.entryId);
-				for (const op of d.ops) {
-					this.#options.clock.observe({ wall: op.hlc[0], counter: op.hlc[1] });
-					if (op.type === 'member.add') {
-						if (this.roster.authorised(op, d.device)) await this.roster.apply(op, d.device);
-						else this.#pendingAdds.push({ op, signer: d.device });
-					} else if (op.type === 'invite') {
-						this.#invites.set(op.invite, { op, author });
-					}
-					items.push({ op, author, device: d.device, envelopeId: d.entryId });
-				}
-			}
-			if (this.roster.version !== versionBefore && this.#pendingAdds.length > 0) {
-				const pending = this.#pendingAdds;
-				this.#pendingAdds = [];
-				for (const { op, signer } of pending) {
-					if (this.roster.authorised(op, signer)) await this.roster.apply(op, signer);
-					else this.#pendingAdds.push({ op, signer });
-				}
-			}
-			if (this.roster.version === versionBefore || this.#held.size === 0) break;
-			queue = [...this.#held.values()];
-		}
+		await this.#gate.admit(decoded, (d, author, op) => {
+			this.#options.clock.observe({ wall: op.hlc[0], counter: op.hlc[1] });
+			if (op.type === 'invite') this.#invites.set(op.invite, { op, author });
+			items.push({ op, author, device: d.device, envelopeId: d.entryId });
+		});
 		return items;
 	}
 }

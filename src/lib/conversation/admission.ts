@@ -1,0 +1,93 @@
+/**
+ * Which envelopes count: an envelope's operations count once the roster
+ * knows its signing device (roster.ts). Envelopes from unknown devices are
+ * held, and member.add operations not yet authorised wait, until the roster
+ * grows; the roster is grown to its fixpoint, so the order envelopes arrive
+ * in does not matter (DESIGN, invariant 1). Genesis: the creator's first
+ * device brings itself in.
+ *
+ * Pure (no I/O, no view state): the app's conversation session and the Node
+ * peer both run it.
+ */
+import type { MemberAddOp, Operation } from './operations';
+import type { Roster } from './roster';
+
+/** One opened envelope: its id, the device that signed it and its operations. */
+export interface SignedOps {
+	entryId: string;
+	device: string;
+	ops: Operation[];
+}
+
+export class RosterGate<T extends SignedOps = SignedOps> {
+	readonly roster: Roster;
+	readonly #authorOf: (device: string) => string | undefined;
+	readonly #held = new Map<string, T>();
+	#pendingAdds: Array<{ op: MemberAddOp; signer: string }> = [];
+
+	/** `authorOf`: the user a device signs for (normally the roster's owner of it). */
+	constructor(roster: Roster, authorOf: (device: string) => string | undefined) {
+		this.roster = roster;
+		this.#authorOf = authorOf;
+	}
+
+	/** Envelopes held because their device is not (yet) a member's. */
+	get heldCount(): number {
+		return this.#held.size;
+	}
+
+	/** Apply a member.add now if it is authorised, or keep it until the roster grows. */
+	async applyOrWait(op: MemberAddOp, signer: string): Promise<void> {
+		if (this.roster.authorised(op, signer)) await this.roster.apply(op, signer);
+		else this.#pendingAdds.push({ op, signer });
+	}
+
+	/** A member.add known not to be authorised yet (e.g. restored from a snapshot). */
+	wait(op: MemberAddOp, signer: string): void {
+		this.#pendingAdds.push({ op, signer });
+	}
+
+	/**
+	 * Admit envelopes: `each` sees every operation of every envelope whose
+	 * device the roster knows (its member.add already applied or waiting),
+	 * with the author, in order; `envelope` sees each admitted envelope first.
+	 * Held envelopes come back through here when the roster grows.
+	 */
+	async admit(
+		decoded: readonly T[],
+		each: (envelope: T, author: string, op: Operation) => void,
+		envelope?: (envelope: T, author: string) => void
+	): Promise<void> {
+		let queue = decoded;
+		for (;;) {
+			const versionBefore = this.roster.version;
+			for (const d of queue) {
+				if (this.#authorOf(d.device) === undefined) {
+					for (const op of d.ops) {
+						if (op.type === 'member.add' && op.user === this.roster.creator) {
+							await this.roster.apply(op, d.device);
+						}
+					}
+				}
+				const author = this.#authorOf(d.device);
+				if (author === undefined) {
+					this.#held.set(d.entryId, d);
+					continue;
+				}
+				this.#held.delete(d.entryId);
+				envelope?.(d, author);
+				for (const op of d.ops) {
+					if (op.type === 'member.add') await this.applyOrWait(op, d.device);
+					each(d, author, op);
+				}
+			}
+			if (this.roster.version !== versionBefore && this.#pendingAdds.length > 0) {
+				const pending = this.#pendingAdds;
+				this.#pendingAdds = [];
+				for (const { op, signer } of pending) await this.applyOrWait(op, signer);
+			}
+			if (this.roster.version === versionBefore || this.#held.size === 0) break;
+			queue = [...this.#held.values()];
+		}
+	}
+}
