@@ -24,8 +24,12 @@
  *                    search: index build, query p95). Default: all
  *   --no-render      skip mounting the real ConversationView on cold open
  *   --rebuild        also cold-open without a snapshot (verify, decrypt, reduce all; ~1 min more)
+ *   KITH_BENCH_PAGE_PROFILE=DIR  CPU profiles of the pages: the scroll (app section) and
+ *                    both latency pages, as .cpuprofile files in DIR
  *   KITH_CHROMIUM    Chromium executable (default /usr/bin/chromium)
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { BIG_CONVERSATION } from './browser/api';
 import { startBenchBrowser, type BenchBrowser, type BenchPage, type Result } from './lib/browser';
@@ -39,6 +43,9 @@ import { mediaConfig, runMedia } from './media/media';
 import { runSearch, searchConfig } from './search/search';
 /** Cold-open repetitions that also wait for the whole doc to load in the background. */
 const FULL_LOAD_REPS = 2;
+/** Benchmark 6: animation frames of scripted scrolling up, and pixels per frame (a fast fling). */
+const SCROLL_FRAMES = 300;
+const SCROLL_STEP_PX = 1200;
 const SPLIT_REPS = 2;
 
 const SECTIONS = ['app', 'fanout', 'latency', 'media', 'search'] as const;
@@ -326,6 +333,25 @@ async function run(cfg: Config, page: BenchPage): Promise<void> {
 		noSnapshot = await page.call('kithColdOpenNoSnapshot');
 	}
 
+	log(
+		`scrolling up through the history: ${SCROLL_FRAMES} frames of ${SCROLL_STEP_PX} px (fresh page)`
+	);
+	await page.fresh();
+	const profileDir = process.env.KITH_BENCH_PAGE_PROFILE;
+	const cdp = profileDir ? await page.cdp() : null;
+	if (cdp) {
+		await cdp.send('Profiler.enable');
+		await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
+		await cdp.send('Profiler.start');
+	}
+	const scroll = await page.call('kithScroll', SCROLL_FRAMES, SCROLL_STEP_PX);
+	if (cdp && profileDir) {
+		const { profile } = await cdp.send('Profiler.stop');
+		await mkdir(profileDir, { recursive: true });
+		await writeFile(join(profileDir, 'scroll.cpuprofile'), JSON.stringify(profile));
+		log(`scroll CPU profile written to ${join(profileDir, 'scroll.cpuprofile')}`);
+	}
+
 	// -- report ----------------------------------------------------------------------
 	const rows: Row[] = [];
 	const appendMedians = appendReps.map((reps) => median(reps.map((r) => r.repUs)));
@@ -437,6 +463,20 @@ async function run(cfg: Config, page: BenchPage): Promise<void> {
 			note: `doc loaded, every signature verified at ${fmt(noSnapshot.loadedMs)} ms; then every envelope decrypted and reduced`
 		});
 	}
+	{
+		const k = scroll.kith.frameMs;
+		const b = scroll.baseline.frameMs;
+		const over = (xs: number[], ms: number) => xs.filter((x) => x > ms).length;
+		const worst = Math.max(...k);
+		rows.push({
+			name: `6 Scroll ${sizeLabel(scroll.messages)} history: frames > 50 ms`,
+			value: `${over(k, 50)} of ${k.length}`,
+			baseline: `${over(b, 50)} of ${b.length}`,
+			target: 'none > 100 ms',
+			result: over(k, 100) === 0 ? 'PASS' : 'MISS',
+			note: `longest frame ${fmt(worst, 1)} ms (${over(k, 100)} over 100 ms); p95 ${fmt(percentile(k, 95), 1)} vs ${fmt(percentile(b, 95), 1)} ms; reached message ${fmt(scroll.kith.reached)} from the end's ${fmt(scroll.messages)}, ${scroll.kith.rows} rows rendered; baseline: the same scroll over a static copy of the first ${scroll.baseline.rows} rows`
+		});
+	}
 	const yRate = median(burst.yIndexeddb.map((b) => b.perSecond));
 	const kithRate = median(burst.kith.map((b) => b.perSecond));
 	const dpRate = median(burst.docPersistence.map((b) => b.perSecond));
@@ -511,7 +551,8 @@ async function run(cfg: Config, page: BenchPage): Promise<void> {
 			baseline,
 			cold,
 			splits,
-			noSnapshot
+			noSnapshot,
+			scroll
 		},
 		derived: {
 			appendMedianUs: appendMedians,

@@ -94,6 +94,22 @@ export interface BaselineOpen {
 	applyMs: number;
 }
 
+/** Frame times of one scripted scroll (ms between animation frames). */
+export interface ScrollRun {
+	frameMs: number[];
+	/** Rows in the DOM at the end (the view renders a window of the history). */
+	rows: number;
+	/** How far up the history the scroll got: index of the first rendered message. */
+	reached: number;
+}
+
+export interface ScrollResult {
+	messages: number;
+	kith: ScrollRun;
+	/** The same scroll over a static copy of the rows first rendered: no app code runs. */
+	baseline: ScrollRun;
+}
+
 export interface ColdOpenResult {
 	messages: number;
 	/** `unlockKeyring` (app start, before any conversation), for context. */
@@ -159,6 +175,7 @@ export interface BenchApi {
 	kithColdOpen(render: boolean, waitForFullLoad: boolean): Promise<ColdOpenResult>;
 	kithColdOpenSplits(): Promise<ColdOpenSplits>;
 	kithColdOpenNoSnapshot(): Promise<NoSnapshotOpenResult>;
+	kithScroll(frames: number, stepPx: number): Promise<ScrollResult>;
 	burstKith(count: number): Promise<RateResult>;
 	burstYIndexeddb(count: number): Promise<RateResult>;
 	burstDocPersistence(count: number): Promise<RateResult>;

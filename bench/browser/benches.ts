@@ -41,6 +41,8 @@ import type {
 	BaselinePrepared,
 	BenchApi,
 	ColdOpenResult,
+	ScrollResult,
+	ScrollRun,
 	CompactionCycle,
 	ColdOpenSplits,
 	EnvelopeRates,
@@ -70,6 +72,38 @@ const now = (): number => performance.now();
 /** Wait for a frame to be produced: rAF runs before paint, the timeout after it. */
 const nextFrame = (): Promise<void> =>
 	new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+
+/**
+ * Scrolls `el` up by `stepPx` at every animation frame for `frames` frames
+ * (back to the bottom when it reaches the top, for a static list) and
+ * records the time between frames.
+ */
+async function scrollUp(
+	el: HTMLElement,
+	frames: number,
+	stepPx: number,
+	reached: () => number
+): Promise<ScrollRun> {
+	el.scrollTop = el.scrollHeight;
+	await new Promise((resolve) => requestAnimationFrame(resolve));
+	const frameMs: number[] = [];
+	let last = await new Promise<number>((resolve) => requestAnimationFrame(resolve));
+	for (let i = 0; i < frames; i++) {
+		if (el.scrollTop <= 0) el.scrollTop = el.scrollHeight;
+		else el.scrollTop -= stepPx;
+		el.dispatchEvent(new Event('scroll'));
+		const t = await new Promise<number>((resolve) => requestAnimationFrame(resolve));
+		frameMs.push(t - last);
+		last = t;
+	}
+	return { frameMs, rows: el.querySelectorAll('article').length, reached: reached() };
+}
+
+/** Index in `messages` of the first message the log renders. */
+function firstRendered(log: HTMLElement, messages: readonly { key: string }[]): number {
+	const key = log.querySelector<HTMLElement>('article[data-key]')?.dataset.key;
+	return key === undefined ? -1 : messages.findIndex((m) => m.key === key);
+}
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -468,6 +502,39 @@ export const benches: BenchApi = {
 			fullLoadMs,
 			snapshotFound: snapshot !== null
 		};
+	},
+
+	async kithScroll(frames, stepPx): Promise<ScrollResult> {
+		const p = await profile();
+		const record = await findConversation(p, BIG_CONVERSATION);
+		const snapshot = await loadSnapshot<unknown>(p.store, p.keyring.localKey, record.roomId);
+		const conv = openConversation(p, record, {
+			restored: snapshot?.data,
+			trusted: snapshot?.stateVector ?? null
+		});
+		await conv.doc.loaded;
+		const target = document.getElementById('app');
+		if (!target) throw new Error('bench page has no #app');
+		target.style.height = '720px';
+		target.style.display = 'flex';
+		target.style.flexDirection = 'column';
+		mount(ConversationView, { target, props: { conversation: conv.session } });
+		await tick();
+		for (let i = 0; i < 5; i++) await nextFrame();
+		const log = target.querySelector<HTMLElement>('[role="log"]');
+		if (!log) throw new Error('no message log rendered');
+		// The baseline: the rows as first rendered, copied into a plain scroller.
+		const copy = document.createElement('div');
+		copy.style.cssText = `height:${log.clientHeight}px;overflow-y:auto;position:fixed;top:0;left:0;width:${log.clientWidth}px;visibility:hidden`;
+		copy.innerHTML = log.innerHTML;
+		const kith = await scrollUp(log, frames, stepPx, () =>
+			firstRendered(log, conv.session.messages)
+		);
+		document.body.append(copy);
+		copy.style.visibility = 'visible';
+		const baseline = await scrollUp(copy, frames, stepPx, () => 0);
+		copy.remove();
+		return { messages: conv.session.messages.length, kith, baseline };
 	},
 
 	async kithColdOpenSplits(): Promise<ColdOpenSplits> {
