@@ -22,6 +22,7 @@ import {
 	makeSend,
 	parseHlc,
 	Roster,
+	RosterGate,
 	unreadCount,
 	type MemberAddOp,
 	type EnvelopeEntry,
@@ -170,10 +171,8 @@ export class ConversationSession implements ConversationHandle {
 	#readMark: { hlc: string; id: string } | null = null;
 	#unknownVersion = 0;
 	#unreadable = new Map<string, string>();
-	/** Envelopes from devices not (yet) in the roster. */
-	readonly #held = new Map<string, Decoded>();
-	/** member.add ops not (yet) authorised, retried when the roster grows. */
-	#pendingAdds: Array<{ op: MemberAddOp; signer: string }> = [];
+	/** Holds envelopes from devices not (yet) in the roster, and member.adds not yet authorised. */
+	readonly #gate: RosterGate<Decoded>;
 	readonly #myDevice: string;
 	readonly #myClient: number;
 	/** Own envelopes → their Yjs clock (for "Sent", "Delivered", "Read"). */
@@ -204,6 +203,7 @@ export class ConversationSession implements ConversationHandle {
 		this.#myDevice = toBase64Url(options.signer.publicKey);
 		this.#myClient = clientIdFor(options.signer.publicKey);
 		this.roster = new Roster(options.creator);
+		this.#gate = new RosterGate(this.roster, (device) => this.#authorOf(device));
 		const restored = options.restored as RestoredSession | undefined;
 		this.#reducer = restored
 			? ConversationReducer.deserialize(restored.r as never)
@@ -243,7 +243,7 @@ export class ConversationSession implements ConversationHandle {
 		return (
 			this.#unsaved.size === 0 &&
 			this.#outbox.length === 0 &&
-			this.#held.size === 0 &&
+			this.#gate.heldCount === 0 &&
 			this.#options.session.isLoaded
 		);
 	}
@@ -254,7 +254,7 @@ export class ConversationSession implements ConversationHandle {
 
 	/** Whether nothing is held back waiting for membership (a snapshot must not skip it). */
 	get complete(): boolean {
-		return this.#held.size === 0;
+		return this.#gate.heldCount === 0;
 	}
 
 	async #restoreMeta(meta: Array<[string, string, Operation]>): Promise<void> {
@@ -274,7 +274,7 @@ export class ConversationSession implements ConversationHandle {
 			if (this.roster.version === before || pending.length === 0) break;
 		}
 		for (const [device, , op] of pending) {
-			if (op.type === 'member.add') this.#pendingAdds.push({ op, signer: device });
+			if (op.type === 'member.add') this.#gate.wait(op, device);
 		}
 		this.#rosterChanged();
 		this.#refresh();
@@ -566,68 +566,39 @@ export class ConversationSession implements ConversationHandle {
 
 	/**
 	 * Turn decoded envelopes into reducer items for the devices the roster
-	 * admits; hold the others. Repeats while the roster grows (it is the least
-	 * fixpoint of its rules, see roster.ts), so arrival order does not matter.
+	 * admits; the gate holds the others until the roster grows (RosterGate),
+	 * so arrival order does not matter.
 	 */
 	async #admit(decoded: Decoded[]): Promise<ReducerItem[]> {
 		const items: ReducerItem[] = [];
-		let queue = decoded;
 		const rosterBefore = this.roster.version;
-		for (;;) {
-			const versionBefore = this.roster.version;
-			for (const d of queue) {
-				if (this.#authorOf(d.device) === undefined) {
-					// Genesis: the creator's first device brings itself in.
-					for (const op of d.ops) {
-						if (op.type === 'member.add' && op.user === this.roster.creator) {
-							await this.roster.apply(op, d.device);
-						}
+		await this.#gate.admit(
+			decoded,
+			(d, author, op) => {
+				this.#options.clock.observe({ wall: op.hlc[0], counter: op.hlc[1] });
+				if (op.type === 'receipt') {
+					this.#noteReceipt(author, op);
+					// Read on another of this account's devices: its notifications here can go.
+					if (
+						op.kind === 'read' &&
+						author === this.#options.myUserId &&
+						d.device !== this.#myDevice
+					) {
+						this.#options.onReadElsewhere?.();
 					}
+				} else if (op.type === 'invite') {
+					this.#invites.set(op.invite, { op, author, device: d.device });
+					if (op.invite === this.#options.expectInvite?.id) this.#checkInvite();
 				}
-				const author = this.#authorOf(d.device);
-				if (author === undefined) {
-					this.#held.set(d.entryId, d);
-					continue;
+				if (op.type === 'member.add' || op.type === 'receipt' || op.type === 'invite') {
+					this.#meta.push([d.device, author, op]);
 				}
-				this.#held.delete(d.entryId);
-				const own = d.device === this.#myDevice;
-				if (own) this.#trackOwn(d.entryId, d.ops);
-				for (const op of d.ops) {
-					this.#options.clock.observe({ wall: op.hlc[0], counter: op.hlc[1] });
-					if (op.type === 'member.add') {
-						if (this.roster.authorised(op, d.device)) await this.roster.apply(op, d.device);
-						else this.#pendingAdds.push({ op, signer: d.device });
-					} else if (op.type === 'receipt') {
-						this.#noteReceipt(author, op);
-						// Read on another of this account's devices: its notifications here can go.
-						if (
-							op.kind === 'read' &&
-							author === this.#options.myUserId &&
-							d.device !== this.#myDevice
-						) {
-							this.#options.onReadElsewhere?.();
-						}
-					} else if (op.type === 'invite') {
-						this.#invites.set(op.invite, { op, author, device: d.device });
-						if (op.invite === this.#options.expectInvite?.id) this.#checkInvite();
-					}
-					if (op.type === 'member.add' || op.type === 'receipt' || op.type === 'invite') {
-						this.#meta.push([d.device, author, op]);
-					}
-					items.push({ op, author, device: d.device, envelopeId: d.entryId as EnvelopeId });
-				}
+				items.push({ op, author, device: d.device, envelopeId: d.entryId });
+			},
+			(d) => {
+				if (d.device === this.#myDevice) this.#trackOwn(d.entryId, d.ops);
 			}
-			if (this.roster.version !== versionBefore && this.#pendingAdds.length > 0) {
-				const pending = this.#pendingAdds;
-				this.#pendingAdds = [];
-				for (const { op, signer } of pending) {
-					if (this.roster.authorised(op, signer)) await this.roster.apply(op, signer);
-					else this.#pendingAdds.push({ op, signer });
-				}
-			}
-			if (this.roster.version === versionBefore || this.#held.size === 0) break;
-			queue = [...this.#held.values()];
-		}
+		);
 		if (this.roster.version !== rosterBefore) this.#rosterChanged();
 		return items;
 	}
@@ -638,8 +609,7 @@ export class ConversationSession implements ConversationHandle {
 		const me = this.#options.myUserId;
 		for (const op of ops) {
 			if (op.type === 'member.add') {
-				if (this.roster.authorised(op, device)) await this.roster.apply(op, device);
-				else this.#pendingAdds.push({ op, signer: device });
+				await this.#gate.applyOrWait(op, device);
 				this.#meta.push([device, me, op]);
 			} else if (op.type === 'invite') {
 				this.#invites.set(op.invite, { op, author: me, device });
