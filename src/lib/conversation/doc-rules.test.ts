@@ -395,8 +395,6 @@ describe('knownState', () => {
 		// A live view: the same object sees the insert.
 		expect(known.get(alice.client)).toBe(2);
 		expect(known.get(bob.client) ?? 0).toBe(0);
-		expect(Y.decodeStateVector(Y.encodeStateVector(doc.doc))).toEqual(
-			new Map([[alice.client, 2]])
-		);
+		expect(Y.decodeStateVector(Y.encodeStateVector(doc.doc))).toEqual(new Map([[alice.client, 2]]));
 	});
 });
