@@ -49,7 +49,9 @@ export default defineConfig({
 			HOST: '127.0.0.1',
 			PORT: String(port),
 			KITH_DATA: e2eDataDir(),
-			LOG_LEVEL: 'warn'
+			LOG_LEVEL: 'warn',
+			// push.spec's subscriptions name a dead endpoint on loopback.
+			KITH_PUSH_HOSTS: '127.0.0.1'
 		}
 	}
 });

@@ -27,7 +27,8 @@ describe('loadConfig', () => {
 			rateBytesPerSec: 8 * 1024 * 1024,
 			roomQuotaBytes: 512 * 1024 * 1024,
 			roomIdleMs: 60_000,
-			vapidSubject: 'mailto:admin@localhost'
+			vapidSubject: 'mailto:admin@localhost',
+			pushHosts: DEFAULTS.pushHosts
 		});
 		expect(DEFAULTS.port).toBe(8787);
 	});
@@ -46,7 +47,8 @@ describe('loadConfig', () => {
 				KITH_RATE_BYTES_PER_SEC: '100000',
 				KITH_ROOM_QUOTA_BYTES: '1000000',
 				KITH_ROOM_IDLE_MS: '0',
-				KITH_VAPID_SUBJECT: 'mailto:ops@example.org'
+				KITH_VAPID_SUBJECT: 'mailto:ops@example.org',
+				KITH_PUSH_HOSTS: 'Push.Example.org, .push.example.net'
 			},
 			cwd
 		);
@@ -62,7 +64,8 @@ describe('loadConfig', () => {
 			rateBytesPerSec: 100_000,
 			roomQuotaBytes: 1_000_000,
 			roomIdleMs: 0,
-			vapidSubject: 'mailto:ops@example.org'
+			vapidSubject: 'mailto:ops@example.org',
+			pushHosts: ['push.example.org', '.push.example.net']
 		});
 	});
 
@@ -95,7 +98,10 @@ describe('loadConfig', () => {
 		['KITH_ROOM_IDLE_MS', '-1'],
 		['KITH_VAPID_SUBJECT', 'admin@example.org'],
 		['KITH_VAPID_SUBJECT', 'http://example.org'],
-		['KITH_VAPID_SUBJECT', 'mailto:nobody']
+		['KITH_VAPID_SUBJECT', 'mailto:nobody'],
+		['KITH_PUSH_HOSTS', 'https://fcm.googleapis.com'],
+		['KITH_PUSH_HOSTS', ',,'],
+		['KITH_PUSH_HOSTS', 'push host']
 	])('rejects %s=%s, naming the variable and the value', (name, value) => {
 		const problems = problemsOf({ [name]: value });
 		expect(problems).toHaveLength(1);

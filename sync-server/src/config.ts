@@ -38,6 +38,12 @@ export interface Config {
 	roomIdleMs: number;
 	/** The VAPID `sub` claim: how a push service reaches this relay's operator (`mailto:` or `https:`). */
 	vapidSubject: string;
+	/**
+	 * Hosts a push subscription's endpoint may name: exact host names, or
+	 * `.suffix` for any host under it; `*` for any. The relay sends requests to
+	 * these endpoints, so without a list a client could point it anywhere.
+	 */
+	pushHosts: readonly string[];
 }
 
 const MiB = 1024 * 1024;
@@ -54,7 +60,15 @@ export const DEFAULTS = {
 	rateBytesPerSec: 8 * MiB,
 	roomQuotaBytes: 512 * MiB,
 	roomIdleMs: 60_000,
-	vapidSubject: 'mailto:admin@localhost'
+	vapidSubject: 'mailto:admin@localhost',
+	/** The push services of Chrome, Edge, Firefox and Safari. */
+	pushHosts: [
+		'fcm.googleapis.com',
+		'android.googleapis.com',
+		'.push.services.mozilla.com',
+		'.notify.windows.com',
+		'.push.apple.com'
+	]
 } as const satisfies Record<keyof Config, unknown>;
 
 /** The configuration cannot be used; `problems` lists each bad variable. */
@@ -103,7 +117,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
 			max: Number.MAX_SAFE_INTEGER
 		}),
 		roomIdleMs: r.integer('KITH_ROOM_IDLE_MS', DEFAULTS.roomIdleMs, { min: 0, max: 86_400_000 }),
-		vapidSubject: r.vapidSubject('KITH_VAPID_SUBJECT', DEFAULTS.vapidSubject)
+		vapidSubject: r.vapidSubject('KITH_VAPID_SUBJECT', DEFAULTS.vapidSubject),
+		pushHosts: r.hostList('KITH_PUSH_HOSTS', DEFAULTS.pushHosts)
 	};
 	r.done();
 	return config;
@@ -152,6 +167,32 @@ export class EnvReader {
 			);
 		}
 		return value;
+	}
+
+	/** Comma-separated host names, `.suffix`es or `*` (see Config.pushHosts). */
+	hostList(name: string, fallback: readonly string[]): readonly string[] {
+		const value = this.raw(name);
+		if (value === undefined) return fallback;
+		const hosts = value
+			.split(',')
+			.map((h) => h.trim().toLowerCase())
+			.filter((h) => h !== '');
+		const ok =
+			hosts.length > 0 &&
+			hosts.every(
+				(h) =>
+					h === '*' ||
+					/^\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(h)
+			);
+		if (!ok) {
+			return this.#fail(
+				name,
+				'comma-separated host names, .suffixes or * (e.g. fcm.googleapis.com,.push.apple.com)',
+				value,
+				fallback
+			);
+		}
+		return hosts;
 	}
 
 	/** A `mailto:` address or `https:` URL, as web push services want in the VAPID claims. */

@@ -24,12 +24,14 @@ import {
 	startRelay,
 	type RunningRelay
 } from '../relay/test-support.ts';
-import { attachPush, MAX_BODY_BYTES, type Push } from './push.ts';
+import { attachPush, MAX_BODY_BYTES, pushHostAllowed, type Push } from './push.ts';
 import { PUSH_TTL_SECONDS } from './sender.ts';
 import { checkVapid, TestPushService, type Subscriber } from './test-push-service.ts';
 import { VAPID_FILE } from './vapid.ts';
 
 const MARKER = 'PUSH-MARKER-plaintext-7f3a9c';
+/** The test push service listens on loopback, which no default lists. */
+const TEST_PUSH_HOSTS = ['127.0.0.1'];
 
 let service: TestPushService;
 let relay: RunningRelay;
@@ -37,7 +39,7 @@ let push: Push;
 
 beforeEach(async () => {
 	service = await TestPushService.start();
-	relay = await startRelay();
+	relay = await startRelay({ config: { pushHosts: TEST_PUSH_HOSTS } });
 	push = mount(relay);
 });
 
@@ -240,7 +242,7 @@ describe('push: delivery', () => {
 
 	it("drops notifications over the room's notify rate", async () => {
 		await relay.close();
-		relay = await startRelay();
+		relay = await startRelay({ config: { pushHosts: TEST_PUSH_HOSTS } });
 		push = attachPush(relay.server, relay.relay, relay.config, {
 			agent: service.agent,
 			notifyRate: { perSec: 0, burst: 2 }
@@ -290,7 +292,7 @@ describe('push: registration', () => {
 		const kept = service.subscriber('/kept');
 		await register(kept, 'dev-kept', [{ conversation, muted: true }]);
 		await relay.close();
-		relay = await startRelay({ dataDir: relay.dataDir });
+		relay = await startRelay({ dataDir: relay.dataDir, config: { pushHosts: TEST_PUSH_HOSTS } });
 		push = mount(relay);
 		expect(push.publicKey).toBe(publicKey);
 		expect(push.store.rooms(kept.json.endpoint)).toEqual([
@@ -377,6 +379,15 @@ describe('push: registration', () => {
 			[{ ...good, device: 'a/b' }, /device/],
 			[{ ...good, subscription: { ...sub.json, endpoint: 'http://127.0.0.1/x' } }, /https/],
 			[{ ...good, subscription: { ...sub.json, endpoint: 'nope' } }, /URL/],
+			// Only the listed push services: the relay would send requests wherever an endpoint says.
+			[
+				{ ...good, subscription: { ...sub.json, endpoint: 'https://169.254.169.254/latest' } },
+				/not a push service/
+			],
+			[
+				{ ...good, subscription: { ...sub.json, endpoint: 'https://localhost:8443/x' } },
+				/KITH_PUSH_HOSTS/
+			],
 			[
 				{ ...good, subscription: { ...sub.json, keys: { ...sub.json.keys, p256dh: 'AAAA' } } },
 				/p256dh/
@@ -404,5 +415,19 @@ describe('push: registration', () => {
 		// The unused proof still works.
 		await register(sub, 'dev-s', []);
 		expect((await putSubscription(good)).status).toBe(200);
+	});
+});
+
+describe('push hosts', () => {
+	it('match exactly, by .suffix below the suffix only, or all with *', () => {
+		const hosts = ['fcm.googleapis.com', '.push.apple.com'];
+		expect(pushHostAllowed('fcm.googleapis.com', hosts)).toBe(true);
+		expect(pushHostAllowed('FCM.googleapis.com.', hosts)).toBe(true);
+		expect(pushHostAllowed('evil-fcm.googleapis.com', hosts)).toBe(false);
+		expect(pushHostAllowed('web.push.apple.com', hosts)).toBe(true);
+		expect(pushHostAllowed('push.apple.com', hosts)).toBe(false);
+		expect(pushHostAllowed('push.apple.com.evil.example', hosts)).toBe(false);
+		expect(pushHostAllowed('127.0.0.1', hosts)).toBe(false);
+		expect(pushHostAllowed('anything.example', ['*'])).toBe(true);
 	});
 });

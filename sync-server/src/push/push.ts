@@ -192,7 +192,7 @@ export function attachPush(
 	async function put(res: ServerResponse, raw: unknown): Promise<void> {
 		const body = parse(PutSubscriptionBody, raw);
 		const { endpoint, keys } = body.subscription;
-		checkEndpoint(endpoint);
+		checkEndpoint(endpoint, config.pushHosts);
 		checkKeys(keys.p256dh, keys.auth);
 		const seen = new Set<string>();
 		for (const { room } of body.rooms) {
@@ -246,7 +246,7 @@ function parse<T>(schema: z.ZodType<T>, raw: unknown): T {
 	throw new BadRequest(`${where}: ${issue.message}`);
 }
 
-function checkEndpoint(endpoint: string): void {
+function checkEndpoint(endpoint: string, hosts: readonly string[]): void {
 	let url: URL;
 	try {
 		url = new URL(endpoint);
@@ -257,6 +257,19 @@ function checkEndpoint(endpoint: string): void {
 	if (url.username || url.password) {
 		throw new BadRequest('subscription.endpoint: must not carry credentials');
 	}
+	if (!pushHostAllowed(url.hostname, hosts)) {
+		throw new BadRequest(
+			`subscription.endpoint: ${url.hostname} is not a push service this relay sends to (KITH_PUSH_HOSTS)`
+		);
+	}
+}
+
+/** Whether `hostname` is one of `hosts` (exact), under one of its `.suffix`es, or `*` is listed. */
+export function pushHostAllowed(hostname: string, hosts: readonly string[]): boolean {
+	const host = hostname.toLowerCase().replace(/\.$/, '');
+	return hosts.some((h) =>
+		h === '*' ? true : h.startsWith('.') ? host.endsWith(h) && host.length > h.length : host === h
+	);
 }
 
 /** The keys as RFC 8291 needs them: a P-256 point the relay can agree a key with, 16 auth bytes. */
