@@ -17,7 +17,12 @@ import {
 import { HlcClock, type EnvelopeEntry } from '../conversation';
 import { clientIdFor, openEnvelope } from '../envelope';
 import { newRoomId, newSecretKey, type ConversationId, type RoomId } from '../crypto';
-import { isQuotaError, requestPersistentStorage, type LocalStore } from '../storage';
+import {
+	eraseLocalData,
+	isQuotaError,
+	requestPersistentStorage,
+	type LocalStore
+} from '../storage';
 import {
 	closeNotifications,
 	currentSubscription,
@@ -589,6 +594,7 @@ export class KithApp {
 			this.#docSession(room as RoomId).sealAndInsert(request, keyring.deviceSigner, onSealed)
 		);
 		tabs.onUpdate((room, update) => this.#docSessions.get(room as RoomId)?.applyFromTab(update));
+		tabs.onErase(() => this.#stop('erased'));
 		const net = new NetHub({
 			tabs,
 			relayUrl: this.#options.relayUrl ?? null,
@@ -805,6 +811,49 @@ export class KithApp {
 			await tellWorker({ type: 'kith-push-forget' });
 			if (relayUrl) await unsubscribePush(relayUrl);
 		}
+	}
+
+	// ---- signing out ------------------------------------------------------------
+
+	/**
+	 * Signs this device out and erases it. First this device's push
+	 * subscription leaves the relay (and the browser); then every other tab of
+	 * the profile stops; then every IndexedDB database of the app (keys,
+	 * conversations, the vault, media, push keys), Cache Storage other than the
+	 * app shell, and the app's web storage are deleted. The other devices of
+	 * the account and the conversations' other members are not affected.
+	 * Resolves whether the relay confirmed the subscription was removed (false:
+	 * it could not be reached; it forgets the subscription when the push
+	 * service reports it gone, which it will, since the browser dropped it).
+	 * Callers reload afterwards.
+	 */
+	async signOutAndErase(): Promise<{ relayConfirmed: boolean }> {
+		const relayUrl = this.#options.relayUrl;
+		let relayConfirmed = true;
+		try {
+			await tellWorker({ type: 'kith-push-forget' });
+			if (relayUrl) relayConfirmed = await unsubscribePush(relayUrl);
+		} catch (error) {
+			console.warn('kith:signout could not drop the push subscription', error);
+			relayConfirmed = false;
+		}
+		this.#tabs?.broadcastErase();
+		this.#stop('erased');
+		await eraseLocalData();
+		return { relayConfirmed };
+	}
+
+	/** Stops using storage and the network: signed out here or in another tab. */
+	#stop(phase: 'erased'): void {
+		for (const timer of this.#snapshotTimers.values()) clearTimeout(timer);
+		this.#snapshotTimers.clear();
+		if (this.#indexTimer) clearTimeout(this.#indexTimer);
+		this.#search = null;
+		this.#net?.close();
+		this.#tabs?.close();
+		this.#net = null;
+		this.#tabs = null;
+		this.phase = phase;
 	}
 
 	async setPrivateNotifications(on: boolean): Promise<void> {

@@ -65,7 +65,8 @@ const TabMessage = z.discriminatedUnion('t', [
 	}),
 	z.object({ t: z.literal('typing'), room: z.string(), state: Bytes.nullable() }),
 	z.object({ t: z.literal('notify'), room: z.string(), envelope: Bytes }),
-	z.object({ t: z.literal('ask') })
+	z.object({ t: z.literal('ask') }),
+	z.object({ t: z.literal('erase') })
 ]);
 type TabMessage = z.infer<typeof TabMessage>;
 
@@ -241,6 +242,18 @@ export class TabCoordinator {
 	}
 
 	/** A new tab asks the leader for the connection and awareness state of every room. */
+	/** This device is being erased: every other tab must stop using its storage. */
+	broadcastErase(): void {
+		this.#post({ t: 'erase' });
+	}
+
+	onErase(handler: () => void): () => void {
+		this.#eraseHandlers.add(handler);
+		return () => this.#eraseHandlers.delete(handler);
+	}
+
+	readonly #eraseHandlers = new Set<() => void>();
+
 	askForNet(): void {
 		this.#post({ t: 'ask' });
 	}
@@ -379,6 +392,9 @@ export class TabCoordinator {
 			case 'ask':
 				if (!this.#leader) return;
 				for (const handler of this.#askHandlers) handler();
+				return;
+			case 'erase':
+				for (const handler of this.#eraseHandlers) handler();
 				return;
 		}
 	}

@@ -7,7 +7,8 @@ import type { FileManifest } from '../media/manifest';
 import type { MediaManager } from '../media/media.svelte';
 import type { ConversationId } from '../crypto';
 
-export type Phase = 'starting' | 'onboarding' | 'locked' | 'ready' | 'failed';
+/** 'erased': another tab signed this device out and erased it; this one stopped. */
+export type Phase = 'starting' | 'onboarding' | 'locked' | 'ready' | 'failed' | 'erased';
 
 export type ConversationKind = 'notes' | 'group';
 

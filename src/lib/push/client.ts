@@ -155,18 +155,30 @@ async function prove(relayUrl: string, room: PushRoomInput) {
 	};
 }
 
-/** Drop the subscription at the relay and in the browser. */
-export async function unsubscribe(relayUrl: string): Promise<void> {
-	if (!pushSupported()) return;
+/**
+ * Drop the subscription at the relay and in the browser. Resolves whether
+ * the relay confirmed it (true too when there was nothing to drop); when it
+ * could not be reached, the browser's subscription is still dropped, and the
+ * relay forgets it when the push service reports it gone.
+ */
+export async function unsubscribe(relayUrl: string): Promise<boolean> {
+	if (!pushSupported()) return true;
 	const registration = await navigator.serviceWorker.getRegistration();
 	const subscription = await registration?.pushManager.getSubscription();
-	if (!subscription) return;
-	await fetch(endpoint(relayUrl, 'push/subscription'), {
+	if (!subscription) return true;
+	const confirmed = await fetch(endpoint(relayUrl, 'push/subscription'), {
 		method: 'DELETE',
 		headers: { 'content-type': 'application/json' },
 		body: JSON.stringify({ endpoint: subscription.endpoint })
-	}).catch((error: unknown) => console.warn('kith:push could not reach the relay', error));
+	}).then(
+		(response) => response.ok,
+		(error: unknown) => {
+			console.warn('kith:push could not reach the relay', error);
+			return false;
+		}
+	);
 	await subscription.unsubscribe().catch(() => false);
+	return confirmed;
 }
 
 /** The notification keys and names the service worker needs (never the epoch keys). */
