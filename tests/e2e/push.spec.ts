@@ -113,6 +113,17 @@ async function deliverPush(page: Page, data: string): Promise<void> {
 	await cdp.detach();
 }
 
+/** Dispatches `notificationclick` for the first notification shown, in the service worker. */
+async function clickNotification(context: BrowserContext): Promise<void> {
+	const worker = context.serviceWorkers()[0] ?? (await context.waitForEvent('serviceworker'));
+	await worker.evaluate(async () => {
+		const sw = self as unknown as ServiceWorkerGlobalScope;
+		const [notification] = await sw.registration.getNotifications();
+		if (!notification) throw new Error('no notification to click');
+		sw.dispatchEvent(new NotificationEvent('notificationclick', { notification }));
+	});
+}
+
 async function turnOnNotifications(page: Page): Promise<void> {
 	await page.getByRole('link', { name: 'Settings' }).click();
 	await expect(page.getByRole('heading', { level: 1, name: 'Settings' })).toBeVisible();
@@ -166,7 +177,22 @@ test('a push shows the sender and preview, collapses per conversation, and close
 		})
 		.toEqual([[`${conversation} (2 new messages)`, 'Bob: Or one o’clock']]);
 
+	// Clicking the notification opens its conversation (from Settings here) and closes it.
+	// Headless Chromium shows no notification to click: the click is dispatched to the
+	// service worker's real handler, with the real notification it showed.
+	await ada.page.getByRole('link', { name: 'Settings' }).click();
+	await expect(ada.page.getByRole('heading', { level: 1, name: 'Settings' })).toBeVisible();
+	await clickNotification(ada.context);
+	await expect(ada.page).toHaveURL(new RegExp(`/c/${encodeURIComponent(conversationId)}$`));
+	await expect(
+		ada.page.getByRole('heading', { level: 1, name: conversation, exact: true })
+	).toBeVisible();
+	await expect.poll(() => notifications(ada.page), { timeout: 10_000 }).toEqual([]);
+
 	// Reading the conversation closes its notifications.
+	await deliverPush(ada.page, sent[1]!);
+	await expect.poll(async () => (await notifications(ada.page)).length).toBe(1);
+	await ada.page.getByRole('link', { name: 'Settings' }).click();
 	await openConversation(ada.page, conversation);
 	await expect.poll(() => notifications(ada.page), { timeout: 10_000 }).toEqual([]);
 

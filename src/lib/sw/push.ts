@@ -193,7 +193,9 @@ async function openApp(scope: PushScope, conversation: string | null): Promise<v
 	const windows = await scope.clients.matchAll({ type: 'window', includeUncontrolled: true });
 	const open = windows[0];
 	if (open) {
-		await open.focus();
+		// Focus may be refused (the window is closing, or no click allowed it):
+		// the conversation still opens in it.
+		await open.focus().catch(() => undefined);
 		if (open.url !== target) await open.navigate(target).catch(() => undefined);
 		return;
 	}
