@@ -117,10 +117,15 @@ async function deliverPush(page: Page, data: string): Promise<void> {
 async function clickNotification(context: BrowserContext): Promise<void> {
 	const worker = context.serviceWorkers()[0] ?? (await context.waitForEvent('serviceworker'));
 	await worker.evaluate(async () => {
-		const sw = self as unknown as ServiceWorkerGlobalScope;
+		// The worker's own types (this file is typed with the DOM's).
+		const sw = self as unknown as {
+			registration: ServiceWorkerRegistration;
+			dispatchEvent(event: Event): boolean;
+			NotificationEvent: new (type: string, init: { notification: Notification }) => Event;
+		};
 		const [notification] = await sw.registration.getNotifications();
 		if (!notification) throw new Error('no notification to click');
-		sw.dispatchEvent(new NotificationEvent('notificationclick', { notification }));
+		sw.dispatchEvent(new sw.NotificationEvent('notificationclick', { notification }));
 	});
 }
 
