@@ -16,8 +16,11 @@ import {
 	encodeBatch,
 	compareHlc,
 	hlcToString,
+	makeDelete,
+	makeEdit,
 	makeInvite,
 	makeMemberAdd,
+	makeReact,
 	makeReceipt,
 	makeSend,
 	parseHlc,
@@ -327,6 +330,32 @@ export class ConversationSession implements ConversationHandle {
 	/** Send and wait until the message is committed to storage ("Saved"). */
 	sendSaved(text: string): Promise<void> {
 		return this.#enqueue(text).saved;
+	}
+
+	/** Replace the text of one of this user's messages. Rejects with MessageTooLongError. */
+	edit(id: string, text: string): Promise<void> {
+		return this.#enqueueBuilt(() => makeEdit(this.#options.clock, id as OpId, text));
+	}
+
+	/** Delete one of this user's messages for everyone (the reducer keeps a tombstone). */
+	remove(id: string): Promise<void> {
+		return this.#enqueueBuilt(() => makeDelete(this.#options.clock, id as OpId));
+	}
+
+	/** Add or withdraw this user's reaction `emoji` to the message with op id `id`. */
+	react(id: string, emoji: string, on: boolean): Promise<void> {
+		return this.#enqueueBuilt(() => makeReact(this.#options.clock, id as OpId, emoji, on));
+	}
+
+	/** Builds an op (a refusal rejects, nothing is queued) and queues it; resolves once accepted. */
+	#enqueueBuilt(build: () => Operation): Promise<void> {
+		let op: Operation;
+		try {
+			op = build();
+		} catch (error) {
+			return Promise.reject(error);
+		}
+		return this.#enqueueOp(op).accepted;
 	}
 
 	/** Send many messages as one burst; resolves when all are "Saved". */
@@ -761,10 +790,21 @@ export class ConversationSession implements ConversationHandle {
 			status,
 			readBy,
 			edited: message.edited,
-			deleted: message.deleted
+			deleted: message.deleted,
+			reactions: this.#reactionViews(message, me)
 		};
 		this.#views.set(message, view);
 		return view;
+	}
+
+	#reactionViews(message: Message, me: string): MessageView['reactions'] {
+		const entries = Object.entries(message.reactions);
+		if (entries.length === 0) return NOBODY_REACTED;
+		return entries.map(([emoji, users]) => ({
+			emoji,
+			names: users.map((user) => this.#nameOf(user)).sort((a, b) => a.localeCompare(b)),
+			mine: users.includes(me)
+		}));
 	}
 
 	#nameOf(user: string): string {
@@ -1196,6 +1236,7 @@ function findMessage(messages: readonly Message[], hlc: Hlc, id: string, author:
 }
 
 const NOBODY: readonly string[] = Object.freeze([]);
+const NOBODY_REACTED: MessageView['reactions'] = Object.freeze([]);
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
 	return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));

@@ -63,6 +63,17 @@ export interface MessageView {
 	readBy: readonly string[];
 	edited: boolean;
 	deleted: boolean;
+	/** Reactions, in order of first appearance of each emoji; none on a deleted message. */
+	reactions: readonly ReactionView[];
+}
+
+/** Who reacted to a message with one emoji. */
+export interface ReactionView {
+	emoji: string;
+	/** Display names, sorted. */
+	names: readonly string[];
+	/** The user reacted with it. */
+	mine: boolean;
 }
 
 /** A message found by search. */
@@ -102,6 +113,12 @@ export interface ConversationHandle {
 	readonly typing: readonly string[];
 	/** Throws MessageTooLongError (name) with a user-facing message; the caller keeps the text. */
 	send(text: string): Promise<void>;
+	/** Replace the text of one of the user's messages (everyone sees "Edited"). */
+	edit?(id: string, text: string): Promise<void>;
+	/** Delete one of the user's messages for everyone: its text leaves every replica's view. */
+	remove?(id: string): Promise<void>;
+	/** Add (on) or withdraw one's reaction `emoji` to the message with op id `id`. */
+	react?(id: string, emoji: string, on: boolean): Promise<void>;
 	/** The user has seen everything up to the newest message. */
 	markRead(): void;
 	/** The user is writing (true) or stopped (false). */

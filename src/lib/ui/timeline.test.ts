@@ -71,6 +71,7 @@ function msg(author: string, time: number, extra: Partial<MessageView> = {}): Me
 		readBy: [],
 		edited: false,
 		deleted: false,
+		reactions: [],
 		...extra
 	};
 }

@@ -1,0 +1,76 @@
+/**
+ * What people do with messages after sending them: react (a common emoji or
+ * any other), edit their own ("Edited", the latest text everywhere), and
+ * delete their own for everyone (a placeholder stays, the text is gone from
+ * every member's view). Two browsers through the relay.
+ */
+import { expect, test } from '@playwright/test';
+import { article, createAccount, inviteAndJoin, messageText, send } from './helpers';
+
+test('react, edit and delete for everyone, seen by the other member', async ({ browser }) => {
+	test.setTimeout(120_000);
+	const ada = await (await browser.newContext()).newPage();
+	const bob = await (await browser.newContext()).newPage();
+	await createAccount(ada, 'Ada');
+	await createAccount(bob, 'Bob');
+	await inviteAndJoin(ada, bob, 'Weekend');
+
+	await send(ada, 'Hike on Saturday?');
+	const onBob = article(bob, 'Hike on Saturday?');
+	await expect(onBob).toBeVisible();
+
+	// Bob reacts with a common emoji, then Ada with the same and with another typed in.
+	await onBob.hover();
+	await onBob.getByRole('button', { name: 'React' }).click();
+	await onBob.getByRole('button', { name: 'React with 👍' }).click();
+	const onAda = article(ada, 'Hike on Saturday?');
+	await expect(onAda.getByRole('button', { name: '👍 1: Bob' })).toHaveAttribute(
+		'aria-pressed',
+		'false'
+	);
+	await onAda.getByRole('button', { name: '👍 1: Bob' }).click();
+	await expect(onBob.getByRole('button', { name: '👍 2: Ada, Bob' })).toHaveAttribute(
+		'aria-pressed',
+		'true'
+	);
+	await onAda.getByRole('button', { name: 'React' }).click();
+	await onAda.getByRole('textbox', { name: 'Other emoji' }).fill('🦔');
+	await onAda.getByRole('button', { name: 'Add' }).click();
+	await expect(onBob.getByRole('button', { name: '🦔 1: Ada' })).toBeVisible();
+	// Toggling withdraws a reaction.
+	await onBob.getByRole('button', { name: '👍 2: Ada, Bob' }).click();
+	await expect(onAda.getByRole('button', { name: '👍 1: Ada' })).toBeVisible();
+
+	// Only the author can edit or delete.
+	await expect(onBob.getByRole('button', { name: 'Edit' })).toHaveCount(0);
+	await expect(onBob.getByRole('button', { name: 'Delete' })).toHaveCount(0);
+
+	// Ada edits: both see the new text, marked "Edited".
+	await onAda.hover();
+	await onAda.getByRole('button', { name: 'Edit' }).click();
+	const box = ada.getByRole('textbox', { name: 'Edit message' });
+	await box.fill('Hike on Sunday instead?');
+	await ada.getByRole('button', { name: 'Save' }).click();
+	const editedOnBob = article(bob, 'Hike on Sunday instead?');
+	await expect(messageText(editedOnBob)).toHaveText('Hike on Sunday instead?');
+	await expect(editedOnBob).toContainText('Edited');
+	await expect(article(ada, 'Hike on Sunday instead?')).toContainText('Edited');
+	// The reactions stay with the message.
+	await expect(editedOnBob.getByRole('button', { name: '🦔 1: Ada' })).toBeVisible();
+
+	// Ada deletes for everyone, after confirming: the text leaves both screens.
+	const mine = article(ada, 'Hike on Sunday instead?');
+	await mine.hover();
+	await mine.getByRole('button', { name: 'Delete' }).click();
+	const confirm = ada.getByRole('dialog', { name: 'Delete this message for everyone?' });
+	await confirm.getByRole('button', { name: 'Delete' }).click();
+	await expect(article(bob, 'This message was deleted')).toBeVisible();
+	await expect(article(ada, 'This message was deleted')).toBeVisible();
+	await expect(bob.getByText('Hike on Sunday instead?')).toHaveCount(0);
+	await expect(bob.getByText('Hike on Saturday?')).toHaveCount(0);
+	// A deleted message keeps no reactions.
+	await expect(article(bob, 'This message was deleted').getByRole('button')).toHaveCount(0);
+
+	await ada.context().close();
+	await bob.context().close();
+});
