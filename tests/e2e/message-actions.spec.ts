@@ -58,18 +58,40 @@ test('react, edit and delete for everyone, seen by the other member', async ({ b
 	// The reactions stay with the message.
 	await expect(editedOnBob.getByRole('button', { name: '🦔 1: Ada' })).toBeVisible();
 
+	// Bob replies: the reply quotes the message; clicking the quote shows the original.
+	await editedOnBob.hover();
+	await editedOnBob.getByRole('button', { name: 'Reply' }).click();
+	await expect(bob.getByRole('group', { name: 'Replying to Ada' })).toBeVisible();
+	await send(bob, 'Sunday works');
+	await expect(bob.getByRole('group', { name: 'Replying to Ada' })).toHaveCount(0);
+	const reply = article(ada, 'Sunday works');
+	const quote = reply.getByRole('button', {
+		name: 'Replying to Ada: Hike on Sunday instead?. Show that message'
+	});
+	await expect(quote).toBeVisible();
+	await quote.click();
+	// (The reply quotes the same words: the original is the first of the two.)
+	await expect(article(ada, 'Hike on Sunday instead?').first()).toBeFocused();
+
 	// Ada deletes for everyone, after confirming: the text leaves both screens.
-	const mine = article(ada, 'Hike on Sunday instead?');
+	const mine = article(ada, 'Hike on Sunday instead?').first();
 	await mine.hover();
 	await mine.getByRole('button', { name: 'Delete' }).click();
 	const confirm = ada.getByRole('dialog', { name: 'Delete this message for everyone?' });
 	await confirm.getByRole('button', { name: 'Delete' }).click();
-	await expect(article(bob, 'This message was deleted')).toBeVisible();
-	await expect(article(ada, 'This message was deleted')).toBeVisible();
+	// (The reply's quote says so too: the deleted message is the first of the two.)
+	await expect(article(bob, 'This message was deleted').first()).toBeVisible();
+	await expect(article(ada, 'This message was deleted').first()).toBeVisible();
 	await expect(bob.getByText('Hike on Sunday instead?')).toHaveCount(0);
 	await expect(bob.getByText('Hike on Saturday?')).toHaveCount(0);
+	// Replies quoting it no longer show its text either.
+	await expect(
+		article(bob, 'Sunday works').getByRole('button', {
+			name: 'Replying to Ada: This message was deleted. Show that message'
+		})
+	).toBeVisible();
 	// A deleted message keeps no reactions.
-	await expect(article(bob, 'This message was deleted').getByRole('button')).toHaveCount(0);
+	await expect(article(bob, 'This message was deleted').first().getByRole('button')).toHaveCount(0);
 
 	await ada.context().close();
 	await bob.context().close();

@@ -323,8 +323,8 @@ export class ConversationSession implements ConversationHandle {
 	 * is shown) when the text is refused, e.g. MessageTooLongError. Storage is
 	 * then retried until the message is "Saved"; a full disk shows an alert.
 	 */
-	send(text: string): Promise<void> {
-		return this.#enqueue(text).accepted;
+	send(text: string, replyTo?: string): Promise<void> {
+		return this.#enqueue(text, replyTo).accepted;
 	}
 
 	/** Send and wait until the message is committed to storage ("Saved"). */
@@ -393,10 +393,10 @@ export class ConversationSession implements ConversationHandle {
 		);
 	}
 
-	#enqueue(text: string): { accepted: Promise<void>; saved: Promise<void> } {
+	#enqueue(text: string, replyTo?: string): { accepted: Promise<void>; saved: Promise<void> } {
 		let op: Operation;
 		try {
-			op = makeSend(this.#options.clock, text); // throws MessageTooLongError
+			op = makeSend(this.#options.clock, text, replyTo as OpId | undefined); // throws MessageTooLongError
 		} catch (error) {
 			const rejected = Promise.reject(error);
 			rejected.catch(() => undefined);
@@ -711,7 +711,9 @@ export class ConversationSession implements ConversationHandle {
 			const first = reducer.changedSince(this.#mappedVersion);
 			next.length = Math.min(next.length, first);
 			for (let i = first; i < messages.length; i++) {
-				next.push(this.#view(messages[i] as Message, me));
+				const message = messages[i] as Message;
+				this.#byOpId.set(message.id, message);
+				next.push(this.#view(message, me));
 			}
 			this.#mappedVersion = reducer.version;
 			changed = true;
@@ -778,7 +780,14 @@ export class ConversationSession implements ConversationHandle {
 			status = computed.status;
 			readBy = computed.readBy;
 		}
-		if (cached && cached.status === status && sameList(cached.readBy, readBy)) return cached;
+		const quote = message.replyTo ? this.#quote(message.replyTo) : undefined;
+		if (
+			cached &&
+			cached.status === status &&
+			sameList(cached.readBy, readBy) &&
+			sameQuote(cached.replyTo, quote)
+		)
+			return cached;
 		const view: MessageView = {
 			key: `${message.author}:${message.id}`,
 			id: message.id,
@@ -791,10 +800,27 @@ export class ConversationSession implements ConversationHandle {
 			readBy,
 			edited: message.edited,
 			deleted: message.deleted,
-			reactions: this.#reactionViews(message, me)
+			reactions: this.#reactionViews(message, me),
+			...(quote !== undefined ? { replyTo: quote } : {})
 		};
 		this.#views.set(message, view);
 		return view;
+	}
+
+	/** Messages by op id (the latest of each), for quoting replies. */
+	readonly #byOpId = new Map<string, Message>();
+
+	/** How a reply shows the message it answers; null when that message is not held here. */
+	#quote(id: string): MessageView['replyTo'] {
+		const target = this.#byOpId.get(id);
+		if (!target) return null;
+		return {
+			id,
+			authorName: this.#nameOf(target.author),
+			text: target.deleted
+				? 'This message was deleted'
+				: target.text || (target.attachment ? `File: ${target.attachment.name}` : '')
+		};
 	}
 
 	#reactionViews(message: Message, me: string): MessageView['reactions'] {
@@ -1237,6 +1263,12 @@ function findMessage(messages: readonly Message[], hlc: Hlc, id: string, author:
 
 const NOBODY: readonly string[] = Object.freeze([]);
 const NOBODY_REACTED: MessageView['reactions'] = Object.freeze([]);
+
+/** Whether a reply's quote is unchanged (its target was edited or deleted since, or arrived). */
+function sameQuote(a: MessageView['replyTo'], b: MessageView['replyTo']): boolean {
+	if (!a || !b) return a === b;
+	return a.id === b.id && a.authorName === b.authorName && a.text === b.text;
+}
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
 	return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));

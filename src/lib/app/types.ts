@@ -65,6 +65,8 @@ export interface MessageView {
 	deleted: boolean;
 	/** Reactions, in order of first appearance of each emoji; none on a deleted message. */
 	reactions: readonly ReactionView[];
+	/** The message this one replies to, as quoted (null when it is not held here). */
+	replyTo?: { id: string; authorName: string; text: string } | null;
 }
 
 /** Who reacted to a message with one emoji. */
@@ -112,7 +114,7 @@ export interface ConversationHandle {
 	/** Names of the other members typing now. */
 	readonly typing: readonly string[];
 	/** Throws MessageTooLongError (name) with a user-facing message; the caller keeps the text. */
-	send(text: string): Promise<void>;
+	send(text: string, replyTo?: string): Promise<void>;
 	/** Replace the text of one of the user's messages (everyone sees "Edited"). */
 	edit?(id: string, text: string): Promise<void>;
 	/** Delete one of the user's messages for everyone: its text leaves every replica's view. */
