@@ -57,6 +57,19 @@ test('react, edit and delete for everyone, seen by the other member', async ({ b
 	await expect(article(ada, 'Hike on Sunday instead?')).toContainText('Edited');
 	// The reactions stay with the message.
 	await expect(editedOnBob.getByRole('button', { name: '🦔 1: Ada' })).toBeVisible();
+	// The author keeps the edit history; others are offered none.
+	await expect(editedOnBob.getByRole('button', { name: 'Edit history' })).toHaveCount(0);
+	const editedOnAda = article(ada, 'Hike on Sunday instead?');
+	await editedOnAda.hover();
+	await editedOnAda.getByRole('button', { name: 'Edit history' }).click();
+	const history = ada.getByRole('dialog', { name: 'Edit history' });
+	await expect(history.getByRole('listitem')).toHaveCount(2);
+	await expect(history.getByRole('listitem').nth(0)).toContainText('Sent');
+	await expect(history.getByRole('listitem').nth(0)).toContainText('Hike on Saturday?');
+	await expect(history.getByRole('listitem').nth(1)).toContainText('Edited');
+	await expect(history.getByRole('listitem').nth(1)).toContainText('Hike on Sunday instead?');
+	await history.getByRole('button', { name: 'Close' }).click();
+	await expect(history).toHaveCount(0);
 
 	// Bob replies: the reply quotes the message; clicking the quote shows the original.
 	await editedOnBob.hover();

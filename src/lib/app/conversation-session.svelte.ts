@@ -63,6 +63,7 @@ import { deriveRoomCapability } from '../sync/capability';
 import { notifyKeyFor, previewOf, sealNotification } from '../push/notification';
 import type { SearchSource } from '../search/message-search';
 import { joinHalves, safetyHalf } from '../identity/safety-number';
+import { findMentions, mentionSegments, type Mentionable } from '../conversation/mentions';
 
 /** Most plaintext bytes sealed into one envelope when batching a burst. */
 const BATCH_BYTES = 192 * 1024;
@@ -167,7 +168,8 @@ export class ConversationSession implements ConversationHandle {
 	readonly #unsaved = new Set<string>();
 	/** Envelopes already reduced (or refused), so none is decrypted twice. */
 	readonly #seen = new Set<string>();
-	readonly #views = new WeakMap<Message, MessageView>();
+	/** Views by message; made afresh when members change (names, mentions). */
+	#views = new WeakMap<Message, MessageView>();
 	#outbox: Operation[] = [];
 	#outboxWaiters: Waiter[] = [];
 	#flushScheduled = false;
@@ -327,6 +329,11 @@ export class ConversationSession implements ConversationHandle {
 		return this.#enqueue(text, replyTo).accepted;
 	}
 
+	/** The members a message may mention (everyone but the user), for `@` completion. */
+	get mentionable(): readonly Mentionable[] {
+		return this.members.filter((m) => !m.you);
+	}
+
 	/** Send and wait until the message is committed to storage ("Saved"). */
 	sendSaved(text: string): Promise<void> {
 		return this.#enqueue(text).saved;
@@ -334,7 +341,16 @@ export class ConversationSession implements ConversationHandle {
 
 	/** Replace the text of one of this user's messages. Rejects with MessageTooLongError. */
 	edit(id: string, text: string): Promise<void> {
-		return this.#enqueueBuilt(() => makeEdit(this.#options.clock, id as OpId, text));
+		return this.#enqueueBuilt(() =>
+			makeEdit(this.#options.clock, id as OpId, text, findMentions(text, this.mentionable))
+		);
+	}
+
+	/** The versions of one of the user's own messages, oldest first (empty for others'). */
+	editHistory(id: string): { text: string; time: number; edited: boolean }[] {
+		return this.#reducer
+			.editHistory(this.#options.myUserId, id as OpId)
+			.map((v) => ({ text: v.text, time: v.hlc.wall, edited: v.edited }));
 	}
 
 	/** Delete one of this user's messages for everyone (the reducer keeps a tombstone). */
@@ -396,7 +412,14 @@ export class ConversationSession implements ConversationHandle {
 	#enqueue(text: string, replyTo?: string): { accepted: Promise<void>; saved: Promise<void> } {
 		let op: Operation;
 		try {
-			op = makeSend(this.#options.clock, text, replyTo as OpId | undefined); // throws MessageTooLongError
+			// throws MessageTooLongError
+			op = makeSend(
+				this.#options.clock,
+				text,
+				replyTo as OpId | undefined,
+				undefined,
+				findMentions(text, this.mentionable)
+			);
 		} catch (error) {
 			const rejected = Promise.reject(error);
 			rejected.catch(() => undefined);
@@ -674,6 +697,8 @@ export class ConversationSession implements ConversationHandle {
 			};
 		});
 		this.keyChanged = this.members.filter((m) => m.verified === 'changed').map((m) => m.name);
+		// Names shown on messages (authors, quotes, mentions) may have changed.
+		this.#views = new WeakMap();
 		// Statuses depend on who else is here: look at every own message again.
 		for (const id of this.#ownClock.keys()) this.#statusChanged.add(id);
 	}
@@ -801,10 +826,29 @@ export class ConversationSession implements ConversationHandle {
 			edited: message.edited,
 			deleted: message.deleted,
 			reactions: this.#reactionViews(message, me),
-			...(quote !== undefined ? { replyTo: quote } : {})
+			...(quote !== undefined ? { replyTo: quote } : {}),
+			...(message.mentions ? this.#mentionView(message.text, message.mentions, me) : {})
 		};
 		this.#views.set(message, view);
 		return view;
+	}
+
+	/** How a message's mentions show: its text cut at each `@Name`, and whether it names the user. */
+	#mentionView(
+		text: string,
+		users: readonly string[],
+		me: string
+	): Pick<MessageView, 'segments' | 'mentionsMe'> {
+		const named: Mentionable[] = [];
+		for (const user of users) {
+			const name = this.roster.member(user)?.name;
+			if (name) named.push({ user, name });
+			if (user === me && this.#options.myName()) named.push({ user, name: this.#options.myName() });
+		}
+		const segments = mentionSegments(text, named).map((segment) =>
+			segment.user === undefined ? segment : { ...segment, me: segment.user === me }
+		);
+		return { segments, mentionsMe: users.includes(me) };
 	}
 
 	/** Messages by op id (the latest of each), for quoting replies. */
@@ -1105,6 +1149,21 @@ export class ConversationSession implements ConversationHandle {
 			},
 			changedSince: (version) => reducer.changedSince(version)
 		};
+	}
+
+	#mentions: { version: number; messages: Message[] } | null = null;
+
+	/** Messages by others that mention the user (not deleted), oldest first. */
+	mentionsOfMe(): readonly Message[] {
+		const reducer = this.#reducer;
+		if (this.#mentions?.version === reducer.version) return this.#mentions.messages;
+		const me = this.#options.myUserId;
+		const messages: Message[] = [];
+		for (const m of reducer.messages) {
+			if (m.mentions !== undefined && m.author !== me && m.mentions.includes(me)) messages.push(m);
+		}
+		this.#mentions = { version: reducer.version, messages };
+		return messages;
 	}
 
 	/** A member's name as this conversation shows it. */

@@ -62,7 +62,7 @@ import type { OpId } from '../conversation';
 import { DocSession } from './doc-session';
 import { loadSnapshot, saveSnapshot } from './snapshot';
 import { TabCoordinator } from './tabs';
-import type { ConnectionState, ConversationSummary, Phase, SearchHit } from './types';
+import type { ConnectionState, ConversationSummary, MentionHit, Phase, SearchHit } from './types';
 import { MessageSearch } from '../search/message-search';
 import { safetyQrText } from '../identity/safety-number';
 
@@ -259,6 +259,27 @@ export class KithApp {
 			});
 		}
 		return hits;
+	}
+
+	/**
+	 * Messages of every conversation that mention the user, newest first.
+	 * Callers ask again when `conversations` changes.
+	 */
+	mentions(): MentionHit[] {
+		const hits: MentionHit[] = [];
+		for (const session of this.#sessions.values()) {
+			for (const m of session.mentionsOfMe()) {
+				hits.push({
+					conversation: session.id,
+					conversationName: session.name,
+					message: m.id,
+					authorName: session.authorName(m.author),
+					text: m.text,
+					time: m.hlc.wall
+				});
+			}
+		}
+		return hits.sort((a, b) => b.time - a.time);
 	}
 
 	async createConversation(name: string): Promise<ConversationId> {

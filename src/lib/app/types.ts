@@ -67,6 +67,10 @@ export interface MessageView {
 	reactions: readonly ReactionView[];
 	/** The message this one replies to, as quoted (null when it is not held here). */
 	replyTo?: { id: string; authorName: string; text: string } | null;
+	/** The text cut at each mention (`@Name`), when the message mentions anyone. */
+	segments?: readonly { text: string; user?: string; me?: boolean }[];
+	/** The message mentions the user. */
+	mentionsMe?: boolean;
 }
 
 /** Who reacted to a message with one emoji. */
@@ -79,6 +83,18 @@ export interface ReactionView {
 }
 
 /** A message found by search. */
+/** A message that mentions the user, for the Mentions view. */
+export interface MentionHit {
+	conversation: ConversationId;
+	conversationName: string;
+	/** The message's op id. */
+	message: string;
+	authorName: string;
+	text: string;
+	/** Wall-clock ms of the message. */
+	time: number;
+}
+
 export interface SearchHit {
 	conversation: ConversationId;
 	conversationName: string;
@@ -117,6 +133,8 @@ export interface ConversationHandle {
 	send(text: string, replyTo?: string): Promise<void>;
 	/** Replace the text of one of the user's messages (everyone sees "Edited"). */
 	edit?(id: string, text: string): Promise<void>;
+	/** The versions of one of the user's own messages, oldest first (the author's edit history). */
+	editHistory?(id: string): { text: string; time: number; edited: boolean }[];
 	/** Delete one of the user's messages for everyone: its text leaves every replica's view. */
 	remove?(id: string): Promise<void>;
 	/** Add (on) or withdraw one's reaction `emoji` to the message with op id `id`. */

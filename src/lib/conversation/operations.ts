@@ -16,8 +16,11 @@
  *
  *   type          fields
  *   send          text, replyTo?: id, attachment?: file manifest (../media/manifest.ts;
- *                 old readers ignore it and show the text, which may be empty)
- *   edit          target: id, text
+ *                 old readers ignore it and show the text, which may be empty),
+ *                 mentions?: [user, ...] (distinct, at most 64: who the text names
+ *                 with @; old readers ignore it and show the text)
+ *   edit          target: id, text, mentions?: as in send (an edit's own list
+ *                 replaces the message's)
  *   delete        target: id
  *   react         target: id, emoji, on: boolean
  *   receipt       kind: "delivered" | "read", upTo: [wall, counter], upToId: id,
@@ -63,6 +66,8 @@ export const OPERATION_VERSION = 1;
 export const MAX_TEXT_BYTES = 65_536;
 /** Largest reaction, in UTF-8 bytes. Room for any emoji ZWJ sequence. */
 export const MAX_EMOJI_BYTES = 64;
+/** Most users one message may mention. */
+export const MAX_MENTIONS = 64;
 
 // ---------------------------------------------------------------------------
 // Errors. Callers compare `error.name`, not `instanceof`.
@@ -190,6 +195,13 @@ export const Emoji = z
 const KeyId = z.string().regex(KEY_ID_PATTERN, 'not a public key id');
 const RoomIdText = z.string().regex(OP_ID_PATTERN, 'not a room id');
 
+/** Users a message names with @: distinct user ids. */
+export const Mentions = z
+	.array(KeyId)
+	.min(1)
+	.max(MAX_MENTIONS)
+	.refine((users) => new Set(users).size === users.length, 'mentions are not distinct');
+
 export const Role = z.enum(['owner', 'admin', 'member']);
 export type Role = z.infer<typeof Role>;
 
@@ -206,7 +218,8 @@ export const SendOp = z.object({
 	type: z.literal('send'),
 	text: MessageText,
 	replyTo: OpId.optional(),
-	attachment: FileManifest.optional()
+	attachment: FileManifest.optional(),
+	mentions: Mentions.optional()
 });
 export type SendOp = z.infer<typeof SendOp>;
 
@@ -214,7 +227,8 @@ export const EditOp = z.object({
 	...base,
 	type: z.literal('edit'),
 	target: OpId,
-	text: MessageText
+	text: MessageText,
+	mentions: Mentions.optional()
 });
 export type EditOp = z.infer<typeof EditOp>;
 
@@ -486,22 +500,43 @@ export function makeSend(
 	clock: OpClock,
 	text: string,
 	replyTo?: OpId,
-	attachment?: FileManifest
+	attachment?: FileManifest,
+	mentions?: readonly string[]
 ): SendOp {
 	const body = userText(text);
+	const named = mentionList(mentions);
 	return checked<SendOp>({
 		...header(clock),
 		type: 'send',
 		text: body,
 		...(replyTo === undefined ? {} : { replyTo }),
-		...(attachment === undefined ? {} : { attachment })
+		...(attachment === undefined ? {} : { attachment }),
+		...(named === undefined ? {} : { mentions: named })
 	});
 }
 
 /** Replace the text of one's own message. Throws MessageTooLongError like makeSend. */
-export function makeEdit(clock: OpClock, target: OpId, text: string): EditOp {
+export function makeEdit(
+	clock: OpClock,
+	target: OpId,
+	text: string,
+	mentions?: readonly string[]
+): EditOp {
 	const body = userText(text);
-	return checked<EditOp>({ ...header(clock), type: 'edit', target, text: body });
+	const named = mentionList(mentions);
+	return checked<EditOp>({
+		...header(clock),
+		type: 'edit',
+		target,
+		text: body,
+		...(named === undefined ? {} : { mentions: named })
+	});
+}
+
+/** Mentions as sent: distinct, at most MAX_MENTIONS (the first ones), omitted when none. */
+function mentionList(mentions: readonly string[] | undefined): string[] | undefined {
+	if (!mentions || mentions.length === 0) return undefined;
+	return [...new Set(mentions)].slice(0, MAX_MENTIONS);
 }
 
 export function makeDelete(clock: OpClock, target: OpId): DeleteOp {

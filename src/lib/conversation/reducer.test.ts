@@ -233,6 +233,74 @@ describe('reduce: edits and deletes', () => {
 			['', false, true]
 		]);
 	});
+
+	it('takes mentions from the latest edit, and drops them on delete', () => {
+		const bobKey = 'B'.repeat(43);
+		const carolKey = 'C'.repeat(43);
+		const mentioning = (n: number, at: number, text: string, users: string[]) =>
+			op({ id: id(n), hlc: hlc(at), type: 'send', text, mentions: users });
+		const editMentioning = (
+			n: number,
+			at: number,
+			target: number,
+			text: string,
+			users?: string[]
+		) =>
+			op({
+				id: id(n),
+				hlc: hlc(at),
+				type: 'edit',
+				target: id(target),
+				text,
+				...(users ? { mentions: users } : {})
+			});
+		const sent = reduce([item('alice', mentioning(1, 10, '@Bob hi', [bobKey]))]);
+		expect(sent.messages[0]?.mentions).toEqual([bobKey]);
+		const edited = reduce([
+			item('alice', mentioning(1, 10, '@Bob hi', [bobKey])),
+			item('alice', editMentioning(2, 20, 1, '@Carol hi', [carolKey])),
+			item('alice', editMentioning(3, 15, 1, 'older edit'))
+		]);
+		expect(edited.messages[0]?.mentions).toEqual([carolKey]);
+		const unmentioned = reduce([
+			item('alice', mentioning(1, 10, '@Bob hi', [bobKey])),
+			item('alice', editMentioning(2, 20, 1, 'hi all'))
+		]);
+		expect(unmentioned.messages[0]?.mentions).toBeUndefined();
+		const deleted = reduce([
+			item('alice', mentioning(1, 10, '@Bob hi', [bobKey])),
+			item('alice', del(2, 20, 1))
+		]);
+		expect(deleted.messages[0]).not.toHaveProperty('mentions');
+	});
+
+	it('keeps every version of an edited message for its history, and none once it is deleted', () => {
+		const r = new ConversationReducer();
+		r.add([
+			item('alice', edit(3, 30, 1, 'third')),
+			item('alice', send(1, 10, 'first')),
+			item('alice', edit(2, 20, 1, 'second')),
+			item('bob', edit(4, 40, 1, 'not yours'))
+		]);
+		expect(r.editHistory('alice', id(1)).map((v) => [v.text, v.edited, v.hlc.wall])).toEqual([
+			['first', false, 10],
+			['second', true, 20],
+			['third', true, 30]
+		]);
+		expect(r.editHistory('bob', id(1))).toEqual([]);
+		r.add([item('alice', del(5, 50, 1))]);
+		expect(r.editHistory('alice', id(1))).toEqual([]);
+	});
+
+	it('refuses mentions that repeat a user or are not user ids', () => {
+		const bobKey = 'B'.repeat(43);
+		expect(() =>
+			op({ id: id(1), hlc: hlc(1), type: 'send', text: 'x', mentions: [bobKey, bobKey] })
+		).toThrow();
+		expect(() =>
+			op({ id: id(1), hlc: hlc(1), type: 'send', text: 'x', mentions: ['bob'] })
+		).toThrow();
+	});
 });
 
 describe('reduce: reactions', () => {

@@ -18,12 +18,13 @@
  *  2. Messages. Every `send` is a message, ordered by (hlc, id, author).
  *  3. Edits. An `edit` by A targeting id T applies to A's own message (A, T)
  *     only; edits to anyone else's message count for nothing. The greatest
- *     edit by (hlc, id) gives the text; `edited` is true when any edit applies.
+ *     edit by (hlc, id) gives the text and the mentions (its own list, or
+ *     none); `edited` is true when any edit applies.
  *  4. Deletes. A `delete` by D targeting T deletes every message (A, T) for
  *     which canDelete(D, A) — today D = A. Delete beats every edit, earlier,
  *     concurrent or later. A deleted message keeps id, author, device, hlc and
- *     envelopeId; its text is '', edited false, reactions {}, no replyTo: a
- *     tombstone reveals nothing of what it said.
+ *     envelopeId; its text is '', edited false, reactions {}, no replyTo,
+ *     attachment or mentions: a tombstone reveals nothing of what it said.
  *  5. Reactions. For each (target id T, author R, emoji E) the greatest
  *     `react` by (hlc, id) decides: on → R is listed under E, off → not. They
  *     apply to every message whose id is T. Emojis with nobody listed are
@@ -84,6 +85,8 @@ export interface Message {
 	readonly replyTo?: OpId;
 	/** The file a message carries (its manifest); gone when the message is deleted. */
 	readonly attachment?: FileManifest;
+	/** Users the text names with @ (the latest edit's list when edited); none when deleted. */
+	readonly mentions?: readonly string[];
 	readonly edited: boolean;
 	readonly deleted: boolean;
 	/** emoji → sorted authors who currently react with it. */
@@ -220,6 +223,7 @@ export class InvalidSnapshotError extends Error {
 
 interface EditRecord extends Stamp {
 	text: string;
+	mentions: readonly string[] | undefined;
 }
 
 interface ReactRecord extends Stamp {
@@ -269,6 +273,8 @@ export class ConversationReducer {
 	#authorsById = new Map<string, string[]>();
 	/** keyOf(target, editor) → greatest edit. */
 	#edits = new Map<string, EditRecord>();
+	/** Every edit of each message by its author (not only the greatest), for its history. */
+	#editLog = new Map<string, EditRecord[]>();
 	/** Target id → authors of deletes aimed at it. */
 	#deleters = new Map<string, Set<string>>();
 	/** Target id → emoji → reacting author → greatest react. */
@@ -399,6 +405,23 @@ export class ConversationReducer {
 		return reducer;
 	}
 
+	/**
+	 * The versions of the author's message `id`, oldest first: the text it was
+	 * sent with, then each edit by (hlc, id). Empty when the message is not
+	 * held or was deleted (a deleted message keeps no history).
+	 */
+	editHistory(author: string, id: OpId): { text: string; hlc: Hlc; edited: boolean }[] {
+		const key = keyOf(id, author);
+		const item = this.#items.get(key);
+		if (item === undefined || item.op.type !== 'send' || this.#isDeleted(id, author)) return [];
+		const versions = [{ text: item.op.text, hlc: hlcFromTuple(item.op.hlc), edited: false }];
+		const edits = [...(this.#editLog.get(key) ?? [])].sort(compareStamps);
+		for (const edit of edits) {
+			versions.push({ text: edit.text, hlc: hlcFromTuple(edit.hlc), edited: true });
+		}
+		return versions;
+	}
+
 	#ingest(item: ReducerItem, work: Pending): void {
 		const key = keyOf(item.op.id, item.author);
 		const held = this.#items.get(key);
@@ -435,9 +458,13 @@ export class ConversationReducer {
 			}
 			case 'edit': {
 				const target = keyOf(op.target, author);
+				const record = { hlc: op.hlc, id: op.id, text: op.text, mentions: op.mentions };
+				const log = this.#editLog.get(target);
+				if (!log) this.#editLog.set(target, [record]);
+				else if (!log.some((r) => r.id === op.id)) log.push(record);
 				const current = this.#edits.get(target);
 				if (current === undefined || compareStamps(op, current) > 0) {
-					this.#edits.set(target, { hlc: op.hlc, id: op.id, text: op.text });
+					this.#edits.set(target, record);
 					work.touched.add(target);
 				}
 				return;
@@ -559,6 +586,7 @@ export class ConversationReducer {
 		this.#byKey = new Map();
 		this.#authorsById.clear();
 		this.#edits.clear();
+		this.#editLog.clear();
 		this.#deleters.clear();
 		this.#reactions.clear();
 		this.#receipts = EMPTY_STATE.receipts;
@@ -702,6 +730,8 @@ export class ConversationReducer {
 		};
 		if (op.replyTo !== undefined) message.replyTo = op.replyTo;
 		if (op.attachment !== undefined) message.attachment = op.attachment;
+		const mentions = edit ? edit.mentions : op.mentions;
+		if (mentions !== undefined) message.mentions = mentions;
 		return message;
 	}
 
@@ -734,6 +764,7 @@ function sameMessage(a: Message, b: Message): boolean {
 		a.text === b.text &&
 		a.replyTo === b.replyTo &&
 		(a.attachment === b.attachment || sameJson(a.attachment ?? null, b.attachment ?? null)) &&
+		(a.mentions === b.mentions || sameJson(a.mentions ?? null, b.mentions ?? null)) &&
 		a.edited === b.edited &&
 		a.deleted === b.deleted &&
 		a.envelopeId === b.envelopeId &&
