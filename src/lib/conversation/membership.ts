@@ -1,0 +1,247 @@
+/**
+ * Who is a member, with which role, and since when: the membership of a
+ * conversation as a deterministic function of the SET of membership
+ * operations (member.add, member.remove, member.role) held, with the
+ * authority rules every replica applies.
+ *
+ * Adds alone only ever grow the roster, so their order never mattered.
+ * Removals, leaving and role changes do not commute (A removes B while B
+ * removes A): their outcome depends on who had which right when. So the
+ * operations are replayed in one total order every replica agrees on, their
+ * stamp (hlc, then id, then signer), and each one is checked against the
+ * membership as it stands at that point of the replay:
+ *
+ *  1. Genesis. The creator's own add (user = signer = creator, role owner) is
+ *     valid once, while the creator has never been a member.
+ *  2. Add. The signer must be a member with role admin or owner; an owner
+ *     role needs an owner. Adding a current member raises their role to the
+ *     add's role when that is higher (as before removals existed), never
+ *     lowers it. Adding a former member brings them back.
+ *  3. Remove. Anyone may remove themselves (leave). Otherwise the signer
+ *     must be an admin or owner, and removing an owner needs an owner.
+ *  4. Role. The signer must be an admin or owner, the target a member.
+ *     Making or unmaking an owner needs an owner. Admins promote members to
+ *     admin and demote admins to member.
+ *  5. Succession. When the last owner leaves, is removed or steps down and
+ *     members remain, the member with the highest role who joined first (by
+ *     the stamp of the add that last brought them in) becomes owner; not the
+ *     one who stepped down, unless nobody else is left.
+ *  6. An operation that breaks a rule counts for nothing, now and later: a
+ *     forged "promote me" from a plain member changes nothing anywhere.
+ *
+ * Concurrent conflicting changes resolve by the stamp: of "A removes B" and
+ * "B removes A", the one with the lesser stamp applies, and the other then
+ * comes from someone who is no longer a member. docs/protocol.md states the
+ * same rules.
+ *
+ * Besides the current members, the replay gives each user's spans of
+ * membership, so the reducer can tell whether an operation came from its
+ * author while they were a member (`countsAt`): what a removed member writes
+ * after the removal counts for nothing.
+ */
+import { compareHlc, type Hlc } from './hlc';
+import type { Role } from './operations';
+
+const RANK: Record<Role, number> = { member: 0, admin: 1, owner: 2 };
+
+/** A point in the replay order. */
+export interface Stamp {
+	readonly hlc: Hlc;
+	readonly id: string;
+	/** User id of the signer. */
+	readonly signer: string;
+}
+
+export function compareStamps(a: Stamp, b: Stamp): number {
+	return (
+		compareHlc(a.hlc, b.hlc) ||
+		(a.id < b.id ? -1 : a.id > b.id ? 1 : 0) ||
+		(a.signer < b.signer ? -1 : a.signer > b.signer ? 1 : 0)
+	);
+}
+
+/** One membership operation, reduced to what authority needs. */
+export type MembershipOp = Stamp &
+	(
+		| { readonly kind: 'add'; readonly user: string; readonly role: Role }
+		| { readonly kind: 'remove'; readonly user: string }
+		| { readonly kind: 'role'; readonly user: string; readonly role: Role }
+	);
+
+/** What happened, for the timeline's system lines ("Ada removed Bob"). */
+export type MembershipEvent =
+	| { kind: 'joined'; user: string; by: string; role: Role; at: Stamp }
+	| { kind: 'removed'; user: string; by: string; at: Stamp }
+	| { kind: 'left'; user: string; at: Stamp }
+	| { kind: 'role'; user: string; by: string; role: Role; at: Stamp }
+	| { kind: 'owner'; user: string; at: Stamp };
+
+export interface MemberState {
+	readonly role: Role;
+	/** Stamp of the add that (last) brought the user in. */
+	readonly since: Stamp;
+}
+
+/** A stretch of membership: from an add up to (not including) a removal, or open. */
+export interface Span {
+	readonly from: Stamp;
+	readonly to: Stamp | null;
+}
+
+export interface MembershipState {
+	readonly members: ReadonlyMap<string, MemberState>;
+	/** Every user who was ever a member → their spans, oldest first. */
+	readonly spans: ReadonlyMap<string, readonly Span[]>;
+	/** Applied changes in order. */
+	readonly events: readonly MembershipEvent[];
+	/** Operations that broke a rule (rule 6). */
+	readonly refused: number;
+}
+
+function keyOf(op: MembershipOp): string {
+	return `${op.signer} ${op.id}`;
+}
+
+/** Replays `ops` (any order, duplicates allowed) under the rules above. */
+export function replayMembership(
+	creator: string | null,
+	ops: Iterable<MembershipOp>
+): MembershipState {
+	const unique = new Map<string, MembershipOp>();
+	for (const op of ops) {
+		const key = keyOf(op);
+		const held = unique.get(key);
+		// Same identity twice: the first by content wins, deterministically.
+		if (!held || JSON.stringify(op) < JSON.stringify(held)) unique.set(key, op);
+	}
+	const sorted = [...unique.values()].sort(compareStamps);
+
+	const members = new Map<string, MemberState>();
+	const spans = new Map<string, Span[]>();
+	const events: MembershipEvent[] = [];
+	let refused = 0;
+
+	const roleOf = (user: string): Role | undefined => members.get(user)?.role;
+	const open = (user: string, at: Stamp) => {
+		const list = spans.get(user);
+		if (list) list.push({ from: at, to: null });
+		else spans.set(user, [{ from: at, to: null }]);
+	};
+	const close = (user: string, at: Stamp) => {
+		const list = spans.get(user) as Span[];
+		const last = list[list.length - 1] as Span;
+		list[list.length - 1] = { from: last.from, to: at };
+	};
+
+	for (const op of sorted) {
+		const signerRole = roleOf(op.signer);
+		const target = members.get(op.user);
+		switch (op.kind) {
+			case 'add': {
+				const genesis =
+					op.user === creator &&
+					op.signer === creator &&
+					op.role === 'owner' &&
+					!spans.has(creator);
+				const allowed =
+					genesis ||
+					((signerRole === 'admin' || signerRole === 'owner') &&
+						(op.role !== 'owner' || signerRole === 'owner'));
+				if (!allowed) {
+					refused++;
+					break;
+				}
+				if (target) {
+					if (RANK[op.role] > RANK[target.role]) {
+						members.set(op.user, { role: op.role, since: target.since });
+						events.push({ kind: 'role', user: op.user, by: op.signer, role: op.role, at: op });
+					}
+				} else {
+					members.set(op.user, { role: op.role, since: op });
+					open(op.user, op);
+					events.push({ kind: 'joined', user: op.user, by: op.signer, role: op.role, at: op });
+				}
+				break;
+			}
+			case 'remove': {
+				const leaving = op.signer === op.user;
+				const allowed =
+					target !== undefined &&
+					(leaving ||
+						((signerRole === 'admin' || signerRole === 'owner') &&
+							(target.role !== 'owner' || signerRole === 'owner')));
+				if (!allowed) {
+					refused++;
+					break;
+				}
+				members.delete(op.user);
+				close(op.user, op);
+				events.push(
+					leaving
+						? { kind: 'left', user: op.user, at: op }
+						: { kind: 'removed', user: op.user, by: op.signer, at: op }
+				);
+				succeed(members, events, op);
+				break;
+			}
+			case 'role': {
+				const allowed =
+					target !== undefined &&
+					(signerRole === 'admin' || signerRole === 'owner') &&
+					((op.role !== 'owner' && target.role !== 'owner') || signerRole === 'owner');
+				if (!allowed) {
+					refused++;
+					break;
+				}
+				if (target.role === op.role) break;
+				members.set(op.user, { role: op.role, since: target.since });
+				events.push({ kind: 'role', user: op.user, by: op.signer, role: op.role, at: op });
+				succeed(members, events, op);
+				break;
+			}
+		}
+	}
+	return { members, spans, events, refused };
+}
+
+/** Rule 5: without an owner, the senior member of the highest role becomes one. */
+function succeed(members: Map<string, MemberState>, events: MembershipEvent[], at: Stamp): void {
+	if (members.size === 0) return;
+	let heir: [string, MemberState] | null = null;
+	for (const entry of members) {
+		const [user, state] = entry;
+		if (state.role === 'owner') return;
+		// An owner who steps down hands over to someone else when there is anyone.
+		if (user === at.signer && members.size > 1) continue;
+		if (
+			heir === null ||
+			RANK[state.role] > RANK[heir[1].role] ||
+			(RANK[state.role] === RANK[heir[1].role] && compareStamps(state.since, heir[1].since) < 0)
+		) {
+			heir = entry;
+		}
+	}
+	if (heir === null) return;
+	members.set(heir[0], { role: 'owner', since: heir[1].since });
+	events.push({ kind: 'owner', user: heir[0], at });
+}
+
+/**
+ * Whether an operation by `user` stamped `at` counts: the user was a member
+ * then, or had not been removed yet. Operations from before a user's first
+ * add count (a clock running behind must not hide a new member's first
+ * messages); operations from after a removal, until a later add, do not;
+ * nothing counts from a user no valid add brought in.
+ */
+export function countsAt(state: MembershipState, user: string, at: Stamp): boolean {
+	const list = state.spans.get(user);
+	// Nobody brought this user in: nothing they sign counts.
+	if (!list || list.length === 0) return false;
+	for (let i = list.length - 1; i >= 0; i--) {
+		const span = list[i] as Span;
+		if (compareStamps(at, span.from) >= 0) {
+			return span.to === null || compareStamps(at, span.to) < 0;
+		}
+	}
+	return true;
+}
