@@ -3,7 +3,7 @@
  * does — by role, label and visible text — so a test breaks when the
  * accessible names change, which is the contract they check.
  */
-import { expect, type Locator, type Page } from '@playwright/test';
+import { expect, type Browser, type Locator, type Page } from '@playwright/test';
 
 /** A recovery key as shown: base58, in groups of four characters (the last may be shorter). */
 export const RECOVERY_KEY_PATTERN = /^(?:[1-9A-HJ-NP-Za-km-z]{4} )+[1-9A-HJ-NP-Za-km-z]{1,4}$/;
@@ -158,4 +158,17 @@ export async function inviteAndJoin(
 		joiner.getByRole('heading', { level: 1, name: conversation, exact: true })
 	).toBeVisible({ timeout: 30_000 });
 	return link;
+}
+
+/** Ada and Bob, each in a browser of their own, both members of `conversation` (Ada made it). */
+export async function adaAndBob(
+	browser: Browser,
+	conversation: string
+): Promise<{ ada: Page; bob: Page }> {
+	const ada = await (await browser.newContext()).newPage();
+	const bob = await (await browser.newContext()).newPage();
+	await createAccount(ada, 'Ada');
+	await createAccount(bob, 'Bob');
+	await inviteAndJoin(ada, bob, conversation);
+	return { ada, bob };
 }

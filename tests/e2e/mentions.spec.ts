@@ -5,15 +5,11 @@
  * browsers through the relay.
  */
 import { expect, test } from '@playwright/test';
-import { article, composer, createAccount, inviteAndJoin, send } from './helpers';
+import { adaAndBob, article, composer, send } from './helpers';
 
 test('@ completes a member, and the mention reaches their Mentions view', async ({ browser }) => {
 	test.setTimeout(120_000);
-	const ada = await (await browser.newContext()).newPage();
-	const bob = await (await browser.newContext()).newPage();
-	await createAccount(ada, 'Ada');
-	await createAccount(bob, 'Bob');
-	await inviteAndJoin(ada, bob, 'Weekend');
+	const { ada, bob } = await adaAndBob(browser, 'Weekend');
 	// Bob's membership has reached Ada once his first message has.
 	await send(bob, 'Hello!');
 	await expect(article(ada, 'Hello!')).toBeVisible();

@@ -5,15 +5,11 @@
  * every member's view). Two browsers through the relay.
  */
 import { expect, test } from '@playwright/test';
-import { article, createAccount, inviteAndJoin, messageText, send } from './helpers';
+import { adaAndBob, article, messageText, send } from './helpers';
 
 test('react, edit and delete for everyone, seen by the other member', async ({ browser }) => {
 	test.setTimeout(120_000);
-	const ada = await (await browser.newContext()).newPage();
-	const bob = await (await browser.newContext()).newPage();
-	await createAccount(ada, 'Ada');
-	await createAccount(bob, 'Bob');
-	await inviteAndJoin(ada, bob, 'Weekend');
+	const { ada, bob } = await adaAndBob(browser, 'Weekend');
 
 	await send(ada, 'Hike on Saturday?');
 	const onBob = article(bob, 'Hike on Saturday?');

@@ -82,8 +82,7 @@ export interface ReactionView {
 	mine: boolean;
 }
 
-/** A message found by search. */
-/** A message that mentions the user, for the Mentions view. */
+/** A message found somewhere (a mention of the user), as lists of results show it. */
 export interface MentionHit {
 	conversation: ConversationId;
 	conversationName: string;
@@ -95,15 +94,8 @@ export interface MentionHit {
 	time: number;
 }
 
-export interface SearchHit {
-	conversation: ConversationId;
-	conversationName: string;
-	/** The message's op id. */
-	message: string;
-	authorName: string;
-	text: string;
-	/** Wall-clock ms of the message. */
-	time: number;
+/** A message found by search. */
+export interface SearchHit extends MentionHit {
 	/** The indexed words that matched, for highlighting. */
 	terms: string[];
 }

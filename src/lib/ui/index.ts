@@ -18,5 +18,7 @@ export { default as ConnectionIndicator } from './ConnectionIndicator.svelte';
 export { default as InviteDialog } from './InviteDialog.svelte';
 export { default as MembersDialog } from './MembersDialog.svelte';
 export { default as Modal } from './Modal.svelte';
+export { default as Page } from './Page.svelte';
+export { default as HitLink } from './HitLink.svelte';
 export { default as UpdateBanner } from './UpdateBanner.svelte';
 export { restoreDrafts, stashDrafts, type DraftStorage } from './drafts';
