@@ -20,6 +20,7 @@ import {
 	makeEdit,
 	makeInvite,
 	makeMemberAdd,
+	makeMemberRole,
 	makeReact,
 	makeReceipt,
 	makeSend,
@@ -53,7 +54,8 @@ import type {
 	ConversationHandle,
 	MemberView,
 	MessageStatus,
-	MessageView
+	MessageView,
+	SystemLine
 } from './types';
 import type { DocSession, EntrySource } from './doc-session';
 import { ownStatus, ReceiptBook } from './receipts';
@@ -153,6 +155,8 @@ export class ConversationSession implements ConversationHandle {
 	lastActivity = $state(0);
 	preview = $state('');
 	members = $state.raw<readonly MemberView[]>([]);
+	/** Membership changes, oldest first, as the timeline shows them. */
+	systemLines = $state.raw<readonly SystemLine[]>([]);
 	/** Names of verified members whose safety number changed since (for role=alert). */
 	keyChanged = $state.raw<readonly string[]>([]);
 	/** Names of the members typing now. */
@@ -272,10 +276,14 @@ export class ConversationSession implements ConversationHandle {
 				if (op.type === 'member.add') {
 					if (this.roster.authorised(op, device)) await this.roster.apply(op, device);
 					else next.push([device, author, op]);
+				} else if (op.type === 'member.role') {
+					// Recorded once its signer's device is known; the replay decides.
+					if (this.roster.ownerOf(device) !== undefined) this.roster.applyRole(op, device);
+					else next.push([device, author, op]);
 				} else if (op.type === 'receipt') this.#noteReceipt(author, op);
 				else if (op.type === 'invite') this.#invites.set(op.invite, { op, author, device });
 			}
-			pending = next.filter(([, , op]) => op.type === 'member.add');
+			pending = next;
 			if (this.roster.version === before || pending.length === 0) break;
 		}
 		for (const [device, , op] of pending) {
@@ -642,7 +650,12 @@ export class ConversationSession implements ConversationHandle {
 					this.#invites.set(op.invite, { op, author, device: d.device });
 					if (op.invite === this.#options.expectInvite?.id) this.#checkInvite();
 				}
-				if (op.type === 'member.add' || op.type === 'receipt' || op.type === 'invite') {
+				if (
+					op.type === 'member.add' ||
+					op.type === 'member.role' ||
+					op.type === 'receipt' ||
+					op.type === 'invite'
+				) {
 					this.#meta.push([d.device, author, op]);
 				}
 				items.push({ op, author, device: d.device, envelopeId: d.entryId });
@@ -662,6 +675,9 @@ export class ConversationSession implements ConversationHandle {
 		for (const op of ops) {
 			if (op.type === 'member.add') {
 				await this.#gate.applyOrWait(op, device);
+				this.#meta.push([device, me, op]);
+			} else if (op.type === 'member.role') {
+				this.roster.applyRole(op, device);
 				this.#meta.push([device, me, op]);
 			} else if (op.type === 'invite') {
 				this.#invites.set(op.invite, { op, author: me, device });
@@ -697,6 +713,7 @@ export class ConversationSession implements ConversationHandle {
 			};
 		});
 		this.keyChanged = this.members.filter((m) => m.verified === 'changed').map((m) => m.name);
+		this.systemLines = this.#systemLines();
 		// Names shown on messages (authors, quotes, mentions) may have changed.
 		this.#views = new WeakMap();
 		// Statuses depend on who else is here: look at every own message again.
@@ -1095,6 +1112,66 @@ export class ConversationSession implements ConversationHandle {
 			out.push({ invite: op.invite, secret: op.secret, expires: op.expires });
 		}
 		return out;
+	}
+
+	#systemLines(): SystemLine[] {
+		if (this.kind === 'notes') return [];
+		const me = this.#options.myUserId;
+		const subject = (user: string) => (user === me ? 'You' : this.#nameOf(user));
+		const object = (user: string) => (user === me ? 'you' : this.#nameOf(user));
+		return this.roster.membership.events.map((event) => {
+			const { at } = event;
+			let text: string;
+			switch (event.kind) {
+				case 'joined':
+					text =
+						event.by === event.user
+							? `${subject(event.user)} created this conversation`
+							: `${subject(event.by)} added ${object(event.user)}`;
+					break;
+				case 'role':
+					text =
+						event.role === 'admin'
+							? `${subject(event.by)} made ${object(event.user)} an admin`
+							: event.role === 'owner'
+								? `${subject(event.by)} made ${object(event.user)} an owner`
+								: `${subject(event.by)} dismissed ${object(event.user)} as admin`;
+					break;
+				case 'owner':
+					text = `${subject(event.user)} ${event.user === me ? 'are' : 'is'} now the owner`;
+					break;
+				case 'removed':
+					text = `${subject(event.by)} removed ${object(event.user)}`;
+					break;
+				case 'left':
+					text = `${subject(event.user)} left`;
+					break;
+			}
+			return {
+				key: `sys:${at.signer}:${at.id}:${event.kind}:${event.user}`,
+				time: at.hlc.wall,
+				text
+			};
+		});
+	}
+
+	/**
+	 * Make a member an admin, or an admin a member again (membership.ts:
+	 * owners and admins may). Refused here, with a message, when the rules
+	 * would refuse it everywhere.
+	 */
+	async setRole(user: string, role: 'admin' | 'member'): Promise<void> {
+		await this.#ingesting;
+		const mine = this.roster.roleOf(this.#options.myUserId);
+		const theirs = this.roster.roleOf(user);
+		if (theirs === undefined) throw new Error('They are not a member of this conversation.');
+		if (mine !== 'owner' && mine !== 'admin') {
+			throw new Error('Only owners and admins can change roles.');
+		}
+		if (theirs === 'owner') throw new Error('The owner’s role cannot be changed.');
+		if (theirs === role) return;
+		await this.#enqueueOp(makeMemberRole(this.#options.clock, user, role)).saved;
+		await this.#ingesting;
 	}
 
 	/** Whether this device may admit joiners (it is an owner's or admin's). */

@@ -82,6 +82,14 @@ export interface ReactionView {
 	mine: boolean;
 }
 
+/** A line in the timeline about the conversation itself ("Ada made Bob an admin"). */
+export interface SystemLine {
+	key: string;
+	/** Wall-clock ms of the change. */
+	time: number;
+	text: string;
+}
+
 /** A message found somewhere (a mention of the user), as lists of results show it. */
 export interface MentionHit {
 	conversation: ConversationId;
@@ -125,6 +133,10 @@ export interface ConversationHandle {
 	send(text: string, replyTo?: string): Promise<void>;
 	/** Replace the text of one of the user's messages (everyone sees "Edited"). */
 	edit?(id: string, text: string): Promise<void>;
+	/** Make a member an admin or an admin a member (owners and admins only; rejects with why). */
+	setRole?(user: string, role: 'admin' | 'member'): Promise<void>;
+	/** Membership changes, oldest first, for the timeline's system lines. */
+	readonly systemLines?: readonly SystemLine[];
 	/** The versions of one of the user's own messages, oldest first (the author's edit history). */
 	editHistory?(id: string): { text: string; time: number; edited: boolean }[];
 	/** Delete one of the user's messages for everyone: its text leaves every replica's view. */

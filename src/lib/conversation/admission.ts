@@ -1,6 +1,7 @@
 /**
  * Which envelopes count: an envelope's operations count once the roster
- * knows its signing device (roster.ts). Envelopes from unknown devices are
+ * knows its signing device (roster.ts); member.role ops go to the roster,
+ * whose replay decides what they change. Envelopes from unknown devices are
  * held, and member.add operations not yet authorised wait, until the roster
  * grows; the roster is grown to its fixpoint, so the order envelopes arrive
  * in does not matter (DESIGN, invariant 1). Genesis: the creator's first
@@ -78,6 +79,7 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 				envelope?.(d, author);
 				for (const op of d.ops) {
 					if (op.type === 'member.add') await this.applyOrWait(op, d.device);
+					else if (op.type === 'member.role') this.roster.applyRole(op, d.device);
 					each(d, author, op);
 				}
 			}

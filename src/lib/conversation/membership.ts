@@ -94,11 +94,12 @@ export interface MembershipState {
 	readonly spans: ReadonlyMap<string, readonly Span[]>;
 	/** Applied changes in order. */
 	readonly events: readonly MembershipEvent[];
-	/** Operations that broke a rule (rule 6). */
-	readonly refused: number;
+	/** Keys (`membershipKey`) of the operations that broke a rule (rule 6). */
+	readonly refused: ReadonlySet<string>;
 }
 
-function keyOf(op: MembershipOp): string {
+/** Identity of a membership op: its signer and id. */
+export function membershipKey(op: MembershipOp): string {
 	return `${op.signer} ${op.id}`;
 }
 
@@ -109,7 +110,7 @@ export function replayMembership(
 ): MembershipState {
 	const unique = new Map<string, MembershipOp>();
 	for (const op of ops) {
-		const key = keyOf(op);
+		const key = membershipKey(op);
 		const held = unique.get(key);
 		// Same identity twice: the first by content wins, deterministically.
 		if (!held || JSON.stringify(op) < JSON.stringify(held)) unique.set(key, op);
@@ -119,7 +120,7 @@ export function replayMembership(
 	const members = new Map<string, MemberState>();
 	const spans = new Map<string, Span[]>();
 	const events: MembershipEvent[] = [];
-	let refused = 0;
+	const refused = new Set<string>();
 
 	const roleOf = (user: string): Role | undefined => members.get(user)?.role;
 	const open = (user: string, at: Stamp) => {
@@ -148,7 +149,7 @@ export function replayMembership(
 					((signerRole === 'admin' || signerRole === 'owner') &&
 						(op.role !== 'owner' || signerRole === 'owner'));
 				if (!allowed) {
-					refused++;
+					refused.add(membershipKey(op));
 					break;
 				}
 				if (target) {
@@ -171,7 +172,7 @@ export function replayMembership(
 						((signerRole === 'admin' || signerRole === 'owner') &&
 							(target.role !== 'owner' || signerRole === 'owner')));
 				if (!allowed) {
-					refused++;
+					refused.add(membershipKey(op));
 					break;
 				}
 				members.delete(op.user);
@@ -190,7 +191,7 @@ export function replayMembership(
 					(signerRole === 'admin' || signerRole === 'owner') &&
 					((op.role !== 'owner' && target.role !== 'owner') || signerRole === 'owner');
 				if (!allowed) {
-					refused++;
+					refused.add(membershipKey(op));
 					break;
 				}
 				if (target.role === op.role) break;

@@ -573,6 +573,11 @@ export function makeMemberAdd(
 	return checked<MemberAddOp>({ ...header(clock), type: 'member.add', ...member });
 }
 
+/** Change a member's role (membership.ts says who may). */
+export function makeMemberRole(clock: OpClock, user: string, role: Role): MemberRoleOp {
+	return checked<MemberRoleOp>({ ...header(clock), type: 'member.role', user, role });
+}
+
 /** Record an invitation whose joiners any admin device may admit. */
 export function makeInvite(
 	clock: OpClock,

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAccount, type PublicIdentity } from '../identity';
 import { HlcClock } from './hlc';
-import { makeMemberAdd, type MemberAddOp, type Role } from './operations';
+import { makeMemberAdd, makeMemberRole, type MemberAddOp, type Role } from './operations';
 import { MAX_MEMBERS, Roster } from './roster';
 
 const clock = new HlcClock();
@@ -119,15 +119,48 @@ describe('Roster', () => {
 	});
 
 	it('merges adds of one user: highest role, latest name', async () => {
+		const genesis = add(ada, 'owner', 'Ada');
 		const first = add(bob, 'member', 'Bob');
 		const second = add(bob, 'admin', 'Robert');
 		const roster = await build(ada.userId, [
-			{ op: add(ada, 'owner', 'Ada'), signer: ada.deviceId },
+			{ op: genesis, signer: ada.deviceId },
 			{ op: second, signer: ada.deviceId },
 			{ op: first, signer: ada.deviceId }
 		]);
 		expect(roster.roleOf(bob.userId)).toBe('admin');
 		expect(roster.member(bob.userId)?.name).toBe('Robert');
+	});
+
+	it('changes roles by member.role: promoted admins add, demoted ones no longer do', async () => {
+		const genesis = add(ada, 'owner', 'Ada');
+		const addBob = add(bob, 'member', 'Bob');
+		const forgedPromote = makeMemberRole(clock, bob.userId, 'admin');
+		const promote = makeMemberRole(clock, bob.userId, 'admin');
+		const addCy = add(cy, 'member', 'Cy');
+		const demote = makeMemberRole(clock, bob.userId, 'member');
+		const addEve = add(eve, 'member', 'Eve');
+		const roster = await build(ada.userId, [
+			{ op: genesis, signer: ada.deviceId },
+			{ op: addBob, signer: ada.deviceId }
+		]);
+		// Bob promoting himself changes nothing.
+		expect(roster.applyRole(forgedPromote, bob.deviceId)).toBe(false);
+		expect(roster.roleOf(bob.userId)).toBe('member');
+		expect(roster.canAdd(bob.deviceId)).toBe(false);
+		expect(roster.applyRole(promote, ada.deviceId)).toBe(true);
+		expect(roster.roleOf(bob.userId)).toBe('admin');
+		expect(roster.canAdd(bob.deviceId)).toBe(true);
+		// The demotion arrives before Bob's adds: the one he made while an
+		// admin still counts, the one after does not.
+		expect(roster.applyRole(demote, ada.deviceId)).toBe(true);
+		expect(roster.authorised(addCy, bob.deviceId)).toBe(true);
+		await roster.apply(addCy, bob.deviceId);
+		expect(roster.authorised(addEve, bob.deviceId)).toBe(false);
+		expect(roster.members().map((m) => [m.name, m.role])).toEqual([
+			['Ada', 'owner'],
+			['Bob', 'member'],
+			['Cy', 'member']
+		]);
 	});
 
 	it('is the same whatever order the adds arrive in', async () => {

@@ -12,23 +12,33 @@
  *     enters by a `member.add` of the creator, role owner, signed by that
  *     device and listing it.
  *  2. A `member.add` signed by a device of an owner or admin adds the user
- *     (or more devices of them). Only an owner may add an owner.
+ *     (or more devices of them). Only an owner may add an owner. Roles come
+ *     from membership.ts, which replays adds and `member.role` changes in
+ *     stamp order with its authority rules: an add counts when that replay
+ *     accepts it, so an admin's add stamped before their demotion still
+ *     counts, and one stamped after it does not.
  *  3. Every device an add lists must come with a certificate chain, master
  *     (= user id) → self-signing key → device (identity/certificates.ts).
  *     Devices without a valid chain are ignored; an add with none left
  *     changes nothing.
- *  4. Several valid adds of one user merge: the union of devices, the
- *     highest role, the name of the latest add by (hlc, id).
+ *  4. Several valid adds of one user merge: the union of devices, the name
+ *     of the latest add by (hlc, id); the role is the replay's.
  *  5. At most MAX_MEMBERS users.
  *
- * Validity only ever grows with the roster (adds never make an earlier add
- * invalid), so the roster is the least fixpoint of these rules: independent
- * of arrival order. Removal and demotion (member.remove, member.role) come
- * with generations and key rotation; until then they are held by the
- * reducer and change nothing here.
+ * Devices only ever join (an add once applied keeps its devices known, so
+ * what they signed can be attributed); which users are members and with
+ * which role is the replay's answer for the ops held. Removal
+ * (member.remove) comes with generations and key rotation; until then it is
+ * held by the reducer and changes nothing here.
  */
 import { compareHlc } from './hlc';
-import { opHlc, type MemberAddOp, type Role } from './operations';
+import {
+	membershipKey,
+	replayMembership,
+	type MembershipOp,
+	type MembershipState
+} from './membership';
+import { opHlc, type MemberAddOp, type MemberRoleOp, type Role } from './operations';
 import { verifyDeviceChain } from '../identity/certificates';
 
 export const MAX_MEMBERS = 256;
@@ -53,24 +63,41 @@ interface MutableMember {
 	user: string;
 	name: string;
 	nameAt: { hlc: { wall: number; counter: number }; id: string } | null;
-	role: Role;
 	devices: Map<string, string>;
 	sskKeys: Set<string>;
+}
+
+/** An add or role op as the membership replay sees it. */
+function membershipOp(op: MemberAddOp | MemberRoleOp, signer: string): MembershipOp {
+	const at = { hlc: opHlc(op), id: op.id, signer };
+	return op.type === 'member.add'
+		? { ...at, kind: 'add', user: op.user, role: op.role }
+		: { ...at, kind: 'role', user: op.user, role: op.role };
 }
 
 export class Roster {
 	readonly creator: string | null;
 	readonly #members = new Map<string, MutableMember>();
 	readonly #owners = new Map<string, string>();
+	/** Membership ops applied (adds with devices, role changes), by membershipKey. */
+	readonly #ops = new Map<string, MembershipOp>();
+	#state: MembershipState;
 	/** Bumped on every change, so callers can cache what they derive. */
 	version = 0;
 
 	constructor(creator: string | null) {
 		this.creator = creator;
+		this.#state = replayMembership(creator, []);
 	}
 
+	/** Members now, by the replay. */
 	get size(): number {
-		return this.#members.size;
+		return this.#state.members.size;
+	}
+
+	/** The replayed membership: roles, spans and the changes in order (for system lines). */
+	get membership(): MembershipState {
+		return this.#state;
 	}
 
 	/** The user a device belongs to, if it is a member device. */
@@ -78,18 +105,53 @@ export class Roster {
 		return this.#owners.get(device);
 	}
 
+	/** A user's record (name, devices), also after they stopped being a member. */
 	member(user: string): RosterMember | undefined {
-		return this.#members.get(user);
+		const record = this.#members.get(user);
+		if (!record) return undefined;
+		return { ...record, role: this.roleOf(user) ?? 'member' };
 	}
 
+	/** The current members, owners first, then admins, then by name. */
 	members(): RosterMember[] {
-		return [...this.#members.values()].sort(
-			(a, b) => RANK[b.role] - RANK[a.role] || a.name.localeCompare(b.name)
-		);
+		const list: RosterMember[] = [];
+		for (const [user, state] of this.#state.members) {
+			const record = this.#members.get(user);
+			if (record) list.push({ ...record, role: state.role });
+		}
+		return list.sort((a, b) => RANK[b.role] - RANK[a.role] || a.name.localeCompare(b.name));
 	}
 
 	roleOf(user: string): Role | undefined {
-		return this.#members.get(user)?.role;
+		return this.#state.members.get(user)?.role;
+	}
+
+	/** Would the replay accept `op`, signed by `signerUser`, among the ops held? */
+	#accepts(op: MembershipOp): boolean {
+		const key = membershipKey(op);
+		if (this.#ops.has(key)) return !this.#state.refused.has(key);
+		const trial = replayMembership(this.creator, [...this.#ops.values(), op]);
+		return !trial.refused.has(key);
+	}
+
+	#record(op: MembershipOp): boolean {
+		const before = this.#state;
+		this.#ops.set(membershipKey(op), op);
+		this.#state = replayMembership(this.creator, this.#ops.values());
+		return !sameMembership(before, this.#state);
+	}
+
+	/**
+	 * Apply a role change signed by `signer` (a device). Returns whether the
+	 * membership changed; a change the rules refuse is kept (a later op may
+	 * change what it meant) but changes nothing.
+	 */
+	applyRole(op: MemberRoleOp, signer: string): boolean {
+		const signerUser = this.#owners.get(signer);
+		if (signerUser === undefined) return false;
+		const changed = this.#record(membershipOp(op, signerUser));
+		if (changed) this.version++;
+		return changed;
 	}
 
 	/** Whether `device` may admit and add members. */
@@ -105,12 +167,9 @@ export class Roster {
 	 */
 	authorised(op: MemberAddOp, signer: string): boolean {
 		const genesis = op.user === this.creator && op.role === 'owner' && op.devices.includes(signer);
-		if (!genesis) {
-			const signerUser = this.#owners.get(signer);
-			const signerRole = signerUser === undefined ? undefined : this.roleOf(signerUser);
-			if (signerRole !== 'owner' && signerRole !== 'admin') return false;
-			if (op.role === 'owner' && signerRole !== 'owner') return false;
-		}
+		const signerUser = genesis ? op.user : this.#owners.get(signer);
+		if (signerUser === undefined) return false;
+		if (!this.#accepts(membershipOp(op, signerUser))) return false;
 		return this.#members.has(op.user) || this.#members.size < MAX_MEMBERS;
 	}
 
@@ -136,6 +195,8 @@ export class Roster {
 		if (devices.size === 0) return false;
 		// Another add may have filled the roster while certificates were checked.
 		if (!this.authorised(op, signer)) return false;
+		const genesis = op.user === this.creator && op.role === 'owner' && op.devices.includes(signer);
+		const signerUser = genesis ? op.user : (this.#owners.get(signer) as string);
 		let member = this.#members.get(op.user);
 		let changed = false;
 		if (!member) {
@@ -143,15 +204,10 @@ export class Roster {
 				user: op.user,
 				name: '',
 				nameAt: null,
-				role: op.role,
 				devices: new Map(),
 				sskKeys: new Set()
 			};
 			this.#members.set(op.user, member);
-			changed = true;
-		}
-		if (RANK[op.role] > RANK[member.role]) {
-			member.role = op.role;
 			changed = true;
 		}
 		for (const [device, dh] of devices) {
@@ -177,9 +233,18 @@ export class Roster {
 			if (member.name !== op.name) changed = true;
 			member.name = op.name;
 		}
+		if (this.#record(membershipOp(op, signerUser))) changed = true;
 		if (changed) this.version++;
 		return changed;
 	}
+}
+
+function sameMembership(a: MembershipState, b: MembershipState): boolean {
+	if (a.members.size !== b.members.size || a.events.length !== b.events.length) return false;
+	for (const [user, state] of a.members) {
+		if (b.members.get(user)?.role !== state.role) return false;
+	}
+	return true;
 }
 
 /** The key a (verified) self-signing certificate certifies. */

@@ -88,7 +88,7 @@ describe('rows', () => {
 
 	it('puts a day heading before each day and before the window', () => {
 		const rows = buildRows(list, 0, list.length);
-		expect(rows.map((r) => (r.kind === 'day' ? 'D' : r.message.authorName[0]))).toEqual([
+		expect(rows.map((r) => (r.kind === 'message' ? r.message.authorName[0] : 'D'))).toEqual([
 			'D',
 			'a',
 			'a',
@@ -101,6 +101,41 @@ describe('rows', () => {
 		const mid = buildRows(list, 1, 3);
 		expect(mid[0]?.kind).toBe('day');
 		expect(mid).toHaveLength(3);
+	});
+
+	it('puts system lines before the first message after them, with day headings', () => {
+		const lines = [
+			{ key: 's1', time: at(26, 8), text: 'Ada created this conversation' },
+			{ key: 's2', time: at(26, 9, 0) + 30_000, text: 'Ada added Bob' },
+			{ key: 's3', time: at(28, 12), text: 'Ada made Bob an admin' }
+		];
+		const show = (rows: ReturnType<typeof buildRows>) =>
+			rows.map((r) =>
+				r.kind === 'day' ? 'D' : r.kind === 'system' ? r.key : r.message.authorName[0]
+			);
+		expect(show(buildRows(list, 0, list.length, lines))).toEqual([
+			'D',
+			's1',
+			'a',
+			's2',
+			'a',
+			'M',
+			'M',
+			'D',
+			'a',
+			'b',
+			'D',
+			's3'
+		]);
+		// A line between two messages of one author splits their run.
+		const rows = buildRows(list, 0, list.length, lines).filter((r) => r.kind === 'message');
+		expect(rows.slice(0, 2).map((r) => [r.groupStart, r.groupEnd])).toEqual([
+			[true, true],
+			[true, true]
+		]);
+		// A window that starts later leaves earlier lines above it, and one that
+		// stops before the end leaves the later ones below.
+		expect(show(buildRows(list, 2, 4, lines))).toEqual(['D', 'M', 'M']);
 	});
 
 	it('marks the edges of each author run', () => {

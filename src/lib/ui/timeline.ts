@@ -88,7 +88,22 @@ export interface MessageRow {
 	groupEnd: boolean;
 }
 
-export type Row = DayRow | MessageRow;
+/** What buildRows needs of a system line. */
+export interface SystemLineLike {
+	key: string;
+	/** Wall-clock ms. */
+	time: number;
+	text: string;
+}
+
+/** A line about the conversation itself ("Ada made Bob an admin"). */
+export interface SystemRow {
+	kind: 'system';
+	key: string;
+	text: string;
+}
+
+export type Row = DayRow | MessageRow | SystemRow;
 
 /** Messages further apart than this start a new visual group. */
 export const GROUP_GAP_MS = 5 * 60_000;
@@ -113,24 +128,58 @@ function sameGroup(a: MessageView | undefined, b: MessageView | undefined): bool
  * what is rendered has its date. A heading's key is its message's key: unique
  * even if clocks made two runs of one day.
  */
-export function buildRows(messages: readonly MessageView[], start: number, end: number): Row[] {
+export function buildRows(
+	messages: readonly MessageView[],
+	start: number,
+	end: number,
+	/** Lines about the conversation, oldest first; each goes before the first message after it. */
+	lines: readonly SystemLineLike[] = []
+): Row[] {
 	const rows: Row[] = [];
+	let day: string | null = null;
+	/** Pushes a day heading when `time` is on another day than the last heading. */
+	const heading = (key: string, time: number): boolean => {
+		const next = dayKey(time);
+		if (next === day) return false;
+		day = next;
+		rows.push({ kind: 'day', key: `day:${key}`, time });
+		return true;
+	};
+	// Lines before the window's first message are above it (unless it starts at the top).
+	let line = 0;
+	const first = messages[start];
+	if (start > 0 && first !== undefined) {
+		while (line < lines.length && (lines[line] as SystemLineLike).time < first.time) line++;
+	}
+	const pushLine = (l: SystemLineLike) => {
+		heading(l.key, l.time);
+		rows.push({ kind: 'system', key: l.key, text: l.text });
+	};
 	let prev: MessageView | undefined;
 	for (let i = start; i < end; i++) {
 		const m = messages[i];
 		if (m === undefined) continue;
-		const day = dayKey(m.time);
-		const newDay = i === start || prev === undefined || dayKey(prev.time) !== day;
-		if (newDay) rows.push({ kind: 'day', key: `day:${m.key}`, time: m.time });
+		let interrupted = false;
+		while (line < lines.length && (lines[line] as SystemLineLike).time < m.time) {
+			pushLine(lines[line++] as SystemLineLike);
+			interrupted = true;
+		}
+		const newDay = heading(m.key, m.time);
 		const next = i + 1 < end ? messages[i + 1] : undefined;
+		const lineBeforeNext =
+			next !== undefined && line < lines.length && (lines[line] as SystemLineLike).time < next.time;
 		rows.push({
 			kind: 'message',
 			key: m.key,
 			message: m,
-			groupStart: newDay || !sameGroup(prev, m),
-			groupEnd: !sameGroup(m, next)
+			groupStart: newDay || interrupted || !sameGroup(prev, m),
+			groupEnd: lineBeforeNext || !sameGroup(m, next)
 		});
 		prev = m;
+	}
+	// Lines after the last message show once the window reaches the end.
+	if (end >= messages.length) {
+		while (line < lines.length) pushLine(lines[line++] as SystemLineLike);
 	}
 	return rows;
 }
