@@ -693,6 +693,7 @@ export class ConversationSession implements ConversationHandle {
 	}
 
 	#rosterChanged(): void {
+		this.#gate.recount(this.#reducer);
 		const me = this.#options.myUserId;
 		const verified = this.#options.verifiedContacts?.() ?? new Map<string, string>();
 		this.members = this.roster.members().map((member) => {

@@ -11,6 +11,7 @@
  * peer both run it.
  */
 import type { MemberAddOp, Operation } from './operations';
+import type { ConversationReducer, ReducerItem } from './reducer';
 import type { Roster } from './roster';
 
 /** One opened envelope: its id, the device that signed it and its operations. */
@@ -30,6 +31,32 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 	constructor(roster: Roster, authorOf: (device: string) => string | undefined) {
 		this.roster = roster;
 		this.#authorOf = authorOf;
+	}
+
+	/** Whether the reducer was last told that someone's items do not count. */
+	#excluding = false;
+
+	/**
+	 * Tell `reducer` which items count under the membership as it stands
+	 * (Roster.counts: nothing from a user every add of whom was refused, or
+	 * from a member after removal). Call after the roster changed. Costs
+	 * nothing while nobody is excluded; otherwise the reducer recomputes.
+	 */
+	recount(reducer: ConversationReducer): void {
+		const excluding = this.roster.excludesAnyone;
+		if (!excluding && !this.#excluding) return;
+		this.#excluding = excluding;
+		const roster = this.roster;
+		reducer.setCounts(
+			excluding
+				? (item: ReducerItem) =>
+						roster.counts(
+							item.author,
+							{ wall: item.op.hlc[0], counter: item.op.hlc[1] },
+							item.op.id
+						)
+				: null
+		);
 	}
 
 	/** Envelopes held because their device is not (yet) a member's. */

@@ -292,6 +292,24 @@ describe('reduce: edits and deletes', () => {
 		expect(r.editHistory('alice', id(1))).toEqual([]);
 	});
 
+	it('holds items that do not count (membership) without effect, and recounts on demand', () => {
+		const r = new ConversationReducer();
+		r.setCounts((it) => it.author !== 'mallory');
+		r.add([
+			item('alice', send(1, 10, 'hello')),
+			item('mallory', send(2, 11, 'spam')),
+			item('mallory', react(3, 12, 1, '💩'))
+		]);
+		expect(texts(r.state)).toEqual(['hello']);
+		expect(r.state.messages[0]?.reactions).toEqual({});
+		// Kept in snapshots: membership may change what counts.
+		const copy = ConversationReducer.deserialize(JSON.parse(JSON.stringify(r.serialize())));
+		expect(copy.size).toBe(3);
+		expect(r.setCounts(null)).toEqual({ changed: true });
+		expect(texts(r.state)).toEqual(['hello', 'spam']);
+		expect(r.state.messages[0]?.reactions).toEqual({ '💩': ['mallory'] });
+	});
+
 	it('refuses mentions that repeat a user or are not user ids', () => {
 		const bobKey = 'B'.repeat(43);
 		expect(() =>

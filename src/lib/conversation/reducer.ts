@@ -348,6 +348,26 @@ export class ConversationReducer {
 		return this.#state;
 	}
 
+	/** Which held items count (membership: see membership.ts `countsAt`); null: all. */
+	#counts: ((item: ReducerItem) => boolean) | null = null;
+
+	/**
+	 * Decide which items count: an item that does not is held (and kept in
+	 * snapshots) but has no effect, as if it had not arrived. Call again
+	 * whenever the answer may have changed (membership changed); it
+	 * recomputes the view. Returns whether `state` changed.
+	 */
+	setCounts(counts: ((item: ReducerItem) => boolean) | null): { changed: boolean } {
+		this.#counts = counts;
+		return { changed: this.#rebuild() };
+	}
+
+	/** Whether every held item counts under the current rule (nothing to recompute). */
+	countsAll(counts: (item: ReducerItem) => boolean): boolean {
+		for (const item of this.#items.values()) if (!counts(item)) return false;
+		return true;
+	}
+
 	/** Add items (any order, duplicates allowed). `changed`: whether `state` changed. */
 	add(items: Iterable<ReducerItem>): { changed: boolean } {
 		const work = pending();
@@ -357,7 +377,7 @@ export class ConversationReducer {
 	}
 
 	/**
-	 * A plain, JSON-able snapshot of every operation that counts. Sends come
+	 * A plain, JSON-able snapshot of every operation held. Sends come
 	 * first, in display order, so that loading it sorts in linear time. It
 	 * holds plaintext: store it only encrypted. Do not mutate its ops.
 	 */
@@ -373,8 +393,9 @@ export class ConversationReducer {
 			const item = this.#items.get(keyOf(message.id, message.author));
 			if (item) items.push(entry(item));
 		}
-		for (const item of this.#items.values()) {
-			if (item.op.type !== 'send') items.push(entry(item));
+		for (const [key, item] of this.#items) {
+			// Sends that do not count (now) are kept too: membership may change.
+			if (item.op.type !== 'send' || !this.#byKey.has(key)) items.push(entry(item));
 		}
 		return { format: SNAPSHOT_FORMAT, items };
 	}
@@ -427,12 +448,14 @@ export class ConversationReducer {
 		const held = this.#items.get(key);
 		if (held === undefined) {
 			this.#items.set(key, item);
-			if (!work.rebuild) this.#apply(item, key, work);
+			if (!work.rebuild && (this.#counts === null || this.#counts(item))) {
+				this.#apply(item, key, work);
+			}
 			return;
 		}
 		if (held === item || compareDuplicates(item, held) >= 0) return;
 		this.#items.set(key, item);
-		if (work.rebuild) return;
+		if (work.rebuild || (this.#counts !== null && !this.#counts(item))) return;
 		if (!sameJson(item.op, held.op)) {
 			// Same identity, different content: only a misbehaving author does
 			// this. Retracting the old op's effects piecemeal is error-prone;

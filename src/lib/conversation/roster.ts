@@ -33,6 +33,7 @@
  */
 import { compareHlc } from './hlc';
 import {
+	countsAt,
 	membershipKey,
 	replayMembership,
 	type MembershipOp,
@@ -126,6 +127,30 @@ export class Roster {
 		return this.#state.members.get(user)?.role;
 	}
 
+	/** Users some add names but no add brought in (every add of theirs was refused). */
+	#refusedOnly: ReadonlySet<string> = new Set();
+
+	/**
+	 * Whether an op by `user` stamped (`hlc`, `id`) counts (membership.ts
+	 * `countsAt`): not from a user every add of whom was refused, not from a
+	 * member after their removal. Users no add names (this device before its
+	 * genesis, notes to self) are not judged here: the gate admits devices.
+	 */
+	counts(user: string, hlc: { wall: number; counter: number }, id: string): boolean {
+		if (this.#refusedOnly.has(user)) return false;
+		if (!this.#state.spans.has(user)) return true;
+		return countsAt(this.#state, user, { hlc, id, signer: user });
+	}
+
+	/** Whether `counts` may say no to anyone (so a reducer needs to ask it). */
+	get excludesAnyone(): boolean {
+		if (this.#refusedOnly.size > 0) return true;
+		for (const spans of this.#state.spans.values()) {
+			if (spans.some((span) => span.to !== null)) return true;
+		}
+		return false;
+	}
+
 	/** Would the replay accept `op`, signed by `signerUser`, among the ops held? */
 	#accepts(op: MembershipOp): boolean {
 		const key = membershipKey(op);
@@ -138,6 +163,11 @@ export class Roster {
 		const before = this.#state;
 		this.#ops.set(membershipKey(op), op);
 		this.#state = replayMembership(this.creator, this.#ops.values());
+		const refusedOnly = new Set<string>();
+		for (const op of this.#ops.values()) {
+			if (op.kind === 'add' && !this.#state.spans.has(op.user)) refusedOnly.add(op.user);
+		}
+		this.#refusedOnly = refusedOnly;
 		return !sameMembership(before, this.#state);
 	}
 

@@ -189,7 +189,9 @@ export class NodeConversation {
 				);
 			}
 		}
+		const rosterBefore = this.roster.version;
 		const items = await this.#admit(decoded);
+		if (this.roster.version !== rosterBefore) this.#gate.recount(this.#reducer);
 		if (items.length === 0) return;
 		const before = new Set(this.#reducer.messages.map((m) => `${m.author} ${m.id}`));
 		this.#reducer.add(items);
