@@ -2,7 +2,7 @@
  * Test support for the `kith` command: the real binary (bin/kith.mjs) in
  * child processes, each on its own temporary data dir.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,7 @@ export function tempDir(): string {
 
 export async function cleanup(): Promise<void> {
 	await Promise.all([...serves].map((serve) => serve.stop()));
+	for (const netns of [...namespaces]) netns.destroy();
 	for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
@@ -39,9 +40,72 @@ function env(extra: Record<string, string>): NodeJS.ProcessEnv {
 	return { ...base, ...extra };
 }
 
-export function kith(args: string[], extraEnv: Record<string, string> = {}): Promise<Result> {
+/**
+ * A network namespace of its own with only a loopback interface (multicast
+ * on), so peers inside it find each other by mDNS and nothing they send
+ * leaves it. Needs root and iproute2 (`ip netns`).
+ */
+export class Netns {
+	readonly name: string;
+
+	private constructor(name: string) {
+		this.name = name;
+	}
+
+	/** Why namespaces cannot be made here, or null when they can. */
+	static unavailable(): string | null {
+		if (process.platform !== 'linux') return 'network namespaces need Linux';
+		if (process.getuid?.() !== 0) return 'network namespaces need root';
+		try {
+			execFileSync('ip', ['-V'], { stdio: 'ignore' });
+		} catch {
+			return "network namespaces need iproute2's `ip`";
+		}
+		return null;
+	}
+
+	static create(): Netns {
+		const name = `kith-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+		const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
+		ip('netns', 'add', name);
+		const netns = new Netns(name);
+		namespaces.add(netns);
+		ip('-n', name, 'link', 'set', 'lo', 'up');
+		ip('-n', name, 'link', 'set', 'lo', 'multicast', 'on');
+		ip('-n', name, 'route', 'add', '224.0.0.0/4', 'dev', 'lo');
+		return netns;
+	}
+
+	/** The program and arguments that run `command` inside the namespace. */
+	wrap(command: string[]): [string, string[]] {
+		return ['ip', ['netns', 'exec', this.name, ...command]];
+	}
+
+	destroy(): void {
+		namespaces.delete(this);
+		try {
+			execFileSync('ip', ['netns', 'del', this.name], { stdio: 'ignore' });
+		} catch {
+			// already gone
+		}
+	}
+}
+
+const namespaces = new Set<Netns>();
+
+function command(args: string[], netns?: Netns): [string, string[]] {
+	const full = [process.execPath, KITH_BIN, ...args];
+	return netns ? netns.wrap(full) : [full[0] as string, full.slice(1)];
+}
+
+export function kith(
+	args: string[],
+	extraEnv: Record<string, string> = {},
+	netns?: Netns
+): Promise<Result> {
 	return new Promise((resolve, reject) => {
-		const child = spawn(process.execPath, [KITH_BIN, ...args], {
+		const [program, programArgs] = command(args, netns);
+		const child = spawn(program, programArgs, {
 			cwd: ROOT,
 			env: env(extraEnv),
 			stdio: ['ignore', 'pipe', 'pipe']
@@ -64,8 +128,9 @@ export class ServeProcess {
 	stderr = '';
 	readonly ready: Promise<void>;
 
-	constructor(args: string[], extraEnv: Record<string, string> = {}) {
-		this.child = spawn(process.execPath, [KITH_BIN, ...args, 'serve'], {
+	constructor(args: string[], extraEnv: Record<string, string> = {}, netns?: Netns) {
+		const [program, programArgs] = command([...args, 'serve'], netns);
+		this.child = spawn(program, programArgs, {
 			cwd: ROOT,
 			env: env(extraEnv),
 			stdio: ['ignore', 'pipe', 'pipe']
