@@ -108,101 +108,199 @@ export function replayMembership(
 	creator: string | null,
 	ops: Iterable<MembershipOp>
 ): MembershipState {
-	const unique = new Map<string, MembershipOp>();
-	for (const op of ops) {
-		const key = membershipKey(op);
-		const held = unique.get(key);
-		// Same identity twice: the first by content wins, deterministically.
-		if (!held || JSON.stringify(op) < JSON.stringify(held)) unique.set(key, op);
+	const log = new MembershipLog(creator);
+	log.addAll(ops);
+	return log.state;
+}
+
+/** Same identity twice: the lesser by content counts, deterministically. */
+function preferred(a: MembershipOp, b: MembershipOp): MembershipOp {
+	return JSON.stringify(a) < JSON.stringify(b) ? a : b;
+}
+
+interface Replay {
+	members: Map<string, MemberState>;
+	spans: Map<string, Span[]>;
+	events: MembershipEvent[];
+	refused: Set<string>;
+}
+
+function emptyReplay(): Replay {
+	return { members: new Map(), spans: new Map(), events: [], refused: new Set() };
+}
+
+/** Whether `op` may apply to the membership `r` as it stands (rules 1–4). */
+function allowed(r: Replay, creator: string | null, op: MembershipOp): boolean {
+	const signerRole = r.members.get(op.signer)?.role;
+	const admin = signerRole === 'admin' || signerRole === 'owner';
+	const target = r.members.get(op.user);
+	switch (op.kind) {
+		case 'add': {
+			const genesis =
+				op.user === creator &&
+				op.signer === creator &&
+				op.role === 'owner' &&
+				!r.spans.has(creator);
+			return genesis || (admin && (op.role !== 'owner' || signerRole === 'owner'));
+		}
+		case 'remove':
+			return (
+				target !== undefined &&
+				(op.signer === op.user || (admin && (target.role !== 'owner' || signerRole === 'owner')))
+			);
+		case 'role':
+			return (
+				target !== undefined &&
+				admin &&
+				((op.role !== 'owner' && target.role !== 'owner') || signerRole === 'owner')
+			);
 	}
-	const sorted = [...unique.values()].sort(compareStamps);
+}
 
-	const members = new Map<string, MemberState>();
-	const spans = new Map<string, Span[]>();
-	const events: MembershipEvent[] = [];
-	const refused = new Set<string>();
-
-	const roleOf = (user: string): Role | undefined => members.get(user)?.role;
-	const open = (user: string, at: Stamp) => {
-		const list = spans.get(user);
-		if (list) list.push({ from: at, to: null });
-		else spans.set(user, [{ from: at, to: null }]);
-	};
-	const close = (user: string, at: Stamp) => {
-		const list = spans.get(user) as Span[];
-		const last = list[list.length - 1] as Span;
-		list[list.length - 1] = { from: last.from, to: at };
-	};
-
-	for (const op of sorted) {
-		const signerRole = roleOf(op.signer);
-		const target = members.get(op.user);
-		switch (op.kind) {
-			case 'add': {
-				const genesis =
-					op.user === creator &&
-					op.signer === creator &&
-					op.role === 'owner' &&
-					!spans.has(creator);
-				const allowed =
-					genesis ||
-					((signerRole === 'admin' || signerRole === 'owner') &&
-						(op.role !== 'owner' || signerRole === 'owner'));
-				if (!allowed) {
-					refused.add(membershipKey(op));
-					break;
+/** Applies `op` to `r` in replay order (rules 1–6). */
+function step(r: Replay, creator: string | null, op: MembershipOp): void {
+	if (!allowed(r, creator, op)) {
+		r.refused.add(membershipKey(op));
+		return;
+	}
+	const { members, spans, events } = r;
+	const target = members.get(op.user);
+	switch (op.kind) {
+		case 'add': {
+			if (target) {
+				if (RANK[op.role] > RANK[target.role]) {
+					members.set(op.user, { role: op.role, since: target.since });
+					events.push({ kind: 'role', user: op.user, by: op.signer, role: op.role, at: op });
 				}
-				if (target) {
-					if (RANK[op.role] > RANK[target.role]) {
-						members.set(op.user, { role: op.role, since: target.since });
-						events.push({ kind: 'role', user: op.user, by: op.signer, role: op.role, at: op });
-					}
-				} else {
-					members.set(op.user, { role: op.role, since: op });
-					open(op.user, op);
-					events.push({ kind: 'joined', user: op.user, by: op.signer, role: op.role, at: op });
-				}
-				break;
+			} else {
+				members.set(op.user, { role: op.role, since: op });
+				const list = spans.get(op.user);
+				if (list) list.push({ from: op, to: null });
+				else spans.set(op.user, [{ from: op, to: null }]);
+				events.push({ kind: 'joined', user: op.user, by: op.signer, role: op.role, at: op });
 			}
-			case 'remove': {
-				const leaving = op.signer === op.user;
-				const allowed =
-					target !== undefined &&
-					(leaving ||
-						((signerRole === 'admin' || signerRole === 'owner') &&
-							(target.role !== 'owner' || signerRole === 'owner')));
-				if (!allowed) {
-					refused.add(membershipKey(op));
-					break;
-				}
-				members.delete(op.user);
-				close(op.user, op);
-				events.push(
-					leaving
-						? { kind: 'left', user: op.user, at: op }
-						: { kind: 'removed', user: op.user, by: op.signer, at: op }
-				);
-				succeed(members, events, op);
-				break;
-			}
-			case 'role': {
-				const allowed =
-					target !== undefined &&
-					(signerRole === 'admin' || signerRole === 'owner') &&
-					((op.role !== 'owner' && target.role !== 'owner') || signerRole === 'owner');
-				if (!allowed) {
-					refused.add(membershipKey(op));
-					break;
-				}
-				if (target.role === op.role) break;
-				members.set(op.user, { role: op.role, since: target.since });
-				events.push({ kind: 'role', user: op.user, by: op.signer, role: op.role, at: op });
-				succeed(members, events, op);
-				break;
-			}
+			return;
+		}
+		case 'remove': {
+			members.delete(op.user);
+			const list = spans.get(op.user) as Span[];
+			const last = list[list.length - 1] as Span;
+			list[list.length - 1] = { from: last.from, to: op };
+			events.push(
+				op.signer === op.user
+					? { kind: 'left', user: op.user, at: op }
+					: { kind: 'removed', user: op.user, by: op.signer, at: op }
+			);
+			succeed(members, events, op);
+			return;
+		}
+		case 'role': {
+			if (!target || target.role === op.role) return;
+			members.set(op.user, { role: op.role, since: target.since });
+			events.push({ kind: 'role', user: op.user, by: op.signer, role: op.role, at: op });
+			succeed(members, events, op);
+			return;
 		}
 	}
-	return { members, spans, events, refused };
+}
+
+/**
+ * The membership ops held, and their replay, kept up to date as ops arrive.
+ * An op stamped after every other (the usual case: ops arrive roughly in
+ * order) is applied in O(members); one that lands earlier replays the log
+ * from the start. So a flood of ops from one member costs linear time, not
+ * quadratic.
+ */
+export class MembershipLog {
+	readonly creator: string | null;
+	/** Ops held, sorted by stamp; one per identity. */
+	#ops: MembershipOp[] = [];
+	readonly #byKey = new Map<string, MembershipOp>();
+	#replay: Replay = emptyReplay();
+	#revision = 0;
+
+	constructor(creator: string | null) {
+		this.creator = creator;
+	}
+
+	get size(): number {
+		return this.#ops.length;
+	}
+
+	/** The replayed membership. It is updated in place: compare `revision` to see a change. */
+	get state(): MembershipState {
+		return this.#replay;
+	}
+
+	/** Grows whenever the members, roles or events may have changed. */
+	get revision(): number {
+		return this.#revision;
+	}
+
+	/** Adds ops (any order, duplicates allowed), replaying once at the end. */
+	addAll(ops: Iterable<MembershipOp>): void {
+		for (const op of ops) this.#hold(op);
+		this.#ops.sort(compareStamps);
+		this.#rebuild();
+	}
+
+	/** Adds one op; returns whether the replayed membership may have changed. */
+	add(op: MembershipOp): boolean {
+		const key = membershipKey(op);
+		const held = this.#byKey.get(key);
+		if (held !== undefined) {
+			if (preferred(op, held) === held) return false;
+			this.#byKey.set(key, op);
+			this.#ops[this.#ops.indexOf(held)] = op;
+			this.#ops.sort(compareStamps);
+			this.#rebuild();
+			return true;
+		}
+		this.#byKey.set(key, op);
+		const last = this.#ops[this.#ops.length - 1];
+		this.#ops.push(op);
+		if (last === undefined || compareStamps(op, last) > 0) {
+			const events = this.#replay.events.length;
+			step(this.#replay, this.creator, op);
+			if (this.#replay.events.length !== events) this.#revision++;
+		} else {
+			this.#ops.sort(compareStamps);
+			this.#rebuild();
+		}
+		return true;
+	}
+
+	/** Whether the replay would accept `op` (not yet held) among the ops held. */
+	wouldAccept(op: MembershipOp): boolean {
+		const key = membershipKey(op);
+		if (this.#byKey.has(key)) return !this.#replay.refused.has(key);
+		const last = this.#ops[this.#ops.length - 1];
+		if (last === undefined || compareStamps(op, last) > 0) {
+			return allowed(this.#replay, this.creator, op);
+		}
+		const trial = new MembershipLog(this.creator);
+		trial.addAll([...this.#ops, op]);
+		return !trial.state.refused.has(key);
+	}
+
+	#hold(op: MembershipOp): void {
+		const key = membershipKey(op);
+		const held = this.#byKey.get(key);
+		if (held === undefined) {
+			this.#byKey.set(key, op);
+			this.#ops.push(op);
+		} else if (preferred(op, held) !== held) {
+			this.#byKey.set(key, op);
+			this.#ops[this.#ops.indexOf(held)] = op;
+		}
+	}
+
+	#rebuild(): void {
+		const r = emptyReplay();
+		for (const op of this.#ops) step(r, this.creator, op);
+		this.#replay = r;
+		this.#revision++;
+	}
 }
 
 /** Rule 5: without an owner, the senior member of the highest role becomes one. */

@@ -32,13 +32,7 @@
  * held by the reducer and changes nothing here.
  */
 import { compareHlc } from './hlc';
-import {
-	countsAt,
-	membershipKey,
-	replayMembership,
-	type MembershipOp,
-	type MembershipState
-} from './membership';
+import { countsAt, MembershipLog, type MembershipOp, type MembershipState } from './membership';
 import { opHlc, type MemberAddOp, type MemberRoleOp, type Role } from './operations';
 import { verifyDeviceChain } from '../identity/certificates';
 
@@ -80,25 +74,26 @@ export class Roster {
 	readonly creator: string | null;
 	readonly #members = new Map<string, MutableMember>();
 	readonly #owners = new Map<string, string>();
-	/** Membership ops applied (adds with devices, role changes), by membershipKey. */
-	readonly #ops = new Map<string, MembershipOp>();
-	#state: MembershipState;
+	/** Membership ops applied (adds with devices, role changes) and their replay. */
+	readonly #log: MembershipLog;
+	/** Users of the adds applied. */
+	readonly #addTargets = new Set<string>();
 	/** Bumped on every change, so callers can cache what they derive. */
 	version = 0;
 
 	constructor(creator: string | null) {
 		this.creator = creator;
-		this.#state = replayMembership(creator, []);
+		this.#log = new MembershipLog(creator);
 	}
 
 	/** Members now, by the replay. */
 	get size(): number {
-		return this.#state.members.size;
+		return this.#log.state.members.size;
 	}
 
 	/** The replayed membership: roles, spans and the changes in order (for system lines). */
 	get membership(): MembershipState {
-		return this.#state;
+		return this.#log.state;
 	}
 
 	/** The user a device belongs to, if it is a member device. */
@@ -116,7 +111,7 @@ export class Roster {
 	/** The current members, owners first, then admins, then by name. */
 	members(): RosterMember[] {
 		const list: RosterMember[] = [];
-		for (const [user, state] of this.#state.members) {
+		for (const [user, state] of this.#log.state.members) {
 			const record = this.#members.get(user);
 			if (record) list.push({ ...record, role: state.role });
 		}
@@ -124,7 +119,7 @@ export class Roster {
 	}
 
 	roleOf(user: string): Role | undefined {
-		return this.#state.members.get(user)?.role;
+		return this.#log.state.members.get(user)?.role;
 	}
 
 	/** Users some add names but no add brought in (every add of theirs was refused). */
@@ -138,37 +133,34 @@ export class Roster {
 	 */
 	counts(user: string, hlc: { wall: number; counter: number }, id: string): boolean {
 		if (this.#refusedOnly.has(user)) return false;
-		if (!this.#state.spans.has(user)) return true;
-		return countsAt(this.#state, user, { hlc, id, signer: user });
+		if (!this.#log.state.spans.has(user)) return true;
+		return countsAt(this.#log.state, user, { hlc, id, signer: user });
 	}
 
 	/** Whether `counts` may say no to anyone (so a reducer needs to ask it). */
 	get excludesAnyone(): boolean {
 		if (this.#refusedOnly.size > 0) return true;
-		for (const spans of this.#state.spans.values()) {
+		for (const spans of this.#log.state.spans.values()) {
 			if (spans.some((span) => span.to !== null)) return true;
 		}
 		return false;
 	}
 
-	/** Would the replay accept `op`, signed by `signerUser`, among the ops held? */
+	/** Would the replay accept `op` among the ops held? */
 	#accepts(op: MembershipOp): boolean {
-		const key = membershipKey(op);
-		if (this.#ops.has(key)) return !this.#state.refused.has(key);
-		const trial = replayMembership(this.creator, [...this.#ops.values(), op]);
-		return !trial.refused.has(key);
+		return this.#log.wouldAccept(op);
 	}
 
 	#record(op: MembershipOp): boolean {
-		const before = this.#state;
-		this.#ops.set(membershipKey(op), op);
-		this.#state = replayMembership(this.creator, this.#ops.values());
+		const before = this.#log.revision;
+		this.#log.add(op);
+		if (op.kind === 'add') this.#addTargets.add(op.user);
 		const refusedOnly = new Set<string>();
-		for (const op of this.#ops.values()) {
-			if (op.kind === 'add' && !this.#state.spans.has(op.user)) refusedOnly.add(op.user);
+		for (const user of this.#addTargets) {
+			if (!this.#log.state.spans.has(user)) refusedOnly.add(user);
 		}
 		this.#refusedOnly = refusedOnly;
-		return !sameMembership(before, this.#state);
+		return this.#log.revision !== before;
 	}
 
 	/**
@@ -267,14 +259,6 @@ export class Roster {
 		if (changed) this.version++;
 		return changed;
 	}
-}
-
-function sameMembership(a: MembershipState, b: MembershipState): boolean {
-	if (a.members.size !== b.members.size || a.events.length !== b.events.length) return false;
-	for (const [user, state] of a.members) {
-		if (b.members.get(user)?.role !== state.role) return false;
-	}
-	return true;
 }
 
 /** The key a (verified) self-signing certificate certifies. */
