@@ -21,7 +21,8 @@
  *   --only=LIST      run only these sections (comma-separated): app (1–3), fanout (4),
  *                    latency (5), relay (= fanout,latency), media (encrypted files:
  *                    pipeline throughput, service-worker streaming memory), search (message
- *                    search: index build, query p95). Default: all
+ *                    search: index build, query p95), p2p (peer to peer over
+ *                    /kith/sync: message latency, history sync to a new peer). Default: all
  *   --no-render      skip mounting the real ConversationView on cold open
  *   --rebuild        also cold-open without a snapshot (verify, decrypt, reduce all; ~1 min more)
  *   KITH_BENCH_PAGE_PROFILE=DIR  CPU profiles of the pages: the scroll (app section) and
@@ -41,6 +42,7 @@ import { latencyConfig, runLatency } from './relay/latency';
 import { RELAY_ENV, serveNodeOptions } from './relay/servers';
 import { mediaConfig, runMedia } from './media/media';
 import { runSearch, searchConfig } from './search/search';
+import { p2pConfig, runP2P } from './p2p/p2p';
 /** Cold-open repetitions that also wait for the whole doc to load in the background. */
 const FULL_LOAD_REPS = 2;
 /** Benchmark 6: animation frames of scripted scrolling up, and pixels per frame (a fast fling). */
@@ -48,7 +50,7 @@ const SCROLL_FRAMES = 300;
 const SCROLL_STEP_PX = 1200;
 const SPLIT_REPS = 2;
 
-const SECTIONS = ['app', 'fanout', 'latency', 'media', 'search'] as const;
+const SECTIONS = ['app', 'fanout', 'latency', 'media', 'search', 'p2p'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Config {
@@ -133,6 +135,7 @@ async function main(): Promise<void> {
 	if (cfg.only.includes('fanout')) await relayFanout(cfg);
 	if (cfg.only.includes('media')) await media(cfg);
 	if (cfg.only.includes('search')) await search(cfg);
+	if (cfg.only.includes('p2p')) await p2p(cfg);
 	log(`done in ${fmt((Date.now() - started) / 1000)} s`);
 }
 
@@ -182,13 +185,16 @@ async function relayLatency(cfg: Config, browser: BenchBrowser): Promise<void> {
 	});
 }
 
-/** Section "media" (bench/media/): pipeline throughput and service-worker streaming memory. */
-async function media(cfg: Config): Promise<void> {
-	const { rows, results } = await runMedia(mediaConfig(cfg.quick), log);
-	printTable(rows);
+/** Writes a section's figures into the results file, stamped with date and machine. */
+async function saveSection(
+	name: 'media' | 'search' | 'p2p',
+	cfg: Config,
+	rows: Row[],
+	results: object
+): Promise<void> {
 	const file = await updateResults((previous) => ({
 		...previous,
-		media: {
+		[name]: {
 			date: new Date().toISOString(),
 			machine: machine(),
 			quick: cfg.quick,
@@ -196,23 +202,38 @@ async function media(cfg: Config): Promise<void> {
 			...results
 		}
 	}));
-	log(`media results written to ${file}`);
+	log(`${name} results written to ${file}`);
+}
+
+/** Section "media" (bench/media/): pipeline throughput and service-worker streaming memory. */
+async function media(cfg: Config): Promise<void> {
+	const { rows, results } = await runMedia(mediaConfig(cfg.quick), log);
+	printTable(rows);
+	await saveSection('media', cfg, rows, results);
 }
 
 async function search(cfg: Config): Promise<void> {
 	const { rows, results } = await runSearch(searchConfig(cfg.quick), log);
 	printTable(rows);
-	const file = await updateResults((previous) => ({
-		...previous,
-		search: {
-			date: new Date().toISOString(),
-			machine: machine(),
-			quick: cfg.quick,
-			summary: rows,
-			...results
-		}
-	}));
-	log(`search results written to ${file}`);
+	await saveSection('search', cfg, rows, results);
+}
+
+/** Section "p2p" (bench/p2p/): /kith/sync latency and history sync against bare libp2p streams. */
+async function p2p(cfg: Config): Promise<void> {
+	const load = loadavg();
+	const started = Date.now();
+	const { rows, results } = await runP2P(p2pConfig(cfg.quick), log);
+	printTable(rows);
+	const end = loadavg();
+	process.stdout.write(
+		[
+			'',
+			`Peers in this process (one event loop), libp2p over TCP on 127.0.0.1 (noise, yamux), SQLite stores in a temporary dir.`,
+			`Load average (1 min) ${fmt(load[0] ?? 0, 1)} at start, ${fmt(end[0] ?? 0, 1)} at end; ${fmt((Date.now() - started) / 1000)} s.`,
+			''
+		].join('\n')
+	);
+	await saveSection('p2p', cfg, rows, { ...results, load: { start: load, end } });
 }
 
 async function relayFanout(cfg: Config): Promise<void> {

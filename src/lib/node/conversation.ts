@@ -53,6 +53,8 @@ export class NodeConversation {
 	readonly doc: NodeDoc;
 	readonly roster: Roster;
 	readonly #reducer = new ConversationReducer();
+	/** Messages already reported through onMessages (author and op id). */
+	readonly #shown = new Set<string>();
 	readonly #options: NodeConversationOptions;
 	readonly #myDevice: string;
 	readonly #seen = new Set<string>();
@@ -167,9 +169,9 @@ export class NodeConversation {
 		if (fresh.length === 0) return;
 		for (const entry of fresh) this.#seen.add(entry.id);
 		const { entry: conversation } = this.#options;
-		const decoded: Decoded[] = [];
-		for (const entry of fresh) {
-			try {
+		// Opened concurrently (WebCrypto works off the event loop), kept in order.
+		const opened = await Promise.allSettled(
+			fresh.map(async (entry): Promise<Decoded> => {
 				const envelope = await openEnvelope(entry.bytes, {
 					roomId: conversation.roomId,
 					keyForEpoch: (epoch) => conversation.keys.get(epoch),
@@ -177,27 +179,37 @@ export class NodeConversation {
 					verified: true
 				});
 				const parsed = decodeBatch(envelope.plaintext);
-				decoded.push({
-					entryId: entry.id,
-					device: toBase64Url(envelope.signer),
-					ops: parsed.ops
-				});
-			} catch (error) {
-				this.unreadable += 1;
-				this.#options.onWarning?.(
-					`an envelope could not be read: ${error instanceof Error ? error.message : String(error)}`
-				);
+				return { entryId: entry.id, device: toBase64Url(envelope.signer), ops: parsed.ops };
+			})
+		);
+		const decoded: Decoded[] = [];
+		for (const result of opened) {
+			if (result.status === 'fulfilled') {
+				decoded.push(result.value);
+				continue;
 			}
+			const error: unknown = result.reason;
+			this.unreadable += 1;
+			this.#options.onWarning?.(
+				`an envelope could not be read: ${error instanceof Error ? error.message : String(error)}`
+			);
 		}
 		const rosterBefore = this.roster.version;
 		const items = await this.#admit(decoded);
 		if (this.roster.version !== rosterBefore) this.#gate.recount(this.#reducer);
 		if (items.length === 0) return;
-		const before = new Set(this.#reducer.messages.map((m) => `${m.author} ${m.id}`));
+		const version = this.#reducer.version;
 		this.#reducer.add(items);
-		const added = this.#reducer.messages.filter(
-			(m) => !m.deleted && !before.has(`${m.author} ${m.id}`)
-		);
+		// Only the part of the list that changed can hold new messages.
+		const added: Message[] = [];
+		const list = this.#reducer.messages;
+		for (let i = this.#reducer.changedSince(version); i < list.length; i++) {
+			const m = list[i] as Message;
+			const key = `${m.author} ${m.id}`;
+			if (this.#shown.has(key)) continue;
+			this.#shown.add(key);
+			if (!m.deleted) added.push(m);
+		}
 		if (added.length > 0) this.#options.onMessages?.(added, source);
 	}
 
