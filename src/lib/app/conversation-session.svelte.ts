@@ -47,7 +47,7 @@ import {
 } from '../crypto';
 import { clientIdFor, EnvelopeError, openEnvelope, parseFrame, sealEnvelope } from '../envelope';
 import { decodeStateVector } from '../conversation';
-import { fromBase64Url, utf8Decode, utf8Encode } from '../crypto';
+import { equalBytes, fromBase64Url, utf8Decode, utf8Encode } from '../crypto';
 import type {
 	ConnectionState,
 	ConversationKind,
@@ -293,22 +293,42 @@ export class ConversationSession implements ConversationHandle {
 		this.#refresh();
 	}
 
-	/** After a restore: find the clocks of own messages so their statuses can move on. */
-	#rescanOwn(): void {
+	/**
+	 * After a restore: find the clocks of own messages so their statuses can
+	 * move on. A long history takes a while, so it goes in slices of a few
+	 * milliseconds between other work (scrolling stays smooth).
+	 */
+	async #rescanOwn(): Promise<void> {
 		const me = this.#options.myUserId;
-		for (const message of this.#reducer.messages) {
-			if (message.author !== me || message.device !== this.#myDevice) continue;
+		const messages = this.#reducer.messages;
+		let deadline = performance.now() + RESCAN_SLICE_MS;
+		const found: string[] = [];
+		// Oldest first: own clocks then arrive in order (#ownByClock appends).
+		for (let i = 0; i < messages.length; i++) {
+			if ((i & 1023) === 1023 && performance.now() > deadline) {
+				this.#learnOwnClocks(found.splice(0));
+				this.#refresh();
+				await new Promise((resolve) => setTimeout(resolve, 0));
+				deadline = performance.now() + RESCAN_SLICE_MS;
+			}
+			const message = messages[i];
+			if (!message || message.author !== me || message.device !== this.#myDevice) continue;
 			const id = message.envelopeId;
 			const ops = this.#unfinished.get(id) ?? [];
 			if (ops.some((op) => op.id === message.id)) continue;
 			ops.push({ hlc: message.hlc, id: message.id });
 			this.#unfinished.set(id, ops);
+			found.push(id);
 		}
-		for (const id of this.#unfinished.keys()) {
+		this.#learnOwnClocks(found);
+		this.#refresh();
+	}
+
+	#learnOwnClocks(ids: readonly string[]): void {
+		for (const id of ids) {
 			const bytes = this.#options.session.doc.get(id as EnvelopeId);
 			if (bytes) this.#learnOwnClock({ id, bytes });
 		}
-		this.#refresh();
 	}
 
 	setReadMark(mark: { hlc: string; id: string } | null): void {
@@ -915,7 +935,7 @@ export class ConversationSession implements ConversationHandle {
 			.members()
 			.filter((member) => member.user !== me)
 			.map((member) => ({ name: member.name || 'Unknown', book: this.#receipts.get(member.user) }));
-		const client = clientIdFor(fromBase64Url(message.device));
+		const client = this.#clientIdOf(message.device);
 		const result = ownStatus(
 			{ hlc: message.hlc, id: message.id, client, clock },
 			others,
@@ -924,12 +944,25 @@ export class ConversationSession implements ConversationHandle {
 		return result.readBy.length === 0 ? { status: result.status, readBy: NOBODY } : result;
 	}
 
+	/** Yjs client ids of devices (a SHA-256 each), by device id. */
+	readonly #clientIds = new Map<string, number>();
+
+	#clientIdOf(device: string): number {
+		let id = this.#clientIds.get(device);
+		if (id === undefined) {
+			id = clientIdFor(fromBase64Url(device));
+			this.#clientIds.set(device, id);
+		}
+		return id;
+	}
+
 	/** Note the Yjs clock of an own envelope (its signed frame names it). */
 	#learnOwnClock(entry: { id: string; bytes: Uint8Array }): void {
 		if (this.#ownClock.has(entry.id) || !this.#unfinished.has(entry.id)) return;
 		try {
 			const frame = parseFrame(entry.bytes);
-			if (clientIdFor(frame.signer) !== this.#myClient) return;
+			// The signer is this device exactly when its key is this device's.
+			if (!equalBytes(frame.signer, this.#options.signer.publicKey)) return;
 			this.#ownClock.set(entry.id, frame.clock);
 			insertSorted(this.#ownByClock, [frame.clock, entry.id]);
 			this.#statusChanged.add(entry.id);
@@ -1398,6 +1431,8 @@ function findMessage(messages: readonly Message[], hlc: Hlc, id: string, author:
 	return -1;
 }
 
+/** Longest a slice of the after-restore rescan of own messages runs. */
+const RESCAN_SLICE_MS = 8;
 const NOBODY: readonly string[] = Object.freeze([]);
 const NOBODY_REACTED: MessageView['reactions'] = Object.freeze([]);
 

@@ -108,14 +108,19 @@ export class Roster {
 		return { ...record, role: this.roleOf(user) ?? 'member' };
 	}
 
-	/** The current members, owners first, then admins, then by name. */
-	members(): RosterMember[] {
+	#membersCache: { version: number; list: readonly RosterMember[] } | null = null;
+
+	/** The current members, owners first, then admins, then by name (shared: do not mutate). */
+	members(): readonly RosterMember[] {
+		if (this.#membersCache?.version === this.version) return this.#membersCache.list;
 		const list: RosterMember[] = [];
 		for (const [user, state] of this.#log.state.members) {
 			const record = this.#members.get(user);
 			if (record) list.push({ ...record, role: state.role });
 		}
-		return list.sort((a, b) => RANK[b.role] - RANK[a.role] || a.name.localeCompare(b.name));
+		list.sort((a, b) => RANK[b.role] - RANK[a.role] || a.name.localeCompare(b.name));
+		this.#membersCache = { version: this.version, list };
+		return list;
 	}
 
 	roleOf(user: string): Role | undefined {
