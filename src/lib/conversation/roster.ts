@@ -103,9 +103,10 @@ export class Roster {
 
 	/** A user's record (name, devices), also after they stopped being a member. */
 	member(user: string): RosterMember | undefined {
+		const listed = this.members().find((m) => m.user === user);
+		if (listed) return listed;
 		const record = this.#members.get(user);
-		if (!record) return undefined;
-		return { ...record, role: this.roleOf(user) ?? 'member' };
+		return record && { ...record, role: 'member' };
 	}
 
 	#membersCache: { version: number; list: readonly RosterMember[] } | null = null;
@@ -151,9 +152,10 @@ export class Roster {
 		return false;
 	}
 
-	/** Would the replay accept `op` among the ops held? */
-	#accepts(op: MembershipOp): boolean {
-		return this.#log.wouldAccept(op);
+	/** The user an add is signed by: the creator for its genesis (rule 1), else the device's owner. */
+	#addSigner(op: MemberAddOp, signer: string): string | undefined {
+		const genesis = op.user === this.creator && op.role === 'owner' && op.devices.includes(signer);
+		return genesis ? op.user : this.#owners.get(signer);
 	}
 
 	#record(op: MembershipOp): boolean {
@@ -193,10 +195,9 @@ export class Roster {
 	 * `signer` is the verified signing device of the envelope carrying it.
 	 */
 	authorised(op: MemberAddOp, signer: string): boolean {
-		const genesis = op.user === this.creator && op.role === 'owner' && op.devices.includes(signer);
-		const signerUser = genesis ? op.user : this.#owners.get(signer);
+		const signerUser = this.#addSigner(op, signer);
 		if (signerUser === undefined) return false;
-		if (!this.#accepts(membershipOp(op, signerUser))) return false;
+		if (!this.#log.wouldAccept(membershipOp(op, signerUser))) return false;
 		return this.#members.has(op.user) || this.#members.size < MAX_MEMBERS;
 	}
 
@@ -222,8 +223,7 @@ export class Roster {
 		if (devices.size === 0) return false;
 		// Another add may have filled the roster while certificates were checked.
 		if (!this.authorised(op, signer)) return false;
-		const genesis = op.user === this.creator && op.role === 'owner' && op.devices.includes(signer);
-		const signerUser = genesis ? op.user : (this.#owners.get(signer) as string);
+		const signerUser = this.#addSigner(op, signer) as string;
 		let member = this.#members.get(op.user);
 		let changed = false;
 		if (!member) {
