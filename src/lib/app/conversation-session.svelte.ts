@@ -19,8 +19,11 @@ import {
 	makeDelete,
 	makeEdit,
 	makeInvite,
+	makeEpoch,
 	makeMemberAdd,
+	makeMemberRemove,
 	makeMemberRole,
+	makeSeed,
 	makeReact,
 	makeReceipt,
 	makeSend,
@@ -66,6 +69,16 @@ import { notifyKeyFor, previewOf, sealNotification } from '../push/notification'
 import type { SearchSource } from '../search/message-search';
 import { joinHalves, safetyHalf } from '../identity/safety-number';
 import { findMentions, mentionSegments, type Mentionable } from '../conversation/mentions';
+import {
+	openGeneration,
+	sealGeneration,
+	seedParts,
+	winningEpoch,
+	type GenerationKey,
+	type HeldEpoch
+} from '../conversation/generation';
+import { roleAt } from '../conversation/membership';
+import { newRoomId, newSecretKey } from '../crypto/ids';
 
 /** Most plaintext bytes sealed into one envelope when batching a burst. */
 const BATCH_BYTES = 192 * 1024;
@@ -75,6 +88,8 @@ interface Decoded {
 	entryId: EnvelopeId;
 	device: string;
 	ops: Operation[];
+	/** From the current generation (epoch ops elsewhere are history). */
+	current?: boolean;
 }
 
 /** What an encrypted view snapshot holds: reducer state and the ops the roster needs. */
@@ -132,7 +147,25 @@ export interface ConversationSessionOptions {
 	/** The user has seen the newest message; the app moves the read position in the vault. */
 	onMarkRead?: (session: ConversationSession) => void;
 	onReport?: (error: Error) => void;
+	/**
+	 * Older generations of this conversation, oldest first, with the device
+	 * that opened each (null for the first): read, never written nor synced.
+	 */
+	history?: ReadonlyArray<{ session: DocSession; opener: string | null }>;
+	/** The device that opened the current generation (only its seed counts); null for the first. */
+	opener?: string | null;
+	/** This device's X25519 secret: opens its lockbox of the next generation. */
+	dhSecret?: Uint8Array;
+	/**
+	 * This device holds a lockbox of the next generation: the app moves the
+	 * conversation there, and re-publishes `carry` (this device's ops written
+	 * here after the change, which the others, already gone, would miss).
+	 */
+	onGeneration?(next: GenerationKey, carry: Operation[]): void;
 }
+
+/** Where the user stands in a conversation, for what the view offers. */
+export type Standing = 'member' | 'removed' | 'left';
 
 export class ConversationSession implements ConversationHandle {
 	readonly id: ConversationId;
@@ -164,6 +197,8 @@ export class ConversationSession implements ConversationHandle {
 	connection = $state<ConnectionState>('Connecting');
 	/** A warning for the user when this conversation could not be confirmed (see expectInvite). */
 	unconfirmed = $state<string | null>(null);
+	/** Whether the user is still a member ('removed', 'left': the view is read-only). */
+	standing = $state<Standing>('member');
 	readonly roster: Roster;
 
 	readonly #options: ConversationSessionOptions;
@@ -226,11 +261,28 @@ export class ConversationSession implements ConversationHandle {
 			this.#refresh();
 			this.loading = false;
 		}
-		options.session.onEntries((entries, source) => {
+		// Older generations first: their membership is what the current one's seed repeats.
+		for (const old of options.history ?? []) {
+			const off = old.session.onEntries((entries, source) => {
+				this.#ingesting = this.#ingesting.then(() =>
+					this.#ingest(entries, source, old.session, old.opener)
+				);
+			});
+			this.#unsubscribe.push(off);
+			this.#catchUp(old.session, old.opener);
+		}
+		const off = options.session.onEntries((entries, source) => {
 			// Serialised: roster decisions depend on what came before.
-			this.#ingesting = this.#ingesting.then(() => this.#ingest(entries, source));
+			this.#ingesting = this.#ingesting.then(() =>
+				this.#ingest(entries, source, options.session, options.opener ?? null)
+			);
 		});
-		void options.session.loaded.then(
+		this.#unsubscribe.push(off);
+		this.#catchUp(options.session, options.opener ?? null);
+		void Promise.all([
+			options.session.loaded,
+			...(options.history ?? []).map((old) => old.session.loaded)
+		]).then(
 			() => {
 				this.loading = false;
 				if (restored) this.#ingesting = this.#ingesting.then(() => this.#rescanOwn());
@@ -241,6 +293,28 @@ export class ConversationSession implements ConversationHandle {
 
 	get roomId() {
 		return this.#options.session.roomId;
+	}
+
+	readonly #unsubscribe: Array<() => void> = [];
+
+	/** A doc loaded before this session began (it reopened after a move): read what it holds. */
+	#catchUp(session: DocSession, opener: string | null): void {
+		if (!session.isLoaded) return;
+		const entries = session.entries();
+		if (entries.length === 0) return;
+		this.#ingesting = this.#ingesting.then(() => this.#ingest(entries, 'load', session, opener));
+	}
+
+	/**
+	 * Stop: the conversation moved to a new generation and a new session
+	 * takes over (the docs stay open, shared with it).
+	 */
+	close(): void {
+		for (const off of this.#unsubscribe.splice(0)) off();
+		this.#moved = true;
+		for (const timer of [this.#deliveredTimer, this.#typingTimer, this.#inviteTimer]) {
+			if (timer) clearTimeout(timer);
+		}
 	}
 
 	get session(): DocSession {
@@ -276,7 +350,7 @@ export class ConversationSession implements ConversationHandle {
 				if (op.type === 'member.add') {
 					if (this.roster.authorised(op, device)) await this.roster.apply(op, device);
 					else next.push([device, author, op]);
-				} else if (op.type === 'member.role') {
+				} else if (op.type === 'member.role' || op.type === 'member.remove') {
 					// Recorded once its signer's device is known; the replay decides.
 					if (this.roster.ownerOf(device) !== undefined) this.roster.applyRole(op, device);
 					else next.push([device, author, op]);
@@ -583,9 +657,15 @@ export class ConversationSession implements ConversationHandle {
 		}
 	}
 
-	async #ingest(entries: EnvelopeEntry[], source: EntrySource): Promise<void> {
-		const { session, keys } = this.#options;
-		for (const entry of entries) this.#learnOwnClock(entry);
+	async #ingest(
+		entries: EnvelopeEntry[],
+		source: EntrySource,
+		session: DocSession,
+		opener: string | null
+	): Promise<void> {
+		const { keys } = this.#options;
+		const current = session === this.#options.session;
+		if (current) for (const entry of entries) this.#learnOwnClock(entry);
 		const fresh = entries.filter((entry) => !this.#seen.has(entry.id));
 		if (fresh.length === 0) return; // own inserts coming back: already reduced
 		for (const entry of fresh) this.#seen.add(entry.id);
@@ -619,11 +699,28 @@ export class ConversationSession implements ConversationHandle {
 					continue;
 				}
 				this.#unknownVersion += parsed.unknown;
-				decoded.push({
-					entryId: result.entry.id,
-					device: toBase64Url(result.envelope.signer),
-					ops: parsed.ops
-				});
+				const device = toBase64Url(result.envelope.signer);
+				let ops = parsed.ops;
+				if (ops.some((op) => op.type === 'seed')) {
+					// A generation's seed: membership ops of the generations before, as
+					// their devices signed them; only its opener's counts.
+					for (const op of ops) {
+						if (op.type !== 'seed') continue;
+						if (current && device === this.#myDevice) this.#seeded = true;
+						if (opener === null || device !== opener) continue;
+						if (current) this.#noteStart(op.hlc);
+						op.ops.forEach((seeded, i) => {
+							decoded.push({
+								entryId: `${result.entry.id}:${op.id}:${i}` as EnvelopeId,
+								device: seeded.device,
+								ops: [seeded.op]
+							});
+						});
+					}
+					ops = ops.filter((op) => op.type !== 'seed');
+					if (ops.length === 0) continue;
+				}
+				decoded.push({ entryId: result.entry.id, device, ops, current });
 			}
 		}
 		const items = await this.#admit(decoded);
@@ -657,7 +754,9 @@ export class ConversationSession implements ConversationHandle {
 			(d, author, op) => {
 				this.#options.clock.observe({ wall: op.hlc[0], counter: op.hlc[1] });
 				if (op.type === 'receipt') {
-					this.#noteReceipt(author, op);
+					// A state vector names clocks of its own generation's doc: elsewhere
+					// only the position counts.
+					this.#noteReceipt(author, d.current === false ? { ...op, sv: [] } : op);
 					// Read on another of this account's devices: its notifications here can go.
 					if (
 						op.kind === 'read' &&
@@ -669,10 +768,16 @@ export class ConversationSession implements ConversationHandle {
 				} else if (op.type === 'invite') {
 					this.#invites.set(op.invite, { op, author, device: d.device });
 					if (op.invite === this.#options.expectInvite?.id) this.#checkInvite();
+				} else if (op.type === 'epoch' && d.current) {
+					this.#epochs.push({ op, device: d.device, user: author });
+					this.#moveSoon();
+				} else if (op.type === 'epoch' && op.epoch === this.#options.epoch) {
+					this.#noteStart(op.hlc);
 				}
 				if (
 					op.type === 'member.add' ||
 					op.type === 'member.role' ||
+					op.type === 'member.remove' ||
 					op.type === 'receipt' ||
 					op.type === 'invite'
 				) {
@@ -681,7 +786,9 @@ export class ConversationSession implements ConversationHandle {
 				items.push({ op, author, device: d.device, envelopeId: d.entryId });
 			},
 			(d) => {
-				if (d.device === this.#myDevice) this.#trackOwn(d.entryId, d.ops);
+				if (d.device !== this.#myDevice) return;
+				if (d.current === false) this.#closedOwn.add(d.entryId);
+				else this.#trackOwn(d.entryId, d.ops);
 			}
 		);
 		if (this.roster.version !== rosterBefore) this.#rosterChanged();
@@ -696,9 +803,15 @@ export class ConversationSession implements ConversationHandle {
 			if (op.type === 'member.add') {
 				await this.#gate.applyOrWait(op, device);
 				this.#meta.push([device, me, op]);
-			} else if (op.type === 'member.role') {
+			} else if (op.type === 'member.role' || op.type === 'member.remove') {
 				this.roster.applyRole(op, device);
 				this.#meta.push([device, me, op]);
+			} else if (op.type === 'epoch') {
+				this.#epochs.push({ op, device, user: me });
+				this.#moveSoon();
+			} else if (op.type === 'seed') {
+				this.#seeded = true;
+				this.#noteStart(op.hlc);
 			} else if (op.type === 'invite') {
 				this.#invites.set(op.invite, { op, author: me, device });
 				this.#meta.push([device, me, op]);
@@ -734,6 +847,8 @@ export class ConversationSession implements ConversationHandle {
 			};
 		});
 		this.keyChanged = this.members.filter((m) => m.verified === 'changed').map((m) => m.name);
+		this.standing = this.#standing();
+		if (this.#epochs.length > 0) this.#moveSoon();
 		this.systemLines = this.#systemLines();
 		// Names shown on messages (authors, quotes, mentions) may have changed.
 		this.#views = new WeakMap();
@@ -928,6 +1043,8 @@ export class ConversationSession implements ConversationHandle {
 	 */
 	#statusOf(message: Message): { status: MessageStatus; readBy: readonly string[] } {
 		if (this.#unsaved.has(message.envelopeId)) return { status: 'Saving', readBy: NOBODY };
+		// Of a closed generation: it went out before the change (or again after it, carried).
+		if (this.#closedOwn.has(message.envelopeId)) return { status: 'Sent', readBy: NOBODY };
 		const clock = this.#ownClock.get(message.envelopeId);
 		if (clock === undefined) return { status: 'Saved', readBy: NOBODY };
 		const me = this.#options.myUserId;
@@ -970,6 +1087,9 @@ export class ConversationSession implements ConversationHandle {
 			// not an envelope: the doc rules would not have let it in
 		}
 	}
+
+	/** Own envelopes in older generations (their receipts name other docs' clocks). */
+	readonly #closedOwn = new Set<string>();
 
 	/** Own envelopes by clock, to find those a relay acknowledgement covers. */
 	readonly #ownByClock: Array<[number, string]> = [];
@@ -1187,6 +1307,220 @@ export class ConversationSession implements ConversationHandle {
 				text
 			};
 		});
+	}
+
+	// ---- removal, leaving and generations ------------------------------------
+
+	/** Epoch ops of the current generation (for the next one), with their signers. */
+	readonly #epochs: HeldEpoch[] = [];
+	/** This device wrote its seed into the current generation (it opened it). */
+	#seeded = false;
+	#moveScheduled = false;
+	#moved = false;
+
+	#standing(): Standing {
+		const me = this.#options.myUserId;
+		const membership = this.roster.membership;
+		if (membership.members.has(me) || !membership.spans.has(me)) return 'member';
+		for (let i = membership.events.length - 1; i >= 0; i--) {
+			const event = membership.events[i];
+			if (event?.user !== me) continue;
+			if (event.kind === 'left') return 'left';
+			if (event.kind === 'removed') return 'removed';
+		}
+		return 'removed';
+	}
+
+	#moveSoon(): void {
+		if (this.#moveScheduled || this.#moved) return;
+		this.#moveScheduled = true;
+		this.#ingesting = this.#ingesting.then(async () => {
+			this.#moveScheduled = false;
+			try {
+				await this.#considerMove();
+			} catch (error) {
+				this.#report(error);
+			}
+		});
+	}
+
+	/**
+	 * Follow the next generation once this generation holds its epoch op: the
+	 * least by stamp among those its opener could sign (an owner or admin then),
+	 * so every replica follows the same one (generation.ts).
+	 */
+	async #considerMove(): Promise<void> {
+		const { dhSecret, onGeneration, epoch } = this.#options;
+		if (this.#moved || !dhSecret || !onGeneration) return;
+		const membership = this.roster.membership;
+		const winner = winningEpoch(this.#epochs, epoch + 1, (held) => {
+			const role = roleAt(membership, held.user, {
+				hlc: { wall: held.op.hlc[0], counter: held.op.hlc[1] },
+				id: held.op.id,
+				signer: held.user
+			});
+			return role === 'owner' || role === 'admin';
+		});
+		if (!winner) return;
+		const next = await openGeneration(this.id, winner.op, this.#myDevice, dhSecret);
+		if (!next) {
+			if (this.standing === 'member') {
+				console.warn(
+					`kith:conversation ${this.id}: the next generation has no lockbox for this device`
+				);
+			}
+			return;
+		}
+		if (this.#moved) return;
+		this.#moved = true;
+		const after = { wall: winner.op.hlc[0], counter: winner.op.hlc[1] };
+		const carry = this.#reducer
+			.itemsWhere(
+				(item) =>
+					item.device === this.#myDevice &&
+					(item.op.type === 'send' ||
+						item.op.type === 'edit' ||
+						item.op.type === 'delete' ||
+						item.op.type === 'react') &&
+					compareHlc({ wall: item.op.hlc[0], counter: item.op.hlc[1] }, after) > 0
+			)
+			.map((item) => item.op)
+			.sort((a, b) =>
+				compareHlc({ wall: a.hlc[0], counter: a.hlc[1] }, { wall: b.hlc[0], counter: b.hlc[1] })
+			);
+		onGeneration(next, carry);
+	}
+
+	/**
+	 * Remove a member (owners and admins; membership.ts says whom), then open
+	 * a new generation without them: they keep what they had and read nothing
+	 * after. Rejects with why when the rules would refuse it everywhere.
+	 */
+	async removeMember(user: string): Promise<void> {
+		await this.#ingesting;
+		const me = this.#options.myUserId;
+		const mine = this.roster.roleOf(me);
+		const theirs = this.roster.roleOf(user);
+		if (theirs === undefined) throw new Error('They are not a member of this conversation.');
+		if (user === me) return this.leave();
+		if (mine !== 'owner' && mine !== 'admin') {
+			throw new Error('Only owners and admins can remove members.');
+		}
+		if (theirs === 'owner' && mine !== 'owner')
+			throw new Error('Only an owner can remove an owner.');
+		await this.#enqueueOp(makeMemberRemove(this.#options.clock, user)).saved;
+		await this.#ingesting;
+		await this.#openGeneration();
+	}
+
+	/** Leave: the user is removed by their own hand; an owner or admin then rotates the key. */
+	async leave(): Promise<void> {
+		await this.#ingesting;
+		const me = this.#options.myUserId;
+		if (this.roster.roleOf(me) === undefined) return;
+		await this.#enqueueOp(makeMemberRemove(this.#options.clock, me)).saved;
+		await this.#ingesting;
+	}
+
+	/**
+	 * Leader, owner or admin device: when someone left or was removed and no
+	 * new generation followed yet, open one (the user who left cannot).
+	 */
+	async rotateIfNeeded(): Promise<void> {
+		await this.#ingesting;
+		if (this.#moved || this.#epochs.length > 0 || !this.canAdmit) return;
+		const { events } = this.roster.membership;
+		const last = events.findLast((e) => e.kind === 'removed' || e.kind === 'left');
+		if (!last) return;
+		// Only after this generation began: a removal the seed repeats is done.
+		const since = this.#generationStart();
+		if (since === null ? this.#options.epoch > 0 : compareHlc(last.at.hlc, since) <= 0) return;
+		// The first owner or admin by join order does it, so several do not race.
+		const first = this.roster
+			.members()
+			.filter((m) => m.role === 'owner' || m.role === 'admin')
+			.sort((a, b) => {
+				const sa = this.roster.membership.members.get(a.user)?.since;
+				const sb = this.roster.membership.members.get(b.user)?.since;
+				return sa && sb ? compareHlc(sa.hlc, sb.hlc) : 0;
+			})[0];
+		if (first?.user !== this.#options.myUserId) return;
+		await this.#openGeneration();
+	}
+
+	/**
+	 * When this generation began, as far as this replica knows: the least of
+	 * its epoch op (held in the generation before) and its opener's seed.
+	 * Removals stamped before it are done (they are why it exists).
+	 */
+	#generationStart(): Hlc | null {
+		return this.#startHlc;
+	}
+
+	#startHlc: Hlc | null = null;
+
+	#noteStart(tuple: readonly [number, number]): void {
+		const hlc = { wall: tuple[0], counter: tuple[1] };
+		if (this.#startHlc === null || compareHlc(hlc, this.#startHlc) < 0) this.#startHlc = hlc;
+	}
+
+	/** Write the epoch op of the next generation: room and key sealed to every member device. */
+	async #openGeneration(): Promise<void> {
+		if (this.#moved || this.#epochs.some((e) => e.op.epoch === this.#options.epoch + 1)) return;
+		const devices = new Map<string, string>();
+		for (const member of this.roster.members()) {
+			for (const [device, dh] of member.devices) devices.set(device, dh);
+		}
+		if (!devices.has(this.#myDevice)) return;
+		const epoch = this.#options.epoch + 1;
+		const boxes = await sealGeneration(
+			this.id,
+			{ room: newRoomId(), epoch, key: newSecretKey(), opener: this.#myDevice },
+			devices
+		);
+		await this.#enqueueOp(makeEpoch(this.#options.clock, epoch, boxes)).saved;
+		await this.#ingesting;
+	}
+
+	/**
+	 * The device that opened this generation writes its seed: every membership
+	 * op of the generations before, so members admitted later replay the same
+	 * membership. Safe to call again.
+	 */
+	async ensureSeed(): Promise<void> {
+		const { opener, epoch } = this.#options;
+		if (!opener || opener !== this.#myDevice) return;
+		await this.#ingesting;
+		await this.#options.session.loaded;
+		await this.#ingesting;
+		if (this.#seeded) return;
+		const seen = new Set<string>();
+		const ops: Array<{
+			device: string;
+			op: Extract<Operation, { type: 'member.add' | 'member.role' | 'member.remove' }>;
+		}> = [];
+		for (const [device, , op] of this.#meta) {
+			if (op.type !== 'member.add' && op.type !== 'member.role' && op.type !== 'member.remove') {
+				continue;
+			}
+			const key = `${device} ${op.id}`;
+			if (seen.has(key)) continue;
+			seen.add(key);
+			ops.push({ device, op });
+		}
+		if (ops.length === 0) return;
+		this.#seeded = true;
+		await Promise.all(
+			seedParts(ops).map(
+				(part) => this.#enqueueOp(makeSeed(this.#options.clock, epoch, part)).saved
+			)
+		);
+	}
+
+	/** Re-publish ops this device wrote in the generation before, after it changed (see onGeneration). */
+	async republish(ops: readonly Operation[]): Promise<void> {
+		if (ops.length === 0) return;
+		await Promise.all(ops.map((op) => this.#enqueueOp(op).saved));
 	}
 
 	/**
@@ -1472,7 +1806,9 @@ function splitBatches(ops: Operation[]): Operation[][] {
 		const size =
 			op.type === 'send'
 				? op.text.length * 3 + 128 + (op.attachment ? attachmentBytes(op.attachment) : 0)
-				: 256;
+				: op.type === 'seed' || op.type === 'epoch' || op.type === 'member.add'
+					? JSON.stringify(op).length
+					: 256;
 		if (current.length > 0 && bytes + size > BATCH_BYTES) {
 			batches.push(current);
 			current = [];

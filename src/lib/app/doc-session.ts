@@ -83,6 +83,11 @@ export class DocSession {
 		return this.#isLoaded;
 	}
 
+	/** Every entry held now (for a reader that starts after the load was reported). */
+	entries(): EnvelopeEntry[] {
+		return entriesSince(this.doc, null);
+	}
+
 	onEntries(handler: EntriesHandler): () => void {
 		this.#handlers.add(handler);
 		return () => this.#handlers.delete(handler);

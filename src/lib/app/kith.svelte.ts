@@ -58,7 +58,8 @@ import {
 	type JoinRequest
 } from '../invite';
 import { fromBase64Url, toBase64Url } from '../crypto';
-import type { OpId } from '../conversation';
+import type { OpId, Operation } from '../conversation';
+import type { GenerationKey } from '../conversation/generation';
 import { DocSession } from './doc-session';
 import { loadSnapshot, saveSnapshot } from './snapshot';
 import { TabCoordinator } from './tabs';
@@ -470,6 +471,7 @@ export class KithApp {
 						epoch: c.epoch,
 						keys: new Map([[c.epoch, fromBase64Url(c.key) as never]]),
 						createdAt: c.createdAt,
+						generations: new Map([[c.epoch, { room: c.roomId, opener: c.opener ?? null }]]),
 						creator: c.creator,
 						...(signer === invitation.inviter.device
 							? {}
@@ -591,7 +593,10 @@ export class KithApp {
 				epoch: entry.epoch,
 				key: toBase64Url(key),
 				creator: (entry.creator ?? keyring.identity.userId) as never,
-				createdAt: entry.createdAt
+				createdAt: entry.createdAt,
+				...(entry.generations?.get(entry.epoch)?.opener
+					? { opener: entry.generations.get(entry.epoch)?.opener as never }
+					: {})
 			}
 		});
 		await room.session.commit({
@@ -743,7 +748,11 @@ export class KithApp {
 		const opening: Promise<void>[] = [];
 		for (const entry of vault.conversations()) {
 			const existing = this.#sessions.get(entry.id);
-			if (existing) {
+			if (existing && existing.roomId !== entry.roomId) {
+				// Moved to a new generation (here, in another tab or on another device).
+				this.#sessions.delete(entry.id);
+				existing.close();
+			} else if (existing) {
 				existing.name = entry.name;
 				continue;
 			}
@@ -939,9 +948,15 @@ export class KithApp {
 		vault: Vault
 	): Promise<void> {
 		if (this.#sessions.has(entry.id)) return;
-		let snapshot = this.#docSessions.has(entry.roomId)
-			? null
-			: await loadSnapshot<unknown>(this.#store, keyring.localKey, entry.roomId);
+		// Older generations are read too (a snapshot covers one doc: none then).
+		const history = [...(entry.generations ?? new Map<number, never>())]
+			.filter(([epoch]) => epoch < entry.epoch && entry.keys.has(epoch))
+			.sort(([a], [b]) => a - b)
+			.map(([, g]) => ({ session: this.#docSession(g.room), opener: g.opener, room: g.room }));
+		let snapshot =
+			this.#docSessions.has(entry.roomId) || history.length > 0
+				? null
+				: await loadSnapshot<unknown>(this.#store, keyring.localKey, entry.roomId);
 		// Snapshots from before membership (a bare reducer state) are ignored: rebuilt from the doc.
 		if (snapshot && !isSessionSnapshot(snapshot.data)) snapshot = null;
 		if (this.#sessions.has(entry.id)) return;
@@ -975,11 +990,20 @@ export class KithApp {
 			onMarkRead: (opened) => void this.#markRead(opened),
 			onReadElsewhere: () => void closeNotifications(entry.id),
 			verifiedContacts: () => this.#verified,
-			onReport: (error) => this.#reportWriteError(error)
+			onReport: (error) => this.#reportWriteError(error),
+			history,
+			opener: entry.generations?.get(entry.epoch)?.opener ?? null,
+			dhSecret: keyring.dhSecret,
+			onGeneration: (next, carry) => void this.#move(entry.id, next, carry)
 		});
 		session.setReadMark(vault.readPosition(null, entry.id));
 		this.#sessions.set(entry.id, session);
 		const key = entry.keys.get(entry.epoch);
+		// The generation before stays synced too: its epoch op (and what an
+		// offline member wrote there before moving) must still travel.
+		const previous = history.at(-1);
+		const previousKey = entry.keys.get(entry.epoch - 1);
+		if (net && previous && previousKey) net.attach(previous.room, previous.session, previousKey);
 		if (net && key) {
 			net.attach(entry.roomId, docSession, key);
 			net.listen(entry.roomId, {
@@ -988,6 +1012,42 @@ export class KithApp {
 			});
 		}
 		void this.#ensureGenesis(session);
+		void this.#generationChores(session);
+		const pending = this.#carry.get(entry.id);
+		if (pending && pending.epoch === entry.epoch) {
+			this.#carry.delete(entry.id);
+			void session.republish(pending.ops).catch((error: unknown) => this.#reportWriteError(error));
+		}
+	}
+
+	/** Ops to re-publish in a conversation's next generation, until its session opens. */
+	readonly #carry = new Map<ConversationId, { epoch: number; ops: Operation[] }>();
+
+	/**
+	 * This device found its lockbox of a conversation's next generation: record
+	 * the new room and key in the vault (every tab and device of the account
+	 * then moves), and re-publish what it wrote in the old one after the change.
+	 */
+	async #move(id: ConversationId, next: GenerationKey, carry: Operation[]): Promise<void> {
+		if (!this.#tabs?.isLeader) return;
+		if (carry.length > 0) this.#carry.set(id, { epoch: next.epoch, ops: carry });
+		try {
+			await this.#changeVault((vault) => vault.moveConversation(id, next));
+			await this.#syncConversations();
+		} catch (error) {
+			this.#reportWriteError(error);
+		}
+	}
+
+	/** Leader: a generation's opener seeds it; an admin rotates after someone left. */
+	async #generationChores(session: ConversationSession): Promise<void> {
+		if (!this.#tabs?.isLeader) return;
+		try {
+			await session.ensureSeed();
+			await session.rotateIfNeeded();
+		} catch (error) {
+			this.#reportWriteError(error);
+		}
 	}
 
 	/** The creator's device writes the conversation's first member (roster.ts, rule 1). */

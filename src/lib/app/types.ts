@@ -133,6 +133,12 @@ export interface ConversationHandle {
 	send(text: string, replyTo?: string): Promise<void>;
 	/** Replace the text of one of the user's messages (everyone sees "Edited"). */
 	edit?(id: string, text: string): Promise<void>;
+	/** Whether the user is still a member; 'removed' or 'left' make the view read-only. */
+	readonly standing?: 'member' | 'removed' | 'left';
+	/** Remove a member and rotate the key (owners and admins only; rejects with why). */
+	removeMember?(user: string): Promise<void>;
+	/** Leave the conversation. */
+	leave?(): Promise<void>;
 	/** Make a member an admin or an admin a member (owners and admins only; rejects with why). */
 	setRole?(user: string, role: 'admin' | 'member'): Promise<void>;
 	/** Membership changes, oldest first, for the timeline's system lines. */

@@ -3,7 +3,8 @@
  * knows its signing device (roster.ts); member.role ops go to the roster,
  * whose replay decides what they change. Envelopes from unknown devices are
  * held, and member.add operations not yet authorised wait, until the roster
- * grows; the roster is grown to its fixpoint, so the order envelopes arrive
+ * grows; member.role and member.remove ops go to the roster's replay. The
+ * roster is grown to its fixpoint, so the order envelopes arrive
  * in does not matter (DESIGN, invariant 1). Genesis: the creator's first
  * device brings itself in.
  *
@@ -106,7 +107,9 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 				envelope?.(d, author);
 				for (const op of d.ops) {
 					if (op.type === 'member.add') await this.applyOrWait(op, d.device);
-					else if (op.type === 'member.role') this.roster.applyRole(op, d.device);
+					else if (op.type === 'member.role' || op.type === 'member.remove') {
+						this.roster.applyRole(op, d.device);
+					}
 					each(d, author, op);
 				}
 			}

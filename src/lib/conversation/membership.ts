@@ -344,3 +344,30 @@ export function countsAt(state: MembershipState, user: string, at: Stamp): boole
 	}
 	return true;
 }
+
+/**
+ * A user's role at a point of the replay (undefined when not a member then):
+ * who may open a new generation is decided by the role its opener had when
+ * it signed the epoch op, not by what happened after.
+ */
+export function roleAt(state: MembershipState, user: string, at: Stamp): Role | undefined {
+	let role: Role | undefined;
+	for (const event of state.events) {
+		if (compareStamps(event.at, at) > 0) break;
+		if (event.user !== user) continue;
+		switch (event.kind) {
+			case 'joined':
+			case 'role':
+				role = event.role;
+				break;
+			case 'owner':
+				role = 'owner';
+				break;
+			case 'removed':
+			case 'left':
+				role = undefined;
+				break;
+		}
+	}
+	return role;
+}

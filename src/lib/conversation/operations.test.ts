@@ -27,6 +27,7 @@ const ID = 'AAAAAAAAAAAAAAAAAAAAAA'; // 16 zero bytes
 const ID2 = 'qqqqqqqqqqqqqqqqqqqqqg';
 const USER = 'u'.repeat(43);
 const DEVICE = 'd'.repeat(43);
+const BOX = 'b'.repeat(82);
 
 function clock() {
 	return new HlcClock(() => T0);
@@ -210,7 +211,23 @@ describe('parseOperationBatch', () => {
 		],
 		['member.remove', { v: 1, id: ID, hlc: [0, 0], type: 'member.remove', user: USER }],
 		['member.role', { v: 1, id: ID, hlc: [0, 0], type: 'member.role', user: USER, role: 'owner' }],
-		['epoch', { v: 1, id: ID, hlc: [0, 0], type: 'epoch', epoch: 3, room: ID2 }],
+		['epoch', { v: 1, id: ID, hlc: [0, 0], type: 'epoch', epoch: 3, boxes: { [DEVICE]: BOX } }],
+		[
+			'seed',
+			{
+				v: 1,
+				id: ID,
+				hlc: [0, 0],
+				type: 'seed',
+				epoch: 1,
+				ops: [
+					{
+						device: DEVICE,
+						op: { v: 1, id: ID2, hlc: [0, 0], type: 'member.remove', user: USER }
+					}
+				]
+			}
+		],
 		['extreme hlc', send({ hlc: [HLC_MAX_WALL, HLC_MAX_COUNTER] })]
 	];
 
@@ -269,7 +286,24 @@ describe('parseOperationBatch', () => {
 			{ v: 1, id: ID, hlc: [0, 0], type: 'member.add', user: USER, devices: [], role: 'god' }
 		],
 		['a short user id', { v: 1, id: ID, hlc: [0, 0], type: 'member.remove', user: 'alice' }],
-		['a negative epoch', { v: 1, id: ID, hlc: [0, 0], type: 'epoch', epoch: -1, room: ID2 }]
+		['epoch 0', { v: 1, id: ID, hlc: [0, 0], type: 'epoch', epoch: 0, boxes: { [DEVICE]: BOX } }],
+		['an epoch without boxes', { v: 1, id: ID, hlc: [0, 0], type: 'epoch', epoch: 1, boxes: {} }],
+		[
+			'a box for something not a device',
+			{ v: 1, id: ID, hlc: [0, 0], type: 'epoch', epoch: 1, boxes: { bob: BOX } }
+		],
+		['a seed without ops', { v: 1, id: ID, hlc: [0, 0], type: 'seed', epoch: 1, ops: [] }],
+		[
+			'a seed carrying a message',
+			{
+				v: 1,
+				id: ID,
+				hlc: [0, 0],
+				type: 'seed',
+				epoch: 1,
+				ops: [{ device: DEVICE, op: { v: 1, id: ID2, hlc: [0, 0], type: 'send', text: 'hi' } }]
+			}
+		]
 	];
 
 	it.each(invalid)('refuses %s with MalformedOperationError', (_label, op) => {

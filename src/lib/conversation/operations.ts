@@ -33,7 +33,13 @@
  *   invite        invite: id, secret: 32 bytes base64url, expires: ms since the epoch
  *   member.remove user
  *   member.role   user, role
- *   epoch         epoch: integer >= 0, room: room id (22 chars, like an op id)
+ *   epoch         epoch: integer >= 1, boxes: { device: lockbox (base64url) } — the
+ *                 next generation (generation.ts): its room id and key sealed to
+ *                 each remaining member device, 1..1024 of them
+ *   seed          epoch: integer >= 1, ops: [{ device, op }, ...] (1..64): the
+ *                 membership ops (member.add / .remove / .role) of the generations
+ *                 before, as their devices signed them; counts only from the device
+ *                 that opened this generation (its opener)
  *
  *   text   a string of at most 65536 bytes in UTF-8, well-formed (no lone
  *          surrogates). May be empty.
@@ -193,7 +199,6 @@ export const Emoji = z
 	);
 
 const KeyId = z.string().regex(KEY_ID_PATTERN, 'not a public key id');
-const RoomIdText = z.string().regex(OP_ID_PATTERN, 'not a room id');
 
 /** Users a message names with @: distinct user ids. */
 export const Mentions = z
@@ -291,13 +296,34 @@ export const MemberRoleOp = z.object({
 });
 export type MemberRoleOp = z.infer<typeof MemberRoleOp>;
 
+/** A lockbox in base64url: 61 bytes and more (invite/lockbox.ts). */
+const BoxText = z.string().regex(/^[A-Za-z0-9_-]{82,8192}$/, 'not a lockbox');
+
 export const EpochOp = z.object({
 	...base,
 	type: z.literal('epoch'),
-	epoch: z.int().min(0),
-	room: RoomIdText
+	epoch: z.int().min(1).max(1_000_000),
+	boxes: z.record(KeyId, BoxText).refine((boxes) => {
+		const n = Object.keys(boxes).length;
+		return n >= 1 && n <= 1024;
+	}, '1 to 1024 lockboxes')
 });
 export type EpochOp = z.infer<typeof EpochOp>;
+
+/** One membership op of an earlier generation, with the device that signed it. */
+export const SeededOp = z.object({
+	device: KeyId,
+	op: z.discriminatedUnion('type', [MemberAddOp, MemberRemoveOp, MemberRoleOp])
+});
+export type SeededOp = z.infer<typeof SeededOp>;
+
+export const SeedOp = z.object({
+	...base,
+	type: z.literal('seed'),
+	epoch: z.int().min(1).max(1_000_000),
+	ops: z.array(SeededOp).min(1).max(64)
+});
+export type SeedOp = z.infer<typeof SeedOp>;
 
 export const Operation = z.discriminatedUnion('type', [
 	SendOp,
@@ -309,6 +335,7 @@ export const Operation = z.discriminatedUnion('type', [
 	MemberRemoveOp,
 	MemberRoleOp,
 	EpochOp,
+	SeedOp,
 	InviteOp
 ]);
 export type Operation = z.infer<typeof Operation>;
@@ -329,6 +356,7 @@ const SCHEMA_OF: Record<OperationType, z.ZodType> = {
 	'member.remove': MemberRemoveOp,
 	'member.role': MemberRoleOp,
 	epoch: EpochOp,
+	seed: SeedOp,
 	invite: InviteOp
 };
 
@@ -584,4 +612,19 @@ export function makeInvite(
 	invite: { invite: OpId; secret: string; expires: number }
 ): InviteOp {
 	return checked<InviteOp>({ ...header(clock), type: 'invite', ...invite });
+}
+
+/** Remove a user (or leave: remove oneself). membership.ts says who may. */
+export function makeMemberRemove(clock: OpClock, user: string): MemberRemoveOp {
+	return checked<MemberRemoveOp>({ ...header(clock), type: 'member.remove', user });
+}
+
+/** Open generation `epoch`: its room and key sealed to each member device (generation.ts). */
+export function makeEpoch(clock: OpClock, epoch: number, boxes: Record<string, string>): EpochOp {
+	return checked<EpochOp>({ ...header(clock), type: 'epoch', epoch, boxes });
+}
+
+/** Part of a new generation's seed: membership ops of the generations before. */
+export function makeSeed(clock: OpClock, epoch: number, ops: SeededOp[]): SeedOp {
+	return checked<SeedOp>({ ...header(clock), type: 'seed', epoch, ops });
 }

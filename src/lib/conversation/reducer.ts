@@ -381,6 +381,13 @@ export class ConversationReducer {
 	 * first, in display order, so that loading it sorts in linear time. It
 	 * holds plaintext: store it only encrypted. Do not mutate its ops.
 	 */
+	/** The items held (counted or not) that `keep` selects, e.g. one device's ops after a point. */
+	itemsWhere(keep: (item: ReducerItem) => boolean): ReducerItem[] {
+		const out: ReducerItem[] = [];
+		for (const item of this.#items.values()) if (keep(item)) out.push(item);
+		return out;
+	}
+
 	serialize(): ReducerSnapshot {
 		const items: SnapshotItem[] = [];
 		const entry = (item: ReducerItem): SnapshotItem => [

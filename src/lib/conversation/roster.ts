@@ -27,13 +27,21 @@
  *
  * Devices only ever join (an add once applied keeps its devices known, so
  * what they signed can be attributed); which users are members and with
- * which role is the replay's answer for the ops held. Removal
- * (member.remove) comes with generations and key rotation; until then it is
- * held by the reducer and changes nothing here.
+ * which role is the replay's answer for the ops held. A `member.remove`
+ * (removal, or leaving) ends a membership span in the replay; the removed
+ * user's devices stay known (what they signed before stays attributed), and
+ * what they sign after counts for nothing. Keys rotate in a new generation
+ * (generation.ts), so a removed device also reads nothing new.
  */
 import { compareHlc } from './hlc';
 import { countsAt, MembershipLog, type MembershipOp, type MembershipState } from './membership';
-import { opHlc, type MemberAddOp, type MemberRoleOp, type Role } from './operations';
+import {
+	opHlc,
+	type MemberAddOp,
+	type MemberRemoveOp,
+	type MemberRoleOp,
+	type Role
+} from './operations';
 import { verifyDeviceChain } from '../identity/certificates';
 
 export const MAX_MEMBERS = 256;
@@ -63,11 +71,19 @@ interface MutableMember {
 }
 
 /** An add or role op as the membership replay sees it. */
-function membershipOp(op: MemberAddOp | MemberRoleOp, signer: string): MembershipOp {
+function membershipOp(
+	op: MemberAddOp | MemberRoleOp | MemberRemoveOp,
+	signer: string
+): MembershipOp {
 	const at = { hlc: opHlc(op), id: op.id, signer };
-	return op.type === 'member.add'
-		? { ...at, kind: 'add', user: op.user, role: op.role }
-		: { ...at, kind: 'role', user: op.user, role: op.role };
+	switch (op.type) {
+		case 'member.add':
+			return { ...at, kind: 'add', user: op.user, role: op.role };
+		case 'member.role':
+			return { ...at, kind: 'role', user: op.user, role: op.role };
+		case 'member.remove':
+			return { ...at, kind: 'remove', user: op.user };
+	}
 }
 
 export class Roster {
@@ -171,11 +187,12 @@ export class Roster {
 	}
 
 	/**
-	 * Apply a role change signed by `signer` (a device). Returns whether the
+	 * Apply a role change or a removal (member.remove: leaving, when the user
+	 * is the signer's) signed by `signer` (a device). Returns whether the
 	 * membership changed; a change the rules refuse is kept (a later op may
 	 * change what it meant) but changes nothing.
 	 */
-	applyRole(op: MemberRoleOp, signer: string): boolean {
+	applyRole(op: MemberRoleOp | MemberRemoveOp, signer: string): boolean {
 		const signerUser = this.#owners.get(signer);
 		if (signerUser === undefined) return false;
 		const changed = this.#record(membershipOp(op, signerUser));

@@ -98,7 +98,9 @@ export const AdmissionSecret = z.strictObject({
 		/** The epoch key, base64url of 32 bytes. */
 		key: b64Bytes(32),
 		creator: UserIdSchema,
-		createdAt: Timestamp
+		createdAt: Timestamp,
+		/** The device that opened this generation (its seed counts); absent for the first. */
+		opener: UserIdSchema.optional()
 	})
 });
 export type AdmissionSecret = z.infer<typeof AdmissionSecret>;

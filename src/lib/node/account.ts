@@ -503,6 +503,7 @@ export class NodeAccount {
 						epoch: c.epoch,
 						keys: new Map([[c.epoch, fromBase64Url(c.key) as never]]),
 						createdAt: c.createdAt,
+						generations: new Map([[c.epoch, { room: c.roomId, opener: c.opener ?? null }]]),
 						creator: c.creator,
 						...(signer === invitation.inviter.device
 							? {}
@@ -630,7 +631,10 @@ export class NodeAccount {
 				epoch: entry.epoch,
 				key: toBase64Url(key),
 				creator: (entry.creator ?? this.userId) as never,
-				createdAt: entry.createdAt
+				createdAt: entry.createdAt,
+				...(entry.generations?.get(entry.epoch)?.opener
+					? { opener: entry.generations.get(entry.epoch)?.opener as never }
+					: {})
 			}
 		});
 		await doc.commit(

@@ -43,6 +43,12 @@ interface VaultConversation {
 	invite?: { id: ImmutableString; device: ImmutableString; inviter: ImmutableString };
 	/** Muted: no push notifications (the last writer wins). */
 	muted?: boolean;
+	/**
+	 * Every generation held, by epoch: its room and the device that opened it
+	 * (absent for the first). Absent before the first rotation: then the one
+	 * generation is `roomId` at `epoch`.
+	 */
+	rooms?: { [epoch: string]: { room: ImmutableString; opener?: ImmutableString } };
 }
 
 interface VaultShape {
@@ -77,6 +83,11 @@ export interface ConversationEntry {
 	invite?: { id: string; device: string; inviter: string };
 	/** The user muted it: the relay pushes nothing for it. */
 	muted?: boolean;
+	/**
+	 * Every generation this account holds, by epoch (the current one included):
+	 * its room and the device that opened it (null for the first).
+	 */
+	generations?: Map<number, { room: RoomId; opener: string | null }>;
 }
 
 export interface ReadPosition {
@@ -156,6 +167,32 @@ export class Vault {
 		});
 	}
 
+	/**
+	 * Move a conversation to its next generation (its key, room and opener):
+	 * the older generations stay listed for reading. Moving back or twice
+	 * changes nothing.
+	 */
+	moveConversation(
+		id: ConversationId,
+		next: { room: RoomId; epoch: number; key: SecretKey; opener: string }
+	): Uint8Array[] {
+		const current = this.#doc.conversations?.[id];
+		if (!current || current.epoch >= next.epoch) return [];
+		const A = this.#A;
+		return this.#change((doc) => {
+			const c = doc.conversations[id];
+			if (!c) return;
+			c.rooms ??= { [String(c.epoch)]: { room: new A.ImmutableString(str(c.roomId)) } };
+			c.rooms[String(next.epoch)] = {
+				room: new A.ImmutableString(next.room),
+				opener: new A.ImmutableString(next.opener)
+			};
+			c.keys[String(next.epoch)] = new A.ImmutableString(toBase64Url(next.key));
+			c.roomId = new A.ImmutableString(next.room);
+			c.epoch = next.epoch;
+		});
+	}
+
 	setMuted(id: ConversationId, muted: boolean): Uint8Array[] {
 		const current = this.#doc.conversations?.[id];
 		if (!current || (current.muted === true) === muted) return [];
@@ -220,7 +257,18 @@ export class Vault {
 				keys.set(Number(epoch), fromBase64Url(str(key)) as SecretKey);
 			}
 			const kind = str(c.kind) === 'notes' ? 'notes' : 'group';
+			const generations = new Map<number, { room: RoomId; opener: string | null }>();
+			for (const [epoch, g] of Object.entries(c.rooms ?? {})) {
+				generations.set(Number(epoch), {
+					room: str(g.room) as RoomId,
+					opener: g.opener === undefined ? null : str(g.opener)
+				});
+			}
+			if (!generations.has(c.epoch)) {
+				generations.set(c.epoch, { room: str(c.roomId) as RoomId, opener: null });
+			}
 			out.push({
+				generations,
 				id: id as ConversationId,
 				name: str(c.name),
 				kind,
@@ -270,6 +318,20 @@ function toVaultConversation(A: AutomergeModule, entry: ConversationEntry): Vaul
 		keys,
 		createdAt: entry.createdAt,
 		...(entry.creator === undefined ? {} : { creator: new A.ImmutableString(entry.creator) }),
+		...(!entry.generations ||
+		(entry.generations.size <= 1 && !entry.generations.get(entry.epoch)?.opener)
+			? {}
+			: {
+					rooms: Object.fromEntries(
+						[...entry.generations].map(([epoch, g]) => [
+							String(epoch),
+							{
+								room: new A.ImmutableString(g.room),
+								...(g.opener === null ? {} : { opener: new A.ImmutableString(g.opener) })
+							}
+						])
+					)
+				}),
 		...(entry.invite === undefined
 			? {}
 			: {
