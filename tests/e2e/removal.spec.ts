@@ -69,7 +69,7 @@ async function readable(keys: Uint8Array[]): Promise<string> {
 	return (await openEverything(relayRooms(relay.dataDir), keys)).join('\n');
 }
 
-test('a removed member reads nothing after; an offline member moves; forgeries change nothing', async ({
+test('a removed member reads nothing after; an offline member moves; forgeries change nothing; leaving rotates too', async ({
 	browser
 }) => {
 	const proxy = new TcpProxy({ host: '127.0.0.1', port: relay.port });
@@ -190,7 +190,33 @@ test('a removed member reads nothing after; an offline member moves; forgeries c
 		await expect(list.getByRole('listitem').filter({ hasText: 'Cy' })).toContainText('Member');
 		await list.getByRole('button', { name: 'Close' }).click();
 	}
-	await bob.screenshot({ path: test.info().outputPath('bob-removed.png') });
-	await ada.screenshot({ path: test.info().outputPath('ada.png') });
+
+	// Cy leaves: Ada's device, the owner's, rotates again; Cy reads nothing after.
+	const cysMembers = await members(cy);
+	await cysMembers.getByRole('button', { name: 'Leave conversation' }).click();
+	await expect(cy.getByRole('status').filter({ hasText: 'You left' })).toBeVisible({
+		timeout: 15_000
+	});
+	await cy.keyboard.press('Escape');
+	await expect(composer(cy)).toHaveCount(0);
+	await expect(log(ada).getByText('Cy left', { exact: true })).toBeVisible({ timeout: 20_000 });
+	await expect
+		.poll(
+			async () =>
+				(await keysOf(adaSecrets, relayRooms(relay.dataDir))).conversations.find(
+					(c) => c.name === 'Crew'
+				)?.epoch,
+			{ timeout: 20_000 }
+		)
+		.toBe(2);
+	await send(ada, 'After Cy left');
+	await expect(status(article(ada, 'After Cy left'), 'Sent')).toBeVisible({ timeout: 20_000 });
+	await expect(article(cy, 'After Cy left')).toHaveCount(0);
+	const cyKeys = (await keysOf(cySecrets, relayRooms(relay.dataDir))).conversations.flatMap((c) => [
+		...c.keys.values()
+	]);
+	const cyReads = await readable(cyKeys);
+	expect(cyReads).toContain('Still the owner');
+	expect(cyReads).not.toContain('After Cy left');
 	await proxy.stop();
 });

@@ -104,6 +104,8 @@ const AWARENESS_CLOCK = 0xffffffff;
 const TYPING_SHOW_MS = 6000;
 /** Delivered receipts are batched over this long. */
 const DELIVERED_DELAY_MS = 800;
+/** How long an owner or admin device waits after seeing someone leave before it rotates the key. */
+const ROTATION_DELAY_MS = 3000;
 /** How long connected without the inviter's invitation before an admission counts as unconfirmed. */
 const UNCONFIRMED_AFTER_MS = 15_000;
 
@@ -312,7 +314,12 @@ export class ConversationSession implements ConversationHandle {
 	close(): void {
 		for (const off of this.#unsubscribe.splice(0)) off();
 		this.#moved = true;
-		for (const timer of [this.#deliveredTimer, this.#typingTimer, this.#inviteTimer]) {
+		for (const timer of [
+			this.#deliveredTimer,
+			this.#typingTimer,
+			this.#inviteTimer,
+			this.#rotationTimer
+		]) {
 			if (timer) clearTimeout(timer);
 		}
 	}
@@ -849,6 +856,7 @@ export class ConversationSession implements ConversationHandle {
 		this.keyChanged = this.members.filter((m) => m.verified === 'changed').map((m) => m.name);
 		this.standing = this.#standing();
 		if (this.#epochs.length > 0) this.#moveSoon();
+		else if (this.#options.isLeader() && this.canAdmit) this.#scheduleRotation();
 		this.systemLines = this.#systemLines();
 		// Names shown on messages (authors, quotes, mentions) may have changed.
 		this.#views = new WeakMap();
@@ -1406,11 +1414,12 @@ export class ConversationSession implements ConversationHandle {
 		if (mine !== 'owner' && mine !== 'admin') {
 			throw new Error('Only owners and admins can remove members.');
 		}
-		if (theirs === 'owner' && mine !== 'owner')
+		if (theirs === 'owner' && mine !== 'owner') {
 			throw new Error('Only an owner can remove an owner.');
-		await this.#enqueueOp(makeMemberRemove(this.#options.clock, user)).saved;
-		await this.#ingesting;
-		await this.#openGeneration();
+		}
+		// The removal and the next generation travel in one envelope: whoever
+		// sees one sees the other, so nobody opens a second generation for it.
+		await this.#openGeneration(user, makeMemberRemove(this.#options.clock, user));
 	}
 
 	/** Leave: the user is removed by their own hand; an owner or admin then rotates the key. */
@@ -1464,22 +1473,49 @@ export class ConversationSession implements ConversationHandle {
 		if (this.#startHlc === null || compareHlc(hlc, this.#startHlc) < 0) this.#startHlc = hlc;
 	}
 
-	/** Write the epoch op of the next generation: room and key sealed to every member device. */
-	async #openGeneration(): Promise<void> {
-		if (this.#moved || this.#epochs.some((e) => e.op.epoch === this.#options.epoch + 1)) return;
-		const devices = new Map<string, string>();
-		for (const member of this.roster.members()) {
-			for (const [device, dh] of member.devices) devices.set(device, dh);
-		}
-		if (!devices.has(this.#myDevice)) return;
-		const epoch = this.#options.epoch + 1;
-		const boxes = await sealGeneration(
-			this.id,
-			{ room: newRoomId(), epoch, key: newSecretKey(), opener: this.#myDevice },
-			devices
-		);
-		await this.#enqueueOp(makeEpoch(this.#options.clock, epoch, boxes)).saved;
-		await this.#ingesting;
+	#opening: Promise<void> | null = null;
+	#rotationTimer: ReturnType<typeof setTimeout> | null = null;
+
+	/**
+	 * Someone left: the first owner or admin rotates the key, after a pause in
+	 * which an epoch op already written elsewhere has time to arrive.
+	 */
+	#scheduleRotation(): void {
+		if (this.#rotationTimer || this.#moved) return;
+		this.#rotationTimer = setTimeout(() => {
+			this.#rotationTimer = null;
+			void this.rotateIfNeeded().catch((error: unknown) => this.#report(error));
+		}, ROTATION_DELAY_MS);
+	}
+
+	/**
+	 * Write the epoch op of the next generation: room and key sealed to every
+	 * member device (but `without`'s), after `first` (a removal) in the same
+	 * envelope. One at a time.
+	 */
+	#openGeneration(without?: string, first?: Operation): Promise<void> {
+		const run = async () => {
+			const epoch = this.#options.epoch + 1;
+			if (this.#moved || this.#epochs.some((e) => e.op.epoch === epoch)) return;
+			const devices = new Map<string, string>();
+			for (const member of this.roster.members()) {
+				if (member.user === without) continue;
+				for (const [device, dh] of member.devices) devices.set(device, dh);
+			}
+			if (!devices.has(this.#myDevice)) return;
+			const boxes = await sealGeneration(
+				this.id,
+				{ room: newRoomId(), epoch, key: newSecretKey(), opener: this.#myDevice },
+				devices
+			);
+			const ops = first ? [first] : [];
+			ops.push(makeEpoch(this.#options.clock, epoch, boxes));
+			await Promise.all(ops.map((op) => this.#enqueueOp(op).saved));
+			await this.#ingesting;
+		};
+		const next = (this.#opening ?? Promise.resolve()).then(run);
+		this.#opening = next.catch(() => undefined);
+		return next;
 	}
 
 	/**
