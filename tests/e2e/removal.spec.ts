@@ -218,5 +218,21 @@ test('a removed member reads nothing after; an offline member moves; forgeries c
 	const cyReads = await readable(cyKeys);
 	expect(cyReads).toContain('Still the owner');
 	expect(cyReads).not.toContain('After Cy left');
+
+	// Dee joins the third generation: its seed gives her the same membership.
+	const dee = await person(browser, relay.origin, 'Dee');
+	await ada.getByRole('button', { name: 'Invite' }).click();
+	const deeInvite = ada.getByRole('dialog', { name: 'Invite' });
+	const deeLink = await deeInvite.getByRole('textbox', { name: 'Invite link' }).inputValue();
+	await deeInvite.getByRole('button', { name: 'Close' }).click();
+	await dee.goto(deeLink);
+	await dee.getByRole('button', { name: 'Join' }).click();
+	await expect(article(dee, 'After Cy left')).toBeVisible({ timeout: 30_000 });
+	await expect(log(dee).getByText('Ada added you', { exact: true })).toBeVisible();
+	await send(dee, 'Dee is in');
+	await expect(article(ada, 'Dee is in')).toBeVisible({ timeout: 20_000 });
+	const deesMembers = await members(dee);
+	await expect(deesMembers.getByRole('listitem')).toHaveCount(2);
+	await expect(deesMembers.getByRole('listitem').filter({ hasText: 'Ada' })).toContainText('Owner');
 	await proxy.stop();
 });
