@@ -399,6 +399,58 @@ describe('DocPersistence: validation on load', () => {
 	});
 });
 
+describe('DocPersistence: a large first load', () => {
+	/** A stored doc of `count` entries of 1 KiB each, in one record. */
+	async function storeLarge(name: string, count: number): Promise<Y.Doc> {
+		const source = new Y.Doc();
+		const p = persist(name, source);
+		await p.whenLoaded;
+		source.transact(() => {
+			for (let i = 0; i < count; i++) setEntry(source, `e${i}`, `${i}:`.padEnd(1024, 'x'));
+		});
+		await p.flush();
+		await p.destroy();
+		return source;
+	}
+
+	it('checks and applies it in pieces, in separate transactions, and holds exactly the doc', async () => {
+		const name = freshName();
+		const source = await storeLarge(name, 3000);
+		const doc = new Y.Doc();
+		let transactions = 0;
+		doc.on('afterTransaction', () => transactions++);
+		const checked: number[] = [];
+		const p = persist(name, doc, {
+			validate: async (updates) => {
+				checked.push(updates.length);
+				return updates.map(() => true);
+			}
+		});
+		await p.whenLoaded;
+		expect(entries(doc)).toEqual(entries(source));
+		// About 3 MiB in pieces of half a MiB: several checks and transactions.
+		expect(checked.length).toBeGreaterThan(3);
+		expect(transactions).toBeGreaterThan(3);
+	});
+
+	it('refuses the whole record when one piece of it is refused', async () => {
+		const name = freshName();
+		await storeLarge(name, 3000);
+		const doc = new Y.Doc();
+		const refused: RefusedUpdate[] = [];
+		const bad = enc.encode('2999:');
+		const p = persist(name, doc, {
+			validate: async (updates) =>
+				updates.map((update) => !Buffer.from(update).includes(Buffer.from(bad))),
+			onRefused: (info) => refused.push(info)
+		});
+		await p.whenLoaded;
+		expect(entries(doc)).toEqual({});
+		expect(refused).toHaveLength(1);
+		expect((await rawUpdates(name)).length).toBe(1);
+	});
+});
+
 describe('DocPersistence: compaction', () => {
 	it('compacts automatically past the threshold, keeps everything, reduces the count', async () => {
 		const name = freshName();

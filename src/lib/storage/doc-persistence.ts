@@ -62,6 +62,7 @@
  *     entry is bad, and a later version may read it.
  */
 import * as Y from 'yjs';
+import { splitUpdate } from '../sync/split-update';
 import { StorageError, StorageQuotaError, StorageReadError, StorageWriteError } from './errors';
 import {
 	deleteDatabase,
@@ -73,6 +74,16 @@ import {
 
 const UPDATES_STORE = 'updates';
 const CUSTOM_STORE = 'custom';
+
+/** A first load bigger than this is checked and applied in pieces of about this size. */
+const SLICE_BYTES = 512 * 1024;
+/** Pieces checked per task while slicing. */
+const CHECK_BATCH = 1;
+
+/** Yield to the event loop (a macrotask: rendering and input get their turn). */
+function nextTask(): Promise<void> {
+	return new Promise((resolve) => setTimeout(resolve, 0));
+}
 
 /** Stored-update count above which the store is compacted (y-indexeddb uses the same). */
 export const DEFAULT_COMPACT_THRESHOLD = 500;
@@ -804,18 +815,26 @@ export class DocPersistence {
 			if (value instanceof Uint8Array) candidates.push({ key, update: value });
 			else refused.push({ key, reason: 'stored value is not a Yjs update (not a Uint8Array)' });
 		}
+		// The first load of a large doc goes in slices with a task boundary
+		// between them, so a page stays responsive (scrolling the first screen)
+		// while tens of megabytes are checked and applied. Later reads (what
+		// other tabs wrote) are small and go whole.
+		const slicing =
+			afterRead !== undefined && candidates.reduce((n, c) => n + c.update.length, 0) > SLICE_BYTES;
+		const pieces = candidates.map(({ update }) =>
+			slicing ? splitUpdate(update, SLICE_BYTES) : [update]
+		);
 		let verdicts: boolean[] = [];
 		if (candidates.length > 0) {
 			try {
-				verdicts = await this.#validate(candidates.map((c) => c.update));
+				verdicts = await this.#check(pieces, slicing);
 			} catch (e) {
+				if (e instanceof StorageReadError) throw e;
 				throw new StorageReadError('the stored updates could not be checked', { cause: e });
-			}
-			if (!Array.isArray(verdicts) || verdicts.length !== candidates.length) {
-				throw new StorageReadError('the check of stored updates gave no verdict for some of them');
 			}
 		}
 		if (this.#stopping) return applied;
+		if (slicing) return this.#applySliced(candidates, pieces, verdicts, refused, applied);
 
 		// If the doc held updates waiting for missing parts, applying stored
 		// updates may complete them; that happens in a transaction with our
@@ -855,6 +874,78 @@ export class DocPersistence {
 			this.#scheduleFlush();
 		}
 
+		this.#reportRefused(refused);
+		return applied;
+	}
+
+	/**
+	 * `validate` every piece; a record is accepted only when all its pieces
+	 * are (a bad update is refused whole). Sliced: a batch at a time.
+	 */
+	async #check(pieces: Uint8Array[][], slicing: boolean): Promise<boolean[]> {
+		const flat = pieces.flat();
+		const verdicts: boolean[] = [];
+		const batch = slicing ? CHECK_BATCH : flat.length;
+		for (let i = 0; i < flat.length; i += batch) {
+			if (i > 0) await nextTask();
+			const part = flat.slice(i, i + batch);
+			const got = await this.#validate(part);
+			if (!Array.isArray(got) || got.length !== part.length) {
+				throw new StorageReadError('the check of stored updates gave no verdict for some of them');
+			}
+			verdicts.push(...got);
+		}
+		let at = 0;
+		return pieces.map((list) => {
+			const ok = list.every((_, j) => verdicts[at + j] === true);
+			at += list.length;
+			return ok;
+		});
+	}
+
+	/** Apply accepted records piece by piece, one Yjs transaction and one task each. */
+	async #applySliced(
+		candidates: { key: IDBValidKey; update: Uint8Array }[],
+		pieces: Uint8Array[][],
+		verdicts: boolean[],
+		refused: RefusedUpdate[],
+		applied: { key: IDBValidKey; update: Uint8Array }[]
+	): Promise<{ key: IDBValidKey; update: Uint8Array }[]> {
+		const hadPending = this.doc.store.pendingStructs !== null || this.doc.store.pendingDs !== null;
+		for (let i = 0; i < candidates.length; i++) {
+			const { key, update } = candidates[i] as { key: IDBValidKey; update: Uint8Array };
+			if (verdicts[i] !== true) {
+				refused.push({ key, reason: 'refused by validation' });
+				continue;
+			}
+			try {
+				for (const piece of pieces[i] ?? []) {
+					if (this.#stopping) return applied;
+					// See #absorb: detached, or Yjs encodes each piece again as an event.
+					this.doc.off('update', this.#onUpdate);
+					try {
+						Y.transact(this.doc, () => Y.applyUpdate(this.doc, piece, this), this, false);
+					} finally {
+						this.doc.on('update', this.#onUpdate);
+					}
+					await nextTask();
+				}
+				this.#applied.add(key);
+				this.#bytes.set(key, update.byteLength);
+				applied.push({ key, update });
+			} catch (e) {
+				refused.push({ key, reason: `could not be applied: ${String(e)}` });
+			}
+		}
+		if (hadPending && !this.#readOnly) {
+			this.#enqueue(Y.encodeStateAsUpdate(this.doc));
+			this.#scheduleFlush();
+		}
+		this.#reportRefused(refused);
+		return applied;
+	}
+
+	#reportRefused(refused: RefusedUpdate[]): void {
 		for (const info of refused) {
 			this.#refused.add(info.key);
 			if (this.#onRefused) {
@@ -865,7 +956,6 @@ export class DocPersistence {
 				}
 			}
 		}
-		return applied;
 	}
 
 	/**
