@@ -27,6 +27,7 @@ describe('loadConfig', () => {
 			rateBytesPerSec: 8 * 1024 * 1024,
 			roomQuotaBytes: 512 * 1024 * 1024,
 			roomIdleMs: 60_000,
+			retainMaxDays: 30,
 			vapidSubject: 'mailto:admin@localhost',
 			pushHosts: DEFAULTS.pushHosts
 		});
@@ -47,6 +48,7 @@ describe('loadConfig', () => {
 				KITH_RATE_BYTES_PER_SEC: '100000',
 				KITH_ROOM_QUOTA_BYTES: '1000000',
 				KITH_ROOM_IDLE_MS: '0',
+				KITH_RETAIN_MAX_DAYS: '7',
 				KITH_VAPID_SUBJECT: 'mailto:ops@example.org',
 				KITH_PUSH_HOSTS: 'Push.Example.org, .push.example.net'
 			},
@@ -64,6 +66,7 @@ describe('loadConfig', () => {
 			rateBytesPerSec: 100_000,
 			roomQuotaBytes: 1_000_000,
 			roomIdleMs: 0,
+			retainMaxDays: 7,
 			vapidSubject: 'mailto:ops@example.org',
 			pushHosts: ['push.example.org', '.push.example.net']
 		});
@@ -96,6 +99,8 @@ describe('loadConfig', () => {
 		['KITH_RATE_BYTES_PER_SEC', 'fast'],
 		['KITH_ROOM_QUOTA_BYTES', '1.5e9'],
 		['KITH_ROOM_IDLE_MS', '-1'],
+		['KITH_RETAIN_MAX_DAYS', '0'],
+		['KITH_RETAIN_MAX_DAYS', '3651'],
 		['KITH_VAPID_SUBJECT', 'admin@example.org'],
 		['KITH_VAPID_SUBJECT', 'http://example.org'],
 		['KITH_VAPID_SUBJECT', 'mailto:nobody'],

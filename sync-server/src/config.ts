@@ -36,6 +36,12 @@ export interface Config {
 	roomQuotaBytes: number;
 	/** How long a room with no connection keeps its merged state in memory. */
 	roomIdleMs: number;
+	/**
+	 * Longest a retired generation's room is kept for devices that have not
+	 * moved yet: a retirement plan's `retainUntil` is clamped to now plus this
+	 * many days (docs/protocol.md, "Room retirement").
+	 */
+	retainMaxDays: number;
 	/** The VAPID `sub` claim: how a push service reaches this relay's operator (`mailto:` or `https:`). */
 	vapidSubject: string;
 	/**
@@ -60,6 +66,7 @@ export const DEFAULTS = {
 	rateBytesPerSec: 8 * MiB,
 	roomQuotaBytes: 512 * MiB,
 	roomIdleMs: 60_000,
+	retainMaxDays: 30,
 	vapidSubject: 'mailto:admin@localhost',
 	/** The push services of Chrome, Edge, Firefox and Safari. */
 	pushHosts: [
@@ -117,6 +124,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
 			max: Number.MAX_SAFE_INTEGER
 		}),
 		roomIdleMs: r.integer('KITH_ROOM_IDLE_MS', DEFAULTS.roomIdleMs, { min: 0, max: 86_400_000 }),
+		retainMaxDays: r.integer('KITH_RETAIN_MAX_DAYS', DEFAULTS.retainMaxDays, { min: 1, max: 3650 }),
 		vapidSubject: r.vapidSubject('KITH_VAPID_SUBJECT', DEFAULTS.vapidSubject),
 		pushHosts: r.hostList('KITH_PUSH_HOSTS', DEFAULTS.pushHosts)
 	};

@@ -16,6 +16,8 @@ import {
 	deviceSecrets,
 	forge,
 	keysOf,
+	localRecords,
+	openLocal,
 	openEverything,
 	relayRefuses,
 	relayRooms,
@@ -95,6 +97,13 @@ test('a removed member reads nothing after; an offline member moves; forgeries c
 		await expect(article(page, 'Bob was here')).toBeVisible({ timeout: 20_000 });
 	}
 
+	// With the keys in his vault, Bob can open his era on the relay (the method works).
+	const bobSecrets = await deviceSecrets(bob);
+	const bobBefore = await keysOf(bobSecrets, relayRooms(relay.dataDir));
+	expect(await readable(bobBefore.conversations.flatMap((c) => [...c.keys.values()]))).toContain(
+		'Bob was here'
+	);
+
 	// Cy is cut off, and writes anyway: "Saved" on her device only.
 	await proxy.stop();
 	await expect(connection(cy)).not.toHaveText('Connected', { timeout: 10_000 });
@@ -134,16 +143,28 @@ test('a removed member reads nothing after; an offline member moves; forgeries c
 		await expect(article(bob, text)).toHaveCount(0);
 	}
 
-	// Raw data: Bob, with every key his vault holds, opens nothing written after.
+	// Raw data: Bob, with every key his vault holds, opens nothing written after —
+	// neither on the relay nor in his own browser's storage.
 	const rooms = relayRooms(relay.dataDir);
-	const bobs = await keysOf(await deviceSecrets(bob), rooms);
+	const bobs = await keysOf(bobSecrets, rooms);
 	const bobCrew = bobs.conversations.find((c) => c.name === 'Crew');
 	expect(bobCrew?.keys.size).toBe(1);
 	const bobKeys = bobs.conversations.flatMap((c) => [...c.keys.values()]);
 	const bobReads = await readable(bobKeys);
-	expect(bobReads).toContain('Bob was here'); // the method works: his own era is open to him
 	expect(bobReads).not.toContain('After Bob left');
 	expect(bobReads).not.toContain('Cy after the move');
+	const bobLocal = (
+		await openLocal(await localRecords(bob), bobKeys, fromBase64Url(bobSecrets.local))
+	).join('\n');
+	expect(bobLocal).toContain('Bob was here');
+	expect(bobLocal).not.toContain('After Bob left');
+	expect(bobLocal).not.toContain('Cy after the move');
+	// Once Ada and Cy have both moved, the relay drops the old room: Bob's key opens no room.
+	await expect
+		.poll(() => relayRefuses(relay.origin, bobCrew?.roomId ?? '', bobKeys[0] as Uint8Array), {
+			timeout: 20_000
+		})
+		.toBe('room-retired');
 
 	// Ada's vault knows both generations; the new room is real and holds the text.
 	const adaSecrets = await deviceSecrets(ada);
@@ -215,9 +236,12 @@ test('a removed member reads nothing after; an offline member moves; forgeries c
 	const cyKeys = (await keysOf(cySecrets, relayRooms(relay.dataDir))).conversations.flatMap((c) => [
 		...c.keys.values()
 	]);
-	const cyReads = await readable(cyKeys);
-	expect(cyReads).toContain('Still the owner');
-	expect(cyReads).not.toContain('After Cy left');
+	expect(await readable(cyKeys)).not.toContain('After Cy left');
+	const cyLocal = (
+		await openLocal(await localRecords(cy), cyKeys, fromBase64Url(cySecrets.local))
+	).join('\n');
+	expect(cyLocal).toContain('Still the owner');
+	expect(cyLocal).not.toContain('After Cy left');
 
 	// Dee joins the third generation: its seed gives her the same membership.
 	const dee = await person(browser, relay.origin, 'Dee');

@@ -78,7 +78,20 @@ import {
 	type HeldEpoch
 } from '../conversation/generation';
 import { roleAt } from '../conversation/membership';
+import { survivingOps } from '../conversation/compaction';
 import { newRoomId, newSecretKey } from '../crypto/ids';
+
+/** Op types a device re-publishes when a new generation's seed does not cover them. */
+const CARRIED = new Set<Operation['type']>([
+	'send',
+	'edit',
+	'delete',
+	'react',
+	'member.add',
+	'member.remove',
+	'member.role',
+	'invite'
+]);
 
 /** Most plaintext bytes sealed into one envelope when batching a burst. */
 const BATCH_BYTES = 192 * 1024;
@@ -90,6 +103,8 @@ interface Decoded {
 	ops: Operation[];
 	/** From the current generation (epoch ops elsewhere are history). */
 	current?: boolean;
+	/** Carried by the opener's seed, not delivered by its device. */
+	seeded?: boolean;
 }
 
 /** What an encrypted view snapshot holds: reducer state and the ops the roster needs. */
@@ -104,6 +119,10 @@ const AWARENESS_CLOCK = 0xffffffff;
 const TYPING_SHOW_MS = 6000;
 /** Delivered receipts are batched over this long. */
 const DELIVERED_DELAY_MS = 800;
+/** How long after a delete for everyone the first owner or admin compacts. */
+const COMPACT_DELAY_MS = 5000;
+/** Generations up to this many envelopes are compacted after a delete. */
+const AUTO_COMPACT_MAX_ENVELOPES = 20_000;
 /** How long an owner or admin device waits after seeing someone leave before it rotates the key. */
 const ROTATION_DELAY_MS = 3000;
 /** How long connected without the inviter's invitation before an admission counts as unconfirmed. */
@@ -158,12 +177,16 @@ export interface ConversationSessionOptions {
 	opener?: string | null;
 	/** This device's X25519 secret: opens its lockbox of the next generation. */
 	dhSecret?: Uint8Array;
+	/** This device holds a lockbox of the next generation: the app moves the conversation there. */
+	onGeneration?(next: GenerationKey): void;
 	/**
-	 * This device holds a lockbox of the next generation: the app moves the
-	 * conversation there, and re-publishes `carry` (this device's ops written
-	 * here after the change, which the others, already gone, would miss).
+	 * The current generation holds its whole seed, and what this device wrote
+	 * in the generations before is covered (re-published where it was not):
+	 * the app may retire them. `expected`: when this device opened the
+	 * generation, every member device sealed to (the relay may drop the old
+	 * room once they all moved).
 	 */
-	onGeneration?(next: GenerationKey, carry: Operation[]): void;
+	onRetire?(expected: string[] | null): void;
 }
 
 /** Where the user stands in a conversation, for what the view offers. */
@@ -281,10 +304,11 @@ export class ConversationSession implements ConversationHandle {
 		});
 		this.#unsubscribe.push(off);
 		this.#catchUp(options.session, options.opener ?? null);
-		void Promise.all([
+		this.#allLoaded = Promise.all([
 			options.session.loaded,
 			...(options.history ?? []).map((old) => old.session.loaded)
-		]).then(
+		]).then(() => undefined);
+		void this.#allLoaded.then(
 			() => {
 				this.loading = false;
 				if (restored) this.#ingesting = this.#ingesting.then(() => this.#rescanOwn());
@@ -298,6 +322,8 @@ export class ConversationSession implements ConversationHandle {
 	}
 
 	readonly #unsubscribe: Array<() => void> = [];
+	/** Every doc of this session (the current generation and the history) is loaded. */
+	#allLoaded: Promise<void> = Promise.resolve();
 
 	/** A doc loaded before this session began (it reopened after a move): read what it holds. */
 	#catchUp(session: DocSession, opener: string | null): void {
@@ -318,7 +344,8 @@ export class ConversationSession implements ConversationHandle {
 			this.#deliveredTimer,
 			this.#typingTimer,
 			this.#inviteTimer,
-			this.#rotationTimer
+			this.#rotationTimer,
+			this.#compactionTimer
 		]) {
 			if (timer) clearTimeout(timer);
 		}
@@ -611,6 +638,7 @@ export class ConversationSession implements ConversationHandle {
 					for (const op of batch) {
 						if (op.type === 'receipt') this.#noteReceipt(this.#options.myUserId, op);
 						items.push({ op, author: this.#options.myUserId, device, envelopeId });
+						this.#mineHere.add(op.id);
 					}
 					if (batch.some((op) => op.type !== 'send')) {
 						this.#ingesting = this.#ingesting.then(() => this.#ownMeta(batch, device));
@@ -715,18 +743,21 @@ export class ConversationSession implements ConversationHandle {
 						if (op.type !== 'seed') continue;
 						if (current && device === this.#myDevice) this.#seeded = true;
 						if (opener === null || device !== opener) continue;
-						if (current) this.#noteStart(op.hlc);
+						if (current) this.#noteSeedPart(op);
 						op.ops.forEach((seeded, i) => {
 							decoded.push({
 								entryId: `${result.entry.id}:${op.id}:${i}` as EnvelopeId,
 								device: seeded.device,
-								ops: [seeded.op]
+								ops: [seeded.op],
+								current,
+								seeded: true
 							});
 						});
 					}
 					ops = ops.filter((op) => op.type !== 'seed');
 					if (ops.length === 0) continue;
 				}
+				if (current && device === this.#myDevice) for (const op of ops) this.#mineHere.add(op.id);
 				decoded.push({ entryId: result.entry.id, device, ops, current });
 			}
 		}
@@ -780,6 +811,8 @@ export class ConversationSession implements ConversationHandle {
 					this.#moveSoon();
 				} else if (op.type === 'epoch' && op.epoch === this.#options.epoch) {
 					this.#noteStart(op.hlc);
+				} else if (op.type === 'delete' && d.current && !d.seeded) {
+					this.#scheduleCompaction();
 				}
 				if (
 					op.type === 'member.add' ||
@@ -794,8 +827,10 @@ export class ConversationSession implements ConversationHandle {
 			},
 			(d) => {
 				if (d.device !== this.#myDevice) return;
-				if (d.current === false) this.#closedOwn.add(d.entryId);
-				else this.#trackOwn(d.entryId, d.ops);
+				if (d.current === false) {
+					this.#closedOwn.add(d.entryId);
+					for (const op of d.ops) if (CARRIED.has(op.type)) this.#historyOwn.push(op);
+				} else this.#trackOwn(d.entryId, d.ops);
 			}
 		);
 		if (this.roster.version !== rosterBefore) this.#rosterChanged();
@@ -816,9 +851,14 @@ export class ConversationSession implements ConversationHandle {
 			} else if (op.type === 'epoch') {
 				this.#epochs.push({ op, device, user: me });
 				this.#moveSoon();
+			} else if (op.type === 'delete') {
+				this.#scheduleCompaction();
 			} else if (op.type === 'seed') {
 				this.#seeded = true;
-				this.#noteStart(op.hlc);
+				for (const seeded of op.ops) {
+					if (seeded.device === this.#myDevice) this.#mineHere.add(seeded.op.id);
+				}
+				this.#noteSeedPart(op);
 			} else if (op.type === 'invite') {
 				this.#invites.set(op.invite, { op, author: me, device });
 				this.#meta.push([device, me, op]);
@@ -1381,22 +1421,7 @@ export class ConversationSession implements ConversationHandle {
 		}
 		if (this.#moved) return;
 		this.#moved = true;
-		const after = { wall: winner.op.hlc[0], counter: winner.op.hlc[1] };
-		const carry = this.#reducer
-			.itemsWhere(
-				(item) =>
-					item.device === this.#myDevice &&
-					(item.op.type === 'send' ||
-						item.op.type === 'edit' ||
-						item.op.type === 'delete' ||
-						item.op.type === 'react') &&
-					compareHlc({ wall: item.op.hlc[0], counter: item.op.hlc[1] }, after) > 0
-			)
-			.map((item) => item.op)
-			.sort((a, b) =>
-				compareHlc({ wall: a.hlc[0], counter: a.hlc[1] }, { wall: b.hlc[0], counter: b.hlc[1] })
-			);
-		onGeneration(next, carry);
+		onGeneration(next);
 	}
 
 	/**
@@ -1444,6 +1469,12 @@ export class ConversationSession implements ConversationHandle {
 		// Only after this generation began: a removal the seed repeats is done.
 		const since = this.#generationStart();
 		if (since === null ? this.#options.epoch > 0 : compareHlc(last.at.hlc, since) <= 0) return;
+		if (!this.#firstAdmin()) return;
+		await this.#openGeneration();
+	}
+
+	/** Whether this user is the owner or admin who joined first: the one who rotates and compacts. */
+	#firstAdmin(): boolean {
 		// The first owner or admin by join order does it, so several do not race.
 		const first = this.roster
 			.members()
@@ -1453,7 +1484,32 @@ export class ConversationSession implements ConversationHandle {
 				const sb = this.roster.membership.members.get(b.user)?.since;
 				return sa && sb ? compareHlc(sa.hlc, sb.hlc) : 0;
 			})[0];
-		if (first?.user !== this.#options.myUserId) return;
+		return first?.user === this.#options.myUserId;
+	}
+
+	#compactionTimer: ReturnType<typeof setTimeout> | null = null;
+
+	/**
+	 * A message was deleted for everyone: its envelope (and its text) stays in
+	 * this generation's stores until the next one. The first owner or admin
+	 * compacts a little later — a new generation seeded with what survives —
+	 * so the old one can be retired everywhere. Large generations are left
+	 * alone here (re-sealing them costs too much to do per delete).
+	 */
+	#scheduleCompaction(): void {
+		if (this.#compactionTimer || this.#moved) return;
+		if (!this.#options.isLeader() || !this.canAdmit) return;
+		this.#compactionTimer = setTimeout(() => {
+			this.#compactionTimer = null;
+			void this.compact().catch((error: unknown) => this.#report(error));
+		}, COMPACT_DELAY_MS);
+	}
+
+	/** Open a new generation seeded with the surviving ops (see #scheduleCompaction). */
+	async compact(): Promise<void> {
+		await this.#ingesting;
+		if (this.#moved || this.#epochs.length > 0 || !this.canAdmit || !this.#firstAdmin()) return;
+		if (this.#options.session.doc.size > AUTO_COMPACT_MAX_ENVELOPES) return;
 		await this.#openGeneration();
 	}
 
@@ -1519,41 +1575,81 @@ export class ConversationSession implements ConversationHandle {
 	}
 
 	/**
-	 * The device that opened this generation writes its seed: every membership
-	 * op of the generations before, so members admitted later replay the same
-	 * membership. Safe to call again.
+	 * The device that opened this generation writes its seed: the surviving
+	 * operations of the generations before (compaction.ts), so the view stays
+	 * the same, members admitted later get the same membership, and the old
+	 * generations can be retired. Safe to call again.
 	 */
 	async ensureSeed(): Promise<void> {
 		const { opener, epoch } = this.#options;
 		if (!opener || opener !== this.#myDevice) return;
-		await this.#ingesting;
-		await this.#options.session.loaded;
+		await this.#allLoaded;
 		await this.#ingesting;
 		if (this.#seeded) return;
-		const seen = new Set<string>();
-		const ops: Array<{
-			device: string;
-			op: Extract<Operation, { type: 'member.add' | 'member.role' | 'member.remove' }>;
-		}> = [];
-		for (const [device, , op] of this.#meta) {
-			if (op.type !== 'member.add' && op.type !== 'member.role' && op.type !== 'member.remove') {
-				continue;
-			}
-			const key = `${device} ${op.id}`;
-			if (seen.has(key)) continue;
-			seen.add(key);
-			ops.push({ device, op });
-		}
-		if (ops.length === 0) return;
+		const roster = this.roster;
+		// Membership ops go whole (the replay judges them again; a leave is stamped
+		// at the end of its author's span); others only when they count.
+		const held = this.#reducer.itemsWhere(
+			(item) =>
+				item.op.type.startsWith('member.') ||
+				roster.counts(item.author, { wall: item.op.hlc[0], counter: item.op.hlc[1] }, item.op.id)
+		);
+		const parts = seedParts(survivingOps(held));
+		if (parts.length === 0) return;
 		this.#seeded = true;
 		await Promise.all(
-			seedParts(ops).map(
-				(part) => this.#enqueueOp(makeSeed(this.#options.clock, epoch, part)).saved
+			parts.map(
+				(part, i) =>
+					this.#enqueueOp(makeSeed(this.#options.clock, epoch, i, parts.length, part)).saved
 			)
 		);
 	}
 
-	/** Re-publish ops this device wrote in the generation before, after it changed (see onGeneration). */
+	/** Parts of the opener's seed held, of how many. */
+	readonly #seedParts = new Set<number>();
+	#seedTotal = 0;
+	/** Op ids this device's ops have in the current generation (sealed here or seeded). */
+	readonly #mineHere = new Set<string>();
+	/** This device's ops read from older generations (what the seed must cover). */
+	readonly #historyOwn: Operation[] = [];
+	#retireAsked = false;
+
+	#noteSeedPart(op: Extract<Operation, { type: 'seed' }>): void {
+		this.#noteStart(op.hlc);
+		this.#seedParts.add(op.part);
+		this.#seedTotal = op.parts;
+		if (this.#seedParts.size >= this.#seedTotal) {
+			this.#ingesting = this.#ingesting.then(() => this.#afterSeed());
+		}
+	}
+
+	/**
+	 * The whole seed is here: re-publish what this device wrote before that it
+	 * does not cover (written offline, or after the opener moved), then let
+	 * the app retire the old generations.
+	 */
+	async #afterSeed(): Promise<void> {
+		if (this.#retireAsked || (this.#options.history ?? []).length === 0) return;
+		await this.#allLoaded;
+		this.#retireAsked = true;
+		const missing = this.#historyOwn.filter((op) => !this.#mineHere.has(op.id));
+		if (missing.length > 0) {
+			try {
+				await this.republish(missing);
+			} catch (error) {
+				this.#retireAsked = false;
+				this.#report(error);
+				return;
+			}
+		}
+		const opened = this.#options.opener === this.#myDevice;
+		const expected = opened
+			? this.roster.members().flatMap((member) => [...member.devices.keys()])
+			: null;
+		this.#options.onRetire?.(expected);
+	}
+
+	/** Re-publish ops this device wrote in a generation before (same ids and clocks). */
 	async republish(ops: readonly Operation[]): Promise<void> {
 		if (ops.length === 0) return;
 		await Promise.all(ops.map((op) => this.#enqueueOp(op).saved));

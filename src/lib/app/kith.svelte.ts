@@ -58,10 +58,24 @@ import {
 	type JoinRequest
 } from '../invite';
 import { fromBase64Url, toBase64Url } from '../crypto';
-import type { OpId, Operation } from '../conversation';
+import type { OpId } from '../conversation';
 import type { GenerationKey } from '../conversation/generation';
-import { DocSession } from './doc-session';
-import { loadSnapshot, saveSnapshot } from './snapshot';
+import { DocSession, storageName } from './doc-session';
+import { loadSnapshot, saveSnapshot, snapshotKey } from './snapshot';
+import { movedTag, reportMoved, retireRoom } from '../sync';
+
+/** How long the relay keeps an old generation for devices that have not moved yet. */
+const RETAIN_MS = 30 * 24 * 60 * 60 * 1000;
+
+/** Delete one IndexedDB database (its connections were closed); resolves even if blocked. */
+function deleteDatabase(name: string): Promise<void> {
+	return new Promise((resolve) => {
+		const request = indexedDB.deleteDatabase(name);
+		request.onsuccess = () => resolve();
+		request.onerror = () => resolve();
+		request.onblocked = () => resolve();
+	});
+}
 import { TabCoordinator } from './tabs';
 import type { ConnectionState, ConversationSummary, MentionHit, Phase, SearchHit } from './types';
 import { MessageSearch } from '../search/message-search';
@@ -994,7 +1008,8 @@ export class KithApp {
 			history,
 			opener: entry.generations?.get(entry.epoch)?.opener ?? null,
 			dhSecret: keyring.dhSecret,
-			onGeneration: (next, carry) => void this.#move(entry.id, next, carry)
+			onGeneration: (next) => void this.#move(entry.id, next),
+			onRetire: (expected) => void this.#retire(entry.id, expected)
 		});
 		session.setReadMark(vault.readPosition(null, entry.id));
 		this.#sessions.set(entry.id, session);
@@ -1013,30 +1028,75 @@ export class KithApp {
 		}
 		void this.#ensureGenesis(session);
 		void this.#generationChores(session);
-		const pending = this.#carry.get(entry.id);
-		if (pending && pending.epoch === entry.epoch) {
-			this.#carry.delete(entry.id);
-			void session.republish(pending.ops).catch((error: unknown) => this.#reportWriteError(error));
-		}
 	}
-
-	/** Ops to re-publish in a conversation's next generation, until its session opens. */
-	readonly #carry = new Map<ConversationId, { epoch: number; ops: Operation[] }>();
 
 	/**
 	 * This device found its lockbox of a conversation's next generation: record
 	 * the new room and key in the vault (every tab and device of the account
-	 * then moves), and re-publish what it wrote in the old one after the change.
+	 * then moves; the new session re-publishes what the seed does not cover).
 	 */
-	async #move(id: ConversationId, next: GenerationKey, carry: Operation[]): Promise<void> {
+	async #move(id: ConversationId, next: GenerationKey): Promise<void> {
 		if (!this.#tabs?.isLeader) return;
-		if (carry.length > 0) this.#carry.set(id, { epoch: next.epoch, ops: carry });
 		try {
 			await this.#changeVault((vault) => vault.moveConversation(id, next));
 			await this.#syncConversations();
 		} catch (error) {
 			this.#reportWriteError(error);
 		}
+	}
+
+	/**
+	 * The current generation's seed covers what this device held: retire the
+	 * generations before it. The relay hears that this device moved (and, from
+	 * the opener, which devices it waits for before dropping the old room);
+	 * then their keys leave the vault and their envelopes this device's
+	 * storage, and the conversation reopens on the current generation alone.
+	 * If the relay cannot be told now, nothing is retired: the next open tries
+	 * again.
+	 */
+	async #retire(id: ConversationId, expected: string[] | null): Promise<void> {
+		const keyring = this.#keyring;
+		const vault = this.#vault;
+		if (!keyring || !vault || !this.#tabs?.isLeader) return;
+		const entry = vault.conversations().find((c) => c.id === id);
+		if (!entry) return;
+		const old = [...(entry.generations ?? new Map<number, never>())].filter(
+			([epoch]) => epoch < entry.epoch
+		);
+		if (old.length === 0) return;
+		const relayUrl = this.#options.relayUrl;
+		try {
+			if (relayUrl) {
+				for (const [epoch, generation] of old) {
+					const key = entry.keys.get(epoch);
+					if (!key) continue;
+					if (expected && epoch === entry.epoch - 1) {
+						const tags = await Promise.all(expected.map((d) => movedTag(generation.room, d)));
+						await retireRoom(relayUrl, generation.room, key, tags, Date.now() + RETAIN_MS);
+					}
+					const tag = await movedTag(generation.room, keyring.identity.deviceId);
+					await reportMoved(relayUrl, generation.room, key, tag);
+				}
+			}
+			await this.#changeVault((v) => v.retireGenerations(id, entry.epoch));
+		} catch (error) {
+			console.warn(`kith:conversation ${id}: the old generations stay for now`, error);
+			return;
+		}
+		const session = this.#sessions.get(id);
+		if (session) {
+			this.#sessions.delete(id);
+			session.close();
+		}
+		for (const [, generation] of old) {
+			this.#net?.detach(generation.room);
+			const doc = this.#docSessions.get(generation.room);
+			this.#docSessions.delete(generation.room);
+			await doc?.close().catch(() => undefined);
+			await this.#store.delete(snapshotKey(generation.room)).catch(() => undefined);
+			await deleteDatabase(storageName(generation.room));
+		}
+		await this.#syncConversations();
 	}
 
 	/** Leader: a generation's opener seeds it; an admin rotates after someone left. */

@@ -105,6 +105,17 @@ export class NetHub {
 		this.#options.onStatusChange?.();
 	}
 
+	/** Stop syncing a room (a retired generation). */
+	detach(roomId: RoomId): void {
+		const room = this.#rooms.get(roomId);
+		if (!room) return;
+		for (const stop of room.unsubscribe) stop();
+		room.connection?.destroy();
+		room.listeners.clear();
+		this.#rooms.delete(roomId);
+		this.#options.onStatusChange?.();
+	}
+
 	/** This tab became the leader: open every connection. */
 	async becomeLeader(): Promise<void> {
 		for (const [id, room] of this.#rooms) await this.#connect(id, room);

@@ -11,7 +11,7 @@
  * Pure (no I/O, no view state): the app's conversation session and the Node
  * peer both run it.
  */
-import type { MemberAddOp, Operation } from './operations';
+import type { MemberAddOp, MemberRemoveOp, MemberRoleOp, Operation } from './operations';
 import type { ConversationReducer, ReducerItem } from './reducer';
 import type { Roster } from './roster';
 
@@ -65,6 +65,19 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 		return this.#held.size;
 	}
 
+	/**
+	 * A role change or removal is recorded once the roster knows its signing
+	 * device (the replay then judges it); until then it waits. An envelope may
+	 * be admitted before its device is in the roster (a device's own ops are
+	 * attributed to its user at once), so its membership ops must not be lost.
+	 */
+	#applyRoleOrWait(op: MemberRoleOp | MemberRemoveOp, signer: string): void {
+		if (this.roster.ownerOf(signer) === undefined) this.#pendingRoles.push({ op, signer });
+		else this.roster.applyRole(op, signer);
+	}
+
+	#pendingRoles: Array<{ op: MemberRoleOp | MemberRemoveOp; signer: string }> = [];
+
 	/** Apply a member.add now if it is authorised, or keep it until the roster grows. */
 	async applyOrWait(op: MemberAddOp, signer: string): Promise<void> {
 		if (this.roster.authorised(op, signer)) await this.roster.apply(op, signer);
@@ -108,7 +121,7 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 				for (const op of d.ops) {
 					if (op.type === 'member.add') await this.applyOrWait(op, d.device);
 					else if (op.type === 'member.role' || op.type === 'member.remove') {
-						this.roster.applyRole(op, d.device);
+						this.#applyRoleOrWait(op, d.device);
 					}
 					each(d, author, op);
 				}
@@ -117,6 +130,11 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 				const pending = this.#pendingAdds;
 				this.#pendingAdds = [];
 				for (const { op, signer } of pending) await this.applyOrWait(op, signer);
+			}
+			if (this.roster.version !== versionBefore && this.#pendingRoles.length > 0) {
+				const pending = this.#pendingRoles;
+				this.#pendingRoles = [];
+				for (const { op, signer } of pending) this.#applyRoleOrWait(op, signer);
 			}
 			if (this.roster.version === versionBefore || this.#held.size === 0) break;
 			queue = [...this.#held.values()];

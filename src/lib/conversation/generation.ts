@@ -18,16 +18,17 @@
  * A device that was offline finds its box in the old generation whenever it
  * comes back, so it moves too. The removed member's devices get no box.
  *
- * The new generation starts with `seed` ops from its opener: the membership
- * ops of the generations before (as their devices signed them), so a member
- * admitted later, who holds only the new generation, replays the same
- * membership as everyone else (membership.ts). Only the opener's seed counts.
+ * The new generation starts with `seed` ops from its opener: the surviving
+ * ops of the generations before (compaction.ts), as their devices signed
+ * them, so the view is the same, a member admitted later replays the same
+ * membership as everyone else (membership.ts), and the old generations can
+ * be retired. Only the opener's seed counts.
  */
 import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from '../crypto/bytes';
 import { isRoomId, type RoomId, type SecretKey } from '../crypto/ids';
 import { openLockbox, sealLockbox } from '../invite/lockbox';
 import { compareHlc } from './hlc';
-import type { EpochOp, MemberAddOp, MemberRemoveOp, MemberRoleOp, SeededOp } from './operations';
+import type { EpochOp, SeededOp } from './operations';
 
 const CONTEXT = 'kith/generation\0';
 
@@ -147,11 +148,8 @@ function compareEpochs(a: HeldEpoch, b: HeldEpoch): number {
 	);
 }
 
-/** Split the membership ops of earlier generations into seed parts of at most `size`. */
-export function seedParts(
-	ops: ReadonlyArray<{ device: string; op: MemberAddOp | MemberRemoveOp | MemberRoleOp }>,
-	size = 16
-): SeededOp[][] {
+/** Split the ops a seed carries (compaction.ts) into parts of at most `size`. */
+export function seedParts(ops: readonly SeededOp[], size = 256): SeededOp[][] {
 	const parts: SeededOp[][] = [];
 	for (let i = 0; i < ops.length; i += size) {
 		parts.push(ops.slice(i, i + size).map(({ device, op }) => ({ device, op })));

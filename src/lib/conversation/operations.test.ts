@@ -220,6 +220,8 @@ describe('parseOperationBatch', () => {
 				hlc: [0, 0],
 				type: 'seed',
 				epoch: 1,
+				part: 0,
+				parts: 1,
 				ops: [
 					{
 						device: DEVICE,
@@ -292,16 +294,26 @@ describe('parseOperationBatch', () => {
 			'a box for something not a device',
 			{ v: 1, id: ID, hlc: [0, 0], type: 'epoch', epoch: 1, boxes: { bob: BOX } }
 		],
-		['a seed without ops', { v: 1, id: ID, hlc: [0, 0], type: 'seed', epoch: 1, ops: [] }],
 		[
-			'a seed carrying a message',
+			'a seed without ops',
+			{ v: 1, id: ID, hlc: [0, 0], type: 'seed', epoch: 1, part: 0, parts: 1, ops: [] }
+		],
+		[
+			'a seed carrying an epoch op',
 			{
 				v: 1,
 				id: ID,
 				hlc: [0, 0],
 				type: 'seed',
 				epoch: 1,
-				ops: [{ device: DEVICE, op: { v: 1, id: ID2, hlc: [0, 0], type: 'send', text: 'hi' } }]
+				part: 0,
+				parts: 1,
+				ops: [
+					{
+						device: DEVICE,
+						op: { v: 1, id: ID2, hlc: [0, 0], type: 'epoch', epoch: 2, boxes: { [DEVICE]: BOX } }
+					}
+				]
 			}
 		]
 	];

@@ -36,10 +36,10 @@
  *   epoch         epoch: integer >= 1, boxes: { device: lockbox (base64url) } — the
  *                 next generation (generation.ts): its room id and key sealed to
  *                 each remaining member device, 1..1024 of them
- *   seed          epoch: integer >= 1, ops: [{ device, op }, ...] (1..64): the
- *                 membership ops (member.add / .remove / .role) of the generations
- *                 before, as their devices signed them; counts only from the device
- *                 that opened this generation (its opener)
+ *   seed          epoch: integer >= 1, part, parts: integers (0 <= part < parts),
+ *                 ops: [{ device, op }, ...] (1..1024): the surviving ops of the
+ *                 generations before (compaction.ts), as their devices signed them;
+ *                 counts only from the device that opened this generation (its opener)
  *
  *   text   a string of at most 65536 bytes in UTF-8, well-formed (no lone
  *          surrogates). May be empty.
@@ -310,10 +310,20 @@ export const EpochOp = z.object({
 });
 export type EpochOp = z.infer<typeof EpochOp>;
 
-/** One membership op of an earlier generation, with the device that signed it. */
+/** One op of an earlier generation (compaction.ts), with the device that signed it. */
 export const SeededOp = z.object({
 	device: KeyId,
-	op: z.discriminatedUnion('type', [MemberAddOp, MemberRemoveOp, MemberRoleOp])
+	op: z.discriminatedUnion('type', [
+		SendOp,
+		EditOp,
+		DeleteOp,
+		ReactOp,
+		ReceiptOp,
+		MemberAddOp,
+		MemberRemoveOp,
+		MemberRoleOp,
+		InviteOp
+	])
 });
 export type SeededOp = z.infer<typeof SeededOp>;
 
@@ -321,7 +331,10 @@ export const SeedOp = z.object({
 	...base,
 	type: z.literal('seed'),
 	epoch: z.int().min(1).max(1_000_000),
-	ops: z.array(SeededOp).min(1).max(64)
+	/** This part's number, from 0, of `parts`: a reader knows when it holds the whole seed. */
+	part: z.int().min(0).max(999_999),
+	parts: z.int().min(1).max(1_000_000),
+	ops: z.array(SeededOp).min(1).max(1024)
 });
 export type SeedOp = z.infer<typeof SeedOp>;
 
@@ -624,7 +637,13 @@ export function makeEpoch(clock: OpClock, epoch: number, boxes: Record<string, s
 	return checked<EpochOp>({ ...header(clock), type: 'epoch', epoch, boxes });
 }
 
-/** Part of a new generation's seed: membership ops of the generations before. */
-export function makeSeed(clock: OpClock, epoch: number, ops: SeededOp[]): SeedOp {
-	return checked<SeedOp>({ ...header(clock), type: 'seed', epoch, ops });
+/** Part `part` of `parts` of a new generation's seed: the surviving ops before it. */
+export function makeSeed(
+	clock: OpClock,
+	epoch: number,
+	part: number,
+	parts: number,
+	ops: SeededOp[]
+): SeedOp {
+	return checked<SeedOp>({ ...header(clock), type: 'seed', epoch, part, parts, ops });
 }

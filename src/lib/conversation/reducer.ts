@@ -462,7 +462,18 @@ export class ConversationReducer {
 		}
 		if (held === item || compareDuplicates(item, held) >= 0) return;
 		this.#items.set(key, item);
-		if (work.rebuild || (this.#counts !== null && !this.#counts(item))) return;
+		if (work.rebuild) return;
+		if (this.#counts !== null && !this.#counts(item)) {
+			// The item that counted (and whose effects are applied) is replaced by
+			// one that does not: its effects must go.
+			if (this.#counts(held)) work.rebuild = true;
+			return;
+		}
+		if (this.#counts !== null && !this.#counts(held)) {
+			// The replaced item did not count; this one does: apply it afresh.
+			work.rebuild = true;
+			return;
+		}
 		if (!sameJson(item.op, held.op)) {
 			// Same identity, different content: only a misbehaving author does
 			// this. Retracting the old op's effects piecemeal is error-prone;

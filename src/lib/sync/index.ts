@@ -41,3 +41,4 @@ export {
 } from './relay-connection';
 export { splitUpdate } from './split-update';
 export { isSentBy } from './status';
+export { movedTag, reportMoved, RetireError, retireRoom } from './retire';

@@ -156,6 +156,8 @@ const DENIAL_MESSAGES: Record<string, string> = {
 	'wrong-capability':
 		'The relay holds this conversation under another key: this device cannot sync it there.',
 	'bad-room': 'The relay does not accept this conversation’s id.',
+	'room-retired':
+		'This conversation moved on without this device, and the relay dropped its old copy.',
 	'bad-challenge': 'The relay did not recognise its own challenge; retrying.',
 	'expired-challenge': 'The relay’s challenge expired before it was answered; retrying.',
 	'replayed-challenge': 'The relay’s challenge was already used; retrying.'

@@ -193,6 +193,22 @@ export class Vault {
 		});
 	}
 
+	/** Forget the generations before `epoch` (retired): their rooms and keys leave the vault. */
+	retireGenerations(id: ConversationId, epoch: number): Uint8Array[] {
+		const current = this.#doc.conversations?.[id];
+		if (!current) return [];
+		const old = Object.keys(current.keys).filter((e) => Number(e) < epoch);
+		if (old.length === 0) return [];
+		return this.#change((doc) => {
+			const c = doc.conversations[id];
+			if (!c) return;
+			for (const e of old) {
+				delete c.keys[e];
+				if (c.rooms) delete c.rooms[e];
+			}
+		});
+	}
+
 	setMuted(id: ConversationId, muted: boolean): Uint8Array[] {
 		const current = this.#doc.conversations?.[id];
 		if (!current || (current.muted === true) === muted) return [];

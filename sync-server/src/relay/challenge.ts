@@ -31,6 +31,8 @@ const RANDOM_LENGTH = 16;
 const TAG_LENGTH = 16;
 const NONCE_LENGTH = 8 + RANDOM_LENGTH + TAG_LENGTH;
 const ACCESS_CONTEXT = utf8Encode('kith/room-access\0');
+const RETIRE_CONTEXT = utf8Encode('kith/room-retire\0');
+const MOVED_CONTEXT = utf8Encode('kith/room-moved\0');
 
 export class RelaySecretError extends Error {
 	static readonly NAME = 'RelaySecretError';
@@ -55,6 +57,16 @@ export function loadRelaySecret(dataDir: string): Uint8Array {
 /** The bytes a client signs with the room's capability key. */
 export function accessMessage(roomId: string, nonce: string): Uint8Array {
 	return concatBytes(ACCESS_CONTEXT, utf8Encode(roomId), utf8Encode(nonce));
+}
+
+/** The bytes a client signs to record a retirement plan (docs/protocol.md, "Room retirement"). */
+export function retireMessage(roomId: string, nonce: string): Uint8Array {
+	return concatBytes(RETIRE_CONTEXT, utf8Encode(roomId), utf8Encode(nonce));
+}
+
+/** The bytes a client signs to report that the device behind `tag` has moved on. */
+export function movedMessage(roomId: string, nonce: string, tag: string): Uint8Array {
+	return concatBytes(MOVED_CONTEXT, utf8Encode(roomId), utf8Encode(nonce), utf8Encode(tag));
 }
 
 export interface Challenge {
@@ -141,9 +153,18 @@ export class Challenges {
 }
 
 /** Parses `cap` and `sig` and checks the signature over the access message. */
-export async function verifyAccess(
+export function verifyAccess(
 	roomId: string,
 	nonce: string,
+	cap: string,
+	sig: string
+): Promise<Uint8Array | undefined> {
+	return verifyProof(accessMessage(roomId, nonce), cap, sig);
+}
+
+/** Parses `cap` and `sig` and checks the signature over `message`; the key when it holds. */
+export async function verifyProof(
+	message: Uint8Array,
 	cap: string,
 	sig: string
 ): Promise<Uint8Array | undefined> {
@@ -156,6 +177,6 @@ export async function verifyAccess(
 		return undefined;
 	}
 	// verifySignature refuses wrong lengths and small-order keys.
-	const ok = await verifySignature(publicKey, accessMessage(roomId, nonce), signature);
+	const ok = await verifySignature(publicKey, message, signature);
 	return ok ? publicKey : undefined;
 }

@@ -8,6 +8,8 @@ export class RelayMetrics {
 	framesIn = 0;
 	framesOut = 0;
 	updatesStored = 0;
+	/** Rooms retired (their updates deleted) by this process. */
+	roomsRetired = 0;
 	readonly refusals = new Map<string, number>();
 	/** More metrics in the same format, appended by other parts of the server (push). */
 	readonly sections: Array<() => string> = [];
@@ -48,6 +50,12 @@ export class RelayMetrics {
 			'counter',
 			'Updates written to the database.',
 			this.updatesStored
+		);
+		metric(
+			'kith_rooms_retired_total',
+			'counter',
+			'Rooms retired: their updates deleted once every device moved or the retention limit passed.',
+			this.roomsRetired
 		);
 		for (const section of this.sections) lines.push(section().trimEnd());
 		return lines.join('\n') + '\n';

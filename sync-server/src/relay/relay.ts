@@ -1,7 +1,9 @@
 /**
  * The relay: y-websocket–compatible rooms at `/sync/<roomId>`, admission by a
- * signed challenge (`GET /sync/challenge`), and `/metrics`. The protocol is
- * docs/protocol.md, "Relay protocol"; this module is its server half.
+ * signed challenge (`GET /sync/challenge`), room retirement (`POST
+ * /sync/retire`, `POST /sync/moved`) and `/metrics`. The protocol is
+ * docs/protocol.md, "Relay protocol" and "Room retirement"; this module is its
+ * server half.
  *
  * It holds no Y.Doc. A room's stored updates are merged into one update and a
  * state vector (room-state.ts), kept in memory while the room has connections
@@ -20,7 +22,7 @@
  * handler is guarded, and a frame whose framing is broken closes only its own
  * connection.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import * as Y from 'yjs';
@@ -29,12 +31,35 @@ import { equalBytes, isRoomId } from '../../../src/lib/crypto/index.ts';
 import type { Config } from '../config.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type { KithServer, RequestTarget } from '../server.ts';
-import { Challenges, loadRelaySecret, verifyAccess } from './challenge.ts';
+import {
+	accessMessage,
+	Challenges,
+	loadRelaySecret,
+	movedMessage,
+	retireMessage,
+	verifyProof
+} from './challenge.ts';
 import { RelayMetrics } from './metrics.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { installNodeVerifier } from './verify.ts';
 import { MERGE_CHUNK, RoomState } from './room-state.ts';
 import { RelayStore } from './store.ts';
+import {
+	BadRequest,
+	DAY_MS,
+	MAX_MOVED_TAGS,
+	MAX_RETIRE_BODY_BYTES,
+	MOVED_PATH,
+	MovedBody,
+	parseBody,
+	readJsonBody,
+	RETIRE_CHECK_MS,
+	RETIRE_PATH,
+	RetireBody,
+	retireDenial,
+	sendJson,
+	sendPreflight
+} from './retire.ts';
 import {
 	FrameError,
 	KEEPALIVE_FRAME,
@@ -54,6 +79,7 @@ import {
 export const SYNC_PATH = '/sync/';
 export const CHALLENGE_PATH = '/sync/challenge';
 export const METRICS_PATH = '/metrics';
+export { MOVED_PATH, RETIRE_PATH };
 
 /** Close codes the relay uses. */
 export const CLOSE = {
@@ -83,8 +109,10 @@ export interface RelayOptions {
 	compactAfterRows?: number;
 	/** Interval of pings, and of keepalive frames to connections that heard nothing. */
 	keepaliveMs?: number;
-	/** Wall clock for challenges (tests). */
+	/** Wall clock for challenges and retirement deadlines (tests). */
 	now?: () => number;
+	/** Interval of the check for retirement plans whose deadline passed. */
+	retireCheckMs?: number;
 }
 
 export interface Relay {
@@ -186,6 +214,8 @@ class Room {
 	/** Compact when the room holds this many rows. */
 	compactAt: number;
 	compactScheduled = false;
+	/** The room was retired: its data is gone; queued work does nothing. */
+	retired = false;
 	readonly #tasks: RoomTask[] = [];
 	#draining: Promise<void> | undefined;
 	#idleTimer: NodeJS.Timeout | undefined;
@@ -318,6 +348,16 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 
 	const heartbeat = setInterval(() => guard('heartbeat', beat), keepaliveMs);
 	heartbeat.unref();
+	const retainMaxMs = config.retainMaxDays * DAY_MS;
+	/** A retirement's log checkpoint could not finish yet (a reader was in the way). */
+	let checkpointPending = false;
+	const retireTimer = setInterval(
+		() => guard('retirement check', retireDue),
+		options.retireCheckMs ?? RETIRE_CHECK_MS
+	);
+	retireTimer.unref();
+	// Plans that came due while the relay was down, or a retirement a crash cut short.
+	guard('retirement check', retireDue);
 
 	server.addRoute({
 		methods: ['GET'],
@@ -353,6 +393,17 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 			res.end(text);
 		}
 	});
+
+	for (const [path, kind] of [
+		[RETIRE_PATH, 'retire'],
+		[MOVED_PATH, 'moved']
+	] as const) {
+		server.addRoute({
+			methods: ['POST', 'OPTIONS'],
+			path,
+			handler: (req, res, target) => retirementRequest(kind, req, res, target)
+		});
+	}
 
 	server.addUpgradeHandler({
 		path: SYNC_PATH,
@@ -404,6 +455,8 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 		if (conn.state !== 'authenticating') return; // closed meanwhile
 		if (closing) return conn.close(CLOSE.goingAway, 'relay shutting down');
 		if (typeof result === 'string') return deny(conn, result);
+		// Retired while the signature was checked: never claim it again.
+		if (store.isRetired(conn.roomId)) return deny(conn, 'room-retired');
 		const registered = store.claim(conn.roomId, result, now());
 		if (!equalBytes(registered, result)) return deny(conn, 'wrong-capability');
 
@@ -435,13 +488,29 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 		params: URLSearchParams
 	): Promise<Uint8Array | AuthFailure> {
 		if (!isRoomId(roomId)) return 'bad-room';
+		if (store.isRetired(roomId)) return 'room-retired';
 		const nonce = params.get('nonce');
 		const cap = params.get('cap');
 		const sig = params.get('sig');
 		if (!nonce || !cap || !sig) return 'unauthorized';
+		return prove(roomId, nonce, cap, sig, accessMessage(roomId, nonce));
+	}
+
+	/**
+	 * Checks a signed challenge (admission table rows 3–7): the nonce is this
+	 * relay's, for this room, fresh and unused; `sig` is `cap`'s signature over
+	 * `message`; then the nonce is redeemed. The public key, or why not.
+	 */
+	async function prove(
+		roomId: string,
+		nonce: string,
+		cap: string,
+		sig: string,
+		message: Uint8Array
+	): Promise<Uint8Array | AuthFailure> {
 		const checked = challenges.check(roomId, nonce);
 		if (!checked.ok) return checked.reason;
-		const key = await verifyAccess(roomId, nonce, cap, sig);
+		const key = await verifyProof(message, cap, sig);
 		if (!key) return 'unauthorized';
 		if (!challenges.redeem(nonce, checked.expiresAt)) return 'replayed-challenge';
 		return key;
@@ -454,6 +523,11 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 			room: isRoomId(conn.roomId) ? conn.roomId : undefined,
 			conn: conn.id
 		});
+		sendDenial(conn, reason);
+	}
+
+	/** The auth frame (permission denied + reason), then close 4403. */
+	function sendDenial(conn: Connection, reason: AuthFailure): void {
 		send(conn, writePermissionDenied(reason));
 		conn.close(CLOSE.denied, reason);
 	}
@@ -569,9 +643,10 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 	}
 
 	async function answerStep1(conn: Connection, room: Room, stateVector: Uint8Array): Promise<void> {
-		if (conn.state !== 'open') return;
+		if (conn.state !== 'open' || room.retired) return;
 		const state = await load(room);
-		send(conn, writeSyncStep2(await state.diff(stateVector)));
+		const diff = await state.diff(stateVector);
+		if (!room.retired) send(conn, writeSyncStep2(diff));
 	}
 
 	/**
@@ -583,6 +658,7 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 	 * commit; a forward may (receivers store what they receive themselves).
 	 */
 	async function receiveUpdates(room: Room, batch: UpdateTask[]): Promise<void> {
+		if (room.retired) return;
 		const state = await load(room);
 		// Checked in parallel against the state before the batch (nothing changes
 		// it until the commit below: all work on a room runs on its queue).
@@ -591,6 +667,8 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 				checkUpdate(update, state.sv).catch((err: unknown) => ({ ok: 'error' as const, err }))
 			)
 		);
+		// Retired meanwhile: nothing more is stored, forwarded or acknowledged.
+		if (room.retired) return;
 		const accepted: Accepted[] = [];
 		const acks = new Set<Connection>();
 		/** Items accepted in this batch so far, per client. */
@@ -706,7 +784,7 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 	function compact(room: Room): void {
 		room.compactScheduled = false;
 		const state = room.state;
-		if (closing || !state) return;
+		if (closing || !state || room.retired) return;
 		const rows = store.compactable(room.id, COMPACT_MAX_ROW_BYTES, MERGE_CHUNK);
 		const chunk: typeof rows = [];
 		let total = 0;
@@ -751,6 +829,116 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 			log.error('relay task failed', { conn: conn.id, room: conn.room?.id, err });
 			refuse(conn, 'server-error', 'the relay could not process this; nothing was stored');
 		}
+	}
+
+	// --- retirement (docs/protocol.md, "Room retirement") -----------------------
+
+	/** `POST /sync/retire` and `POST /sync/moved`: a signed request about one room. */
+	async function retirementRequest(
+		kind: 'retire' | 'moved',
+		req: IncomingMessage,
+		res: ServerResponse,
+		target: RequestTarget
+	): Promise<void> {
+		if (req.method === 'OPTIONS') return sendPreflight(res);
+		const unavailable = () =>
+			sendJson(res, 503, { error: 'unavailable', message: 'the relay is shutting down' });
+		if (closing) {
+			req.resume();
+			return unavailable();
+		}
+		const roomId = new URLSearchParams(target.search).get('room');
+		if (!isRoomId(roomId)) {
+			req.resume();
+			return sendJson(res, 400, { error: 'bad-room', message: retireDenial('bad-room') });
+		}
+		let body: RetireBody | MovedBody;
+		try {
+			const raw = await readJsonBody(req, MAX_RETIRE_BODY_BYTES);
+			body = kind === 'retire' ? parseBody(RetireBody, raw) : parseBody(MovedBody, raw);
+		} catch (err) {
+			if (!(err instanceof Error) || err.name !== BadRequest.NAME) throw err;
+			log.info('retirement request refused', { kind, reason: 'bad-request', room: roomId });
+			return sendJson(res, 400, { error: 'bad-request', message: err.message });
+		}
+		const refuse = (status: number, reason: Parameters<typeof retireDenial>[0]) => {
+			log.info('retirement request refused', { kind, reason, room: roomId });
+			sendJson(res, status, { error: reason, message: retireDenial(reason) });
+		};
+		if (store.isRetired(roomId)) return refuse(410, 'room-retired');
+		const message =
+			'tag' in body
+				? movedMessage(roomId, body.nonce, body.tag)
+				: retireMessage(roomId, body.nonce);
+		const key = await prove(roomId, body.nonce, body.cap, body.sig, message);
+		if (closing) return unavailable();
+		if (typeof key === 'string') return refuse(403, key);
+		// Everything below is synchronous: nothing can retire the room in between.
+		if (store.isRetired(roomId)) return refuse(410, 'room-retired');
+		const registered = store.capOf(roomId);
+		if (!registered) return refuse(404, 'unknown-room');
+		if (!equalBytes(registered, key)) return refuse(403, 'wrong-capability');
+		const t = now();
+		if ('tag' in body) {
+			if (!store.markMoved(roomId, body.tag, t, MAX_MOVED_TAGS)) {
+				return refuse(409, 'too-many-tags');
+			}
+			log.debug('device moved', { room: roomId });
+		} else {
+			const retainUntil = Math.min(body.retainUntil, t + retainMaxMs);
+			store.plan(roomId, body.devices, retainUntil, t);
+			log.info('retirement planned', { room: roomId, devices: body.devices.length, retainUntil });
+		}
+		retireDue();
+		if (store.isRetired(roomId)) return sendJson(res, 200, { retired: true });
+		const plan = store.planOf(roomId);
+		sendJson(res, 200, {
+			retired: false,
+			retainUntil: plan?.retainUntil ?? null,
+			devices: plan?.devices ?? null,
+			pending: plan?.pending ?? null
+		});
+	}
+
+	/** Retires every room whose plan is fulfilled, then finishes the log checkpoint. */
+	function retireDue(): void {
+		if (closing) return;
+		const t = now();
+		for (const id of store.due(t)) retire(id, t);
+		if (checkpointPending) {
+			checkpointPending = !store.checkpoint();
+			if (checkpointPending) log.warn('log checkpoint after a retirement is busy; retrying later');
+		}
+	}
+
+	/**
+	 * Deletes the room's updates and leaves its tombstone (store.retire), then
+	 * closes its connections with `room-retired`. Work still queued on the room
+	 * sees `retired` and does nothing.
+	 */
+	function retire(id: string, t: number): void {
+		const plan = store.planOf(id);
+		const bytes = store.retire(id, t);
+		checkpointPending = true;
+		metrics.roomsRetired++;
+		const room = rooms.get(id);
+		let closed = 0;
+		if (room) {
+			room.retired = true;
+			room.state = undefined;
+			room.stopTimers();
+			rooms.delete(id);
+			for (const conn of room.conns) {
+				sendDenial(conn, 'room-retired');
+				closed++;
+			}
+		}
+		log.info('room retired', {
+			room: id,
+			why: plan && plan.pending === 0 ? 'moved' : 'deadline',
+			bytes,
+			closed
+		});
 	}
 
 	// --- output ----------------------------------------------------------------
@@ -827,6 +1015,7 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 
 	async function shutdown(): Promise<void> {
 		clearInterval(heartbeat);
+		clearInterval(retireTimer);
 		const gone = new Promise<void>((resolve) => {
 			allClosed = resolve;
 			if (connections.size === 0) resolve();
@@ -856,7 +1045,7 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 		async proveAccess(room, cap, nonce, sig) {
 			const key = await authenticate(room, new URLSearchParams({ cap, nonce, sig }));
 			if (typeof key === 'string') return key;
-			const registered = store.room(room)?.cap;
+			const registered = store.capOf(room);
 			return registered && equalBytes(registered, key) ? null : 'wrong-capability';
 		},
 		liveDevices(room) {

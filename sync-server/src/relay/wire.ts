@@ -55,7 +55,9 @@ export type AuthFailure =
 	| 'expired-challenge'
 	| 'replayed-challenge'
 	| 'wrong-capability'
-	| 'bad-room';
+	| 'bad-room'
+	/** The room was retired (docs/protocol.md, "Room retirement"): its data is gone for good. */
+	| 'room-retired';
 
 /** Why a frame or update was refused (sent in `kith-refused`). */
 export type RefusalReason =

@@ -31,6 +31,8 @@ import {
 	type Operation
 } from '../../../src/lib/conversation';
 import { createSigner } from '../../../src/lib/crypto/sign';
+import { aeadDecrypt } from '../../../src/lib/crypto';
+import { snapshotAad } from '../../../src/lib/app/snapshot';
 import { clientIdFor, openEnvelope, sealEnvelope } from '../../../src/lib/envelope';
 import { RelayConnection } from '../../../src/lib/sync/relay-connection';
 import {
@@ -461,4 +463,160 @@ export async function forge(
 /** The account's user id: its master Ed25519 public key (docs/protocol.md §2). */
 export function userIdOf(secrets: Pick<KeyringSecrets, 'master'>): string {
 	return toBase64Url(ed25519.getPublicKey(fromBase64Url(secrets.master)));
+}
+
+/** One IndexedDB record's binary parts, as the page stores them (base64url). */
+export interface LocalRecord {
+	database: string;
+	store: string;
+	key: string;
+	/** Every byte array found in the value, base64url. */
+	blobs: string[];
+	/** A snapshot record (kv `snapshot:<room>`): its fields, base64url. */
+	snapshot?: { nonce: string; ciphertext: string; stateVector: string };
+}
+
+/** Every record of every IndexedDB database of the page's origin, with its byte arrays. */
+export async function localRecords(page: Page): Promise<LocalRecord[]> {
+	const raw = await page.evaluate(async () => {
+		const b64 = (bytes: Uint8Array) => {
+			let text = '';
+			for (let i = 0; i < bytes.length; i += 8192) {
+				text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+			}
+			return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+		};
+		const request = <T>(req: IDBRequest<T>) =>
+			new Promise<T>((resolve, reject) => {
+				req.onsuccess = () => resolve(req.result);
+				req.onerror = () => reject(req.error);
+			});
+		const out: Array<{
+			database: string;
+			store: string;
+			key: string;
+			blobs: string[];
+			snapshot?: { nonce: string; ciphertext: string; stateVector: string };
+		}> = [];
+		const collect = (value: unknown, blobs: string[], depth = 0): void => {
+			if (depth > 32 || value === null || typeof value !== 'object') return;
+			if (value instanceof ArrayBuffer) blobs.push(b64(new Uint8Array(value)));
+			else if (ArrayBuffer.isView(value)) {
+				blobs.push(b64(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)));
+			} else if (Array.isArray(value)) value.forEach((v) => collect(v, blobs, depth + 1));
+			else for (const v of Object.values(value)) collect(v, blobs, depth + 1);
+		};
+		for (const info of await indexedDB.databases()) {
+			if (!info.name) continue;
+			const db = await request(indexedDB.open(info.name));
+			for (const storeName of Array.from(db.objectStoreNames)) {
+				const tx = db.transaction(storeName, 'readonly');
+				const store = tx.objectStore(storeName);
+				const keys = await request(store.getAllKeys());
+				const values = await request(store.getAll());
+				keys.forEach((key, i) => {
+					const value = values[i] as Record<string, unknown> | undefined;
+					const blobs: string[] = [];
+					collect(value, blobs);
+					const record: (typeof out)[number] = {
+						database: info.name as string,
+						store: storeName,
+						key: String(key),
+						blobs
+					};
+					if (String(key).startsWith('snapshot:') && value) {
+						const { nonce, ciphertext, stateVector } = value as Record<string, Uint8Array>;
+						if (nonce && ciphertext && stateVector) {
+							record.snapshot = {
+								nonce: b64(nonce),
+								ciphertext: b64(ciphertext),
+								stateVector: b64(stateVector)
+							};
+						}
+					}
+					out.push(record);
+				});
+			}
+			db.close();
+		}
+		return out;
+	});
+	return raw;
+}
+
+/**
+ * Everything a replica's storage yields with every key it has: each
+ * conversation doc's envelopes opened with `keys`, and each view snapshot
+ * decrypted with the device-local key. Plaintexts as UTF-8 text.
+ */
+export async function openLocal(
+	records: LocalRecord[],
+	keys: Uint8Array[],
+	localKey: Uint8Array
+): Promise<string[]> {
+	const docs = new Map<string, Uint8Array[]>();
+	for (const record of records) {
+		if (!record.database.startsWith('kith-doc:')) continue;
+		const list = docs.get(record.database) ?? [];
+		for (const blob of record.blobs) list.push(fromBase64Url(blob));
+		docs.set(record.database, list);
+	}
+	const rooms = new Map<string, Uint8Array[]>();
+	for (const [database, updates] of docs) {
+		const valid = updates.filter((update) => {
+			try {
+				Y.decodeUpdate(update);
+				return true;
+			} catch {
+				return false;
+			}
+		});
+		rooms.set(database.slice('kith-doc:'.length), valid);
+	}
+	const texts = await openEverything(rooms, keys);
+	for (const record of records) {
+		if (!record.snapshot) continue;
+		const room = record.key.slice('snapshot:'.length) as RoomId;
+		const stateVector = fromBase64Url(record.snapshot.stateVector);
+		try {
+			const plaintext = await aeadDecrypt(
+				asSecretKey(localKey.slice()),
+				fromBase64Url(record.snapshot.nonce),
+				fromBase64Url(record.snapshot.ciphertext),
+				snapshotAad(room, stateVector)
+			);
+			texts.push(utf8Decode(plaintext));
+		} catch {
+			// not openable with this key
+		}
+	}
+	return texts;
+}
+
+/** Whether `needle` occurs anywhere in the page's stored bytes. */
+export function holdsBytes(records: LocalRecord[], needle: Uint8Array): boolean {
+	const target = Buffer.from(needle);
+	return records.some((record) =>
+		record.blobs.some((blob) => Buffer.from(fromBase64Url(blob)).includes(target))
+	);
+}
+
+/** The envelopes on the relay whose plaintext (opened with `key`) contains `needle`. */
+export async function envelopesHolding(
+	rooms: Map<string, Uint8Array[]>,
+	key: Uint8Array,
+	needle: string
+): Promise<Uint8Array[]> {
+	const found: Uint8Array[] = [];
+	for (const [roomId, updates] of rooms) {
+		for (const bytes of roomEnvelopes(updates)) {
+			const opened = await openEnvelope(bytes, {
+				roomId: roomId as RoomId,
+				keyForEpoch: () => asSecretKey(key.slice()),
+				verified: true
+			}).catch(() => null);
+			if (opened && utf8Decode(opened.plaintext).includes(needle)) found.push(bytes);
+		}
+	}
+	return found;
 }

@@ -1,0 +1,152 @@
+/**
+ * Room retirement over HTTP (docs/protocol.md, "Room retirement"): the
+ * request bodies, their limits and the JSON answers. The behaviour — proofs,
+ * the plan, the deletion — is in relay.ts, next to the rooms it closes.
+ *
+ *   POST /sync/retire?room=R   {cap, nonce, sig, devices: [tag…], retainUntil}
+ *   POST /sync/moved?room=R    {cap, nonce, sig, tag}
+ *
+ * A device tag is opaque to the relay: 32 bytes (43 base64url characters)
+ * the client derives from the room and its device id, so the relay can count
+ * devices without learning who they are or linking them across rooms.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import type { AuthFailure } from './wire.ts';
+
+export const RETIRE_PATH = '/sync/retire';
+export const MOVED_PATH = '/sync/moved';
+/** Largest request body: 1,024 tags of 46 bytes of JSON each fit with room to spare. */
+export const MAX_RETIRE_BODY_BYTES = 64 * 1024;
+/** Most device tags one plan may list. */
+export const MAX_RETIRE_DEVICES = 1024;
+/** Most moved tags a room keeps; a new one beyond is refused (`too-many-tags`). */
+export const MAX_MOVED_TAGS = 4 * MAX_RETIRE_DEVICES;
+/** How often the relay looks for plans whose deadline passed. */
+export const RETIRE_CHECK_MS = 60_000;
+export const DAY_MS = 86_400_000;
+
+/** 32 bytes as unpadded base64url: 43 characters, the last one carrying 2 zero bits. */
+const DEVICE_TAG = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+
+const base64url = (max: number) =>
+	z
+		.string()
+		.min(1)
+		.max(max)
+		.regex(/^[A-Za-z0-9_-]+$/, 'must be unpadded base64url');
+
+const tag = z.string().regex(DEVICE_TAG, 'must be 32 bytes as 43 base64url characters');
+
+const proof = {
+	cap: base64url(100),
+	nonce: base64url(100),
+	sig: base64url(200)
+};
+
+export const RetireBody = z.strictObject({
+	...proof,
+	devices: z
+		.array(tag)
+		.min(1, 'at least one device tag')
+		.max(MAX_RETIRE_DEVICES, `at most ${MAX_RETIRE_DEVICES} device tags`)
+		.refine((tags) => new Set(tags).size === tags.length, 'every device tag at most once'),
+	retainUntil: z
+		.number()
+		.int('must be a whole number of milliseconds')
+		.min(0, 'must not be negative')
+		.max(Number.MAX_SAFE_INTEGER)
+});
+export type RetireBody = z.infer<typeof RetireBody>;
+
+export const MovedBody = z.strictObject({ ...proof, tag });
+export type MovedBody = z.infer<typeof MovedBody>;
+
+/** A request the relay cannot use; answered 400 with `message`. */
+export class BadRequest extends Error {
+	static readonly NAME = 'BadRequest';
+	override name = BadRequest.NAME;
+}
+
+/** Parses `raw` with `schema`, or throws BadRequest naming the first problem. */
+export function parseBody<T>(schema: z.ZodType<T>, raw: unknown): T {
+	const result = schema.safeParse(raw);
+	if (result.success) return result.data;
+	const issue = result.error.issues[0]!;
+	const where = issue.path.length > 0 ? issue.path.join('.') : 'body';
+	throw new BadRequest(`${where}: ${issue.message}`);
+}
+
+/** Reads a JSON body of at most `limit` bytes; throws BadRequest otherwise. */
+export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+	const declared = Number(req.headers['content-length']);
+	if (declared > limit) {
+		req.resume();
+		throw new BadRequest(`body: at most ${limit} bytes`);
+	}
+	const chunks: Buffer[] = [];
+	let size = 0;
+	for await (const chunk of req as AsyncIterable<Buffer>) {
+		size += chunk.length;
+		if (size > limit) {
+			req.resume();
+			throw new BadRequest(`body: at most ${limit} bytes`);
+		}
+		chunks.push(chunk);
+	}
+	try {
+		return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+	} catch {
+		throw new BadRequest('body: not JSON');
+	}
+}
+
+/** A JSON answer in the style of `GET /sync/challenge`: never cached, open to any origin. */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+	const text = JSON.stringify(body);
+	res.writeHead(status, {
+		'Content-Type': 'application/json; charset=utf-8',
+		'Content-Length': Buffer.byteLength(text),
+		'Cache-Control': 'no-store',
+		// Authorised by the capability signature, not by origin: the app may use
+		// a relay on another origin.
+		'Access-Control-Allow-Origin': '*'
+	});
+	res.end(text);
+}
+
+/** The CORS preflight of a cross-origin POST with a JSON body. */
+export function sendPreflight(res: ServerResponse): void {
+	res.writeHead(204, {
+		'Access-Control-Allow-Origin': '*',
+		'Access-Control-Allow-Methods': 'POST',
+		'Access-Control-Allow-Headers': 'Content-Type',
+		'Access-Control-Max-Age': '600',
+		'Cache-Control': 'no-store'
+	});
+	res.end();
+}
+
+/** A sentence for each refusal of these requests. */
+export function retireDenial(reason: AuthFailure | 'unknown-room' | 'too-many-tags'): string {
+	switch (reason) {
+		case 'wrong-capability':
+			return 'this room is registered at the relay with another capability';
+		case 'unknown-room':
+			return 'the relay holds no such room';
+		case 'room-retired':
+			return 'this room was retired: its data is gone';
+		case 'expired-challenge':
+			return 'the challenge expired; fetch a fresh one';
+		case 'replayed-challenge':
+			return 'the challenge was used before; fetch a fresh one for each request';
+		case 'bad-challenge':
+			return 'the nonce is not a challenge this relay issued for this room';
+		case 'bad-room':
+			return 'room must be a 22-character base64url room id';
+		case 'too-many-tags':
+			return `the relay keeps at most ${MAX_MOVED_TAGS} moved device tags per room`;
+		default:
+			return 'the signature does not prove access to this room';
+	}
+}
