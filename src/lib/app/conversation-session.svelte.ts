@@ -256,10 +256,19 @@ export class ConversationSession implements ConversationHandle {
 	readonly #typingSeen = new Map<number, { name: string; until: number }>();
 	#typingTimer: ReturnType<typeof setTimeout> | null = null;
 	#ingesting: Promise<void> = Promise.resolve();
+	/** Invite ops by invitation id: the first records it, a later one with an earlier expiry revokes it. */
 	readonly #invites = new Map<
 		string,
-		{ op: Extract<Operation, { type: 'invite' }>; author: string; device: string }
+		Array<{ op: Extract<Operation, { type: 'invite' }>; author: string; device: string }>
 	>();
+
+	#noteInvite(op: Extract<Operation, { type: 'invite' }>, author: string, device: string): void {
+		const list = this.#invites.get(op.invite);
+		if (!list) this.#invites.set(op.invite, [{ op, author, device }]);
+		else if (!list.some((x) => x.op.id === op.id && x.author === author)) {
+			list.push({ op, author, device });
+		}
+	}
 	/** Membership, receipt and invite ops with their signer and author, kept in snapshots. */
 	#meta: Array<[string, string, Operation]> = [];
 
@@ -389,7 +398,7 @@ export class ConversationSession implements ConversationHandle {
 					if (this.roster.ownerOf(device) !== undefined) this.roster.applyRole(op, device);
 					else next.push([device, author, op]);
 				} else if (op.type === 'receipt') this.#noteReceipt(author, op);
-				else if (op.type === 'invite') this.#invites.set(op.invite, { op, author, device });
+				else if (op.type === 'invite') this.#noteInvite(op, author, device);
 			}
 			pending = next;
 			if (this.roster.version === before || pending.length === 0) break;
@@ -804,7 +813,7 @@ export class ConversationSession implements ConversationHandle {
 						this.#options.onReadElsewhere?.();
 					}
 				} else if (op.type === 'invite') {
-					this.#invites.set(op.invite, { op, author, device: d.device });
+					this.#noteInvite(op, author, d.device);
 					if (op.invite === this.#options.expectInvite?.id) this.#checkInvite();
 				} else if (op.type === 'epoch' && d.current) {
 					this.#epochs.push({ op, device: d.device, user: author });
@@ -860,7 +869,7 @@ export class ConversationSession implements ConversationHandle {
 				}
 				this.#noteSeedPart(op);
 			} else if (op.type === 'invite') {
-				this.#invites.set(op.invite, { op, author: me, device });
+				this.#noteInvite(op, me, device);
 				this.#meta.push([device, me, op]);
 			} else if (op.type === 'receipt') {
 				this.#meta.push([device, me, op]);
@@ -1196,7 +1205,7 @@ export class ConversationSession implements ConversationHandle {
 
 	#inviteConfirmed(): boolean {
 		const expect = this.#options.expectInvite;
-		return !expect || this.#invites.get(expect.id)?.device === expect.device;
+		return !expect || (this.#invites.get(expect.id) ?? []).some((x) => x.device === expect.device);
 	}
 
 	/**
@@ -1304,16 +1313,38 @@ export class ConversationSession implements ConversationHandle {
 		await this.#ingesting;
 	}
 
-	/** Invitations recorded here by owners and admins that have not expired. */
+	/**
+	 * Invitations recorded here by owners and admins that have not expired
+	 * nor been revoked: an invitation's expiry is the earliest any owner or
+	 * admin recorded for it, so revoking is recording it again expiring now.
+	 */
 	invites(now = Date.now()): Array<{ invite: string; secret: string; expires: number }> {
 		const out: Array<{ invite: string; secret: string; expires: number }> = [];
-		for (const { op, author } of this.#invites.values()) {
-			if (op.expires <= now) continue;
-			const role = this.roster.roleOf(author);
-			if (role !== 'owner' && role !== 'admin') continue;
-			out.push({ invite: op.invite, secret: op.secret, expires: op.expires });
+		for (const list of this.#invites.values()) {
+			const valid = list.filter(({ author }) => {
+				const role = this.roster.roleOf(author);
+				return role === 'owner' || role === 'admin';
+			});
+			const first = valid[0];
+			if (!first) continue;
+			const expires = Math.min(...valid.map(({ op }) => op.expires));
+			if (expires <= now) continue;
+			out.push({ invite: first.op.invite, secret: first.op.secret, expires });
 		}
 		return out;
+	}
+
+	/** Revoke an invitation (owners and admins): nobody is let in with its link from now on. */
+	async revokeInvite(invite: string): Promise<void> {
+		await this.#ingesting;
+		if (!this.canAdmit) throw new Error('Only the owner and admins can revoke invite links.');
+		const recorded = this.#invites.get(invite)?.[0];
+		if (!recorded) throw new Error('This invitation is not recorded in the conversation.');
+		const { secret } = recorded.op;
+		await this.#enqueueOp(
+			makeInvite(this.#options.clock, { invite: invite as OpId, secret, expires: Date.now() })
+		).saved;
+		await this.#ingesting;
 	}
 
 	#systemLines(): SystemLine[] {

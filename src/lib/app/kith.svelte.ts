@@ -329,7 +329,7 @@ export class KithApp {
 	 * online admits the joiner; its secret opens the invite room where join
 	 * requests and admissions meet.
 	 */
-	async makeInvite(id: string): Promise<{ link: string; qr: string; expires: number }> {
+	async makeInvite(id: string): Promise<{ id: string; link: string; qr: string; expires: number }> {
 		const keyring = this.#keyring;
 		const session = this.#sessions.get(id as ConversationId);
 		if (!keyring || !session) throw new Error('This conversation is not open.');
@@ -352,10 +352,18 @@ export class KithApp {
 		});
 		await this.#watchInvites();
 		return {
+			id: created.invitation.id as string,
 			link: created.link,
 			qr: inviteQrDataUrl(created.link),
 			expires: created.invitation.expires
 		};
+	}
+
+	/** Revoke an invite link of a conversation: no device lets anyone in with it any more. */
+	async revokeInvite(conversation: string, invite: string): Promise<void> {
+		const session = this.#sessions.get(conversation as ConversationId);
+		if (!session) throw new Error('This conversation is not open.');
+		await session.revokeInvite(invite);
 	}
 
 	/** What an invite link says, checked (signature, expiry). Throws a user-facing error. */
@@ -584,7 +592,8 @@ export class KithApp {
 		const keyring = this.#keyring;
 		const entry = this.#vault?.conversations().find((c) => c.id === session.id);
 		if (!keyring || !entry || !this.#tabs?.isLeader) return;
-		if (invite.expires <= Date.now()) return;
+		// Asked again now: it may have been revoked since the room was watched.
+		if (!session.invites().some((live) => live.invite === invite.invite)) return;
 		await verifyJoinRequest(request);
 		if (admitted.has(request.device)) return;
 		admitted.add(request.device);
