@@ -8,9 +8,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect, test, type Browser, type Page } from '@playwright/test';
-import { article, composer, createAccount, inviteAndJoin } from './helpers';
-import { RelayProcess } from './support/relay-process';
+import { expect, test } from '@playwright/test';
+import { article, inviteAndJoin, personAt, send } from './helpers';
+import { relayPerTest } from './support/relay-process';
 import {
 	deviceSecrets,
 	envelopesHolding,
@@ -25,37 +25,15 @@ import { fromBase64Url } from '../../src/lib/crypto';
 
 test.describe.configure({ timeout: 150_000 });
 
-let relay: RelayProcess;
-
-test.beforeEach(async () => {
-	relay = new RelayProcess();
-	await relay.start();
-});
-
-test.afterEach(async () => {
-	await relay.stop();
-	relay.remove();
-});
-
-async function person(browser: Browser, name: string): Promise<Page> {
-	const page = await (await browser.newContext()).newPage();
-	await page.goto(relay.origin);
-	await createAccount(page, name);
-	return page;
-}
-
-async function send(page: Page, text: string): Promise<void> {
-	await composer(page).fill(text);
-	await composer(page).press('Enter');
-	await expect(article(page, text)).toBeVisible();
-}
+const relays = relayPerTest();
 
 test('a deleted message leaves the relay and every device once the old generation is retired', async ({
 	browser
 }) => {
+	const relay = relays.current;
 	const secret = `SECRET-${crypto.randomUUID()}`;
-	const ada = await person(browser, 'Ada');
-	const bob = await person(browser, 'Bob');
+	const ada = await personAt(browser, relay.origin, 'Ada');
+	const bob = await personAt(browser, relay.origin, 'Bob');
 	await inviteAndJoin(ada, bob, 'Erase');
 	await send(bob, 'Bob keeps this');
 	await send(ada, `${secret} is going away`);

@@ -172,3 +172,11 @@ export async function adaAndBob(
 	await inviteAndJoin(ada, bob, conversation);
 	return { ada, bob };
 }
+
+/** A new person in a browser context of their own, with an account, on the app at `origin`. */
+export async function personAt(browser: Browser, origin: string, name: string): Promise<Page> {
+	const page = await (await browser.newContext()).newPage();
+	await page.goto(origin);
+	await createAccount(page, name);
+	return page;
+}

@@ -8,9 +8,9 @@
  * wrote offline arrives. A forged membership change from a plain member
  * changes nothing anywhere.
  */
-import { expect, test, type Browser, type Page } from '@playwright/test';
-import { article, composer, createAccount, inviteAndJoin, status } from './helpers';
-import { RelayProcess } from './support/relay-process';
+import { expect, test, type Page } from '@playwright/test';
+import { article, composer, inviteAndJoin, personAt, send, status } from './helpers';
+import { relayPerTest } from './support/relay-process';
 import { TcpProxy } from './support/tcp-proxy';
 import {
 	deviceSecrets,
@@ -28,24 +28,7 @@ import { fromBase64Url } from '../../src/lib/crypto';
 
 test.describe.configure({ timeout: 180_000 });
 
-let relay: RelayProcess;
-
-test.beforeEach(async () => {
-	relay = new RelayProcess();
-	await relay.start();
-});
-
-test.afterEach(async () => {
-	await relay.stop();
-	relay.remove();
-});
-
-async function person(browser: Browser, origin: string, name: string): Promise<Page> {
-	const page = await (await browser.newContext()).newPage();
-	await page.goto(origin);
-	await createAccount(page, name);
-	return page;
-}
+const relays = relayPerTest();
 
 function log(page: Page) {
 	return page.getByRole('log', { name: 'Messages' });
@@ -55,30 +38,25 @@ function connection(page: Page) {
 	return page.getByRole('status', { name: 'Connection' });
 }
 
-async function send(page: Page, text: string): Promise<void> {
-	await composer(page).fill(text);
-	await composer(page).press('Enter');
-	await expect(article(page, text)).toBeVisible();
-}
-
 async function members(page: Page) {
 	await page.getByRole('button', { name: 'Members' }).click();
 	return page.getByRole('dialog', { name: 'Members' });
 }
 
-/** Every text any of `keys` opens on the relay (with a retry: the relay stores shortly after "Sent"). */
+/** Every text any of `keys` opens on the relay. */
 async function readable(keys: Uint8Array[]): Promise<string> {
-	return (await openEverything(relayRooms(relay.dataDir), keys)).join('\n');
+	return (await openEverything(relayRooms(relays.current.dataDir), keys)).join('\n');
 }
 
 test('a removed member reads nothing after; an offline member moves; forgeries change nothing; leaving rotates too', async ({
 	browser
 }) => {
+	const relay = relays.current;
 	const proxy = new TcpProxy({ host: '127.0.0.1', port: relay.port });
 	await proxy.start();
-	const ada = await person(browser, relay.origin, 'Ada');
-	const bob = await person(browser, relay.origin, 'Bob');
-	const cy = await person(browser, proxy.origin, 'Cy');
+	const ada = await personAt(browser, relay.origin, 'Ada');
+	const bob = await personAt(browser, relay.origin, 'Bob');
+	const cy = await personAt(browser, proxy.origin, 'Cy');
 	await inviteAndJoin(ada, bob, 'Crew');
 
 	// Cy joins through the proxy, so the test can cut her off.
@@ -244,7 +222,7 @@ test('a removed member reads nothing after; an offline member moves; forgeries c
 	expect(cyLocal).not.toContain('After Cy left');
 
 	// Dee joins the third generation: its seed gives her the same membership.
-	const dee = await person(browser, relay.origin, 'Dee');
+	const dee = await personAt(browser, relay.origin, 'Dee');
 	await ada.getByRole('button', { name: 'Invite' }).click();
 	const deeInvite = ada.getByRole('dialog', { name: 'Invite' });
 	const deeLink = await deeInvite.getByRole('textbox', { name: 'Invite link' }).inputValue();

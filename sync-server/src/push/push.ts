@@ -24,6 +24,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import type { Relay } from '../relay/index.ts';
 import { TokenBucket } from '../relay/rate-limit.ts';
 import type { KithServer } from '../server.ts';
+import { BadRequest, parseBody, readJsonBody } from '../http-body.ts';
 import { PushMetrics } from './metrics.ts';
 import { PushSender } from './sender.ts';
 import { PushStore, type SubscribedRoom } from './store.ts';
@@ -99,12 +100,6 @@ export type PutSubscriptionBody = z.infer<typeof PutSubscriptionBody>;
 
 export const DeleteSubscriptionBody = z.object({ endpoint: z.string().max(MAX_ENDPOINT_CHARS) });
 
-/** A request body the relay cannot use; answered 400 with `message`. */
-class BadRequest extends Error {
-	static readonly NAME = 'BadRequest';
-	override name = BadRequest.NAME;
-}
-
 /**
  * Opens `KITH_DATA/vapid.json` (made on first start) and `KITH_DATA/push.db`,
  * adds the push routes to `server`, listens for kith-notify on `relay`, and
@@ -150,7 +145,7 @@ export function attachPush(
 			if (req.method === 'OPTIONS') return preflight(res);
 			try {
 				if (closing) return json(res, 503, { error: 'unavailable', message: 'shutting down' });
-				const body = await readJson(req);
+				const body = await readJsonBody(req, MAX_BODY_BYTES);
 				if (req.method === 'PUT') await put(res, body);
 				else remove(res, body);
 			} catch (err) {
@@ -190,7 +185,7 @@ export function attachPush(
 	server.onClose(() => close());
 
 	async function put(res: ServerResponse, raw: unknown): Promise<void> {
-		const body = parse(PutSubscriptionBody, raw);
+		const body = parseBody(PutSubscriptionBody, raw);
 		const { endpoint, keys } = body.subscription;
 		checkEndpoint(endpoint, config.pushHosts);
 		checkKeys(keys.p256dh, keys.auth);
@@ -221,7 +216,7 @@ export function attachPush(
 	}
 
 	function remove(res: ServerResponse, raw: unknown): void {
-		const { endpoint } = parse(DeleteSubscriptionBody, raw);
+		const { endpoint } = parseBody(DeleteSubscriptionBody, raw);
 		if (store.remove(endpoint)) log.info('push subscription removed');
 		res.writeHead(204, { 'Cache-Control': 'no-store', 'Access-Control-Allow-Origin': '*' });
 		res.end();
@@ -236,14 +231,6 @@ export function attachPush(
 	}
 
 	return { store, sender, metrics, publicKey: vapid.publicKey, close };
-}
-
-function parse<T>(schema: z.ZodType<T>, raw: unknown): T {
-	const result = schema.safeParse(raw);
-	if (result.success) return result.data;
-	const issue = result.error.issues[0]!;
-	const where = issue.path.length > 0 ? issue.path.join('.') : 'body';
-	throw new BadRequest(`${where}: ${issue.message}`);
 }
 
 function checkEndpoint(endpoint: string, hosts: readonly string[]): void {
@@ -309,30 +296,6 @@ function denial(reason: string): string {
 			return 'the nonce is not a challenge this relay issued for this room';
 		default:
 			return 'the proof of access to this room does not verify';
-	}
-}
-
-/** Reads a JSON body of at most MAX_BODY_BYTES. */
-async function readJson(req: IncomingMessage): Promise<unknown> {
-	const declared = Number(req.headers['content-length']);
-	if (declared > MAX_BODY_BYTES) {
-		req.resume();
-		throw new BadRequest(`body: at most ${MAX_BODY_BYTES} bytes`);
-	}
-	const chunks: Buffer[] = [];
-	let size = 0;
-	for await (const chunk of req as AsyncIterable<Buffer>) {
-		size += chunk.length;
-		if (size > MAX_BODY_BYTES) {
-			req.resume();
-			throw new BadRequest(`body: at most ${MAX_BODY_BYTES} bytes`);
-		}
-		chunks.push(chunk);
-	}
-	try {
-		return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-	} catch {
-		throw new BadRequest('body: not JSON');
 	}
 }
 

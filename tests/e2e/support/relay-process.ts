@@ -3,6 +3,7 @@
  * its own data directory, that a test can stop and start again. Its stdout
  * and stderr are kept, so a test can check what it logged.
  */
+import { test } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -94,4 +95,28 @@ export class RelayProcess {
 	remove(): void {
 		rmSync(this.dataDir, { recursive: true, force: true });
 	}
+}
+
+/**
+ * A relay process of the test's own, started before each test of the file
+ * and stopped and removed after it (so a test can stop it, restart it and
+ * read what it stored). `current` is the running test's relay.
+ */
+export function relayPerTest(): { readonly current: RelayProcess } {
+	let relay: RelayProcess | null = null;
+	test.beforeEach(async () => {
+		relay = new RelayProcess();
+		await relay.start();
+	});
+	test.afterEach(async () => {
+		await relay?.stop();
+		relay?.remove();
+		relay = null;
+	});
+	return {
+		get current(): RelayProcess {
+			if (!relay) throw new Error('no relay: use it inside a test');
+			return relay;
+		}
+	};
 }
