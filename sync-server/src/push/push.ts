@@ -15,7 +15,7 @@
  * is logged.
  */
 import { createECDH } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Agent } from 'node:https';
 import { z } from 'zod';
 import { fromBase64Url, isRoomId } from '../../../src/lib/crypto/index.ts';

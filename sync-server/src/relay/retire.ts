@@ -10,7 +10,7 @@
  * the client derives from the room and its device id, so the relay can count
  * devices without learning who they are or linking them across rooms.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { AuthFailure } from './wire.ts';
 
