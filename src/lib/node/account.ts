@@ -606,7 +606,8 @@ export class NodeAccount {
 		roomKey: Uint8Array,
 		admitted: Set<string>
 	): Promise<void> {
-		if (invite.expires <= Date.now()) return;
+		// Asked again now: it may have been revoked since the room was watched.
+		if (!conversation.invites().some((live) => live.invite === invite.invite)) return;
 		await verifyJoinRequest(request);
 		if (admitted.has(request.device)) return;
 		admitted.add(request.device);

@@ -59,9 +59,10 @@ export class NodeConversation {
 	readonly #myDevice: string;
 	readonly #seen = new Set<string>();
 	readonly #gate: RosterGate<Decoded>;
+	/** Invite ops by invitation id (a later one with an earlier expiry revokes it). */
 	readonly #invites = new Map<
 		string,
-		{ op: Extract<Operation, { type: 'invite' }>; author: string }
+		Array<{ op: Extract<Operation, { type: 'invite' }>; author: string }>
 	>();
 	#ingesting: Promise<void> = Promise.resolve();
 	/** Envelopes that could not be opened (wrong key, damaged, newer format). */
@@ -152,14 +153,22 @@ export class NodeConversation {
 		await this.commit([makeInvite(this.#options.clock, invite)]);
 	}
 
-	/** Invitations recorded by owners and admins that have not expired. */
+	/**
+	 * Invitations recorded by owners and admins that have not expired nor
+	 * been revoked (the earliest expiry an owner or admin recorded counts).
+	 */
 	invites(now = Date.now()): Array<{ invite: string; secret: string; expires: number }> {
 		const out: Array<{ invite: string; secret: string; expires: number }> = [];
-		for (const { op, author } of this.#invites.values()) {
-			if (op.expires <= now) continue;
-			const role = this.roster.roleOf(author);
-			if (role !== 'owner' && role !== 'admin') continue;
-			out.push({ invite: op.invite, secret: op.secret, expires: op.expires });
+		for (const list of this.#invites.values()) {
+			const valid = list.filter(({ author }) => {
+				const role = this.roster.roleOf(author);
+				return role === 'owner' || role === 'admin';
+			});
+			const first = valid[0];
+			if (!first) continue;
+			const expires = Math.min(...valid.map(({ op }) => op.expires));
+			if (expires <= now) continue;
+			out.push({ invite: first.op.invite, secret: first.op.secret, expires });
 		}
 		return out;
 	}
@@ -218,7 +227,11 @@ export class NodeConversation {
 		const items: ReducerItem[] = [];
 		await this.#gate.admit(decoded, (d, author, op) => {
 			this.#options.clock.observe({ wall: op.hlc[0], counter: op.hlc[1] });
-			if (op.type === 'invite') this.#invites.set(op.invite, { op, author });
+			if (op.type === 'invite') {
+				const list = this.#invites.get(op.invite);
+				if (list) list.push({ op, author });
+				else this.#invites.set(op.invite, [{ op, author }]);
+			}
 			items.push({ op, author, device: d.device, envelopeId: d.entryId });
 		});
 		return items;
