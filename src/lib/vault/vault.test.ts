@@ -66,3 +66,41 @@ describe('Vault verified contacts', () => {
 		expect(a.setVerified('bob', null)).toEqual([]);
 	});
 });
+
+describe('Vault generations', () => {
+	it('moves a conversation forward only, lists every generation, then forgets the retired ones', async () => {
+		const a = await Vault.open();
+		const trip = entry('Trip');
+		const changes = [
+			...a.initialise('Ada', entry('Notes', { kind: 'notes' })),
+			...a.addConversation(trip)
+		];
+		const next = { room: newRoomId(), epoch: 1, key: newSecretKey(), opener: 'd'.repeat(43) };
+		const moving = a.moveConversation(trip.id, next);
+		expect(moving.length).toBeGreaterThan(0);
+		expect(a.moveConversation(trip.id, next)).toEqual([]); // again: nothing
+		expect(a.moveConversation(trip.id, { ...next, epoch: 0 })).toEqual([]); // back: nothing
+
+		const moved = a.conversations().find((c) => c.id === trip.id)!;
+		expect(moved.roomId).toBe(next.room);
+		expect(moved.epoch).toBe(1);
+		expect(moved.keys.get(1)).toEqual(next.key);
+		expect(moved.keys.get(0)).toEqual(trip.keys.get(0));
+		expect([...(moved.generations ?? [])]).toEqual([
+			[0, { room: trip.roomId, opener: null }],
+			[1, { room: next.room, opener: next.opener }]
+		]);
+
+		// Another device of the account moves with the changes.
+		const b = await Vault.open();
+		b.applyChanges([...changes, ...moving]);
+		expect(b.conversations().find((c) => c.id === trip.id)?.roomId).toBe(next.room);
+
+		const retiring = a.retireGenerations(trip.id, 1);
+		expect(retiring.length).toBeGreaterThan(0);
+		const retired = a.conversations().find((c) => c.id === trip.id)!;
+		expect([...retired.keys.keys()]).toEqual([1]);
+		expect([...(retired.generations ?? []).keys()]).toEqual([1]);
+		expect(a.retireGenerations(trip.id, 1)).toEqual([]);
+	});
+});
