@@ -121,6 +121,9 @@ const TYPING_SHOW_MS = 6000;
 const DELIVERED_DELAY_MS = 800;
 /** How long after a delete for everyone the first owner or admin compacts. */
 const COMPACT_DELAY_MS = 5000;
+/** A generation this many envelopes past its seed, and a day old, is compacted at the next open. */
+const PERIODIC_COMPACT_ENVELOPES = 10_000;
+const PERIODIC_COMPACT_AGE_MS = 24 * 60 * 60 * 1000;
 /** Generations up to this many envelopes are compacted after a delete. */
 const AUTO_COMPACT_MAX_ENVELOPES = 20_000;
 /** How long an owner or admin device waits after seeing someone leave before it rotates the key. */
@@ -1541,6 +1544,23 @@ export class ConversationSession implements ConversationHandle {
 		await this.#ingesting;
 		if (this.#moved || this.#epochs.length > 0 || !this.canAdmit || !this.#firstAdmin()) return;
 		if (this.#options.session.doc.size > AUTO_COMPACT_MAX_ENVELOPES) return;
+		await this.#openGeneration();
+	}
+
+	/**
+	 * The periodic part of compaction (leader, first owner or admin, at open):
+	 * a generation that grew by many envelopes since it began (receipts,
+	 * edits, reactions pile up) and is at least a day old is compacted, large
+	 * or not: storage stays bounded by what the conversation shows.
+	 */
+	async compactIfDue(now = Date.now()): Promise<void> {
+		await this.#allLoaded;
+		await this.#ingesting;
+		if (this.#moved || this.#epochs.length > 0 || !this.canAdmit || !this.#firstAdmin()) return;
+		const began = this.#startHlc?.wall ?? this.createdAt;
+		if (now - began < PERIODIC_COMPACT_AGE_MS) return;
+		const grown = this.#options.session.doc.size - this.#seedParts.size;
+		if (grown < PERIODIC_COMPACT_ENVELOPES) return;
 		await this.#openGeneration();
 	}
 

@@ -1108,12 +1108,13 @@ export class KithApp {
 		await this.#syncConversations();
 	}
 
-	/** Leader: a generation's opener seeds it; an admin rotates after someone left. */
+	/** Leader: a generation's opener seeds it; an admin rotates after someone left, or compacts. */
 	async #generationChores(session: ConversationSession): Promise<void> {
 		if (!this.#tabs?.isLeader) return;
 		try {
 			await session.ensureSeed();
 			await session.rotateIfNeeded();
+			await session.compactIfDue();
 		} catch (error) {
 			this.#reportWriteError(error);
 		}
