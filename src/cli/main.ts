@@ -165,6 +165,8 @@ async function local(invocation: Invocation): Promise<number> {
 		const secret = NodeAccount.needsPassphrase(dir) ? await passphrase('Passphrase: ') : undefined;
 		account = await NodeAccount.open(dir, secret, {
 			onRoom: (doc, ikm) => net.addRoom(doc, ikm),
+			onRoomGone: (roomId) => net.removeRoom(roomId),
+			onRetired: (roomId, key, deviceId) => net.reportMoved(roomId, key, deviceId),
 			onWarning: (message) => out.note(`kith: ${message}`),
 			onMessages: (conversation, messages, source) => {
 				if (!ready || source === 'load' || invocation.command !== 'serve') return;

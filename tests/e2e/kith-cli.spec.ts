@@ -8,6 +8,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { join } from 'node:path';
 import { cleanup, kith, ServeProcess, tempDir } from '../../src/cli/test-support';
 import { article, composer, createAccount, createConversation } from './helpers';
+import { deviceSecrets, keysOf, relayRefuses, relayRooms } from './support/holdings';
 
 test.afterAll(cleanup);
 
@@ -101,5 +102,64 @@ test('kith serve invites, the browser joins, messages both ways', async ({ page,
 	]);
 	expect(sent.code, sent.stderr).toBe(0);
 	await expect(article(page, 'serve to browser')).toBeVisible({ timeout: 20_000 });
+	await serve.stop();
+});
+
+test('after a delete for everyone the group compacts, and a kith peer follows it to the new generation', async ({
+	page,
+	baseURL
+}) => {
+	test.setTimeout(180_000);
+	const relay = baseURL!;
+	const dir = join(tempDir(), 'eve');
+	expect((await kith(['--data', dir, 'init', '--name', 'Eve'])).code).toBe(0);
+
+	await createAccount(page, 'Ada');
+	await connected(page);
+	await createConversation(page, 'Ferry');
+	await page.getByRole('button', { name: 'Invite' }).click();
+	const dialog = page.getByRole('dialog', { name: 'Invite' });
+	const link = await dialog.getByRole('textbox', { name: 'Invite link' }).inputValue();
+	await dialog.getByRole('button', { name: 'Close' }).click();
+	const joined = await kith(['--data', dir, 'join', link, '--timeout', '90', ...net(relay)]);
+	expect(joined.code, joined.stderr).toBe(0);
+	const serve = new ServeProcess(['--data', dir, ...net(relay)]);
+	await serve.ready;
+
+	for (const text of ['soon gone', 'before the move']) {
+		await composer(page).fill(text);
+		await composer(page).press('Enter');
+	}
+	await expect
+		.poll(() => serve.lines.some((l) => l.endsWith('\tAda\tbefore the move')), { timeout: 30_000 })
+		.toBe(true);
+
+	// The generation they are in, from Ada's vault on the relay.
+	const ada = await keysOf(await deviceSecrets(page), relayRooms(process.env.KITH_E2E_DATA!));
+	const ferry = ada.conversations.find((c) => c.name === 'Ferry')!;
+	const oldKey = ferry.keys.get(0)!;
+
+	// Ada deletes one for everyone: her device compacts into a new generation.
+	const gone = article(page, 'soon gone');
+	await gone.hover();
+	await gone.getByRole('button', { name: 'Delete' }).click();
+	await page
+		.getByRole('dialog', { name: 'Delete this message for everyone?' })
+		.getByRole('button', { name: 'Delete' })
+		.click();
+	await expect(article(page, 'This message was deleted')).toBeVisible();
+	// The relay drops the old room only once every member device moved: Eve's too.
+	await expect
+		.poll(() => relayRefuses(relay, ferry.roomId, oldKey), { timeout: 60_000 })
+		.toBe('room-retired');
+
+	await composer(page).fill('after the move');
+	await composer(page).press('Enter');
+	await expect
+		.poll(() => serve.lines.some((l) => l.endsWith('\tAda\tafter the move')), { timeout: 30_000 })
+		.toBe(true);
+	const sent = await kith(['--data', dir, 'send', 'Ferry', 'Eve moved too', '--timeout', '30']);
+	expect(sent.code, sent.stderr).toBe(0);
+	await expect(article(page, 'Eve moved too')).toBeVisible({ timeout: 20_000 });
 	await serve.stop();
 });

@@ -28,7 +28,7 @@ import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from '../crypto/by
 import { isRoomId, type RoomId, type SecretKey } from '../crypto/ids';
 import { openLockbox, sealLockbox } from '../invite/lockbox';
 import { compareHlc } from './hlc';
-import type { EpochOp, SeededOp } from './operations';
+import type { EpochOp, Operation, SeededOp, SeedOp } from './operations';
 
 const CONTEXT = 'kith/generation\0';
 
@@ -155,4 +155,41 @@ export function seedParts(ops: readonly SeededOp[], size = 256): SeededOp[][] {
 		parts.push(ops.slice(i, i + size).map(({ device, op }) => ({ device, op })));
 	}
 	return parts;
+}
+
+/** One opened envelope: its id, signing device and ops (SignedOps' shape). */
+interface Opened {
+	entryId: string;
+	device: string;
+	ops: Operation[];
+}
+
+/**
+ * Split an opened envelope into its own ops and, when its device is the
+ * generation's `opener`, the ops its seed carries — each as an envelope of
+ * the device that signed it (ids `<entry>:<seed op id>:<index>`). Seeds from
+ * anyone else are dropped. `seeds`: the opener's seed ops (for part counts).
+ */
+export function expandSeeds(
+	opened: Opened,
+	opener: string | null
+): { own: Operation[]; seeded: Opened[]; seeds: SeedOp[] } {
+	if (!opened.ops.some((op) => op.type === 'seed')) {
+		return { own: opened.ops, seeded: [], seeds: [] };
+	}
+	const own: Operation[] = [];
+	const seeded: Opened[] = [];
+	const seeds: SeedOp[] = [];
+	for (const op of opened.ops) {
+		if (op.type !== 'seed') {
+			own.push(op);
+			continue;
+		}
+		if (opener === null || opened.device !== opener) continue;
+		seeds.push(op);
+		op.ops.forEach((s, i) => {
+			seeded.push({ entryId: `${opened.entryId}:${op.id}:${i}`, device: s.device, ops: [s.op] });
+		});
+	}
+	return { own, seeded, seeds };
 }

@@ -50,6 +50,7 @@ import {
 	vaultRoomId,
 	type ConversationEntry
 } from '../vault';
+import type { GenerationKey } from '../conversation/generation';
 import { NodeConversation } from './conversation';
 import { NodeDoc, type NodeEntrySource } from './doc';
 import { badInput, locked } from './errors';
@@ -86,6 +87,13 @@ export interface AccountEvents {
 	onMessages?(conversation: NodeConversation, messages: Message[], source: NodeEntrySource): void;
 	/** A join this device asked for was admitted. */
 	onJoined?(invite: string, conversation: NodeConversation): void;
+	/**
+	 * An older generation's room was retired here (its keys are about to go):
+	 * tell the relay this device moved (docs/protocol.md, Room retirement).
+	 */
+	onRetired?(roomId: RoomId, key: Uint8Array, deviceId: string): Promise<void>;
+	/** Stop syncing a retired room. */
+	onRoomGone?(roomId: RoomId): void;
 	onWarning?(message: string): void;
 }
 
@@ -308,6 +316,12 @@ export class NodeAccount {
 		if (existing) return existing;
 		const opening = (async () => {
 			const doc = await NodeDoc.open(this.store, entry.roomId, this.#clientId);
+			const history: Array<{ doc: NodeDoc; opener: string | null; epoch: number }> = [];
+			for (const [epoch, generation] of [...(entry.generations ?? [])].sort(([a], [b]) => a - b)) {
+				if (epoch >= entry.epoch || !entry.keys.has(epoch)) continue;
+				const old = await NodeDoc.open(this.store, generation.room, this.#clientId);
+				history.push({ doc: old, opener: generation.opener, epoch });
+			}
 			const conversation = new NodeConversation({
 				entry,
 				doc,
@@ -315,8 +329,16 @@ export class NodeAccount {
 				clock: this.clock,
 				myUserId: this.userId,
 				onMessages: (messages, source) => this.#events.onMessages?.(conversation, messages, source),
-				onWarning: (message) => this.#events.onWarning?.(`${entry.name}: ${message}`)
+				onWarning: (message) => this.#events.onWarning?.(`${entry.name}: ${message}`),
+				history,
+				dhSecret: this.keyring.dhSecret,
+				onGeneration: (next) => void this.#move(entry.id, next),
+				onRetire: () => void this.#retire(entry.id, history)
 			});
+			// The generation before stays synced until retired: its epoch op must travel.
+			const previous = history.at(-1);
+			const previousKey = previous && entry.keys.get(previous.epoch);
+			if (previous && previousKey) this.#events.onRoom?.(previous.doc, previousKey);
 			await conversation.settled();
 			this.#conversations.set(entry.id, conversation);
 			if (entry.kind !== 'notes') await conversation.ensureGenesis(this.#memberRecord());
@@ -326,6 +348,49 @@ export class NodeAccount {
 		})();
 		this.#opening.set(entry.id, opening);
 		return opening;
+	}
+
+	/** Found this device's lockbox of the next generation: move there (vault, then reopen). */
+	async #move(id: ConversationId, next: GenerationKey): Promise<void> {
+		try {
+			await this.#changeVault((vault) => vault.moveConversation(id, next));
+			const entry = this.#vault.conversations().find((c) => c.id === id);
+			if (!entry) return;
+			this.#conversations.get(id)?.close();
+			this.#conversations.delete(id);
+			this.#opening.delete(id);
+			await this.#openConversation(entry);
+		} catch (error) {
+			this.#events.onWarning?.(
+				`could not move to the new generation: ${error instanceof Error ? error.message : String(error)}`
+			);
+		}
+	}
+
+	/** The seed covers this device: tell the relay, forget the older generations' keys and docs. */
+	async #retire(
+		id: ConversationId,
+		history: ReadonlyArray<{ doc: NodeDoc; epoch: number }>
+	): Promise<void> {
+		const entry = this.#vault.conversations().find((c) => c.id === id);
+		if (!entry || history.length === 0) return;
+		try {
+			for (const old of history) {
+				const key = entry.keys.get(old.epoch);
+				if (key)
+					await this.#events.onRetired?.(old.doc.roomId, key, this.keyring.identity.deviceId);
+			}
+			await this.#changeVault((vault) => vault.retireGenerations(id, entry.epoch));
+			for (const old of history) {
+				this.#events.onRoomGone?.(old.doc.roomId);
+				old.doc.destroy();
+				this.store.forget(old.doc.roomId);
+			}
+		} catch (error) {
+			this.#events.onWarning?.(
+				`the old generations stay for now: ${error instanceof Error ? error.message : String(error)}`
+			);
+		}
 	}
 
 	#memberRecord() {

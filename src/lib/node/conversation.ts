@@ -26,6 +26,14 @@ import {
 } from '../conversation';
 import { MissingKeyError, toBase64Url, type EnvelopeId, type Signer } from '../crypto';
 import { openEnvelope } from '../envelope';
+import {
+	expandSeeds,
+	openGeneration,
+	winningEpoch,
+	type GenerationKey,
+	type HeldEpoch
+} from '../conversation/generation';
+import { roleAt } from '../conversation/membership';
 import type { ConversationEntry } from '../vault';
 import type { NodeDoc, NodeEntrySource } from './doc';
 
@@ -33,7 +41,21 @@ interface Decoded extends SignedOps {
 	entryId: EnvelopeId;
 	device: string;
 	ops: Operation[];
+	/** From the current generation's doc (not an older one, not a seed). */
+	current: boolean;
 }
+
+/** Op types a device re-publishes when a new generation's seed does not carry them. */
+const CARRIED = new Set<Operation['type']>([
+	'send',
+	'edit',
+	'delete',
+	'react',
+	'member.add',
+	'member.remove',
+	'member.role',
+	'invite'
+]);
 
 export type MemberInput = Omit<MemberAddOp, 'v' | 'id' | 'hlc' | 'type' | 'role'>;
 
@@ -46,6 +68,14 @@ export interface NodeConversationOptions {
 	/** Called with messages (sends) that became visible, in conversation order. */
 	onMessages?: (messages: Message[], source: NodeEntrySource) => void;
 	onWarning?: (message: string) => void;
+	/** Older generations, oldest first, with the device that opened each (null: the first). */
+	history?: ReadonlyArray<{ doc: NodeDoc; opener: string | null }>;
+	/** This device's X25519 secret: opens its lockbox of the next generation. */
+	dhSecret?: Uint8Array;
+	/** This device holds a lockbox of the next generation (docs/protocol.md, Generations). */
+	onGeneration?: (next: GenerationKey) => void;
+	/** The seed covers what this device wrote before: the older generations may go. */
+	onRetire?: () => void;
 }
 
 export class NodeConversation {
@@ -79,10 +109,44 @@ export class NodeConversation {
 			(device) =>
 				this.roster.ownerOf(device) ?? (device === this.#myDevice ? options.myUserId : undefined)
 		);
-		options.doc.onEntries((entries, source) => {
-			this.#ingesting = this.#ingesting.then(() => this.#ingest(entries, source));
-		});
-		this.#ingesting = this.#ingest(options.doc.entries(), 'load');
+		const opener = options.entry.generations?.get(options.entry.epoch)?.opener ?? null;
+		for (const old of options.history ?? []) {
+			this.#unsubscribe.push(
+				old.doc.onEntries((entries, source) => {
+					this.#ingesting = this.#ingesting.then(() =>
+						this.#ingest(entries, source, old.doc, old.opener)
+					);
+				})
+			);
+			const loaded = old.doc.entries();
+			this.#ingesting = this.#ingesting.then(() =>
+				this.#ingest(loaded, 'load', old.doc, old.opener)
+			);
+		}
+		this.#unsubscribe.push(
+			options.doc.onEntries((entries, source) => {
+				this.#ingesting = this.#ingesting.then(() =>
+					this.#ingest(entries, source, options.doc, opener)
+				);
+			})
+		);
+		const loaded = options.doc.entries();
+		this.#ingesting = this.#ingesting.then(() => this.#ingest(loaded, 'load', options.doc, opener));
+	}
+
+	readonly #unsubscribe: Array<() => void> = [];
+	readonly #epochs: HeldEpoch[] = [];
+	#moved = false;
+	readonly #seedParts = new Set<number>();
+	#seedTotal = 0;
+	readonly #mineHere = new Set<string>();
+	readonly #historyOwn: Operation[] = [];
+	#retireAsked = false;
+
+	/** Stop (the conversation moved on; a new NodeConversation takes over its docs). */
+	close(): void {
+		this.#moved = true;
+		for (const off of this.#unsubscribe.splice(0)) off();
 	}
 
 	get id(): string {
@@ -125,6 +189,7 @@ export class NodeConversation {
 			{ epoch: entry.epoch, key, plaintexts: [encodeBatch({ ops })] },
 			signer
 		);
+		for (const op of ops) this.#mineHere.add(op.id);
 		await this.settled();
 		return ids;
 	}
@@ -173,28 +238,51 @@ export class NodeConversation {
 		return out;
 	}
 
-	async #ingest(entries: EnvelopeEntry[], source: NodeEntrySource): Promise<void> {
+	async #ingest(
+		entries: EnvelopeEntry[],
+		source: NodeEntrySource,
+		doc: NodeDoc,
+		opener: string | null
+	): Promise<void> {
 		const fresh = entries.filter((entry) => !this.#seen.has(entry.id));
 		if (fresh.length === 0) return;
 		for (const entry of fresh) this.#seen.add(entry.id);
 		const { entry: conversation } = this.#options;
+		const current = doc === this.doc;
 		// Opened concurrently (WebCrypto works off the event loop), kept in order.
 		const opened = await Promise.allSettled(
 			fresh.map(async (entry): Promise<Decoded> => {
 				const envelope = await openEnvelope(entry.bytes, {
-					roomId: conversation.roomId,
+					roomId: doc.roomId,
 					keyForEpoch: (epoch) => conversation.keys.get(epoch),
 					// Every entry in the doc passed the doc rules (signature included).
 					verified: true
 				});
 				const parsed = decodeBatch(envelope.plaintext);
-				return { entryId: entry.id, device: toBase64Url(envelope.signer), ops: parsed.ops };
+				return {
+					entryId: entry.id,
+					device: toBase64Url(envelope.signer),
+					ops: parsed.ops,
+					current
+				};
 			})
 		);
 		const decoded: Decoded[] = [];
 		for (const result of opened) {
 			if (result.status === 'fulfilled') {
-				decoded.push(result.value);
+				const d = result.value;
+				const { own, seeded, seeds } = expandSeeds(d, opener);
+				for (const seed of seeds) if (current) this.#noteSeedPart(seed.part, seed.parts);
+				for (const s of seeded) {
+					if (current && s.device === this.#myDevice)
+						for (const op of s.ops) this.#mineHere.add(op.id);
+					decoded.push({ ...s, entryId: s.entryId as EnvelopeId, current: false });
+				}
+				if (d.device === this.#myDevice) {
+					if (current) for (const op of own) this.#mineHere.add(op.id);
+					else for (const op of own) if (CARRIED.has(op.type)) this.#historyOwn.push(op);
+				}
+				if (own.length > 0) decoded.push({ ...d, ops: own });
 				continue;
 			}
 			const error: unknown = result.reason;
@@ -222,11 +310,60 @@ export class NodeConversation {
 		if (added.length > 0) this.#options.onMessages?.(added, source);
 	}
 
+	#noteSeedPart(part: number, parts: number): void {
+		this.#seedParts.add(part);
+		this.#seedTotal = parts;
+		if (this.#seedParts.size >= this.#seedTotal) {
+			this.#ingesting = this.#ingesting.then(() => this.#afterSeed());
+		}
+	}
+
+	/** The whole seed is here: re-publish what it does not carry, then let the old generations go. */
+	async #afterSeed(): Promise<void> {
+		if (this.#retireAsked || (this.#options.history ?? []).length === 0) return;
+		this.#retireAsked = true;
+		const missing = this.#historyOwn.filter((op) => !this.#mineHere.has(op.id));
+		if (missing.length > 0) await this.commit(missing);
+		this.#options.onRetire?.();
+	}
+
+	/** Follow the winning epoch op of this generation when it holds a lockbox for this device. */
+	async #considerMove(): Promise<void> {
+		const { dhSecret, onGeneration, entry } = this.#options;
+		if (this.#moved || !dhSecret || !onGeneration) return;
+		const membership = this.roster.membership;
+		const winner = winningEpoch(this.#epochs, entry.epoch + 1, (held) => {
+			const role = roleAt(membership, held.user, {
+				hlc: { wall: held.op.hlc[0], counter: held.op.hlc[1] },
+				id: held.op.id,
+				signer: held.user
+			});
+			return role === 'owner' || role === 'admin';
+		});
+		if (!winner) return;
+		let next: GenerationKey | null;
+		try {
+			next = await openGeneration(entry.id, winner.op, this.#myDevice, dhSecret);
+		} catch (error) {
+			this.#options.onWarning?.(
+				`the next generation's lockbox could not be opened: ${error instanceof Error ? error.message : String(error)}`
+			);
+			return;
+		}
+		if (!next || this.#moved) return;
+		this.#moved = true;
+		onGeneration(next);
+	}
+
 	/** Operations of the envelopes whose devices the roster admits (RosterGate). */
 	async #admit(decoded: Decoded[]): Promise<ReducerItem[]> {
 		const items: ReducerItem[] = [];
 		await this.#gate.admit(decoded, (d, author, op) => {
 			this.#options.clock.observe({ wall: op.hlc[0], counter: op.hlc[1] });
+			if (op.type === 'epoch' && d.current) {
+				this.#epochs.push({ op, device: d.device, user: author });
+				this.#ingesting = this.#ingesting.then(() => this.#considerMove());
+			}
 			if (op.type === 'invite') {
 				const list = this.#invites.get(op.invite);
 				if (list) list.push({ op, author });

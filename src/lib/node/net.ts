@@ -17,7 +17,7 @@ import type { RoomId } from '../crypto';
 import { createKithNode, installNodePolyfills } from '../p2p/node';
 import { PeerSync } from '../p2p/peer-sync';
 import type { SyncSession } from '../p2p/sync-protocol';
-import { RelayConnection, isSentBy, type SyncLogger } from '../sync';
+import { RelayConnection, isSentBy, movedTag, reportMoved, type SyncLogger } from '../sync';
 import type { NodeDoc } from './doc';
 
 export interface NodeNetOptions {
@@ -101,6 +101,22 @@ export class NodeNet {
 		const room: NetRoom = { doc, ikm, relay: null, sessions: new Set(), relaySynced: false };
 		this.#rooms.set(doc.roomId, room);
 		if (this.#started) this.#attach(room);
+	}
+
+	/** Stop syncing a room (a retired generation). */
+	removeRoom(roomId: RoomId): void {
+		const room = this.#rooms.get(roomId);
+		if (!room) return;
+		this.#rooms.delete(roomId);
+		room.relay?.destroy();
+		void this.#sync?.removeRoom(roomId);
+	}
+
+	/** Tell the relay this device moved out of a retired generation's room (no relay: nothing). */
+	async reportMoved(roomId: RoomId, key: Uint8Array, deviceId: string): Promise<void> {
+		const relayUrl = this.#options.relayUrl;
+		if (!relayUrl) return;
+		await reportMoved(relayUrl, roomId, key, await movedTag(roomId, deviceId));
 	}
 
 	#attach(room: NetRoom): void {

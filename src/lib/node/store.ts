@@ -19,6 +19,8 @@ export class NodeStore {
 		this.#db = new Database(file);
 		this.#db.pragma('journal_mode = WAL');
 		this.#db.pragma('synchronous = FULL');
+		// Deleted rows (a retired generation's envelopes) are overwritten, not left in free pages.
+		this.#db.pragma('secure_delete = ON');
 		this.#db.exec(`
 			CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 			CREATE TABLE IF NOT EXISTS updates (
@@ -64,6 +66,12 @@ export class NodeStore {
 			this.appendUpdate(room, merged);
 		});
 		run();
+	}
+
+	/** Delete every update of a room (a retired generation), and truncate the log. */
+	forget(room: RoomId): void {
+		this.#db.prepare('DELETE FROM updates WHERE room = ?').run(room);
+		this.#db.pragma('wal_checkpoint(TRUNCATE)');
 	}
 
 	close(): void {
