@@ -24,6 +24,7 @@ import {
 	makeMemberRemove,
 	makeMemberRole,
 	makeSeed,
+	seededOps,
 	makeReact,
 	makeReceipt,
 	makeSend,
@@ -756,7 +757,7 @@ export class ConversationSession implements ConversationHandle {
 						if (current && device === this.#myDevice) this.#seeded = true;
 						if (opener === null || device !== opener) continue;
 						if (current) this.#noteSeedPart(op);
-						op.ops.forEach((seeded, i) => {
+						seededOps(op).forEach((seeded, i) => {
 							decoded.push({
 								entryId: `${result.entry.id}:${op.id}:${i}` as EnvelopeId,
 								device: seeded.device,
@@ -867,7 +868,7 @@ export class ConversationSession implements ConversationHandle {
 				this.#scheduleCompaction();
 			} else if (op.type === 'seed') {
 				this.#seeded = true;
-				for (const seeded of op.ops) {
+				for (const seeded of seededOps(op)) {
 					if (seeded.device === this.#myDevice) this.#mineHere.add(seeded.op.id);
 				}
 				this.#noteSeedPart(op);

@@ -28,7 +28,7 @@ import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from '../crypto/by
 import { isRoomId, type RoomId, type SecretKey } from '../crypto/ids';
 import { openLockbox, sealLockbox } from '../invite/lockbox';
 import { compareHlc } from './hlc';
-import type { EpochOp, Operation, SeededOp, SeedOp } from './operations';
+import { seededOps, type EpochOp, type Operation, type SeededOp, type SeedOp } from './operations';
 
 const CONTEXT = 'kith/generation\0';
 
@@ -187,7 +187,7 @@ export function expandSeeds(
 		}
 		if (opener === null || opened.device !== opener) continue;
 		seeds.push(op);
-		op.ops.forEach((s, i) => {
+		seededOps(op).forEach((s, i) => {
 			seeded.push({ entryId: `${opened.entryId}:${op.id}:${i}`, device: s.device, ops: [s.op] });
 		});
 	}

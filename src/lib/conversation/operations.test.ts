@@ -222,12 +222,8 @@ describe('parseOperationBatch', () => {
 				epoch: 1,
 				part: 0,
 				parts: 1,
-				ops: [
-					{
-						device: DEVICE,
-						op: { v: 1, id: ID2, hlc: [0, 0], type: 'member.remove', user: USER }
-					}
-				]
+				devices: [DEVICE],
+				ops: [{ d: 0, op: { v: 1, id: ID2, hlc: [0, 0], type: 'member.remove', user: USER } }]
 			}
 		],
 		['extreme hlc', send({ hlc: [HLC_MAX_WALL, HLC_MAX_COUNTER] })]
@@ -296,7 +292,17 @@ describe('parseOperationBatch', () => {
 		],
 		[
 			'a seed without ops',
-			{ v: 1, id: ID, hlc: [0, 0], type: 'seed', epoch: 1, part: 0, parts: 1, ops: [] }
+			{
+				v: 1,
+				id: ID,
+				hlc: [0, 0],
+				type: 'seed',
+				epoch: 1,
+				part: 0,
+				parts: 1,
+				devices: [DEVICE],
+				ops: []
+			}
 		],
 		[
 			'a seed carrying an epoch op',
@@ -308,9 +314,10 @@ describe('parseOperationBatch', () => {
 				epoch: 1,
 				part: 0,
 				parts: 1,
+				devices: [DEVICE],
 				ops: [
 					{
-						device: DEVICE,
+						d: 0,
 						op: { v: 1, id: ID2, hlc: [0, 0], type: 'epoch', epoch: 2, boxes: { [DEVICE]: BOX } }
 					}
 				]

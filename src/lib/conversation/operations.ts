@@ -310,32 +310,48 @@ export const EpochOp = z.object({
 });
 export type EpochOp = z.infer<typeof EpochOp>;
 
-/** One op of an earlier generation (compaction.ts), with the device that signed it. */
-export const SeededOp = z.object({
-	device: KeyId,
-	op: z.discriminatedUnion('type', [
-		SendOp,
-		EditOp,
-		DeleteOp,
-		ReactOp,
-		ReceiptOp,
-		MemberAddOp,
-		MemberRemoveOp,
-		MemberRoleOp,
-		InviteOp
-	])
-});
-export type SeededOp = z.infer<typeof SeededOp>;
+/** The ops a seed may carry. */
+const SeedableOp = z.discriminatedUnion('type', [
+	SendOp,
+	EditOp,
+	DeleteOp,
+	ReactOp,
+	ReceiptOp,
+	MemberAddOp,
+	MemberRemoveOp,
+	MemberRoleOp,
+	InviteOp
+]);
 
-export const SeedOp = z.object({
-	...base,
-	type: z.literal('seed'),
-	epoch: z.int().min(1).max(1_000_000),
-	/** This part's number, from 0, of `parts`: a reader knows when it holds the whole seed. */
-	part: z.int().min(0).max(999_999),
-	parts: z.int().min(1).max(1_000_000),
-	ops: z.array(SeededOp).min(1).max(1024)
-});
+/** One op of an earlier generation (compaction.ts), with the device that signed it. */
+export interface SeededOp {
+	device: string;
+	op: z.infer<typeof SeedableOp>;
+}
+
+/**
+ * A seed part on the wire: the signing devices once (`devices`), and each op
+ * with the index of its device (`d`) — a device id per op was a quarter of a
+ * compacted generation's bytes.
+ */
+export const SeedOp = z
+	.object({
+		...base,
+		type: z.literal('seed'),
+		epoch: z.int().min(1).max(1_000_000),
+		/** This part's number, from 0, of `parts`: a reader knows when it holds the whole seed. */
+		part: z.int().min(0).max(999_999),
+		parts: z.int().min(1).max(1_000_000),
+		devices: z.array(KeyId).min(1).max(1024),
+		ops: z
+			.array(z.object({ d: z.int().min(0).max(1023), op: SeedableOp }))
+			.min(1)
+			.max(1024)
+	})
+	.refine(
+		(seed) => seed.ops.every(({ d }) => d < seed.devices.length),
+		'a device index out of range'
+	);
 export type SeedOp = z.infer<typeof SeedOp>;
 
 export const Operation = z.discriminatedUnion('type', [
@@ -645,5 +661,29 @@ export function makeSeed(
 	parts: number,
 	ops: SeededOp[]
 ): SeedOp {
-	return checked<SeedOp>({ ...header(clock), type: 'seed', epoch, part, parts, ops });
+	const devices: string[] = [];
+	const index = new Map<string, number>();
+	const entries = ops.map(({ device, op }) => {
+		let d = index.get(device);
+		if (d === undefined) {
+			d = devices.length;
+			index.set(device, d);
+			devices.push(device);
+		}
+		return { d, op };
+	});
+	return checked<SeedOp>({
+		...header(clock),
+		type: 'seed',
+		epoch,
+		part,
+		parts,
+		devices,
+		ops: entries
+	});
+}
+
+/** A seed part's ops, each with the device that signed it. */
+export function seededOps(seed: SeedOp): SeededOp[] {
+	return seed.ops.map(({ d, op }) => ({ device: seed.devices[d] as string, op }));
 }
