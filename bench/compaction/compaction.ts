@@ -53,6 +53,7 @@ import {
 	makeEdit,
 	makeSeed,
 	seededOps,
+	splitBatches,
 	makeSend,
 	type Hlc,
 	type Message,
@@ -79,7 +80,6 @@ import {
 	type Signer
 } from '../../src/lib/crypto';
 import { clientIdFor, openEnvelope, sealEnvelope } from '../../src/lib/envelope';
-import type { FileManifest } from '../../src/lib/media/manifest';
 
 export interface CompactionConfig {
 	messages: number;
@@ -106,8 +106,6 @@ export function compactionConfig(quick: boolean): CompactionConfig {
 
 /** The target of the groups issue: compacted size ≤ 1.3× the plain Yjs doc. */
 const TARGET_RATIO = 1.3;
-/** ConversationSession's BATCH_BYTES: estimated plaintext per envelope. */
-const BATCH_BYTES = 192 * 1024;
 /** Envelopes opened at once on load (ConversationSession#ingest's CHUNK). */
 const OPEN_CHUNK = 256;
 const OLD_EPOCH = 1;
@@ -372,37 +370,6 @@ async function buildBefore(
 	merged.destroy();
 	tally.stored = update.length;
 	return { update, breakdown: tally };
-}
-
-/** An upper bound of a manifest's JSON size (ConversationSession's attachmentBytes). */
-function attachmentBytes(manifest: FileManifest): number {
-	return (
-		1024 + manifest.chunks.length * 46 + (manifest.preview?.length ?? 0) + manifest.name.length * 3
-	);
-}
-
-/** ConversationSession's splitBatches (private there), reproduced. */
-function splitBatches(ops: Operation[], limit = BATCH_BYTES): Operation[][] {
-	const batches: Operation[][] = [];
-	let current: Operation[] = [];
-	let bytes = 0;
-	for (const op of ops) {
-		const size =
-			op.type === 'send'
-				? op.text.length * 3 + 128 + (op.attachment ? attachmentBytes(op.attachment) : 0)
-				: op.type === 'seed' || op.type === 'epoch' || op.type === 'member.add'
-					? JSON.stringify(op).length
-					: 256;
-		if (current.length > 0 && bytes + size > limit) {
-			batches.push(current);
-			current = [];
-			bytes = 0;
-		}
-		current.push(op);
-		bytes += size;
-	}
-	if (current.length > 0) batches.push(current);
-	return batches;
 }
 
 interface CompactionTimings {

@@ -16,6 +16,8 @@ import {
 	encodeBatch,
 	compareHlc,
 	hlcToString,
+	liveInvites,
+	splitBatches,
 	makeDelete,
 	makeEdit,
 	makeInvite,
@@ -63,7 +65,6 @@ import type {
 } from './types';
 import type { DocSession, EntrySource } from './doc-session';
 import { ownStatus, ReceiptBook } from './receipts';
-import type { FileManifest } from '../media/manifest';
 import type { MediaManager } from '../media/media.svelte';
 import { deriveRoomCapability } from '../sync/capability';
 import { notifyKeyFor, previewOf, sealNotification } from '../push/notification';
@@ -74,11 +75,10 @@ import {
 	openGeneration,
 	sealGeneration,
 	seedParts,
-	winningEpoch,
+	followedEpoch,
 	type GenerationKey,
 	type HeldEpoch
 } from '../conversation/generation';
-import { roleAt } from '../conversation/membership';
 import { survivingOps } from '../conversation/compaction';
 import { newRoomId, newSecretKey } from '../crypto/ids';
 
@@ -93,9 +93,6 @@ const CARRIED = new Set<Operation['type']>([
 	'member.role',
 	'invite'
 ]);
-
-/** Most plaintext bytes sealed into one envelope when batching a burst. */
-const BATCH_BYTES = 192 * 1024;
 
 /** An envelope decrypted and decoded, before the roster says whose it is. */
 interface Decoded {
@@ -1323,19 +1320,7 @@ export class ConversationSession implements ConversationHandle {
 	 * admin recorded for it, so revoking is recording it again expiring now.
 	 */
 	invites(now = Date.now()): Array<{ invite: string; secret: string; expires: number }> {
-		const out: Array<{ invite: string; secret: string; expires: number }> = [];
-		for (const list of this.#invites.values()) {
-			const valid = list.filter(({ author }) => {
-				const role = this.roster.roleOf(author);
-				return role === 'owner' || role === 'admin';
-			});
-			const first = valid[0];
-			if (!first) continue;
-			const expires = Math.min(...valid.map(({ op }) => op.expires));
-			if (expires <= now) continue;
-			out.push({ invite: first.op.invite, secret: first.op.secret, expires });
-		}
-		return out;
+		return liveInvites(this.#invites.values(), this.roster, now);
 	}
 
 	/** Revoke an invitation (owners and admins): nobody is let in with its link from now on. */
@@ -1435,15 +1420,7 @@ export class ConversationSession implements ConversationHandle {
 	async #considerMove(): Promise<void> {
 		const { dhSecret, onGeneration, epoch } = this.#options;
 		if (this.#moved || !dhSecret || !onGeneration) return;
-		const membership = this.roster.membership;
-		const winner = winningEpoch(this.#epochs, epoch + 1, (held) => {
-			const role = roleAt(membership, held.user, {
-				hlc: { wall: held.op.hlc[0], counter: held.op.hlc[1] },
-				id: held.op.id,
-				signer: held.user
-			});
-			return role === 'owner' || role === 'admin';
-		});
+		const winner = followedEpoch(this.#epochs, epoch + 1, this.roster.membership);
 		if (!winner) return;
 		const next = await openGeneration(this.id, winner.op, this.#myDevice, dhSecret);
 		if (!next) {
@@ -1982,34 +1959,4 @@ function insertSorted(list: Array<[number, string]>, item: [number, string]): vo
 	else list.splice(lowerBound(list, item[0]), 0, item);
 }
 
-function splitBatches(ops: Operation[]): Operation[][] {
-	const batches: Operation[][] = [];
-	let current: Operation[] = [];
-	let bytes = 0;
-	for (const op of ops) {
-		const size =
-			op.type === 'send'
-				? op.text.length * 3 + 128 + (op.attachment ? attachmentBytes(op.attachment) : 0)
-				: op.type === 'seed' || op.type === 'epoch' || op.type === 'member.add'
-					? JSON.stringify(op).length
-					: 256;
-		if (current.length > 0 && bytes + size > BATCH_BYTES) {
-			batches.push(current);
-			current = [];
-			bytes = 0;
-		}
-		current.push(op);
-		bytes += size;
-	}
-	if (current.length > 0) batches.push(current);
-	return batches;
-}
-
 export type { EnvelopeId };
-
-/** An upper bound of a manifest's JSON size, without serialising it. */
-function attachmentBytes(manifest: FileManifest): number {
-	return (
-		1024 + manifest.chunks.length * 46 + (manifest.preview?.length ?? 0) + manifest.name.length * 3
-	);
-}

@@ -141,3 +141,34 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 		}
 	}
 }
+
+/** An invitation as recorded in a conversation: one `invite` op and the user who signed it. */
+export interface RecordedInvite {
+	op: Extract<Operation, { type: 'invite' }>;
+	author: string;
+}
+
+/**
+ * The invitations that let people in now: recorded by an owner or admin,
+ * with the earliest expiry any of them recorded for the id (revoking is
+ * recording it again, expiring now) still ahead. `records`: per invite id.
+ */
+export function liveInvites(
+	records: Iterable<readonly RecordedInvite[]>,
+	roster: Roster,
+	now = Date.now()
+): Array<{ invite: string; secret: string; expires: number }> {
+	const out: Array<{ invite: string; secret: string; expires: number }> = [];
+	for (const list of records) {
+		const valid = list.filter(({ author }) => {
+			const role = roster.roleOf(author);
+			return role === 'owner' || role === 'admin';
+		});
+		const first = valid[0];
+		if (!first) continue;
+		const expires = Math.min(...valid.map(({ op }) => op.expires));
+		if (expires <= now) continue;
+		out.push({ invite: first.op.invite, secret: first.op.secret, expires });
+	}
+	return out;
+}

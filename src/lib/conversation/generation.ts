@@ -28,6 +28,7 @@ import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from '../crypto/by
 import { isRoomId, type RoomId, type SecretKey } from '../crypto/ids';
 import { openLockbox, sealLockbox } from '../invite/lockbox';
 import { compareHlc } from './hlc';
+import { roleAt, type MembershipState } from './membership';
 import { seededOps, type EpochOp, type Operation, type SeededOp, type SeedOp } from './operations';
 
 const CONTEXT = 'kith/generation\0';
@@ -192,4 +193,24 @@ export function expandSeeds(
 		});
 	}
 	return { own, seeded, seeds };
+}
+
+/**
+ * The epoch op a replica follows out of `membership`'s conversation: the
+ * winning one for `epoch` among those whose signer was an owner or admin at
+ * its stamp (membership.ts `roleAt`), not what they became after.
+ */
+export function followedEpoch(
+	held: readonly HeldEpoch[],
+	epoch: number,
+	membership: MembershipState
+): HeldEpoch | null {
+	return winningEpoch(held, epoch, (candidate) => {
+		const role = roleAt(membership, candidate.user, {
+			hlc: { wall: candidate.op.hlc[0], counter: candidate.op.hlc[1] },
+			id: candidate.op.id,
+			signer: candidate.user
+		});
+		return role === 'owner' || role === 'admin';
+	});
 }

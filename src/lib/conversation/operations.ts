@@ -687,3 +687,41 @@ export function makeSeed(
 export function seededOps(seed: SeedOp): SeededOp[] {
 	return seed.ops.map(({ d, op }) => ({ device: seed.devices[d] as string, op }));
 }
+
+/** Most plaintext bytes sealed into one envelope when batching a burst. */
+export const BATCH_BYTES = 192 * 1024;
+
+/**
+ * Group ops into envelope batches of about `limit` plaintext bytes (sizes
+ * estimated without serialising the common case, a text message): a burst
+ * goes out in few envelopes, one signature and one AES-GCM call each.
+ */
+export function splitBatches(ops: Operation[], limit = BATCH_BYTES): Operation[][] {
+	const batches: Operation[][] = [];
+	let current: Operation[] = [];
+	let bytes = 0;
+	for (const op of ops) {
+		const size =
+			op.type === 'send'
+				? op.text.length * 3 + 128 + (op.attachment ? attachmentBytes(op.attachment) : 0)
+				: op.type === 'seed' || op.type === 'epoch' || op.type === 'member.add'
+					? JSON.stringify(op).length
+					: 256;
+		if (current.length > 0 && bytes + size > limit) {
+			batches.push(current);
+			current = [];
+			bytes = 0;
+		}
+		current.push(op);
+		bytes += size;
+	}
+	if (current.length > 0) batches.push(current);
+	return batches;
+}
+
+/** An upper bound of a manifest's JSON size, without serialising it. */
+function attachmentBytes(manifest: FileManifest): number {
+	return (
+		1024 + manifest.chunks.length * 46 + (manifest.preview?.length ?? 0) + manifest.name.length * 3
+	);
+}

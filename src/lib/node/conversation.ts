@@ -10,6 +10,7 @@ import {
 	ConversationReducer,
 	decodeBatch,
 	encodeBatch,
+	liveInvites,
 	makeInvite,
 	makeMemberAdd,
 	makeSend,
@@ -29,11 +30,10 @@ import { openEnvelope } from '../envelope';
 import {
 	expandSeeds,
 	openGeneration,
-	winningEpoch,
+	followedEpoch,
 	type GenerationKey,
 	type HeldEpoch
 } from '../conversation/generation';
-import { roleAt } from '../conversation/membership';
 import type { ConversationEntry } from '../vault';
 import type { NodeDoc, NodeEntrySource } from './doc';
 
@@ -223,19 +223,7 @@ export class NodeConversation {
 	 * been revoked (the earliest expiry an owner or admin recorded counts).
 	 */
 	invites(now = Date.now()): Array<{ invite: string; secret: string; expires: number }> {
-		const out: Array<{ invite: string; secret: string; expires: number }> = [];
-		for (const list of this.#invites.values()) {
-			const valid = list.filter(({ author }) => {
-				const role = this.roster.roleOf(author);
-				return role === 'owner' || role === 'admin';
-			});
-			const first = valid[0];
-			if (!first) continue;
-			const expires = Math.min(...valid.map(({ op }) => op.expires));
-			if (expires <= now) continue;
-			out.push({ invite: first.op.invite, secret: first.op.secret, expires });
-		}
-		return out;
+		return liveInvites(this.#invites.values(), this.roster, now);
 	}
 
 	async #ingest(
@@ -331,15 +319,7 @@ export class NodeConversation {
 	async #considerMove(): Promise<void> {
 		const { dhSecret, onGeneration, entry } = this.#options;
 		if (this.#moved || !dhSecret || !onGeneration) return;
-		const membership = this.roster.membership;
-		const winner = winningEpoch(this.#epochs, entry.epoch + 1, (held) => {
-			const role = roleAt(membership, held.user, {
-				hlc: { wall: held.op.hlc[0], counter: held.op.hlc[1] },
-				id: held.op.id,
-				signer: held.user
-			});
-			return role === 'owner' || role === 'admin';
-		});
+		const winner = followedEpoch(this.#epochs, entry.epoch + 1, this.roster.membership);
 		if (!winner) return;
 		let next: GenerationKey | null;
 		try {
