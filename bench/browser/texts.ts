@@ -11,7 +11,7 @@ const WORDS = (
 ).split(' ');
 
 /** Small, fast PRNG (mulberry32), so texts depend only on the index. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
 	let a = seed >>> 0;
 	return () => {
 		a = (a + 0x6d2b79f5) >>> 0;

@@ -65,6 +65,7 @@ import {
 } from '../../src/lib/conversation';
 import { survivingOps } from '../../src/lib/conversation/compaction';
 import { seedParts } from '../../src/lib/conversation/generation';
+import { random } from '../browser/texts';
 import {
 	bucketSize,
 	createSigner,
@@ -144,18 +145,6 @@ interface Conversation {
 	messages: Map<string, PlainMessage>;
 	/** Clock after the last op (for the seed's ops). */
 	clock: SimClock;
-}
-
-/** mulberry32: a small deterministic PRNG. */
-function random(seed: number): () => number {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
 }
 
 const WORDS = (

@@ -47,6 +47,7 @@ test('a deleted message leaves the relay and every device once the old generatio
 	const before = await keysOf(adaSecrets, relayRooms(relay.dataDir));
 	const erase = before.conversations.find((c) => c.name === 'Erase');
 	const oldRoom = erase?.roomId ?? '';
+	expect(relayRooms(relay.dataDir).get(oldRoom)?.length ?? 0).toBeGreaterThan(0);
 	const carriers = await envelopesHolding(
 		relayRooms(relay.dataDir),
 		erase?.keys.get(0) as Uint8Array,

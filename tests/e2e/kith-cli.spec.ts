@@ -22,22 +22,31 @@ function net(relay: string): string[] {
 	return ['--relay', relay, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0'];
 }
 
-test('the browser invites, a kith peer joins, messages both ways', async ({ page, baseURL }) => {
-	test.setTimeout(180_000);
-	const relay = baseURL!;
-	const dir = join(tempDir(), 'bob');
-	expect((await kith(['--data', dir, 'init', '--name', 'Bob'])).code).toBe(0);
-
+/** Ada (this page) makes a group and invites; a new `kith` peer named `peer` joins it. */
+async function kithPeerJoins(
+	page: Page,
+	relay: string,
+	peer: string,
+	conversation: string
+): Promise<string> {
+	const dir = join(tempDir(), peer.toLowerCase());
+	expect((await kith(['--data', dir, 'init', '--name', peer])).code).toBe(0);
 	await createAccount(page, 'Ada');
 	await connected(page);
-	await createConversation(page, 'Bridge');
+	await createConversation(page, conversation);
 	await page.getByRole('button', { name: 'Invite' }).click();
 	const dialog = page.getByRole('dialog', { name: 'Invite' });
 	const link = await dialog.getByRole('textbox', { name: 'Invite link' }).inputValue();
 	await dialog.getByRole('button', { name: 'Close' }).click();
-
 	const joined = await kith(['--data', dir, 'join', link, '--timeout', '90', ...net(relay)]);
 	expect(joined.code, joined.stderr).toBe(0);
+	return dir;
+}
+
+test('the browser invites, a kith peer joins, messages both ways', async ({ page, baseURL }) => {
+	test.setTimeout(180_000);
+	const relay = baseURL!;
+	const dir = await kithPeerJoins(page, relay, 'Bob', 'Bridge');
 
 	const sent = await kith([
 		'--data',
@@ -111,18 +120,7 @@ test('after a delete for everyone the group compacts, and a kith peer follows it
 }) => {
 	test.setTimeout(180_000);
 	const relay = baseURL!;
-	const dir = join(tempDir(), 'eve');
-	expect((await kith(['--data', dir, 'init', '--name', 'Eve'])).code).toBe(0);
-
-	await createAccount(page, 'Ada');
-	await connected(page);
-	await createConversation(page, 'Ferry');
-	await page.getByRole('button', { name: 'Invite' }).click();
-	const dialog = page.getByRole('dialog', { name: 'Invite' });
-	const link = await dialog.getByRole('textbox', { name: 'Invite link' }).inputValue();
-	await dialog.getByRole('button', { name: 'Close' }).click();
-	const joined = await kith(['--data', dir, 'join', link, '--timeout', '90', ...net(relay)]);
-	expect(joined.code, joined.stderr).toBe(0);
+	const dir = await kithPeerJoins(page, relay, 'Eve', 'Ferry');
 	const serve = new ServeProcess(['--data', dir, ...net(relay)]);
 	await serve.ready;
 

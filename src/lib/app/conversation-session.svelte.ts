@@ -75,24 +75,14 @@ import {
 	openGeneration,
 	sealGeneration,
 	seedParts,
+	CARRIED_TYPES,
+	expandSeeds,
 	followedEpoch,
 	type GenerationKey,
 	type HeldEpoch
 } from '../conversation/generation';
 import { survivingOps } from '../conversation/compaction';
 import { newRoomId, newSecretKey } from '../crypto/ids';
-
-/** Op types a device re-publishes when a new generation's seed does not cover them. */
-const CARRIED = new Set<Operation['type']>([
-	'send',
-	'edit',
-	'delete',
-	'react',
-	'member.add',
-	'member.remove',
-	'member.role',
-	'invite'
-]);
 
 /** An envelope decrypted and decoded, before the roster says whose it is. */
 interface Decoded {
@@ -396,7 +386,7 @@ export class ConversationSession implements ConversationHandle {
 					else next.push([device, author, op]);
 				} else if (op.type === 'member.role' || op.type === 'member.remove') {
 					// Recorded once its signer's device is known; the replay decides.
-					if (this.roster.ownerOf(device) !== undefined) this.roster.applyRole(op, device);
+					if (this.roster.ownerOf(device) !== undefined) this.roster.applyChange(op, device);
 					else next.push([device, author, op]);
 				} else if (op.type === 'receipt') this.#noteReceipt(author, op);
 				else if (op.type === 'invite') this.#noteInvite(op, author, device);
@@ -745,30 +735,22 @@ export class ConversationSession implements ConversationHandle {
 				}
 				this.#unknownVersion += parsed.unknown;
 				const device = toBase64Url(result.envelope.signer);
-				let ops = parsed.ops;
-				if (ops.some((op) => op.type === 'seed')) {
-					// A generation's seed: membership ops of the generations before, as
-					// their devices signed them; only its opener's counts.
-					for (const op of ops) {
-						if (op.type !== 'seed') continue;
-						if (current && device === this.#myDevice) this.#seeded = true;
-						if (opener === null || device !== opener) continue;
-						if (current) this.#noteSeedPart(op);
-						seededOps(op).forEach((seeded, i) => {
-							decoded.push({
-								entryId: `${result.entry.id}:${op.id}:${i}` as EnvelopeId,
-								device: seeded.device,
-								ops: [seeded.op],
-								current,
-								seeded: true
-							});
-						});
-					}
-					ops = ops.filter((op) => op.type !== 'seed');
-					if (ops.length === 0) continue;
+				// A generation's seed (only its opener's counts): the surviving ops of
+				// the generations before, each as an envelope of the device that signed it.
+				const { own, seeded, seeds } = expandSeeds(
+					{ entryId: result.entry.id, device, ops: parsed.ops },
+					opener
+				);
+				if (current) {
+					if (device === this.#myDevice && seeds.length > 0) this.#seeded = true;
+					for (const seed of seeds) this.#noteSeedPart(seed);
 				}
-				if (current && device === this.#myDevice) for (const op of ops) this.#mineHere.add(op.id);
-				decoded.push({ entryId: result.entry.id, device, ops, current });
+				for (const s of seeded) {
+					decoded.push({ ...s, entryId: s.entryId as EnvelopeId, current, seeded: true });
+				}
+				if (own.length === 0) continue;
+				if (current && device === this.#myDevice) for (const op of own) this.#mineHere.add(op.id);
+				decoded.push({ entryId: result.entry.id, device, ops: own, current });
 			}
 		}
 		const items = await this.#admit(decoded);
@@ -839,7 +821,7 @@ export class ConversationSession implements ConversationHandle {
 				if (d.device !== this.#myDevice) return;
 				if (d.current === false) {
 					this.#closedOwn.add(d.entryId);
-					for (const op of d.ops) if (CARRIED.has(op.type)) this.#historyOwn.push(op);
+					for (const op of d.ops) if (CARRIED_TYPES.has(op.type)) this.#historyOwn.push(op);
 				} else this.#trackOwn(d.entryId, d.ops);
 			}
 		);
@@ -856,7 +838,7 @@ export class ConversationSession implements ConversationHandle {
 				await this.#gate.applyOrWait(op, device);
 				this.#meta.push([device, me, op]);
 			} else if (op.type === 'member.role' || op.type === 'member.remove') {
-				this.roster.applyRole(op, device);
+				this.roster.applyChange(op, device);
 				this.#meta.push([device, me, op]);
 			} else if (op.type === 'epoch') {
 				this.#epochs.push({ op, device, user: me });
@@ -1479,7 +1461,7 @@ export class ConversationSession implements ConversationHandle {
 		const last = events.findLast((e) => e.kind === 'removed' || e.kind === 'left');
 		if (!last) return;
 		// Only after this generation began: a removal the seed repeats is done.
-		const since = this.#generationStart();
+		const since = this.#startHlc;
 		if (since === null ? this.#options.epoch > 0 : compareHlc(last.at.hlc, since) <= 0) return;
 		if (!this.#firstAdmin()) return;
 		await this.#openGeneration();
@@ -1547,10 +1529,6 @@ export class ConversationSession implements ConversationHandle {
 	 * its epoch op (held in the generation before) and its opener's seed.
 	 * Removals stamped before it are done (they are why it exists).
 	 */
-	#generationStart(): Hlc | null {
-		return this.#startHlc;
-	}
-
 	#startHlc: Hlc | null = null;
 
 	#noteStart(tuple: readonly [number, number]): void {
@@ -1664,7 +1642,7 @@ export class ConversationSession implements ConversationHandle {
 		const missing = this.#historyOwn.filter((op) => !this.#mineHere.has(op.id));
 		if (missing.length > 0) {
 			try {
-				await this.republish(missing);
+				await this.#republish(missing);
 			} catch (error) {
 				this.#retireAsked = false;
 				this.#report(error);
@@ -1679,7 +1657,7 @@ export class ConversationSession implements ConversationHandle {
 	}
 
 	/** Re-publish ops this device wrote in a generation before (same ids and clocks). */
-	async republish(ops: readonly Operation[]): Promise<void> {
+	async #republish(ops: readonly Operation[]): Promise<void> {
 		if (ops.length === 0) return;
 		await Promise.all(ops.map((op) => this.#enqueueOp(op).saved));
 	}

@@ -18,6 +18,7 @@ import { HlcClock, type EnvelopeEntry } from '../conversation';
 import { clientIdFor, openEnvelope } from '../envelope';
 import { newRoomId, newSecretKey, type ConversationId, type RoomId } from '../crypto';
 import {
+	deleteDatabase,
 	eraseLocalData,
 	isQuotaError,
 	requestPersistentStorage,
@@ -64,18 +65,6 @@ import { DocSession, storageName } from './doc-session';
 import { loadSnapshot, saveSnapshot, snapshotKey } from './snapshot';
 import { movedTag, reportMoved, retireRoom } from '../sync';
 
-/** How long the relay keeps an old generation for devices that have not moved yet. */
-const RETAIN_MS = 30 * 24 * 60 * 60 * 1000;
-
-/** Delete one IndexedDB database (its connections were closed); resolves even if blocked. */
-function deleteDatabase(name: string): Promise<void> {
-	return new Promise((resolve) => {
-		const request = indexedDB.deleteDatabase(name);
-		request.onsuccess = () => resolve();
-		request.onerror = () => resolve();
-		request.onblocked = () => resolve();
-	});
-}
 import { TabCoordinator } from './tabs';
 import type { ConnectionState, ConversationSummary, MentionHit, Phase, SearchHit } from './types';
 import { MessageSearch } from '../search/message-search';
@@ -86,6 +75,8 @@ const KEYRING_KEY = 'keyring';
 const PENDING_JOINS_KEY = 'pending-joins';
 /** How often the leader looks for invitations to watch (new ones, or after becoming leader). */
 const INVITE_SCAN_MS = 5000;
+/** How long the relay keeps an old generation for devices that have not moved yet. */
+const RETAIN_MS = 30 * 24 * 60 * 60 * 1000;
 
 /** Where a join stands, for the join page. */
 export type JoinState =
@@ -1103,7 +1094,8 @@ export class KithApp {
 			this.#docSessions.delete(generation.room);
 			await doc?.close().catch(() => undefined);
 			await this.#store.delete(snapshotKey(generation.room)).catch(() => undefined);
-			await deleteDatabase(storageName(generation.room));
+			// Another tab may hold it open for a moment: the deletion stays queued until it closes.
+			await deleteDatabase(storageName(generation.room), 0).catch(() => undefined);
 		}
 		await this.#syncConversations();
 	}

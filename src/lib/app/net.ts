@@ -109,11 +109,16 @@ export class NetHub {
 	detach(roomId: RoomId): void {
 		const room = this.#rooms.get(roomId);
 		if (!room) return;
-		for (const stop of room.unsubscribe) stop();
-		room.connection?.destroy();
+		this.#drop(room);
 		room.listeners.clear();
 		this.#rooms.delete(roomId);
 		this.#options.onStatusChange?.();
+	}
+
+	/** Stop a room's connection and its subscriptions. */
+	#drop(room: Room): void {
+		for (const stop of room.unsubscribe) stop();
+		room.connection?.destroy();
 	}
 
 	/** This tab became the leader: open every connection. */
@@ -213,10 +218,7 @@ export class NetHub {
 
 	close(): void {
 		this.#closed = true;
-		for (const room of this.#rooms.values()) {
-			for (const stop of room.unsubscribe) stop();
-			room.connection?.destroy();
-		}
+		for (const room of this.#rooms.values()) this.#drop(room);
 		this.#rooms.clear();
 	}
 }

@@ -71,9 +71,9 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 	 * be admitted before its device is in the roster (a device's own ops are
 	 * attributed to its user at once), so its membership ops must not be lost.
 	 */
-	#applyRoleOrWait(op: MemberRoleOp | MemberRemoveOp, signer: string): void {
+	#applyChangeOrWait(op: MemberRoleOp | MemberRemoveOp, signer: string): void {
 		if (this.roster.ownerOf(signer) === undefined) this.#pendingRoles.push({ op, signer });
-		else this.roster.applyRole(op, signer);
+		else this.roster.applyChange(op, signer);
 	}
 
 	#pendingRoles: Array<{ op: MemberRoleOp | MemberRemoveOp; signer: string }> = [];
@@ -121,7 +121,7 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 				for (const op of d.ops) {
 					if (op.type === 'member.add') await this.applyOrWait(op, d.device);
 					else if (op.type === 'member.role' || op.type === 'member.remove') {
-						this.#applyRoleOrWait(op, d.device);
+						this.#applyChangeOrWait(op, d.device);
 					}
 					each(d, author, op);
 				}
@@ -134,7 +134,7 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 			if (this.roster.version !== versionBefore && this.#pendingRoles.length > 0) {
 				const pending = this.#pendingRoles;
 				this.#pendingRoles = [];
-				for (const { op, signer } of pending) this.#applyRoleOrWait(op, signer);
+				for (const { op, signer } of pending) this.#applyChangeOrWait(op, signer);
 			}
 			if (this.roster.version === versionBefore || this.#held.size === 0) break;
 			queue = [...this.#held.values()];

@@ -799,10 +799,10 @@ describe('the op pipeline, found by this test', () => {
 		expect(await replica(world, [[leave], [genesis, add1, add2]])).toEqual(causal);
 	});
 
-	// Was a bug (admission.ts RosterGate.admit + roster.ts Roster.applyRole):
+	// Was a bug (admission.ts RosterGate.admit + roster.ts Roster.applyChange):
 	// the session's #authorOf names this device's own user before the roster
 	// knows the device, so the gate admitted the envelope and handed its
-	// member.remove to Roster.applyRole, which dropped an op whose signing
+	// member.remove to Roster.applyChange, which dropped an op whose signing
 	// device it did not know. The gate now keeps such ops until it does.
 	it("counts a device's own leave admitted before the roster knows the device (session #authorOf)", async () => {
 		const world = leaving();

@@ -109,6 +109,21 @@ export async function openGeneration(
 	return { room, epoch, key: bytes as SecretKey, opener };
 }
 
+/**
+ * Op types a device re-publishes in a new generation when its seed does not
+ * carry them (written offline, or after the opener moved).
+ */
+export const CARRIED_TYPES: ReadonlySet<Operation['type']> = new Set<Operation['type']>([
+	'send',
+	'edit',
+	'delete',
+	'react',
+	'member.add',
+	'member.remove',
+	'member.role',
+	'invite'
+]);
+
 export class GenerationError extends Error {
 	override name = 'GenerationError';
 }

@@ -144,15 +144,15 @@ describe('Roster', () => {
 			{ op: addBob, signer: ada.deviceId }
 		]);
 		// Bob promoting himself changes nothing.
-		expect(roster.applyRole(forgedPromote, bob.deviceId)).toBe(false);
+		expect(roster.applyChange(forgedPromote, bob.deviceId)).toBe(false);
 		expect(roster.roleOf(bob.userId)).toBe('member');
 		expect(roster.canAdd(bob.deviceId)).toBe(false);
-		expect(roster.applyRole(promote, ada.deviceId)).toBe(true);
+		expect(roster.applyChange(promote, ada.deviceId)).toBe(true);
 		expect(roster.roleOf(bob.userId)).toBe('admin');
 		expect(roster.canAdd(bob.deviceId)).toBe(true);
 		// The demotion arrives before Bob's adds: the one he made while an
 		// admin still counts, the one after does not.
-		expect(roster.applyRole(demote, ada.deviceId)).toBe(true);
+		expect(roster.applyChange(demote, ada.deviceId)).toBe(true);
 		expect(roster.authorised(addCy, bob.deviceId)).toBe(true);
 		await roster.apply(addCy, bob.deviceId);
 		expect(roster.authorised(addEve, bob.deviceId)).toBe(false);

@@ -192,7 +192,7 @@ export class Roster {
 	 * membership changed; a change the rules refuse is kept (a later op may
 	 * change what it meant) but changes nothing.
 	 */
-	applyRole(op: MemberRoleOp | MemberRemoveOp, signer: string): boolean {
+	applyChange(op: MemberRoleOp | MemberRemoveOp, signer: string): boolean {
 		const signerUser = this.#owners.get(signer);
 		if (signerUser === undefined) return false;
 		const changed = this.#record(membershipOp(op, signerUser));

@@ -28,6 +28,7 @@ import {
 import { MissingKeyError, toBase64Url, type EnvelopeId, type Signer } from '../crypto';
 import { openEnvelope } from '../envelope';
 import {
+	CARRIED_TYPES,
 	expandSeeds,
 	openGeneration,
 	followedEpoch,
@@ -44,18 +45,6 @@ interface Decoded extends SignedOps {
 	/** From the current generation's doc (not an older one, not a seed). */
 	current: boolean;
 }
-
-/** Op types a device re-publishes when a new generation's seed does not carry them. */
-const CARRIED = new Set<Operation['type']>([
-	'send',
-	'edit',
-	'delete',
-	'react',
-	'member.add',
-	'member.remove',
-	'member.role',
-	'invite'
-]);
 
 export type MemberInput = Omit<MemberAddOp, 'v' | 'id' | 'hlc' | 'type' | 'role'>;
 
@@ -268,7 +257,7 @@ export class NodeConversation {
 				}
 				if (d.device === this.#myDevice) {
 					if (current) for (const op of own) this.#mineHere.add(op.id);
-					else for (const op of own) if (CARRIED.has(op.type)) this.#historyOwn.push(op);
+					else for (const op of own) if (CARRIED_TYPES.has(op.type)) this.#historyOwn.push(op);
 				}
 				if (own.length > 0) decoded.push({ ...d, ops: own });
 				continue;

@@ -24,7 +24,7 @@ export async function eraseLocalData(options: { blockedMs?: number } = {}): Prom
 	if (typeof indexedDB.databases === 'function') {
 		for (const db of await indexedDB.databases()) if (db.name) names.add(db.name);
 	}
-	await Promise.all([...names].map((name) => deleteOne(name, blockedMs)));
+	await Promise.all([...names].map((name) => deleteDatabase(name, blockedMs)));
 	if (typeof caches !== 'undefined') {
 		for (const key of await caches.keys()) {
 			if (!key.startsWith('workbox-precache')) await caches.delete(key);
@@ -38,7 +38,12 @@ export async function eraseLocalData(options: { blockedMs?: number } = {}): Prom
 	}
 }
 
-function deleteOne(name: string, blockedMs: number): Promise<void> {
+/**
+ * Delete one database. Rejects with EraseError when it stays blocked (a tab
+ * keeps it open) for `blockedMs`; the deletion itself stays queued and
+ * happens once that tab closes it.
+ */
+export function deleteDatabase(name: string, blockedMs: number): Promise<void> {
 	return new Promise((resolve, reject) => {
 		const request = indexedDB.deleteDatabase(name);
 		let timer: ReturnType<typeof setTimeout> | undefined;

@@ -16,5 +16,5 @@ export {
 export { LocalStore, LOCAL_DB_NAME } from './local-store';
 export { requestPersistentStorage, storageEstimate, isQuotaError } from './quota';
 export { dumpAllIndexedDb, type DumpedRecord } from './dump';
-export { eraseLocalData, EraseError } from './erase';
+export { deleteDatabase, eraseLocalData, EraseError } from './erase';
 export { StorageError, StorageQuotaError, StorageWriteError, StorageReadError } from './errors';
