@@ -81,7 +81,10 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 	/** Apply a member.add now if it is authorised, or keep it until the roster grows. */
 	async applyOrWait(op: MemberAddOp, signer: string): Promise<void> {
 		if (this.roster.authorised(op, signer)) await this.roster.apply(op, signer);
-		else this.#pendingAdds.push({ op, signer });
+		else {
+			await this.roster.supersede(op, signer);
+			this.#pendingAdds.push({ op, signer });
+		}
 	}
 
 	/** A member.add known not to be authorised yet (e.g. restored from a snapshot). */

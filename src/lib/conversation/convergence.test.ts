@@ -129,10 +129,14 @@ function addOp(clock: HlcClock, who: PublicIdentity, role: Role, index: number) 
 
 /**
  * What the main property lets a user equivocate on (re-sign under the id of an
- * earlier op of theirs, with other content). Not adds, nor what the reducer
- * shows: two known bugs (the tests marked `fails` below) make those diverge.
+ * earlier op of theirs, with other content): the membership ops, whose
+ * variants the replay must pick alike everywhere (protocol.md, rule 7).
  */
-const EQUIVOCABLE: ReadonlySet<Operation['type']> = new Set(['member.role', 'member.remove']);
+const EQUIVOCABLE: ReadonlySet<Operation['type']> = new Set([
+	'member.add',
+	'member.role',
+	'member.remove'
+]);
 
 /**
  * Run a script: the signed envelopes it makes, in the order they were made.
@@ -772,11 +776,7 @@ describe('the op pipeline, worked examples', () => {
 	});
 });
 
-/*
- * Cases this property found. The `it.fails` left passes while the bug it
- * names is there (an owner equivocating an add: one id, two contents); once
- * it is fixed, turn it into a plain `it` and widen EQUIVOCABLE.
- */
+/* Cases this property found, kept as plain tests. */
 describe('the op pipeline, found by this test', () => {
 	const still = [0, 0, 0, 0, 0, 0];
 
@@ -840,15 +840,13 @@ describe('the op pipeline, found by this test', () => {
 		]);
 	});
 
-	// BUG (membership.ts MembershipLog.wouldAccept, via roster.ts
-	// Roster.authorised/apply): for an op whose key (signer, id) is already
-	// held, wouldAccept answers for the HELD op (`!refused.has(key)`), not for
+	// Was a bug (membership.ts MembershipLog.wouldAccept): for an op whose key
+	// (signer, id) was already held, wouldAccept answered for the HELD op, not
 	// the incoming one. Here the variant arrives first and is accepted, the
 	// leave then makes it refused, and the original add (the one `preferred`
-	// keeps) is judged by the refused variant: "not authorised", it waits
-	// forever and never enters the log. This replica ends without U2; replicas
-	// that got the original first have U2 as a member.
-	it.fails('keeps an equivocated add as the replay says, in any order', async () => {
+	// keeps) was judged by the refused variant and waited forever: this
+	// replica ended without U2. wouldAccept now judges the incoming op.
+	it('keeps an equivocated add as the replay says, in any order', async () => {
 		const world = equivocatedAdd();
 		const [genesis, add1, add2, leave, variant] = world.envelopes as SignedOps[];
 		const causal = await replica(world, [world.envelopes]);
@@ -857,6 +855,27 @@ describe('the op pipeline, found by this test', () => {
 			[leave as SignedOps, add1 as SignedOps, add2 as SignedOps]
 		]);
 		expect(late).toEqual(causal);
+	});
+
+	// Was a bug (admission.ts RosterGate.applyOrWait): the creator re-signs its
+	// genesis as "admin" (the preferred variant, refused by rule 1). A replica
+	// holding the genesis first never let the refused variant into the log, so
+	// it kept the creator as owner; the replay (and a replica that got the
+	// variant's envelope with it) has no genesis, so nobody is a member.
+	it('lets a preferred but refused variant of the genesis in, in any order', async () => {
+		const world = build(12, 3, ['member', 'member'], still, [act('equivocate', 0, { target: 2 })]);
+		const [genesis, add1, add2, variant] = world.envelopes as SignedOps[];
+		const state = replayMembership(world.creator, membershipOps(world));
+		expect(state.members.size).toBe(0);
+		const first = await replica(world, [
+			[genesis as SignedOps],
+			[add1, add2, variant] as SignedOps[]
+		]);
+		expect(first.members).toEqual([]);
+		expect(first.events).toEqual([]);
+		expect(
+			await replica(world, [[variant, add2] as SignedOps[], [add1, genesis] as SignedOps[]])
+		).toEqual(first);
 	});
 
 	// Was a bug (reducer.ts ConversationReducer #ingest): when an item replaced

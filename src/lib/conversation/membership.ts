@@ -270,10 +270,21 @@ export class MembershipLog {
 		return true;
 	}
 
-	/** Whether the replay would accept `op` (not yet held) among the ops held. */
+	/**
+	 * Whether the replay would accept `op` among the ops held. When an op of
+	 * the same identity is held, the answer is for the one `preferred` keeps:
+	 * the held op when `op` loses to it, else `op` in its place (an
+	 * equivocated variant held first must not judge the original).
+	 */
 	wouldAccept(op: MembershipOp): boolean {
 		const key = membershipKey(op);
-		if (this.#byKey.has(key)) return !this.#replay.refused.has(key);
+		const held = this.#byKey.get(key);
+		if (held !== undefined) {
+			if (preferred(op, held) === held) return !this.#replay.refused.has(key);
+			const trial = new MembershipLog(this.creator);
+			trial.addAll(this.#ops.map((o) => (o === held ? op : o)));
+			return !trial.state.refused.has(key);
+		}
 		const last = this.#ops[this.#ops.length - 1];
 		if (last === undefined || compareStamps(op, last) > 0) {
 			return allowed(this.#replay, this.creator, op);
@@ -281,6 +292,12 @@ export class MembershipLog {
 		const trial = new MembershipLog(this.creator);
 		trial.addAll([...this.#ops, op]);
 		return !trial.state.refused.has(key);
+	}
+
+	/** Whether `op` is a variant of a held op's identity that the replay would keep instead. */
+	supersedes(op: MembershipOp): boolean {
+		const held = this.#byKey.get(membershipKey(op));
+		return held !== undefined && preferred(op, held) !== held;
 	}
 
 	#hold(op: MembershipOp): void {

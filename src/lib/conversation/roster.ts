@@ -219,24 +219,30 @@ export class Roster {
 	}
 
 	/**
+	 * An add `authorised` refuses, of an identity (signer, id) of which the
+	 * log holds another variant (its signer equivocated): when this one is
+	 * the variant the replay prefers, the replay must hold it, and refuse it,
+	 * on every replica, whichever variant arrived first. Its devices are not
+	 * added. Returns whether the membership changed.
+	 */
+	async supersede(op: MemberAddOp, signer: string): Promise<boolean> {
+		const signerUser = this.#addSigner(op, signer);
+		if (signerUser === undefined) return false;
+		const variant = membershipOp(op, signerUser);
+		if (!this.#log.supersedes(variant)) return false;
+		if ((await certified(op)).devices.size === 0) return false;
+		const changed = this.#record(variant);
+		if (changed) this.version++;
+		return changed;
+	}
+
+	/**
 	 * Apply an add signed by `signer`. Returns whether the roster changed.
 	 * Call only when `authorised` holds; certificates are checked here.
 	 */
 	async apply(op: MemberAddOp, signer: string): Promise<boolean> {
 		if (!this.authorised(op, signer)) return false;
-		const devices = new Map<string, string>();
-		let sskKey: string | null = null;
-		if (op.ssk) {
-			for (const cert of op.certs ?? []) {
-				try {
-					const body = await verifyDeviceChain(op.user, op.ssk, cert);
-					if (op.devices.includes(body.device)) devices.set(body.device, body.dh);
-					sskKey ??= sskKeyOf(op.ssk.body);
-				} catch {
-					// rule 3: an uncertified device is ignored
-				}
-			}
-		}
+		const { devices, sskKey } = await certified(op);
 		if (devices.size === 0) return false;
 		// Another add may have filled the roster while certificates were checked.
 		if (!this.authorised(op, signer)) return false;
@@ -281,6 +287,26 @@ export class Roster {
 		if (changed) this.version++;
 		return changed;
 	}
+}
+
+/** The devices an add lists with a valid certificate chain (rule 3), and the self-signing key. */
+async function certified(
+	op: MemberAddOp
+): Promise<{ devices: Map<string, string>; sskKey: string | null }> {
+	const devices = new Map<string, string>();
+	let sskKey: string | null = null;
+	if (op.ssk) {
+		for (const cert of op.certs ?? []) {
+			try {
+				const body = await verifyDeviceChain(op.user, op.ssk, cert);
+				if (op.devices.includes(body.device)) devices.set(body.device, body.dh);
+				sskKey ??= sskKeyOf(op.ssk.body);
+			} catch {
+				// rule 3: an uncertified device is ignored
+			}
+		}
+	}
+	return { devices, sskKey };
 }
 
 /** The key a (verified) self-signing certificate certifies. */
