@@ -34,6 +34,7 @@ import {
 	Roster,
 	RosterGate,
 	unreadCount,
+	type EpochOp,
 	type MemberAddOp,
 	type EnvelopeEntry,
 	type Hlc,
@@ -168,8 +169,20 @@ export interface ConversationSessionOptions {
 	opener?: string | null;
 	/** This device's X25519 secret: opens its lockbox of the next generation. */
 	dhSecret?: Uint8Array;
-	/** This device holds a lockbox of the next generation: the app moves the conversation there. */
+	/**
+	 * This device holds a lockbox of the next generation: the app moves the
+	 * conversation there. Also called with this generation's own epoch when
+	 * another opener's generation of that epoch wins (two admins opened one
+	 * at once): the app follows that one instead, keeping this room as
+	 * `abandoned` until what this device wrote in it is re-published there.
+	 */
 	onGeneration?(next: GenerationKey): void;
+	/**
+	 * Generations of the current epoch this device followed before it learnt
+	 * of the one every replica follows: what this device wrote there is
+	 * re-published here (with what it wrote in `history`) before `onRetire`.
+	 */
+	abandoned?: ReadonlyArray<{ session: DocSession; key: SecretKey }>;
 	/**
 	 * The current generation holds its whole seed, and what this device wrote
 	 * in the generations before is covered (re-published where it was not):
@@ -306,7 +319,8 @@ export class ConversationSession implements ConversationHandle {
 		this.#catchUp(options.session, options.opener ?? null);
 		this.#allLoaded = Promise.all([
 			options.session.loaded,
-			...(options.history ?? []).map((old) => old.session.loaded)
+			...(options.history ?? []).map((old) => old.session.loaded),
+			...(options.abandoned ?? []).map((old) => this.#readAbandoned(old.session, old.key))
 		]).then(() => undefined);
 		void this.#allLoaded.then(
 			() => {
@@ -369,9 +383,19 @@ export class ConversationSession implements ConversationHandle {
 		return { r: this.#reducer.serialize(), m: this.#meta } satisfies RestoredSession;
 	}
 
-	/** Whether nothing is held back waiting for membership (a snapshot must not skip it). */
+	/**
+	 * Whether a snapshot of this session may be written: nothing is held back
+	 * waiting for membership (a snapshot must not skip it), and it reads one
+	 * doc only. A snapshot covers one doc; with older generations it would
+	 * also keep what they held (a deleted message's text among it) after they
+	 * are retired.
+	 */
 	get complete(): boolean {
-		return this.#gate.heldCount === 0;
+		return (
+			this.#gate.heldCount === 0 &&
+			(this.#options.history ?? []).length === 0 &&
+			(this.#options.abandoned ?? []).length === 0
+		);
 	}
 
 	async #restoreMeta(meta: Array<[string, string, Operation]>): Promise<void> {
@@ -803,6 +827,8 @@ export class ConversationSession implements ConversationHandle {
 					this.#moveSoon();
 				} else if (op.type === 'epoch' && op.epoch === this.#options.epoch) {
 					this.#noteStart(op.hlc);
+					this.#startEpochs.push({ op, device: d.device, user: author });
+					if (this.#startEpochs.length > 1) this.#moveSoon();
 				} else if (op.type === 'delete' && d.current && !d.seeded) {
 					this.#scheduleCompaction();
 				}
@@ -887,8 +913,11 @@ export class ConversationSession implements ConversationHandle {
 		});
 		this.keyChanged = this.members.filter((m) => m.verified === 'changed').map((m) => m.name);
 		this.standing = this.#standing();
-		if (this.#epochs.length > 0) this.#moveSoon();
-		else if (this.#options.isLeader() && this.canAdmit) this.#scheduleRotation();
+		// Who may open a generation can change the one every replica follows.
+		if (this.#epochs.length > 0 || this.#startEpochs.length > 1) this.#moveSoon();
+		if (this.#epochs.length === 0 && this.#options.isLeader() && this.canAdmit) {
+			this.#scheduleRotation();
+		}
 		this.systemLines = this.#systemLines();
 		// Names shown on messages (authors, quotes, mentions) may have changed.
 		this.#views = new WeakMap();
@@ -1402,6 +1431,13 @@ export class ConversationSession implements ConversationHandle {
 	async #considerMove(): Promise<void> {
 		const { dhSecret, onGeneration, epoch } = this.#options;
 		if (this.#moved || !dhSecret || !onGeneration) return;
+		// Another opener's generation of this epoch wins: follow it instead.
+		const started = await this.#startedBy();
+		if (started?.next && started.next.room !== this.roomId) {
+			this.#moved = true;
+			onGeneration(started.next);
+			return;
+		}
 		const winner = followedEpoch(this.#epochs, epoch + 1, this.roster.membership);
 		if (!winner) return;
 		const next = await openGeneration(this.id, winner.op, this.#myDevice, dhSecret);
@@ -1441,6 +1477,15 @@ export class ConversationSession implements ConversationHandle {
 		await this.#openGeneration(user, makeMemberRemove(this.#options.clock, user));
 	}
 
+	/**
+	 * Once what arrived so far is taken in: whether this session is still the
+	 * conversation's (it did not decide to follow another generation).
+	 */
+	async stillCurrent(): Promise<boolean> {
+		await this.#ingesting;
+		return !this.#moved;
+	}
+
 	/** Leave: the user is removed by their own hand; an owner or admin then rotates the key. */
 	async leave(): Promise<void> {
 		await this.#ingesting;
@@ -1457,14 +1502,50 @@ export class ConversationSession implements ConversationHandle {
 	async rotateIfNeeded(): Promise<void> {
 		await this.#ingesting;
 		if (this.#moved || this.#epochs.length > 0 || !this.canAdmit) return;
-		const { events } = this.roster.membership;
-		const last = events.findLast((e) => e.kind === 'removed' || e.kind === 'left');
-		if (!last) return;
-		// Only after this generation began: a removal the seed repeats is done.
-		const since = this.#startHlc;
-		if (since === null ? this.#options.epoch > 0 : compareHlc(last.at.hlc, since) <= 0) return;
+		if (!this.#removedSinceStart()) return;
 		if (!this.#firstAdmin()) return;
 		await this.#openGeneration();
+	}
+
+	/**
+	 * Someone left or was removed after this generation began (a removal the
+	 * seed repeats is done). Two admins removing two people at once: the
+	 * generation every replica follows is the one of the lesser epoch op, so
+	 * the other removal is stamped after it began, and it rotates again.
+	 */
+	#removedSinceStart(): boolean {
+		const { events } = this.roster.membership;
+		const last = events.findLast((e) => e.kind === 'removed' || e.kind === 'left');
+		if (!last) return false;
+		const since = this.#startHlc;
+		return since === null ? this.#options.epoch === 0 : compareHlc(last.at.hlc, since) > 0;
+	}
+
+	/** Epoch ops, in the generations before, that opened one with this generation's epoch. */
+	readonly #startEpochs: HeldEpoch[] = [];
+
+	/**
+	 * The epoch op every replica follows into this epoch (generation.ts
+	 * `followedEpoch`), and this device's lockbox in it (null: none, or it
+	 * does not open). Null for the first generation, or before it is held.
+	 */
+	async #startedBy(): Promise<{ op: EpochOp; next: GenerationKey | null } | null> {
+		const { dhSecret, epoch } = this.#options;
+		if (epoch === 0 || !dhSecret) return null;
+		const winner = followedEpoch(this.#startEpochs, epoch, this.roster.membership);
+		if (!winner) return null;
+		try {
+			return {
+				op: winner.op,
+				next: await openGeneration(this.id, winner.op, this.#myDevice, dhSecret)
+			};
+		} catch (error) {
+			console.warn(
+				`kith:conversation ${this.id}: a lockbox of this generation does not open`,
+				error
+			);
+			return { op: winner.op, next: null };
+		}
 	}
 
 	/** Whether this user is the owner or admin who joined first: the one who rotates and compacts. */
@@ -1620,6 +1701,27 @@ export class ConversationSession implements ConversationHandle {
 	/** This device's ops read from older generations (what the seed must cover). */
 	readonly #historyOwn: Operation[] = [];
 	#retireAsked = false;
+	/** This device's ops in abandoned generations of this epoch (see `abandoned`). */
+	readonly #abandonedOwn: Operation[] = [];
+
+	/** Read what this device wrote in an abandoned generation (its seed aside). */
+	async #readAbandoned(session: DocSession, key: SecretKey): Promise<void> {
+		await session.loaded;
+		for (const entry of session.entries()) {
+			try {
+				const envelope = await openEnvelope(entry.bytes, {
+					roomId: session.roomId,
+					keyForEpoch: () => key,
+					verified: true
+				});
+				if (toBase64Url(envelope.signer) !== this.#myDevice) continue;
+				const { ops } = decodeBatch(envelope.plaintext);
+				for (const op of ops) if (CARRIED_TYPES.has(op.type)) this.#abandonedOwn.push(op);
+			} catch (error) {
+				console.warn(`kith:conversation ${this.id}: an abandoned envelope does not open`, error);
+			}
+		}
+	}
 
 	#noteSeedPart(op: Extract<Operation, { type: 'seed' }>): void {
 		this.#noteStart(op.hlc);
@@ -1639,7 +1741,9 @@ export class ConversationSession implements ConversationHandle {
 		if (this.#retireAsked || (this.#options.history ?? []).length === 0) return;
 		await this.#allLoaded;
 		this.#retireAsked = true;
-		const missing = this.#historyOwn.filter((op) => !this.#mineHere.has(op.id));
+		const missing = [...this.#historyOwn, ...this.#abandonedOwn].filter(
+			(op) => !this.#mineHere.has(op.id)
+		);
 		if (missing.length > 0) {
 			try {
 				await this.#republish(missing);

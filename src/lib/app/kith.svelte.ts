@@ -77,6 +77,14 @@ const PENDING_JOINS_KEY = 'pending-joins';
 const INVITE_SCAN_MS = 5000;
 /** How long the relay keeps an old generation for devices that have not moved yet. */
 const RETAIN_MS = 30 * 24 * 60 * 60 * 1000;
+/**
+ * How long a device waits, once it moved, before it retires the generation
+ * before: another opener's epoch op of the same epoch (two admins at once)
+ * still reaches it through the old room (protocol.md, "Which one").
+ */
+const RETIRE_GRACE_MS = 5000;
+/** How long retiring waits for the old room to catch up with the relay. */
+const RETIRE_CATCH_UP_MS = 20_000;
 
 /** Where a join stands, for the join page. */
 export type JoinState =
@@ -634,7 +642,10 @@ export class KithApp {
 			this.#docSession(room as RoomId).sealAndInsert(request, keyring.deviceSigner, onSealed)
 		);
 		tabs.onUpdate((room, update) => this.#docSessions.get(room as RoomId)?.applyFromTab(update));
-		tabs.onErase(() => this.#stop('erased'));
+		tabs.onErase(() => {
+			this.#stop('erased');
+			void this.#release();
+		});
 		const net = new NetHub({
 			tabs,
 			relayUrl: this.#options.relayUrl ?? null,
@@ -883,6 +894,7 @@ export class KithApp {
 		}
 		this.#tabs?.broadcastErase();
 		this.#stop('erased');
+		await this.#release();
 		await eraseLocalData();
 		return { relayConfirmed };
 	}
@@ -898,6 +910,20 @@ export class KithApp {
 		this.#net = null;
 		this.#tabs = null;
 		this.phase = phase;
+	}
+
+	/**
+	 * Close every conversation and every doc's storage. A storage connection
+	 * closed by a database's deletion reopens on its next write (and so would
+	 * make the database again): after sign-out nothing may write.
+	 */
+	async #release(): Promise<void> {
+		for (const session of this.#sessions.values()) session.close();
+		this.#sessions.clear();
+		const docs = [...this.#docSessions.values(), this.#vaultSession];
+		this.#docSessions.clear();
+		this.#vaultSession = null;
+		await Promise.all(docs.map((doc) => doc?.close().catch(() => undefined)));
 	}
 
 	async setPrivateNotifications(on: boolean): Promise<void> {
@@ -1006,6 +1032,10 @@ export class KithApp {
 			verifiedContacts: () => this.#verified,
 			onReport: (error) => this.#reportWriteError(error),
 			history,
+			abandoned: [...(entry.abandoned ?? [])].map(([room, key]) => ({
+				session: this.#docSession(room),
+				key
+			})),
 			opener: entry.generations?.get(entry.epoch)?.opener ?? null,
 			dhSecret: keyring.dhSecret,
 			onGeneration: (next) => void this.#move(entry.id, next),
@@ -1014,6 +1044,8 @@ export class KithApp {
 		session.setReadMark(vault.readPosition(null, entry.id));
 		this.#sessions.set(entry.id, session);
 		const key = entry.keys.get(entry.epoch);
+		// A room another generation of this epoch won over is read, not synced.
+		for (const room of entry.abandoned?.keys() ?? []) net?.detach(room);
 		// The generation before stays synced too: its epoch op (and what an
 		// offline member wrote there before moving) must still travel.
 		const previous = history.at(-1);
@@ -1058,19 +1090,35 @@ export class KithApp {
 		const keyring = this.#keyring;
 		const vault = this.#vault;
 		if (!keyring || !vault || !this.#tabs?.isLeader) return;
-		const entry = vault.conversations().find((c) => c.id === id);
+		let entry = vault.conversations().find((c) => c.id === id);
 		if (!entry) return;
-		const old = [...(entry.generations ?? new Map<number, never>())].filter(
-			([epoch]) => epoch < entry.epoch
-		);
-		if (old.length === 0) return;
 		const relayUrl = this.#options.relayUrl;
+		const previous = entry.generations?.get(entry.epoch - 1);
+		if (relayUrl && previous) {
+			// Another opener's generation of this epoch may still be on its way
+			// through the old room: give it a moment, and let the old room catch
+			// up with the relay, before forgetting it.
+			await new Promise((resolve) => setTimeout(resolve, RETIRE_GRACE_MS));
+			if (!(await this.#net?.caughtUp(previous.room, RETIRE_CATCH_UP_MS))) {
+				console.warn(`kith:conversation ${id}: the old generation has not caught up; kept for now`);
+				return;
+			}
+			const session = this.#sessions.get(id);
+			if (!session || session.roomId !== entry.roomId || !(await session.stillCurrent())) return;
+			entry = vault.conversations().find((c) => c.id === id);
+			if (!entry || entry.roomId !== session.roomId) return;
+		}
+		const epoch = entry.epoch;
+		const old = [...(entry.generations ?? new Map<number, never>())].filter(([e]) => e < epoch);
+		const abandoned = [...(entry.abandoned?.keys() ?? [])];
+		if (old.length === 0 && abandoned.length === 0) return;
+		const keys = entry.keys;
 		try {
 			if (relayUrl) {
-				for (const [epoch, generation] of old) {
-					const key = entry.keys.get(epoch);
+				for (const [e, generation] of old) {
+					const key = keys.get(e);
 					if (!key) continue;
-					if (expected && epoch === entry.epoch - 1) {
+					if (expected && e === epoch - 1) {
 						const tags = await Promise.all(expected.map((d) => movedTag(generation.room, d)));
 						await retireRoom(relayUrl, generation.room, key, tags, Date.now() + RETAIN_MS);
 					}
@@ -1078,7 +1126,7 @@ export class KithApp {
 					await reportMoved(relayUrl, generation.room, key, tag);
 				}
 			}
-			await this.#changeVault((v) => v.retireGenerations(id, entry.epoch));
+			await this.#changeVault((v) => [...v.retireGenerations(id, epoch), ...v.forgetAbandoned(id)]);
 		} catch (error) {
 			console.warn(`kith:conversation ${id}: the old generations stay for now`, error);
 			return;
@@ -1088,14 +1136,14 @@ export class KithApp {
 			this.#sessions.delete(id);
 			session.close();
 		}
-		for (const [, generation] of old) {
-			this.#net?.detach(generation.room);
-			const doc = this.#docSessions.get(generation.room);
-			this.#docSessions.delete(generation.room);
+		for (const room of [...old.map(([, generation]) => generation.room), ...abandoned]) {
+			this.#net?.detach(room);
+			const doc = this.#docSessions.get(room);
+			this.#docSessions.delete(room);
 			await doc?.close().catch(() => undefined);
-			await this.#store.delete(snapshotKey(generation.room)).catch(() => undefined);
+			await this.#store.delete(snapshotKey(room)).catch(() => undefined);
 			// Another tab may hold it open for a moment: the deletion stays queued until it closes.
-			await deleteDatabase(storageName(generation.room), 0).catch(() => undefined);
+			await deleteDatabase(storageName(room), 0).catch(() => undefined);
 		}
 		await this.#syncConversations();
 	}

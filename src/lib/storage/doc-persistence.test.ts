@@ -285,6 +285,26 @@ async function storeWithBadEntry(name: string, sameAuthor = false): Promise<void
 const refuseBad = (updates: Uint8Array[]): Promise<boolean[]> =>
 	Promise.resolve(updates.map((u) => !latin1(u).includes('BAD-ENTRY')));
 
+describe('DocPersistence: deletion', () => {
+	it('does not make a deleted database again: later writes fail instead', async () => {
+		const name = freshName();
+		const doc = new Y.Doc();
+		const p = persist(name, doc);
+		await p.whenLoaded;
+		setEntry(doc, 'a');
+		await p.flush();
+		await new Promise<void>((resolve, reject) => {
+			const request = indexedDB.deleteDatabase(name);
+			request.onsuccess = () => resolve();
+			request.onerror = () => reject(request.error ?? new Error('deleteDatabase failed'));
+		});
+		setEntry(doc, 'b');
+		await expect(p.flush()).rejects.toMatchObject({ name: 'StorageWriteError' });
+		const names = (await indexedDB.databases()).map((db) => db.name);
+		expect(names).not.toContain(name);
+	});
+});
+
 describe('DocPersistence: validation on load', () => {
 	it('applies accepted updates in one transaction whose origin is the persistence', async () => {
 		const name = freshName();

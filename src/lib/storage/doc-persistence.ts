@@ -987,10 +987,16 @@ export class DocPersistence {
 					db.createObjectStore(UPDATES_STORE, { autoIncrement: true });
 				if (!db.objectStoreNames.contains(CUSTOM_STORE)) db.createObjectStore(CUSTOM_STORE);
 			},
-			// Closed because another connection deletes/upgrades the database, or
-			// by the browser: forget the handle and reopen on next use.
-			() => {
+			// Closed by the browser: forget the handle and reopen on next use.
+			// Closed because another connection deletes (or upgrades) the
+			// database: closed for good, or the next write would make the
+			// database again (after a sign-out, or a generation's retirement).
+			(why) => {
 				this.#db = null;
+				if (why === 'versionchange') {
+					this.#closed = true;
+					this.#clearTimers();
+				}
 			}
 		).then(
 			(db) => {

@@ -50,7 +50,11 @@ function factory(): IDBFactory {
 export function openDatabase(
 	name: string,
 	upgrade: (db: IDBDatabase) => void,
-	onClose?: () => void
+	/**
+	 * The connection closed: 'versionchange' when another connection deletes
+	 * (or upgrades) the database, 'closed' when the browser closed it.
+	 */
+	onClose?: (why: 'versionchange' | 'closed') => void
 ): Promise<IDBDatabase> {
 	return new Promise((resolve, reject) => {
 		let request: IDBOpenDBRequest;
@@ -73,10 +77,10 @@ export function openDatabase(
 			const db = request.result;
 			db.onversionchange = () => {
 				db.close();
-				onClose?.();
+				onClose?.('versionchange');
 			};
 			// Fired when the browser closes the connection abnormally (storage cleared, disk gone).
-			db.onclose = () => onClose?.();
+			db.onclose = () => onClose?.('closed');
 			resolve(db);
 		};
 	});

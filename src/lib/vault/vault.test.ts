@@ -103,4 +103,28 @@ describe('Vault generations', () => {
 		expect([...(retired.generations ?? []).keys()]).toEqual([1]);
 		expect(a.retireGenerations(trip.id, 1)).toEqual([]);
 	});
+
+	it('follows the winning generation of an epoch instead, keeping the one left until it is forgotten', async () => {
+		const a = await Vault.open();
+		const trip = entry('Trip');
+		a.initialise('Ada', entry('Notes', { kind: 'notes' }));
+		a.addConversation(trip);
+		const mine = { room: newRoomId(), epoch: 1, key: newSecretKey(), opener: 'd'.repeat(43) };
+		const winner = { room: newRoomId(), epoch: 1, key: newSecretKey(), opener: 'e'.repeat(43) };
+		a.moveConversation(trip.id, mine);
+		expect(a.moveConversation(trip.id, winner).length).toBeGreaterThan(0);
+		expect(a.moveConversation(trip.id, winner)).toEqual([]); // again: nothing
+
+		const moved = a.conversations().find((c) => c.id === trip.id)!;
+		expect(moved.roomId).toBe(winner.room);
+		expect(moved.epoch).toBe(1);
+		expect(moved.keys.get(1)).toEqual(winner.key);
+		expect(moved.keys.get(0)).toEqual(trip.keys.get(0));
+		expect(moved.generations?.get(1)).toEqual({ room: winner.room, opener: winner.opener });
+		expect(moved.abandoned).toEqual(new Map([[mine.room, mine.key]]));
+
+		expect(a.forgetAbandoned(trip.id).length).toBeGreaterThan(0);
+		expect(a.conversations().find((c) => c.id === trip.id)?.abandoned).toBeUndefined();
+		expect(a.forgetAbandoned(trip.id)).toEqual([]);
+	});
 });

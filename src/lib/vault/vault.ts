@@ -49,6 +49,12 @@ interface VaultConversation {
 	 * generation is `roomId` at `epoch`.
 	 */
 	rooms?: { [epoch: string]: { room: ImmutableString; opener?: ImmutableString } };
+	/**
+	 * Rooms of the current epoch this account followed before it learnt of
+	 * the generation every replica follows (two admins opened one at once):
+	 * room → its key, kept until what was written there is re-published.
+	 */
+	abandoned?: { [room: string]: ImmutableString };
 }
 
 interface VaultShape {
@@ -88,6 +94,8 @@ export interface ConversationEntry {
 	 * its room and the device that opened it (null for the first).
 	 */
 	generations?: Map<number, { room: RoomId; opener: string | null }>;
+	/** Abandoned rooms of the current epoch and their keys (see VaultConversation). */
+	abandoned?: Map<RoomId, SecretKey>;
 }
 
 export interface ReadPosition {
@@ -170,18 +178,29 @@ export class Vault {
 	/**
 	 * Move a conversation to its next generation (its key, room and opener):
 	 * the older generations stay listed for reading. Moving back or twice
-	 * changes nothing.
+	 * changes nothing. Moving to another room of the current epoch (another
+	 * opener's generation won) replaces it, and keeps the room left as
+	 * `abandoned` until `forgetAbandoned`.
 	 */
 	moveConversation(
 		id: ConversationId,
 		next: { room: RoomId; epoch: number; key: SecretKey; opener: string }
 	): Uint8Array[] {
 		const current = this.#doc.conversations?.[id];
-		if (!current || current.epoch >= next.epoch) return [];
+		if (!current || current.epoch > next.epoch) return [];
+		const refollow = current.epoch === next.epoch;
+		if (refollow && str(current.roomId) === next.room) return [];
 		const A = this.#A;
 		return this.#change((doc) => {
 			const c = doc.conversations[id];
 			if (!c) return;
+			if (refollow) {
+				const key = c.keys[String(c.epoch)];
+				if (key !== undefined) {
+					c.abandoned ??= {};
+					c.abandoned[str(c.roomId)] = new A.ImmutableString(str(key));
+				}
+			}
 			c.rooms ??= { [String(c.epoch)]: { room: new A.ImmutableString(str(c.roomId)) } };
 			c.rooms[String(next.epoch)] = {
 				room: new A.ImmutableString(next.room),
@@ -190,6 +209,15 @@ export class Vault {
 			c.keys[String(next.epoch)] = new A.ImmutableString(toBase64Url(next.key));
 			c.roomId = new A.ImmutableString(next.room);
 			c.epoch = next.epoch;
+		});
+	}
+
+	/** Forget a conversation's abandoned rooms (what was written there is re-published). */
+	forgetAbandoned(id: ConversationId): Uint8Array[] {
+		if (this.#doc.conversations?.[id]?.abandoned === undefined) return [];
+		return this.#change((doc) => {
+			const c = doc.conversations[id];
+			if (c) delete c.abandoned;
 		});
 	}
 
@@ -283,8 +311,13 @@ export class Vault {
 			if (!generations.has(c.epoch)) {
 				generations.set(c.epoch, { room: str(c.roomId) as RoomId, opener: null });
 			}
+			const abandoned = new Map<RoomId, SecretKey>();
+			for (const [room, key] of Object.entries(c.abandoned ?? {})) {
+				abandoned.set(room as RoomId, fromBase64Url(str(key)) as SecretKey);
+			}
 			out.push({
 				generations,
+				...(abandoned.size > 0 ? { abandoned } : {}),
 				id: id as ConversationId,
 				name: str(c.name),
 				kind,

@@ -234,6 +234,8 @@ export interface HeldConversation {
 	 * `roomId`). A conversation never rotated has one, at `epoch`.
 	 */
 	rooms: Map<number, string>;
+	/** Rooms of the current epoch it followed before another generation won, not yet forgotten. */
+	abandoned: string[];
 }
 
 /**
@@ -279,7 +281,8 @@ export async function keysOf(
 				roomId: entry.roomId,
 				epoch: entry.epoch,
 				keys: new Map(entry.keys),
-				rooms
+				rooms,
+				abandoned: [...(entry.abandoned?.keys() ?? [])]
 			};
 		})
 	};
