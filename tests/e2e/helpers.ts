@@ -141,6 +141,20 @@ export async function inviteAndJoin(
 	joinerOrigin?: string
 ): Promise<string> {
 	await createConversation(inviter, conversation);
+	return invite(inviter, joiner, conversation, joinerOrigin);
+}
+
+/**
+ * The inviter, in `conversation` already, makes an invite link; the joiner
+ * opens it and joins. Both end in the conversation. Returns the link.
+ */
+export async function invite(
+	inviter: Page,
+	joiner: Page,
+	conversation: string,
+	/** Open the link at this origin instead (e.g. through a proxy). */
+	joinerOrigin?: string
+): Promise<string> {
 	await inviter.getByRole('button', { name: 'Invite' }).click();
 	const dialog = inviter.getByRole('dialog', { name: 'Invite' });
 	const linkBox = dialog.getByRole('textbox', { name: 'Invite link' });

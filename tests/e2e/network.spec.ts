@@ -5,7 +5,15 @@
  * stop it and read everything it stored and logged.
  */
 import { expect, test, type Browser, type Page } from '@playwright/test';
-import { article, articles, composer, createAccount, inviteAndJoin, status } from './helpers';
+import {
+	article,
+	articles,
+	composer,
+	createAccount,
+	invite,
+	inviteAndJoin,
+	status
+} from './helpers';
 import { RelayProcess } from './support/relay-process';
 import { TcpProxy } from './support/tcp-proxy';
 
@@ -84,7 +92,8 @@ test('relay restarted mid-conversation: nothing lost, clients reconnect by thems
 	const marker = `MARKER-${crypto.randomUUID()}`;
 	const ada = await person(browser, relay.origin, `Ada ${marker}-name`);
 	const bob = await person(browser, relay.origin, 'Bob');
-	await inviteAndJoin(ada, bob, `Plans ${marker}-title`);
+	const title = `Plans ${marker}-title`;
+	await inviteAndJoin(ada, bob, title);
 	await send(ada, `${marker} first`);
 	await expect(article(bob, `${marker} first`)).toBeVisible({ timeout: 15_000 });
 	await expect(status(article(ada, `${marker} first`), 'Read')).toBeVisible({ timeout: 20_000 });
@@ -103,12 +112,7 @@ test('relay restarted mid-conversation: nothing lost, clients reconnect by thems
 
 	// A third person joining now gets the whole history from the restarted relay.
 	const cy = await person(browser, relay.origin, 'Cy');
-	await ada.getByRole('button', { name: 'Invite' }).click();
-	const dialog = ada.getByRole('dialog', { name: 'Invite' });
-	const link = await dialog.getByRole('textbox', { name: 'Invite link' }).inputValue();
-	await dialog.getByRole('button', { name: 'Close' }).click();
-	await cy.goto(link);
-	await cy.getByRole('button', { name: 'Join' }).click();
+	await invite(ada, cy, title);
 	for (const text of [`${marker} first`, `${marker} during the outage`, `${marker} after`]) {
 		await expect(article(cy, text)).toBeVisible({ timeout: 30_000 });
 	}

@@ -9,7 +9,7 @@
  * changes nothing anywhere.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { article, composer, inviteAndJoin, personAt, send, status } from './helpers';
+import { article, composer, invite, inviteAndJoin, personAt, send, status } from './helpers';
 import { relayPerTest } from './support/relay-process';
 import { TcpProxy } from './support/tcp-proxy';
 import {
@@ -60,15 +60,7 @@ test('a removed member reads nothing after; an offline member moves; forgeries c
 	await inviteAndJoin(ada, bob, 'Crew');
 
 	// Cy joins through the proxy, so the test can cut her off.
-	await ada.getByRole('button', { name: 'Invite' }).click();
-	const dialog = ada.getByRole('dialog', { name: 'Invite' });
-	const link = new URL(await dialog.getByRole('textbox', { name: 'Invite link' }).inputValue());
-	await dialog.getByRole('button', { name: 'Close' }).click();
-	await cy.goto(`${proxy.origin}${link.pathname}${link.hash}`);
-	await cy.getByRole('button', { name: 'Join' }).click();
-	await expect(cy.getByRole('heading', { level: 1, name: 'Crew', exact: true })).toBeVisible({
-		timeout: 30_000
-	});
+	await invite(ada, cy, 'Crew', proxy.origin);
 
 	await send(bob, 'Bob was here');
 	for (const page of [ada, cy]) {
@@ -223,12 +215,7 @@ test('a removed member reads nothing after; an offline member moves; forgeries c
 
 	// Dee joins the third generation: its seed gives her the same membership.
 	const dee = await personAt(browser, relay.origin, 'Dee');
-	await ada.getByRole('button', { name: 'Invite' }).click();
-	const deeInvite = ada.getByRole('dialog', { name: 'Invite' });
-	const deeLink = await deeInvite.getByRole('textbox', { name: 'Invite link' }).inputValue();
-	await deeInvite.getByRole('button', { name: 'Close' }).click();
-	await dee.goto(deeLink);
-	await dee.getByRole('button', { name: 'Join' }).click();
+	await invite(ada, dee, 'Crew');
 	await expect(article(dee, 'After Cy left')).toBeVisible({ timeout: 30_000 });
 	await expect(log(dee).getByText('Ada added you', { exact: true })).toBeVisible();
 	await send(dee, 'Dee is in');
