@@ -1298,15 +1298,23 @@ export class ConversationSession implements ConversationHandle {
 	// ---- membership and invitations ---------------------------------------
 
 	/**
-	 * The creator's first device enters the roster (roster.ts rule 1). Safe
-	 * to call again: an add that changes nothing is not written.
+	 * This device enters the roster: the creator's first device by the
+	 * genesis (roster.ts rule 1); a later device of a member (restored from a
+	 * backup, or linked) by adding itself (rule 6). Safe to call again: an
+	 * add that changes nothing is not written.
 	 */
 	async ensureGenesis(me: Omit<MemberAddOp, 'v' | 'id' | 'hlc' | 'type' | 'role'>): Promise<void> {
 		await this.#ingesting;
-		await this.#options.session.loaded;
-		if (this.roster.creator !== this.#options.myUserId) return;
+		await this.#allLoaded;
+		await this.#ingesting;
 		if (this.roster.ownerOf(this.#myDevice)) return;
-		await this.#enqueueOp(makeMemberAdd(this.#options.clock, { ...me, role: 'owner' })).saved;
+		const role = this.roster.membership.spans.has(this.#options.myUserId)
+			? 'member' // rule 6: the role named is ignored
+			: this.roster.creator === this.#options.myUserId
+				? 'owner'
+				: null;
+		if (role === null) return;
+		await this.#enqueueOp(makeMemberAdd(this.#options.clock, { ...me, role })).saved;
 		await this.#ingesting;
 	}
 

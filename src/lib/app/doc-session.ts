@@ -18,6 +18,7 @@ import {
 } from '../conversation';
 import { asSecretKey, type EnvelopeId, type RoomId, type Signer } from '../crypto';
 import { sealEnvelope } from '../envelope';
+import * as Y from 'yjs';
 import { DocPersistence } from '../storage';
 import type { SealRequest, TabCoordinator } from './tabs';
 
@@ -40,6 +41,24 @@ export type EntriesHandler = (entries: EnvelopeEntry[], source: EntrySource) => 
 
 export function storageName(roomId: RoomId): string {
 	return `kith-doc:${roomId}`;
+}
+
+/**
+ * Store a doc's updates (from a backup) in this device's storage for
+ * `roomId`, before anything opens it: merged with what is there (Yjs
+ * updates merge), checked by the doc rules when a DocSession loads it.
+ */
+export async function importDoc(roomId: RoomId, updates: readonly Uint8Array[]): Promise<void> {
+	const doc = new Y.Doc();
+	try {
+		for (const update of updates) Y.applyUpdate(doc, update);
+		const persistence = new DocPersistence(storageName(roomId), doc);
+		await persistence.whenLoaded;
+		await persistence.flush();
+		await persistence.destroy();
+	} finally {
+		doc.destroy();
+	}
 }
 
 export class DocSession {
@@ -81,6 +100,11 @@ export class DocSession {
 
 	get isLoaded(): boolean {
 		return this.#isLoaded;
+	}
+
+	/** The whole doc as one Yjs update (for a backup). */
+	encodeState(): Uint8Array {
+		return Y.encodeStateAsUpdate(this.doc.doc);
 	}
 
 	/** Every entry held now (for a reader that starts after the load was reported). */

@@ -9,6 +9,8 @@ import { BlobClient } from '../media/blob-client';
 import { MediaManager } from '../media/media.svelte';
 import {
 	createAccount as makeAccount,
+	decodeRecoveryKey,
+	restoreAccount,
 	needsPassphrase,
 	unlockKeyring,
 	type StoredKeyring,
@@ -16,7 +18,13 @@ import {
 } from '../identity';
 import { HlcClock, type EnvelopeEntry } from '../conversation';
 import { clientIdFor, openEnvelope } from '../envelope';
-import { newRoomId, newSecretKey, type ConversationId, type RoomId } from '../crypto';
+import {
+	newRoomId,
+	newSecretKey,
+	type ConversationId,
+	type RoomId,
+	type SecretKey
+} from '../crypto';
 import {
 	deleteDatabase,
 	eraseLocalData,
@@ -61,7 +69,8 @@ import {
 import { fromBase64Url, toBase64Url } from '../crypto';
 import type { OpId } from '../conversation';
 import type { GenerationKey } from '../conversation/generation';
-import { DocSession, storageName } from './doc-session';
+import { DocSession, importDoc, storageName } from './doc-session';
+import { openBackup, sealBackup } from '../backup';
 import { loadSnapshot, saveSnapshot, snapshotKey } from './snapshot';
 import { movedTag, reportMoved, retireRoom } from '../sync';
 
@@ -188,6 +197,67 @@ export class KithApp {
 		this.#stored = created.stored;
 		this.recoveryKey = created.recoveryKey;
 		await this.#open(created.keyring, name);
+	}
+
+	/**
+	 * This (fresh) device becomes a new device of the account in a backup:
+	 * the backup is opened with the recovery key (a damaged or tampered file,
+	 * or a key that does not open it, throws BackupError or RecoveryKeyError
+	 * with a message for a person, and nothing is written), its docs are
+	 * stored, then new device keys certified by the account's self-signing
+	 * key are made and the app opens. Each conversation's session then adds
+	 * this device to its roster (roster.ts rule 6), so others see the same
+	 * person; the relay brings what was written since the backup.
+	 */
+	async restoreFromBackup(backup: Uint8Array, recoveryKey: string): Promise<void> {
+		if (this.#stored) throw new Error('This device already has an account.');
+		const contents = await openBackup(backup, recoveryKey);
+		const restored = await restoreAccount(
+			{
+				masterSeed: decodeRecoveryKey(recoveryKey),
+				sskSeed: fromBase64Url(contents.secrets.ssk),
+				accountKey: fromBase64Url(contents.secrets.account) as SecretKey
+			},
+			{ passphraseCost: this.#options.passphraseCost }
+		);
+		for (const { room, updates } of contents.rooms) await importDoc(room as RoomId, updates);
+		await this.#store.put(KEYRING_KEY, restored.stored);
+		this.#stored = restored.stored;
+		await this.#open(restored.keyring);
+	}
+
+	/**
+	 * Everything this device holds of the account, as one file sealed under
+	 * the recovery key (backup.ts): the vault and every generation of every
+	 * conversation, as stored (encrypted envelopes), with the self-signing
+	 * and account keys a restored device needs. Files (media) are not in it.
+	 */
+	async exportBackup(): Promise<Uint8Array> {
+		const keyring = this.#keyring;
+		const vault = this.#vault;
+		if (!keyring || !vault) throw new Error('The account is not open.');
+		const rooms = new Set<RoomId>([vaultRoomId(keyring.accountKey)]);
+		for (const entry of vault.conversations()) {
+			rooms.add(entry.roomId);
+			for (const generation of entry.generations?.values() ?? []) rooms.add(generation.room);
+			for (const room of entry.abandoned?.keys() ?? []) rooms.add(room);
+		}
+		const docs: Array<{ room: string; updates: Uint8Array[] }> = [];
+		for (const room of rooms) {
+			const doc = this.#docSession(room);
+			await doc.loaded;
+			docs.push({ room, updates: [doc.encodeState()] });
+		}
+		return sealBackup(
+			{
+				createdAt: Date.now(),
+				userId: keyring.identity.userId,
+				displayName: vault.displayName,
+				secrets: { ssk: toBase64Url(keyring.sskSeed), account: toBase64Url(keyring.accountKey) },
+				rooms: docs
+			},
+			keyring.masterSeed
+		);
 	}
 
 	/** Throws WrongPassphraseError (by name) on a bad passphrase; nothing changes. */

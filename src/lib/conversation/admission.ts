@@ -108,8 +108,12 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 			const versionBefore = this.roster.version;
 			for (const d of queue) {
 				if (this.#authorOf(d.device) === undefined) {
+					// The genesis, and a new device of a member adding itself (roster rule 6).
 					for (const op of d.ops) {
-						if (op.type === 'member.add' && op.user === this.roster.creator) {
+						if (
+							op.type === 'member.add' &&
+							(op.user === this.roster.creator || op.devices.includes(d.device))
+						) {
 							await this.roster.apply(op, d.device);
 						}
 					}

@@ -378,8 +378,14 @@ function membershipOps(world: World): MembershipOp[] {
 	const ops: MembershipOp[] = [];
 	for (const { op, by } of world.made) {
 		const at = { hlc: opHlc(op), id: op.id, signer: person(by).userId };
-		if (op.type === 'member.add') ops.push({ ...at, kind: 'add', user: op.user, role: op.role });
-		else if (op.type === 'member.role') {
+		// An add of one's own user, but the genesis shape, only adds devices (roster rule 6).
+		const ownDevice =
+			op.type === 'member.add' &&
+			op.user === at.signer &&
+			!(op.user === world.creator && op.role === 'owner');
+		if (op.type === 'member.add' && !ownDevice) {
+			ops.push({ ...at, kind: 'add', user: op.user, role: op.role });
+		} else if (op.type === 'member.role') {
 			ops.push({ ...at, kind: 'role', user: op.user, role: op.role });
 		} else if (op.type === 'member.remove') ops.push({ ...at, kind: 'remove', user: op.user });
 	}
@@ -857,22 +863,22 @@ describe('the op pipeline, found by this test', () => {
 		expect(late).toEqual(causal);
 	});
 
-	// Was a bug (admission.ts RosterGate.applyOrWait): the creator re-signs its
-	// genesis as "admin" (the preferred variant, refused by rule 1). A replica
-	// holding the genesis first never let the refused variant into the log, so
-	// it kept the creator as owner; the replay (and a replica that got the
-	// variant's envelope with it) has no genesis, so nobody is a member.
-	it('lets a preferred but refused variant of the genesis in, in any order', async () => {
+	// The creator re-signs its genesis as "admin": an add of its own user not
+	// shaped as the genesis, so only a device add (roster rule 6) that changes
+	// nothing; the genesis stands, whichever arrives first. (Before rule 6 it
+	// was the preferred variant of the genesis and refused by the replay; a
+	// replica holding the genesis first kept it while the replay had none.)
+	it('keeps the genesis when the creator re-signs it under another role, in any order', async () => {
 		const world = build(12, 3, ['member', 'member'], still, [act('equivocate', 0, { target: 2 })]);
 		const [genesis, add1, add2, variant] = world.envelopes as SignedOps[];
 		const state = replayMembership(world.creator, membershipOps(world));
-		expect(state.members.size).toBe(0);
+		expect(state.members.get(world.creator ?? '')?.role).toBe('owner');
+		expect(state.members.size).toBe(3);
 		const first = await replica(world, [
 			[genesis as SignedOps],
 			[add1, add2, variant] as SignedOps[]
 		]);
-		expect(first.members).toEqual([]);
-		expect(first.events).toEqual([]);
+		expect(first.members.map((m) => m.role)).toEqual(['owner', 'member', 'member']);
 		expect(
 			await replica(world, [[variant, add2] as SignedOps[], [add1, genesis] as SignedOps[]])
 		).toEqual(first);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createAccount, type PublicIdentity } from '../identity';
+import { createAccount, restoreAccount, type PublicIdentity } from '../identity';
 import { HlcClock } from './hlc';
 import { makeMemberAdd, makeMemberRole, type MemberAddOp, type Role } from './operations';
 import { MAX_MEMBERS, Roster } from './roster';
@@ -161,6 +161,75 @@ describe('Roster', () => {
 			['Bob', 'member'],
 			['Cy', 'member']
 		]);
+	});
+
+	it("lets a member's new device add itself, and nothing more (rule 6)", async () => {
+		const bobAccount = await createAccount();
+		const bob1 = bobAccount.keyring.identity;
+		const bob2 = (await restoreAccount(bobAccount.keyring)).keyring.identity;
+		expect(bob2.userId).toBe(bob1.userId);
+		const genesis = { op: add(ada, 'owner', 'Ada'), signer: ada.deviceId };
+		const addBob = { op: add(bob1, 'member', 'Bob'), signer: ada.deviceId };
+		// Bob's second device adds itself, naming a role it does not have.
+		const own = add(bob2, 'admin', 'Bob');
+		const roster = await build(ada.userId, [genesis]);
+		expect(roster.authorised(own, bob2.deviceId)).toBe(false); // Bob is not a member yet
+		expect(await roster.apply(own, bob2.deviceId)).toBe(false);
+		await roster.apply(addBob.op, ada.deviceId);
+		expect(roster.authorised(own, bob2.deviceId)).toBe(true);
+		expect(await roster.apply(own, bob2.deviceId)).toBe(true);
+		expect(roster.ownerOf(bob2.deviceId)).toBe(bob1.userId);
+		expect(roster.roleOf(bob1.userId)).toBe('member');
+		expect(roster.membership.events.map((e) => e.kind)).toEqual(['joined', 'joined']);
+		// The same add signed by someone else's device is an add by them: Cy is no admin.
+		const cyRoster = await build(ada.userId, [
+			genesis,
+			addBob,
+			{ op: add(cy, 'member', 'Cy'), signer: ada.deviceId }
+		]);
+		expect(cyRoster.authorised(add(bob2, 'member', 'Bob'), cy.deviceId)).toBe(false);
+		// A known device of Bob listing another device adds nothing: only a signer vouches for itself.
+		const bob3 = (await restoreAccount(bobAccount.keyring)).keyring.identity;
+		const listed = add(bob3, 'member', 'Bob');
+		expect(await roster.apply(listed, bob1.deviceId)).toBe(false);
+		expect(roster.ownerOf(bob3.deviceId)).toBeUndefined();
+		// A device with another user's chain is not Bob's.
+		const forged = {
+			...add(bob2, 'member', 'Bob'),
+			devices: [eve.deviceId],
+			certs: [eve.deviceCert]
+		};
+		expect(await roster.apply(forged, eve.deviceId)).toBe(false);
+		expect(roster.ownerOf(eve.deviceId)).toBeUndefined();
+	});
+
+	it('keeps a backdated variant of an add (preferred, refused) whatever the order', async () => {
+		const genesis = add(ada, 'owner', 'Ada');
+		const addBob = add(bob, 'member', 'Bob');
+		const promote = makeMemberRole(clock, bob.userId, 'admin');
+		const addCy = add(cy, 'member', 'Cy');
+		// Bob re-signs his add of Cy under the same id, stamped before he was an admin.
+		// (A wall clock of the same length, earlier: the lesser JSON, so the one the replay keeps.)
+		const backdated = { ...addCy, hlc: [promote.hlc[0] - 1, 0] as [number, number] };
+		const orders = [
+			[addCy, backdated],
+			[backdated, addCy]
+		];
+		for (const [first, second] of orders) {
+			const roster = await build(ada.userId, [
+				{ op: genesis, signer: ada.deviceId },
+				{ op: addBob, signer: ada.deviceId }
+			]);
+			roster.applyChange(promote, ada.deviceId);
+			// As the gate does: an add not authorised waits, and is tried again.
+			for (let round = 0; round < 2; round++) {
+				for (const op of [first, second] as MemberAddOp[]) {
+					if (roster.authorised(op, bob.deviceId)) await roster.apply(op, bob.deviceId);
+					else await roster.supersede(op, bob.deviceId);
+				}
+			}
+			expect(roster.roleOf(cy.userId)).toBeUndefined();
+		}
 	});
 
 	it('is the same whatever order the adds arrive in', async () => {

@@ -24,6 +24,15 @@
  *  4. Several valid adds of one user merge: the union of devices, the name
  *     of the latest add by (hlc, id); the role is the replay's.
  *  5. At most MAX_MEMBERS users.
+ *  6. Own devices. An add of user U signed by one of U's devices (known
+ *     here, or unknown but listed in the add with a valid chain: a device
+ *     linked or restored later) is no membership change and never enters
+ *     the replay, whatever role it names: it adds its signing device, and
+ *     only that one (signing the envelope proves the device's key is held;
+ *     other devices it lists are ignored, so nobody can claim a device of
+ *     someone else's). It counts once some valid add brought U in (before
+ *     that it waits). The creator's own add as owner is excluded: that
+ *     shape is the genesis.
  *
  * Devices only ever join (an add once applied keeps its devices known, so
  * what they signed can be attributed); which users are members and with
@@ -168,6 +177,16 @@ export class Roster {
 		return false;
 	}
 
+	/**
+	 * Rule 6: an add of the signer's own user (by a device of theirs, or by
+	 * a new device the add lists and certifies), other than the genesis shape.
+	 */
+	#ownDeviceAdd(op: MemberAddOp, signer: string): boolean {
+		if (op.user === this.creator && op.role === 'owner') return false;
+		const owner = this.#owners.get(signer);
+		return owner === undefined ? op.devices.includes(signer) : owner === op.user;
+	}
+
 	/** The user an add is signed by: the creator for its genesis (rule 1), else the device's owner. */
 	#addSigner(op: MemberAddOp, signer: string): string | undefined {
 		const genesis = op.user === this.creator && op.role === 'owner' && op.devices.includes(signer);
@@ -212,6 +231,7 @@ export class Roster {
 	 * `signer` is the verified signing device of the envelope carrying it.
 	 */
 	authorised(op: MemberAddOp, signer: string): boolean {
+		if (this.#ownDeviceAdd(op, signer)) return this.#log.state.spans.has(op.user);
 		const signerUser = this.#addSigner(op, signer);
 		if (signerUser === undefined) return false;
 		if (!this.#log.wouldAccept(membershipOp(op, signerUser))) return false;
@@ -226,6 +246,7 @@ export class Roster {
 	 * added. Returns whether the membership changed.
 	 */
 	async supersede(op: MemberAddOp, signer: string): Promise<boolean> {
+		if (this.#ownDeviceAdd(op, signer)) return false;
 		const signerUser = this.#addSigner(op, signer);
 		if (signerUser === undefined) return false;
 		const variant = membershipOp(op, signerUser);
@@ -242,11 +263,13 @@ export class Roster {
 	 */
 	async apply(op: MemberAddOp, signer: string): Promise<boolean> {
 		if (!this.authorised(op, signer)) return false;
+		const own = this.#ownDeviceAdd(op, signer);
 		const { devices, sskKey } = await certified(op);
+		if (own) for (const device of devices.keys()) if (device !== signer) devices.delete(device);
 		if (devices.size === 0) return false;
 		// Another add may have filled the roster while certificates were checked.
 		if (!this.authorised(op, signer)) return false;
-		const signerUser = this.#addSigner(op, signer) as string;
+		const signerUser = own ? op.user : (this.#addSigner(op, signer) as string);
 		let member = this.#members.get(op.user);
 		let changed = false;
 		if (!member) {
@@ -283,7 +306,7 @@ export class Roster {
 			if (member.name !== op.name) changed = true;
 			member.name = op.name;
 		}
-		if (this.#record(membershipOp(op, signerUser))) changed = true;
+		if (!own && this.#record(membershipOp(op, signerUser))) changed = true;
 		if (changed) this.version++;
 		return changed;
 	}

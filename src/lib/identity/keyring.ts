@@ -143,9 +143,39 @@ async function toUnlocked(identity: PublicIdentity, secrets: Secrets): Promise<U
 
 /** Make every key of a new account and this, its first device. */
 export async function createAccount(options: CreateAccountOptions = {}): Promise<CreatedAccount> {
-	const now = options.now ?? Date.now();
 	const masterSeed = newSigningSeed();
-	const sskSeed = newSigningSeed();
+	const made = await makeDevice(
+		{ masterSeed, sskSeed: newSigningSeed(), accountKey: newSecretKey() },
+		options
+	);
+	return { ...made, recoveryKey: encodeRecoveryKey(masterSeed) };
+}
+
+/** What an account's restored device takes from the recovery key and a backup. */
+export interface AccountSecrets {
+	masterSeed: Uint8Array;
+	sskSeed: Uint8Array;
+	accountKey: SecretKey;
+}
+
+/**
+ * A new device of an existing account (restored from its recovery key and a
+ * backup): fresh device, key-agreement and local keys, certified by the
+ * account's self-signing key, whose certificate the master key signs again.
+ */
+export async function restoreAccount(
+	account: AccountSecrets,
+	options: CreateAccountOptions = {}
+): Promise<{ stored: StoredKeyring; keyring: UnlockedKeyring }> {
+	return makeDevice(account, options);
+}
+
+async function makeDevice(
+	account: AccountSecrets,
+	options: CreateAccountOptions
+): Promise<{ stored: StoredKeyring; keyring: UnlockedKeyring }> {
+	const now = options.now ?? Date.now();
+	const { masterSeed, sskSeed } = account;
 	const deviceSeed = newSigningSeed();
 	const dhSecret = x25519.utils.randomSecretKey();
 	const userId = toBase64Url(ed25519PublicKey(masterSeed)) as UserId;
@@ -169,7 +199,7 @@ export async function createAccount(options: CreateAccountOptions = {}): Promise
 		ssk: toBase64Url(sskSeed),
 		device: toBase64Url(deviceSeed),
 		dh: toBase64Url(dhSecret),
-		account: toBase64Url(newSecretKey()),
+		account: toBase64Url(account.accountKey),
 		local: toBase64Url(newSecretKey())
 	};
 	const passphrase = options.passphrase ? options.passphrase : undefined;
@@ -185,11 +215,7 @@ export async function createAccount(options: CreateAccountOptions = {}): Promise
 		ciphertext,
 		createdAt: now
 	};
-	return {
-		stored,
-		keyring: await toUnlocked(identity, secrets),
-		recoveryKey: encodeRecoveryKey(masterSeed)
-	};
+	return { stored, keyring: await toUnlocked(identity, secrets) };
 }
 
 export function needsPassphrase(stored: StoredKeyring): boolean {
