@@ -464,6 +464,8 @@ export class ConversationSession implements ConversationHandle {
 	}
 
 	setReadMark(mark: { hlc: string; id: string } | null): void {
+		const held = this.#readMark;
+		if (held === mark || (held && mark && held.hlc === mark.hlc && held.id === mark.id)) return;
 		this.#readMark = mark;
 		this.#refresh();
 	}

@@ -10,6 +10,8 @@ import { MediaManager } from '../media/media.svelte';
 import {
 	createAccount as makeAccount,
 	decodeRecoveryKey,
+	dhPublicKey,
+	newDeviceKeys,
 	restoreAccount,
 	needsPassphrase,
 	unlockKeyring,
@@ -19,6 +21,7 @@ import {
 import { HlcClock, type EnvelopeEntry } from '../conversation';
 import { clientIdFor, openEnvelope } from '../envelope';
 import {
+	createSigner,
 	newRoomId,
 	newSecretKey,
 	type ConversationId,
@@ -71,11 +74,34 @@ import type { OpId } from '../conversation';
 import type { GenerationKey } from '../conversation/generation';
 import { DocSession, importDoc, storageName } from './doc-session';
 import { openBackup, sealBackup } from '../backup';
+import {
+	createPairing,
+	linkCode,
+	openGrant,
+	deviceNameFrom,
+	PairingChannel,
+	PairingError,
+	pairingFragment,
+	pairingRoom,
+	parsePairingFragment,
+	sealGrant,
+	type LinkRequest,
+	type Pairing
+} from '../link';
+import type { AccountDevice } from '../vault';
 import { loadSnapshot, saveSnapshot, snapshotKey } from './snapshot';
 import { movedTag, reportMoved, retireRoom } from '../sync';
 
 import { TabCoordinator } from './tabs';
-import type { ConnectionState, ConversationSummary, MentionHit, Phase, SearchHit } from './types';
+import type {
+	ConnectionState,
+	ConversationSummary,
+	DeviceLinkState,
+	LinkingState,
+	MentionHit,
+	Phase,
+	SearchHit
+} from './types';
 import { MessageSearch } from '../search/message-search';
 import { safetyQrText } from '../identity/safety-number';
 
@@ -123,6 +149,17 @@ export class KithApp {
 	alert = $state<string | null>(null);
 	/** Shown once right after account creation, then cleared. */
 	recoveryKey = $state<string | null>(null);
+	/** This device's id (once the account is open). */
+	get deviceId(): string | null {
+		return this.#keyring?.identity.deviceId ?? null;
+	}
+
+	/** Settings → "Link a device", while a link is open (this device's side). */
+	linking = $state<LinkingState | null>(null);
+	/** The /link page: this new device's side of a link. */
+	joiningAsDevice = $state<DeviceLinkState | null>(null);
+	/** The account's devices (Settings → Devices). */
+	devices = $state<AccountDevice[]>([]);
 	displayName = $state('');
 	conversations = $state.raw<ConversationSummary[]>([]);
 	/** The app's one connection indicator: every room's relay connection taken together. */
@@ -258,6 +295,217 @@ export class KithApp {
 			},
 			keyring.masterSeed
 		);
+	}
+
+	// ---- linking devices ---------------------------------------------------------
+
+	#pairing: {
+		pairing: Pairing;
+		channel: PairingChannel;
+		request: LinkRequest | null;
+		timer: ReturnType<typeof setTimeout>;
+	} | null = null;
+
+	/**
+	 * Settings → "Link a device": a one-time link (10 minutes) for a new
+	 * device of this account, shown with its QR code. The first device that
+	 * opens it and asks shows up with a code; the user checks the code is
+	 * the same on both screens and confirms (`confirmLink`).
+	 */
+	startLinking(): void {
+		const keyring = this.#keyring;
+		const relayUrl = this.#options.relayUrl;
+		if (!keyring) throw new Error('The account is not open.');
+		if (!relayUrl) throw new Error('Linking a device needs the relay: it is how they meet.');
+		this.cancelLinking();
+		const pairing = createPairing(keyring.identity.deviceId);
+		const channel = new PairingChannel(
+			relayUrl,
+			pairingRoom(pairing.secret),
+			keyring.deviceSigner,
+			(message, signer) => {
+				const current = this.#pairing;
+				if (current?.channel !== channel || message.type !== 'link-request') return;
+				// Single use: the first request that is signed by the device it names.
+				if (current.request || signer !== message.device || Date.now() >= pairing.expires) return;
+				current.request = message;
+				if (this.linking) {
+					this.linking = {
+						...this.linking,
+						state: 'confirm',
+						request: {
+							name: message.name,
+							code: linkCode(pairing.secret, pairing.device, message.device)
+						}
+					};
+				}
+			}
+		);
+		const link = new URL(`/link#${pairingFragment(pairing)}`, relayUrl).href;
+		const timer = setTimeout(() => {
+			if (this.#pairing?.channel !== channel) return;
+			if (this.linking && this.linking.state !== 'linked') {
+				this.linking = { ...this.linking, state: 'expired' };
+			}
+			this.#closePairing();
+		}, pairing.expires - Date.now());
+		this.#pairing = { pairing, channel, request: null, timer };
+		this.linking = {
+			link,
+			qr: inviteQrDataUrl(link),
+			expires: pairing.expires,
+			request: null,
+			state: 'waiting'
+		};
+	}
+
+	/**
+	 * The user saw the same code on both devices: hand the new device the
+	 * account's keys, sealed to it, and list it among the account's devices.
+	 */
+	async confirmLink(): Promise<void> {
+		const keyring = this.#keyring;
+		const current = this.#pairing;
+		const request = current?.request;
+		if (!keyring || !current || !request || !this.linking) return;
+		const { roomId } = pairingRoom(current.pairing.secret);
+		const grant = await sealGrant(roomId, request, {
+			user: keyring.identity.userId,
+			master: toBase64Url(keyring.masterSeed),
+			ssk: toBase64Url(keyring.sskSeed),
+			account: toBase64Url(keyring.accountKey),
+			displayName: this.displayName.slice(0, 64),
+			sskCert: keyring.identity.sskCert,
+			deviceCert: keyring.identity.deviceCert
+		});
+		await current.channel.send(grant);
+		await this.#changeVault((vault) => vault.noteDevice(request.device, request.name, Date.now()));
+		this.linking = { ...this.linking, state: 'linked' };
+		// The answer must reach the relay before the room is closed.
+		clearTimeout(current.timer);
+		current.timer = setTimeout(() => {
+			if (this.#pairing === current) this.#closePairing();
+		}, 60_000);
+	}
+
+	/** Close the link (the dialog closed): a device opening it now gets no answer. */
+	cancelLinking(): void {
+		if (this.linking?.state === 'linked' && this.#pairing) {
+			this.linking = null;
+			return; // closes itself once the answer is surely out
+		}
+		this.#closePairing();
+		this.linking = null;
+	}
+
+	#closePairing(): void {
+		const current = this.#pairing;
+		if (!current) return;
+		this.#pairing = null;
+		clearTimeout(current.timer);
+		current.channel.close();
+	}
+
+	#joinLink: {
+		pairing: Pairing;
+		channel: PairingChannel;
+		keys: { seed: Uint8Array; dhSecret: Uint8Array };
+		device: string;
+		confirmed: boolean;
+		grant: { message: Parameters<typeof openGrant>[1]; signer: string } | null;
+	} | null = null;
+
+	/**
+	 * The /link page on a browser without an account: make this device's
+	 * keys, ask the device that made the link, and show the code. Throws
+	 * PairingError (a malformed or expired link) with a message for a person.
+	 */
+	async beginDeviceLink(fragment: string, name: string): Promise<void> {
+		if (this.#stored) {
+			throw new PairingError(
+				'This browser already has a Kith account. To link it to another one, sign out and erase it first.'
+			);
+		}
+		const relayUrl = this.#options.relayUrl;
+		if (!relayUrl) throw new PairingError('Linking a device needs the relay: it is how they meet.');
+		const pairing = parsePairingFragment(fragment);
+		this.joiningAsDevice = { state: 'connecting' };
+		const keys = newDeviceKeys();
+		const signer = await createSigner(keys.seed);
+		const device = toBase64Url(signer.publicKey);
+		const channel = new PairingChannel(
+			relayUrl,
+			pairingRoom(pairing.secret),
+			signer,
+			(message, from) => {
+				const current = this.#joinLink;
+				if (current?.channel !== channel || message.type !== 'link-grant') return;
+				if (message.to !== device || from !== pairing.device) return;
+				current.grant = { message, signer: from };
+				void this.#finishDeviceLink();
+			}
+		);
+		this.#joinLink?.channel.close();
+		this.#joinLink = { pairing, channel, keys, device, confirmed: false, grant: null };
+		await channel.send({
+			type: 'link-request',
+			v: 1,
+			device,
+			dh: toBase64Url(dhPublicKey(keys.dhSecret)),
+			name: name.slice(0, 64) || 'Browser',
+			at: Date.now()
+		});
+		this.joiningAsDevice = {
+			state: 'confirm',
+			code: linkCode(pairing.secret, pairing.device, device)
+		};
+	}
+
+	/** The user saw the same code on both devices (this new one's side). */
+	confirmDeviceLink(): void {
+		const current = this.#joinLink;
+		const state = this.joiningAsDevice;
+		if (!current || state?.state !== 'confirm') return;
+		current.confirmed = true;
+		this.joiningAsDevice = { state: 'waiting', code: state.code };
+		void this.#finishDeviceLink();
+	}
+
+	/** Both confirmed: become a device of the account and open it. */
+	async #finishDeviceLink(): Promise<void> {
+		const current = this.#joinLink;
+		if (!current?.confirmed || !current.grant || this.#stored) return;
+		try {
+			const { roomId } = pairingRoom(current.pairing.secret);
+			const secrets = await openGrant(
+				roomId,
+				current.grant.message,
+				{ device: current.device, dhSecret: current.keys.dhSecret },
+				current.grant.signer,
+				current.pairing.device
+			);
+			const restored = await restoreAccount(
+				{
+					masterSeed: fromBase64Url(secrets.master),
+					sskSeed: fromBase64Url(secrets.ssk),
+					accountKey: fromBase64Url(secrets.account) as SecretKey
+				},
+				{ passphraseCost: this.#options.passphraseCost, device: current.keys }
+			);
+			if (this.#stored) return;
+			await this.#store.put(KEYRING_KEY, restored.stored);
+			this.#stored = restored.stored;
+			current.channel.close();
+			this.#joinLink = null;
+			this.joiningAsDevice = null;
+			await this.#open(restored.keyring);
+		} catch (error) {
+			this.joiningAsDevice = {
+				state: 'failed',
+				message:
+					error instanceof Error ? error.message : 'This device could not be linked. Try again.'
+			};
+		}
 	}
 
 	/** Throws WrongPassphraseError (by name) on a bad passphrase; nothing changes. */
@@ -749,6 +997,11 @@ export class KithApp {
 			await this.#changeVault((vault) => vault.initialise(newAccountName, notes));
 		}
 		this.displayName = vault.displayName;
+		// This device among the account's devices (Settings → Devices), and when it was last seen.
+		const deviceName = deviceNameFrom(typeof navigator === 'undefined' ? '' : navigator.userAgent);
+		await this.#changeVault((v) =>
+			v.noteDevice(keyring.identity.deviceId, deviceName, Date.now())
+		).catch((error: unknown) => console.warn('kith:devices could not note this device', error));
 		await this.#syncConversations();
 		this.phase = 'ready';
 		void requestPersistentStorage();
@@ -840,6 +1093,7 @@ export class KithApp {
 		if (!vault || !keyring) return;
 		this.#updateMuted(vault);
 		this.#updateVerified(vault);
+		this.devices = vault.devices();
 		const opening: Promise<void>[] = [];
 		for (const entry of vault.conversations()) {
 			const existing = this.#sessions.get(entry.id);
@@ -849,6 +1103,8 @@ export class KithApp {
 				existing.close();
 			} else if (existing) {
 				existing.name = entry.name;
+				// Read on another device of the account: unread here goes too.
+				existing.setReadMark(vault.readPosition(null, entry.id));
 				continue;
 			}
 			opening.push(this.#openConversation(entry, keyring, vault));

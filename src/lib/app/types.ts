@@ -154,3 +154,21 @@ export interface ConversationHandle {
 	/** The user is writing (true) or stopped (false). */
 	setTyping(active: boolean): void;
 }
+
+/** Settings → "Link a device": the link, and the request once a device answers. */
+export interface LinkingState {
+	link: string;
+	qr: string;
+	expires: number;
+	/** The device that opened the link and the code both screens must show. */
+	request: { name: string; code: string } | null;
+	state: 'waiting' | 'confirm' | 'linked' | 'expired' | 'failed';
+	problem?: string;
+}
+
+/** The /link page: where this new device stands. */
+export type DeviceLinkState =
+	| { state: 'connecting' }
+	| { state: 'confirm'; code: string }
+	| { state: 'waiting'; code: string }
+	| { state: 'failed'; message: string };

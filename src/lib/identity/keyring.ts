@@ -165,19 +165,31 @@ export interface AccountSecrets {
  */
 export async function restoreAccount(
 	account: AccountSecrets,
-	options: CreateAccountOptions = {}
+	options: CreateAccountOptions & {
+		/** This device's keys when it made them already (a device being linked). */
+		device?: { seed: Uint8Array; dhSecret: Uint8Array };
+	} = {}
 ): Promise<{ stored: StoredKeyring; keyring: UnlockedKeyring }> {
 	return makeDevice(account, options);
 }
 
+/** A device's keys, made before it has an account (a device being linked shows its id). */
+export function newDeviceKeys(): { seed: Uint8Array; dhSecret: Uint8Array } {
+	return { seed: newSigningSeed(), dhSecret: x25519.utils.randomSecretKey() };
+}
+
+/** The X25519 public key of a device's secret. */
+export function dhPublicKey(dhSecret: Uint8Array): Uint8Array {
+	return x25519.getPublicKey(dhSecret);
+}
+
 async function makeDevice(
 	account: AccountSecrets,
-	options: CreateAccountOptions
+	options: CreateAccountOptions & { device?: { seed: Uint8Array; dhSecret: Uint8Array } }
 ): Promise<{ stored: StoredKeyring; keyring: UnlockedKeyring }> {
 	const now = options.now ?? Date.now();
 	const { masterSeed, sskSeed } = account;
-	const deviceSeed = newSigningSeed();
-	const dhSecret = x25519.utils.randomSecretKey();
+	const { seed: deviceSeed, dhSecret } = options.device ?? newDeviceKeys();
 	const userId = toBase64Url(ed25519PublicKey(masterSeed)) as UserId;
 	const sskPublic = toBase64Url(ed25519PublicKey(sskSeed));
 	const deviceId = toBase64Url(ed25519PublicKey(deviceSeed)) as DeviceId;

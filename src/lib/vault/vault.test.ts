@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { newRoomId, newSecretKey, type ConversationId } from '../crypto';
-import { Vault, type ConversationEntry } from './vault';
+import { DEVICE_SEEN_STEP_MS, Vault, type ConversationEntry } from './vault';
 
 function entry(name: string, extra: Partial<ConversationEntry> = {}): ConversationEntry {
 	return {
@@ -64,6 +64,24 @@ describe('Vault verified contacts', () => {
 		a.applyChanges(b.setVerified('bob', null));
 		expect(a.verifiedContacts().size).toBe(0);
 		expect(a.setVerified('bob', null)).toEqual([]);
+	});
+});
+
+describe('Vault devices', () => {
+	it('lists the devices of the account; names stay, "seen" moves forward by the hour', async () => {
+		const a = await Vault.open();
+		const changes = [...a.initialise('Ada', entry('Notes', { kind: 'notes' }))];
+		changes.push(...a.noteDevice('dev-a', 'Firefox on Linux', 1_000));
+		changes.push(...a.noteDevice('dev-b', 'Chrome on Android', 2_000));
+		expect(a.noteDevice('dev-a', 'Renamed', 1_000 + 60_000)).toEqual([]); // within the hour
+		changes.push(...a.noteDevice('dev-a', 'Renamed', 1_000 + DEVICE_SEEN_STEP_MS));
+		expect(a.devices()).toEqual([
+			{ id: 'dev-a', name: 'Firefox on Linux', added: 1_000, seen: 1_000 + DEVICE_SEEN_STEP_MS },
+			{ id: 'dev-b', name: 'Chrome on Android', added: 2_000, seen: 2_000 }
+		]);
+		const b = await Vault.open();
+		b.applyChanges(changes);
+		expect(b.devices()).toEqual(a.devices());
 	});
 });
 

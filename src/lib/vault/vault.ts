@@ -67,7 +67,25 @@ interface VaultShape {
 	 * number when it was verified (identity/safety-number.ts).
 	 */
 	verified?: { [userId: string]: ImmutableString };
+	/**
+	 * The account's devices: device id → its name (set once, by the device
+	 * itself or the device that linked it), when it was added and when it
+	 * was last seen (each device moves its own, at most once an hour).
+	 */
+	devices?: { [deviceId: string]: { name: ImmutableString; added: number; seen: number } };
 }
+
+/** A device of the account, as Settings → Devices lists it. */
+export interface AccountDevice {
+	id: string;
+	name: string;
+	added: number;
+	/** When the device last opened the app (ms since the epoch). */
+	seen: number;
+}
+
+/** A device's "last seen" moves at most this often (each move is a vault change). */
+export const DEVICE_SEEN_STEP_MS = 60 * 60 * 1000;
 
 /** A conversation as the rest of the app sees it (plain values). */
 export interface ConversationEntry {
@@ -279,6 +297,30 @@ export class Vault {
 	}
 
 	/** Verified contacts: user id → their safety-number half when verified. */
+	/**
+	 * Record a device of the account (a new one, linked or restored) or that
+	 * it was seen now. The name stays the first one given; "seen" only moves
+	 * forward, and by at least DEVICE_SEEN_STEP_MS.
+	 */
+	noteDevice(deviceId: string, name: string, now: number): Uint8Array[] {
+		const current = this.#doc.devices?.[deviceId];
+		if (current && now - current.seen < DEVICE_SEEN_STEP_MS) return [];
+		const A = this.#A;
+		return this.#change((doc) => {
+			doc.devices ??= {};
+			const held = doc.devices[deviceId];
+			if (held) held.seen = Math.max(held.seen, now);
+			else doc.devices[deviceId] = { name: new A.ImmutableString(name), added: now, seen: now };
+		});
+	}
+
+	/** The account's devices, the most recently seen first. */
+	devices(): AccountDevice[] {
+		return Object.entries(this.#doc.devices ?? {})
+			.map(([id, d]) => ({ id, name: str(d.name), added: d.added, seen: d.seen }))
+			.sort((a, b) => b.seen - a.seen || a.id.localeCompare(b.id));
+	}
+
 	verifiedContacts(): Map<string, string> {
 		const out = new Map<string, string>();
 		for (const [user, half] of Object.entries(this.#doc.verified ?? {})) out.set(user, str(half));

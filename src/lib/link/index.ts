@@ -1,0 +1,3 @@
+export * from './pairing';
+export * from './channel';
+export * from './device-name';

@@ -1,0 +1,123 @@
+/**
+ * Linking a device (Settings → "Link a device"): two browsers of one
+ * account, one of another. The second browser opens the link, both show
+ * the same code, the user confirms on both; the new device then has every
+ * conversation of the account and the whole history of one of 1,000
+ * messages, writes as the same person, and reading on one device clears
+ * the unread count on the other.
+ */
+import { expect, test, type Page } from '@playwright/test';
+import {
+	article,
+	composer,
+	conversationLink,
+	createAccount,
+	createConversation,
+	inviteAndJoin,
+	openConversation,
+	send,
+	stored,
+	unique
+} from './helpers';
+
+test.describe.configure({ timeout: 180_000 });
+
+/** Send `count` messages "<prefix> 0001"… through the composer, each once the one before is taken. */
+async function sendMany(page: Page, prefix: string, count: number): Promise<void> {
+	await composer(page).evaluate(
+		async (box, [prefix, count]) => {
+			const area = box as HTMLTextAreaElement;
+			for (let i = 1; i <= Number(count); i++) {
+				area.value = `${prefix} ${String(i).padStart(4, '0')}`;
+				area.dispatchEvent(new Event('input', { bubbles: true }));
+				area.dispatchEvent(
+					new KeyboardEvent('keydown', { key: 'Enter', bubbles: true, cancelable: true })
+				);
+				while (area.value !== '') await new Promise((resolve) => setTimeout(resolve, 1));
+			}
+		},
+		[prefix, String(count)]
+	);
+}
+
+test('a linked device gets every conversation and the full history, writes as the same person, and shares read state', async ({
+	browser
+}) => {
+	const ada = await (await browser.newContext()).newPage();
+	const bob = await (await browser.newContext()).newPage();
+	await createAccount(ada, 'Ada');
+	await createAccount(bob, 'Bob');
+	const title = unique('Long story');
+	await inviteAndJoin(ada, bob, title);
+	await sendMany(ada, 'Backlog', 1000);
+	await expect(stored(article(ada, 'Backlog 1000'))).toBeVisible({ timeout: 60_000 });
+	await expect(article(bob, 'Backlog 1000')).toBeVisible({ timeout: 60_000 });
+	await createConversation(ada, 'Just mine');
+	await send(ada, 'Only Ada is here');
+
+	// Ada links a second browser.
+	await ada.getByRole('link', { name: 'Settings' }).click();
+	await ada.getByRole('button', { name: 'Link a device' }).click();
+	const dialog = ada.getByRole('dialog', { name: 'Link a device' });
+	await expect(dialog.getByRole('img', { name: 'Device link QR code' })).toBeVisible();
+	const link = await dialog.getByRole('textbox', { name: 'Device link' }).inputValue();
+	expect(link).toMatch(/\/link#v1\./);
+
+	const second = await (await browser.newContext()).newPage();
+	await second.goto(link);
+	const code = second.getByLabel('Link code');
+	await expect(code).toHaveText(/^\d{3} \d{3}$/, { timeout: 30_000 });
+	await expect(dialog.getByLabel('Link code')).toHaveText((await code.textContent()) ?? '', {
+		timeout: 30_000
+	});
+	await dialog.getByRole('button', { name: 'Codes match' }).click();
+	await second.getByRole('button', { name: 'Codes match' }).click();
+	await expect(dialog.getByText('is linked')).toBeVisible();
+	await dialog.getByRole('button', { name: 'Done' }).click();
+
+	// Every conversation of the account, and the whole history.
+	for (const name of [title, 'Just mine', 'Notes to self']) {
+		await expect(conversationLink(second, name)).toBeVisible({ timeout: 60_000 });
+	}
+	await openConversation(second, title);
+	await expect(article(second, 'Backlog 1000')).toBeVisible({ timeout: 60_000 });
+	const search = second.getByRole('textbox', { name: 'Search' });
+	await search.fill('Backlog 0001');
+	const hit = second
+		.getByRole('list', { name: 'Search results' })
+		.getByRole('link', { name: /Ada in/ })
+		.filter({ hasText: 'Backlog 0001' });
+	await expect(hit).toBeVisible({ timeout: 30_000 });
+	await hit.click();
+	await expect(article(second, 'Backlog 0001')).toBeVisible({ timeout: 30_000 });
+	await search.fill('');
+
+	// The same person: Bob sees the new device's message as Ada's; both of Ada's devices see it.
+	await send(second, 'Written on the linked device');
+	const arrived = article(bob, 'Written on the linked device');
+	await expect(arrived).toBeVisible({ timeout: 30_000 });
+	await expect(arrived).toContainText('Ada');
+	await openConversation(ada, title);
+	await expect(article(ada, 'Written on the linked device')).toBeVisible({ timeout: 30_000 });
+
+	// Read on one device: unread clears on the other.
+	for (const page of [ada, second]) await openConversation(page, 'Just mine');
+	await send(bob, 'Are you there?');
+	for (const page of [ada, second]) {
+		await expect(conversationLink(page, title)).toHaveAccessibleDescription(/1 unread/, {
+			timeout: 30_000
+		});
+	}
+	await openConversation(second, title);
+	await expect(article(second, 'Are you there?')).toBeVisible();
+	await expect(conversationLink(ada, title)).not.toHaveAccessibleDescription(/unread/, {
+		timeout: 30_000
+	});
+
+	// Ada's Devices list has both.
+	await ada.getByRole('link', { name: 'Settings' }).click();
+	await expect(ada.getByRole('list', { name: 'Devices' }).getByRole('listitem')).toHaveCount(2, {
+		timeout: 30_000
+	});
+	await expect(ada.getByRole('list', { name: 'Devices' })).toContainText('(this device)');
+});
