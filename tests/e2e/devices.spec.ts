@@ -97,6 +97,17 @@ test('a linked device gets every conversation and the full history, writes as th
 	const arrived = article(bob, 'Written on the linked device');
 	await expect(arrived).toBeVisible({ timeout: 30_000 });
 	await expect(arrived).toContainText('Ada');
+	// Bob sees both of Ada's devices where he verifies her.
+	await bob.getByRole('button', { name: 'Members' }).click();
+	await bob
+		.getByRole('dialog', { name: 'Members' })
+		.getByRole('button', { name: 'Verify Ada' })
+		.click();
+	const safety = bob.getByRole('dialog', { name: 'Safety number with Ada' });
+	await expect(
+		safety.getByRole('list', { name: 'Devices of Ada' }).getByRole('listitem')
+	).toHaveCount(2);
+	await safety.getByRole('button', { name: 'Close' }).click();
 	await openConversation(ada, title);
 	await expect(article(ada, 'Written on the linked device')).toBeVisible({ timeout: 30_000 });
 

@@ -1130,10 +1130,18 @@ export class KithApp {
 	}
 
 	/** The safety number of this account and a member of a conversation, and its QR code. */
-	safetyNumber(conversation: string, user: string): { digits: string; qr: string } | null {
-		const digits = this.#sessions.get(conversation as ConversationId)?.safetyNumberWith(user);
-		if (!digits) return null;
-		return { digits, qr: inviteQrDataUrl(safetyQrText(digits)) };
+	safetyNumber(
+		conversation: string,
+		user: string
+	): { digits: string; qr: string; devices: string[] } | null {
+		const session = this.#sessions.get(conversation as ConversationId);
+		const digits = session?.safetyNumberWith(user);
+		if (!session || !digits) return null;
+		// Each device of theirs this conversation knows, by a short fingerprint of its key.
+		const devices = [...(session.roster.member(user)?.devices.keys() ?? [])].map((device) =>
+			(device.slice(0, 16).match(/.{4}/g) ?? []).join(' ')
+		);
+		return { digits, qr: inviteQrDataUrl(safetyQrText(digits)), devices };
 	}
 
 	/** Marks a member as verified at their current keys (or clears it), on all this account's devices. */
