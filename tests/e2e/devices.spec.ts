@@ -45,7 +45,7 @@ test('a linked device gets every conversation and the full history, writes as th
 }) => {
 	const ada = await (await browser.newContext()).newPage();
 	const bob = await (await browser.newContext()).newPage();
-	await createAccount(ada, 'Ada');
+	const recoveryKey = await createAccount(ada, 'Ada');
 	await createAccount(bob, 'Bob');
 	const title = unique('Long story');
 	await inviteAndJoin(ada, bob, title);
@@ -131,4 +131,13 @@ test('a linked device gets every conversation and the full history, writes as th
 		timeout: 30_000
 	});
 	await expect(ada.getByRole('list', { name: 'Devices' })).toContainText('(this device)');
+
+	// The master key stayed on Ada's first device: a backup made on the linked one needs the recovery key.
+	await second.getByRole('link', { name: 'Settings' }).click();
+	await second.getByRole('button', { name: 'Export backup' }).click();
+	await expect(second.getByRole('alert')).toContainText('Enter your recovery key');
+	await second.getByRole('textbox', { name: 'Recovery key' }).fill(recoveryKey);
+	const downloading = second.waitForEvent('download');
+	await second.getByRole('button', { name: 'Export backup' }).click();
+	expect((await downloading).suggestedFilename()).toMatch(/\.kith$/);
 });

@@ -22,11 +22,13 @@ import { HlcClock, type EnvelopeEntry } from '../conversation';
 import { clientIdFor, openEnvelope } from '../envelope';
 import {
 	createSigner,
+	ed25519PublicKey,
 	newRoomId,
 	newSecretKey,
 	type ConversationId,
 	type RoomId,
-	type SecretKey
+	type SecretKey,
+	type UserId
 } from '../crypto';
 import {
 	deleteDatabase,
@@ -149,6 +151,11 @@ export class KithApp {
 	alert = $state<string | null>(null);
 	/** Shown once right after account creation, then cleared. */
 	recoveryKey = $state<string | null>(null);
+	/** Whether this device holds the master key (else a backup needs the recovery key typed). */
+	get holdsMasterKey(): boolean {
+		return this.#keyring?.masterSeed != null;
+	}
+
 	/** This device's id (once the account is open). */
 	get deviceId(): string | null {
 		return this.#keyring?.identity.deviceId ?? null;
@@ -268,11 +275,23 @@ export class KithApp {
 	 * the recovery key (backup.ts): the vault and every generation of every
 	 * conversation, as stored (encrypted envelopes), with the self-signing
 	 * and account keys a restored device needs. Files (media) are not in it.
+	 * A linked device does not hold the master key: it needs the recovery
+	 * key typed (`recoveryKey`), which must be this account's.
 	 */
-	async exportBackup(): Promise<Uint8Array> {
+	async exportBackup(recoveryKey?: string): Promise<Uint8Array> {
 		const keyring = this.#keyring;
 		const vault = this.#vault;
 		if (!keyring || !vault) throw new Error('The account is not open.');
+		let masterSeed = keyring.masterSeed;
+		if (!masterSeed) {
+			if (!recoveryKey?.trim()) {
+				throw new Error('Enter your recovery key: this device does not hold it.');
+			}
+			masterSeed = decodeRecoveryKey(recoveryKey);
+			if (toBase64Url(ed25519PublicKey(masterSeed)) !== keyring.identity.userId) {
+				throw new Error('This recovery key is not this account’s.');
+			}
+		}
 		const rooms = new Set<RoomId>([vaultRoomId(keyring.accountKey)]);
 		for (const entry of vault.conversations()) {
 			rooms.add(entry.roomId);
@@ -293,7 +312,7 @@ export class KithApp {
 				secrets: { ssk: toBase64Url(keyring.sskSeed), account: toBase64Url(keyring.accountKey) },
 				rooms: docs
 			},
-			keyring.masterSeed
+			masterSeed
 		);
 	}
 
@@ -371,7 +390,6 @@ export class KithApp {
 		const { roomId } = pairingRoom(current.pairing.secret);
 		const grant = await sealGrant(roomId, request, {
 			user: keyring.identity.userId,
-			master: toBase64Url(keyring.masterSeed),
 			ssk: toBase64Url(keyring.sskSeed),
 			account: toBase64Url(keyring.accountKey),
 			displayName: this.displayName.slice(0, 64),
@@ -486,7 +504,9 @@ export class KithApp {
 			);
 			const restored = await restoreAccount(
 				{
-					masterSeed: fromBase64Url(secrets.master),
+					masterSeed: null,
+					userId: secrets.user as UserId,
+					sskCert: secrets.sskCert,
 					sskSeed: fromBase64Url(secrets.ssk),
 					accountKey: fromBase64Url(secrets.account) as SecretKey
 				},

@@ -166,7 +166,16 @@ describe('Roster', () => {
 	it("lets a member's new device add itself, and nothing more (rule 6)", async () => {
 		const bobAccount = await createAccount();
 		const bob1 = bobAccount.keyring.identity;
-		const bob2 = (await restoreAccount(bobAccount.keyring)).keyring.identity;
+		// A linked device: no master key, the account's self-signing key and its certificate.
+		const bob2 = (
+			await restoreAccount({
+				masterSeed: null,
+				userId: bob1.userId,
+				sskCert: bob1.sskCert,
+				sskSeed: bobAccount.keyring.sskSeed,
+				accountKey: bobAccount.keyring.accountKey
+			})
+		).keyring.identity;
 		expect(bob2.userId).toBe(bob1.userId);
 		const genesis = { op: add(ada, 'owner', 'Ada'), signer: ada.deviceId };
 		const addBob = { op: add(bob1, 'member', 'Bob'), signer: ada.deviceId };
@@ -189,7 +198,13 @@ describe('Roster', () => {
 		]);
 		expect(cyRoster.authorised(add(bob2, 'member', 'Bob'), cy.deviceId)).toBe(false);
 		// A known device of Bob listing another device adds nothing: only a signer vouches for itself.
-		const bob3 = (await restoreAccount(bobAccount.keyring)).keyring.identity;
+		const bob3 = (
+			await restoreAccount({
+				masterSeed: bobAccount.keyring.masterSeed as Uint8Array,
+				sskSeed: bobAccount.keyring.sskSeed,
+				accountKey: bobAccount.keyring.accountKey
+			})
+		).keyring.identity;
 		const listed = add(bob3, 'member', 'Bob');
 		expect(await roster.apply(listed, bob1.deviceId)).toBe(false);
 		expect(roster.ownerOf(bob3.deviceId)).toBeUndefined();

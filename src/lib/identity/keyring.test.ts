@@ -14,6 +14,8 @@ import {
 	createAccount,
 	decodeRecoveryKey,
 	needsPassphrase,
+	newDeviceKeys,
+	restoreAccount,
 	unlockKeyring,
 	verifyDeviceChain,
 	type StoredKeyring,
@@ -50,7 +52,7 @@ describe('createAccount', () => {
 	it('makes consistent keys: ids are the public keys of the held seeds', async () => {
 		const { keyring, stored, recoveryKey } = await createAccount({ now: 1_700_000_000_000 });
 		const { identity } = keyring;
-		expect(identity.userId).toBe(toBase64Url(ed25519PublicKey(keyring.masterSeed)));
+		expect(identity.userId).toBe(toBase64Url(ed25519PublicKey(keyring.masterSeed as Uint8Array)));
 		expect(identity.sskPublic).toBe(toBase64Url(ed25519PublicKey(keyring.sskSeed)));
 		expect(identity.deviceId).toBe(toBase64Url(keyring.deviceSigner.publicKey));
 		expect(identity.dhPublic).toBe(toBase64Url(x25519.getPublicKey(keyring.dhSecret)));
@@ -71,7 +73,7 @@ describe('createAccount', () => {
 		const visible = JSON.stringify({ ...stored, wrapKey: null });
 		const ciphertext = Buffer.from(stored.ciphertext);
 		for (const secret of [
-			keyring.masterSeed,
+			keyring.masterSeed as Uint8Array,
 			keyring.sskSeed,
 			keyring.dhSecret,
 			keyring.accountKey,
@@ -187,9 +189,11 @@ describe('a damaged store', () => {
 				asBufferSource(created.stored.ciphertext)
 			)
 		);
-		expect(Buffer.from(outer).includes(Buffer.from(toBase64Url(created.keyring.masterSeed)))).toBe(
-			false
-		);
+		expect(
+			Buffer.from(outer).includes(
+				Buffer.from(toBase64Url(created.keyring.masterSeed as Uint8Array))
+			)
+		).toBe(false);
 		expect(() => JSON.parse(Buffer.from(outer).toString('utf8'))).toThrow();
 	});
 
@@ -204,7 +208,55 @@ describe('a damaged store', () => {
 describe('the unlocked signer', () => {
 	it('is interchangeable with a signer made from the same seed', async () => {
 		const { keyring } = await createAccount();
-		const master = await createSigner(keyring.masterSeed, true);
+		const master = await createSigner(keyring.masterSeed as Uint8Array, true);
 		expect(toBase64Url(master.publicKey)).toBe(keyring.identity.userId);
+	});
+});
+
+describe('a new device of an existing account', () => {
+	it('restored with the recovery key holds the master key and the same self-signing key', async () => {
+		const { keyring: first } = await createAccount();
+		const { keyring, stored } = await restoreAccount({
+			masterSeed: first.masterSeed as Uint8Array,
+			sskSeed: first.sskSeed,
+			accountKey: first.accountKey
+		});
+		expect(keyring.identity.userId).toBe(first.identity.userId);
+		expect(keyring.identity.sskPublic).toBe(first.identity.sskPublic);
+		expect(keyring.identity.deviceId).not.toBe(first.identity.deviceId);
+		const chain = await verifyDeviceChain(
+			keyring.identity.userId,
+			keyring.identity.sskCert,
+			keyring.identity.deviceCert
+		);
+		expect(chain.device).toBe(keyring.identity.deviceId);
+		expect((await unlockKeyring(stored)).masterSeed).toEqual(first.masterSeed);
+	});
+
+	it('linked holds no master key, only the certificate it signed, and the chain still holds', async () => {
+		const { keyring: first } = await createAccount();
+		const device = newDeviceKeys();
+		const { keyring, stored } = await restoreAccount(
+			{
+				masterSeed: null,
+				userId: first.identity.userId,
+				sskCert: first.identity.sskCert,
+				sskSeed: first.sskSeed,
+				accountKey: first.accountKey
+			},
+			{ device }
+		);
+		expect(keyring.masterSeed).toBeNull();
+		expect(keyring.identity.sskCert).toEqual(first.identity.sskCert);
+		expect(keyring.dhSecret).toEqual(device.dhSecret);
+		const chain = await verifyDeviceChain(
+			first.identity.userId,
+			keyring.identity.sskCert,
+			keyring.identity.deviceCert
+		);
+		expect(chain.device).toBe(keyring.identity.deviceId);
+		const reopened = await unlockKeyring(stored);
+		expect(reopened.masterSeed).toBeNull();
+		expect(reopened.sskSeed).toEqual(first.sskSeed);
 	});
 });

@@ -39,7 +39,8 @@ import { z } from 'zod';
 
 const SecretsSchema = z.object({
 	v: z.literal(1),
-	master: z.string(),
+	/** Absent on a linked device: the master key stays where the account was made (and in the recovery key). */
+	master: z.string().optional(),
 	ssk: z.string(),
 	device: z.string(),
 	dh: z.string(),
@@ -78,7 +79,12 @@ export interface UnlockedKeyring {
 	localKey: SecretKey;
 	/** X25519 secret for lockboxes sealed to this device. */
 	dhSecret: Uint8Array;
-	masterSeed: Uint8Array;
+	/**
+	 * The master key: on the device that made the account and on one
+	 * restored with the recovery key; null on a linked device (it is what
+	 * certifies self-signing keys, so a removed device must not hold it).
+	 */
+	masterSeed: Uint8Array | null;
 	sskSeed: Uint8Array;
 }
 
@@ -136,7 +142,7 @@ async function toUnlocked(identity: PublicIdentity, secrets: Secrets): Promise<U
 		accountKey: asSecretKey(fromBase64Url(secrets.account)),
 		localKey: asSecretKey(fromBase64Url(secrets.local)),
 		dhSecret: fromBase64Url(secrets.dh),
-		masterSeed: fromBase64Url(secrets.master),
+		masterSeed: secrets.master === undefined ? null : fromBase64Url(secrets.master),
 		sskSeed: fromBase64Url(secrets.ssk)
 	};
 }
@@ -151,12 +157,14 @@ export async function createAccount(options: CreateAccountOptions = {}): Promise
 	return { ...made, recoveryKey: encodeRecoveryKey(masterSeed) };
 }
 
-/** What an account's restored device takes from the recovery key and a backup. */
-export interface AccountSecrets {
-	masterSeed: Uint8Array;
-	sskSeed: Uint8Array;
-	accountKey: SecretKey;
-}
+/**
+ * What a new device of an existing account starts from: the master key
+ * (restored from the recovery key) or, for a linked device, the account's
+ * id and its self-signing key's certificate, which the master key signed.
+ */
+export type AccountSecrets = { sskSeed: Uint8Array; accountKey: SecretKey } & (
+	{ masterSeed: Uint8Array } | { masterSeed: null; userId: UserId; sskCert: Certificate }
+);
 
 /**
  * A new device of an existing account (restored from its recovery key and a
@@ -190,16 +198,19 @@ async function makeDevice(
 	const now = options.now ?? Date.now();
 	const { masterSeed, sskSeed } = account;
 	const { seed: deviceSeed, dhSecret } = options.device ?? newDeviceKeys();
-	const userId = toBase64Url(ed25519PublicKey(masterSeed)) as UserId;
+	const userId =
+		masterSeed === null ? account.userId : (toBase64Url(ed25519PublicKey(masterSeed)) as UserId);
 	const sskPublic = toBase64Url(ed25519PublicKey(sskSeed));
 	const deviceId = toBase64Url(ed25519PublicKey(deviceSeed)) as DeviceId;
 	const dhPublic = toBase64Url(x25519.getPublicKey(dhSecret));
-	const masterSigner = await createSigner(masterSeed);
 	const sskSigner = await createSigner(sskSeed);
-	const sskCert = await certify(
-		{ v: 1, type: 'ssk', user: userId, key: sskPublic, issued: now },
-		masterSigner
-	);
+	const sskCert =
+		masterSeed === null
+			? account.sskCert
+			: await certify(
+					{ v: 1, type: 'ssk', user: userId, key: sskPublic, issued: now },
+					await createSigner(masterSeed)
+				);
 	const deviceCert = await certify(
 		{ v: 1, type: 'device', user: userId, device: deviceId, dh: dhPublic, issued: now },
 		sskSigner
@@ -207,7 +218,7 @@ async function makeDevice(
 	const identity: PublicIdentity = { userId, deviceId, sskPublic, dhPublic, sskCert, deviceCert };
 	const secrets: Secrets = {
 		v: 1,
-		master: toBase64Url(masterSeed),
+		...(masterSeed === null ? {} : { master: toBase64Url(masterSeed) }),
 		ssk: toBase64Url(sskSeed),
 		device: toBase64Url(deviceSeed),
 		dh: toBase64Url(dhSecret),

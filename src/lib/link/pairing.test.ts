@@ -61,7 +61,6 @@ describe('device links', () => {
 		expect(decodeLinkMessage(encodeLinkMessage(request))).toEqual(request);
 		const secrets = {
 			user: keyring.identity.userId,
-			master: toBase64Url(keyring.masterSeed),
 			ssk: toBase64Url(keyring.sskSeed),
 			account: toBase64Url(keyring.accountKey),
 			displayName: 'Ada',
@@ -69,7 +68,7 @@ describe('device links', () => {
 			deviceCert: keyring.identity.deviceCert
 		};
 		const grant = await sealGrant(roomId, request, secrets);
-		expect(JSON.stringify(grant)).not.toContain(secrets.master);
+		expect(JSON.stringify(grant)).not.toContain(secrets.ssk);
 		const me = { device: request.device, dhSecret: fresh.dhSecret };
 		const opened = await openGrant(roomId, grant, me, keyring.identity.deviceId, pairing.device);
 		expect(opened).toEqual(secrets);
@@ -88,7 +87,7 @@ describe('device links', () => {
 		const eve = (await createAccount()).keyring;
 		const forged = await sealGrant(roomId, request, {
 			...secrets,
-			master: toBase64Url(eve.masterSeed)
+			ssk: toBase64Url(eve.sskSeed)
 		});
 		await expect(openGrant(roomId, forged, me, pairing.device, pairing.device)).rejects.toThrow(
 			/do not belong/

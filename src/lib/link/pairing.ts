@@ -22,9 +22,12 @@
  *   grant     existing → room: { type: 'link-grant', v: 1, to, box } in an
  *             envelope signed by the existing device; `box` is a lockbox
  *             sealed to the request's `dh` under context "kith/link\0" ||
- *             room id || "\0" || to, holding { user, master, ssk, account,
+ *             room id || "\0" || to, holding { user, ssk, account,
  *             displayName, sskCert, deviceCert } (deviceCert: the existing
- *             device's, so the new one checks who answered)
+ *             device's, so the new one checks who answered). The master key
+ *             is not sent: it stays on the device that made the account
+ *             (and in the recovery key), so a linked device can be removed
+ *             by rotating the self-signing key it cannot re-certify.
  *
  * Everything read from the room is a stranger's input (anyone holding the
  * link can write there): decode, check and drop what fails.
@@ -143,7 +146,6 @@ const StrictCertificate = z.strictObject(Certificate.shape);
 
 const GrantSecrets = z.strictObject({
 	user: B64Key,
-	master: B64Key,
 	ssk: B64Key,
 	account: B64Key,
 	displayName: z.string().max(64),
@@ -226,10 +228,7 @@ export async function openGrant(
 		throw new PairingError('The device that answered is not certified by the account.');
 	}
 	const sskKey = (JSON.parse(secrets.sskCert.body) as { key?: unknown }).key;
-	if (
-		toBase64Url(ed25519PublicKey(fromBase64Url(secrets.master))) !== secrets.user ||
-		toBase64Url(ed25519PublicKey(fromBase64Url(secrets.ssk))) !== sskKey
-	) {
+	if (toBase64Url(ed25519PublicKey(fromBase64Url(secrets.ssk))) !== sskKey) {
 		throw new PairingError('The keys from your other device do not belong to its account.');
 	}
 	return secrets;
