@@ -115,13 +115,12 @@ const INVITE_SCAN_MS = 5000;
 /** How long the relay keeps an old generation for devices that have not moved yet. */
 const RETAIN_MS = 30 * 24 * 60 * 60 * 1000;
 /**
- * How long a device waits, once it moved, before it retires the generation
- * before: another opener's epoch op of the same epoch (two admins at once)
- * still reaches it through the old room (protocol.md, "Which one").
+ * How long a device waits, once the seed of the generation it moved to is
+ * whole, before it tells the relay it moved: another opener's epoch op of
+ * the same epoch (two admins at once) may be arriving (protocol.md,
+ * "Following another").
  */
 const RETIRE_GRACE_MS = 5000;
-/** How long retiring waits for the old room to catch up with the relay. */
-const RETIRE_CATCH_UP_MS = 20_000;
 
 /** Where a join stands, for the join page. */
 export type JoinState =
@@ -988,7 +987,8 @@ export class KithApp {
 			tabs,
 			relayUrl: this.#options.relayUrl ?? null,
 			device: keyring.identity.deviceId,
-			onRefused: (_room, refusal) => {
+			onRefused: (room, refusal) => {
+				if (refusal.code === 'room-retired' && this.#retiredAtRelay(room)) return;
 				this.alert = refusal.message;
 			},
 			onStatusChange: () => this.#updateConnection()
@@ -1447,16 +1447,10 @@ export class KithApp {
 		let entry = vault.conversations().find((c) => c.id === id);
 		if (!entry) return;
 		const relayUrl = this.#options.relayUrl;
-		const previous = entry.generations?.get(entry.epoch - 1);
-		if (relayUrl && previous) {
+		if (relayUrl) {
 			// Another opener's generation of this epoch may still be on its way
-			// through the old room: give it a moment, and let the old room catch
-			// up with the relay, before forgetting it.
+			// through the old room: give it a moment before telling the relay.
 			await new Promise((resolve) => setTimeout(resolve, RETIRE_GRACE_MS));
-			if (!(await this.#net?.caughtUp(previous.room, RETIRE_CATCH_UP_MS))) {
-				console.warn(`kith:conversation ${id}: the old generation has not caught up; kept for now`);
-				return;
-			}
 			const session = this.#sessions.get(id);
 			if (!session || session.roomId !== entry.roomId || !(await session.stillCurrent())) return;
 			entry = vault.conversations().find((c) => c.id === id);
@@ -1464,8 +1458,6 @@ export class KithApp {
 		}
 		const epoch = entry.epoch;
 		const old = [...(entry.generations ?? new Map<number, never>())].filter(([e]) => e < epoch);
-		const abandoned = [...(entry.abandoned?.keys() ?? [])];
-		if (old.length === 0 && abandoned.length === 0) return;
 		const keys = entry.keys;
 		try {
 			if (relayUrl) {
@@ -1480,17 +1472,67 @@ export class KithApp {
 					await reportMoved(relayUrl, generation.room, key, tag);
 				}
 			}
-			await this.#changeVault((v) => [...v.retireGenerations(id, epoch), ...v.forgetAbandoned(id)]);
 		} catch (error) {
 			console.warn(`kith:conversation ${id}: the old generations stay for now`, error);
 			return;
 		}
+		// What this device wrote in an abandoned room is re-published: it goes now.
+		// The generations before stay, synced, until the relay retires them (every
+		// device it waits for moved, so no other opener's epoch op can still come
+		// through them): its refusal ends them here (#retiredAtRelay). Without a
+		// relay there is nobody to wait for.
+		await this.#forgetGenerations(id, relayUrl ? [] : old.map(([e]) => e));
+	}
+
+	/**
+	 * The relay refused a room as retired: when it is a generation before a
+	 * conversation's current one, this device forgets it and every older one
+	 * (no alert: it is the end of a move).
+	 */
+	#retiredAtRelay(room: RoomId): boolean {
+		const vault = this.#vault;
+		if (!vault) return false;
+		for (const entry of vault.conversations()) {
+			for (const [epoch, generation] of entry.generations ?? []) {
+				if (generation.room !== room || epoch >= entry.epoch) continue;
+				const older = [...(entry.generations ?? [])].filter(([e]) => e <= epoch).map(([e]) => e);
+				void this.#forgetGenerations(entry.id, older).catch((error: unknown) =>
+					console.warn(
+						`kith:conversation ${entry.id}: could not forget a retired generation`,
+						error
+					)
+				);
+				return true;
+			}
+		}
+		return false;
+	}
+
+	/**
+	 * Forget generations (by epoch) of a conversation, and its abandoned
+	 * rooms: their keys and rooms leave the vault, their docs and view
+	 * snapshots this device's storage; the conversation reopens on what is left.
+	 */
+	async #forgetGenerations(id: ConversationId, epochs: number[]): Promise<void> {
+		const vault = this.#vault;
+		const entry = vault?.conversations().find((c) => c.id === id);
+		if (!vault || !entry || !this.#tabs?.isLeader) return;
+		const rooms = [
+			...epochs.flatMap((e) => {
+				const room = entry.generations?.get(e)?.room;
+				return room && e < entry.epoch ? [room] : [];
+			}),
+			...(entry.abandoned?.keys() ?? [])
+		];
+		if (rooms.length === 0) return;
+		const below = epochs.length > 0 ? Math.max(...epochs) + 1 : 0;
+		await this.#changeVault((v) => [...v.retireGenerations(id, below), ...v.forgetAbandoned(id)]);
 		const session = this.#sessions.get(id);
 		if (session) {
 			this.#sessions.delete(id);
 			session.close();
 		}
-		for (const room of [...old.map(([, generation]) => generation.room), ...abandoned]) {
+		for (const room of rooms) {
 			this.#net?.detach(room);
 			const doc = this.#docSessions.get(room);
 			this.#docSessions.delete(room);

@@ -31,8 +31,6 @@ interface Room {
 	localAwareness: Uint8Array | null;
 	listeners: Set<RoomNetListener>;
 	unsubscribe: Array<() => void>;
-	/** Waiting for the connection to catch up with the relay (`caughtUp`). */
-	catchUpWaiters: Set<() => void>;
 }
 
 export interface NetHubOptions {
@@ -100,8 +98,7 @@ export class NetHub {
 			awareness: new Map(),
 			localAwareness: null,
 			listeners: new Set(),
-			unsubscribe: [],
-			catchUpWaiters: new Set()
+			unsubscribe: []
 		};
 		this.#rooms.set(roomId, room);
 		if (this.#options.tabs.isLeader) void this.#connect(roomId, room);
@@ -136,27 +133,6 @@ export class NetHub {
 		listener.onNet?.(room.status, room.relayState);
 		if (room.awareness.size > 0) listener.onAwareness?.(room.awareness);
 		return () => room.listeners.delete(listener);
-	}
-
-	/**
-	 * Resolves true once this tab's connection of the room has caught up with
-	 * the relay since it last connected (what the relay held then is here),
-	 * or false after `ms` (offline, no relay, another tab leads, not synced).
-	 */
-	caughtUp(roomId: RoomId, ms: number): Promise<boolean> {
-		const room = this.#rooms.get(roomId);
-		if (!room) return Promise.resolve(false);
-		if (room.connection?.synced) return Promise.resolve(true);
-		return new Promise((resolve) => {
-			const done = (result: boolean) => {
-				clearTimeout(timer);
-				room.catchUpWaiters.delete(onSynced);
-				resolve(result);
-			};
-			const onSynced = () => done(true);
-			const timer = setTimeout(() => done(false), ms);
-			room.catchUpWaiters.add(onSynced);
-		});
 	}
 
 	status(roomId: RoomId): ConnectionStatus | null {
@@ -216,9 +192,6 @@ export class NetHub {
 				this.#broadcast(roomId, room);
 			}),
 			connection.on('refused', (refusal) => this.#options.onRefused?.(roomId, refusal)),
-			connection.on('synced', () => {
-				for (const waiter of [...room.catchUpWaiters]) waiter();
-			}),
 			connection.on('awareness', ({ states }) => {
 				room.awareness = new Map(states);
 				for (const listener of room.listeners) listener.onAwareness?.(room.awareness);
