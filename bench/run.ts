@@ -24,7 +24,9 @@
  *                    search: index build, query p95), p2p (peer to peer over
  *                    /kith/sync: message latency, history sync to a new peer), compaction
  *                    (stored bytes and cold open of a 100k-message conversation before and
- *                    after compaction, against a plain Yjs doc). Default: all
+ *                    after compaction, against a plain Yjs doc), devices (a newly linked
+ *                    device to full history against copying the same rooms' bytes; the
+ *                    app's first screen with and without Automerge). Default: all
  *   --no-render      skip mounting the real ConversationView on cold open
  *   --rebuild        also cold-open without a snapshot (verify, decrypt, reduce all; ~1 min more)
  *   KITH_BENCH_PAGE_PROFILE=DIR  CPU profiles of the pages: the scroll (app section) and
@@ -46,6 +48,7 @@ import { mediaConfig, runMedia } from './media/media';
 import { runSearch, searchConfig } from './search/search';
 import { p2pConfig, runP2P } from './p2p/p2p';
 import { compactionConfig, runCompaction } from './compaction/compaction';
+import { devicesConfig, runDevices } from './devices/devices';
 /** Cold-open repetitions that also wait for the whole doc to load in the background. */
 const FULL_LOAD_REPS = 2;
 /** Benchmark 6: animation frames of scripted scrolling up, and pixels per frame (a fast fling). */
@@ -53,7 +56,16 @@ const SCROLL_FRAMES = 300;
 const SCROLL_STEP_PX = 1200;
 const SPLIT_REPS = 2;
 
-const SECTIONS = ['app', 'fanout', 'latency', 'media', 'search', 'p2p', 'compaction'] as const;
+const SECTIONS = [
+	'app',
+	'fanout',
+	'latency',
+	'media',
+	'search',
+	'p2p',
+	'compaction',
+	'devices'
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Config {
@@ -140,6 +152,7 @@ async function main(): Promise<void> {
 	if (cfg.only.includes('search')) await search(cfg);
 	if (cfg.only.includes('p2p')) await p2p(cfg);
 	if (cfg.only.includes('compaction')) await compaction(cfg);
+	if (cfg.only.includes('devices')) await devices(cfg);
 	log(`done in ${fmt((Date.now() - started) / 1000)} s`);
 }
 
@@ -191,7 +204,7 @@ async function relayLatency(cfg: Config, browser: BenchBrowser): Promise<void> {
 
 /** Writes a section's figures into the results file, stamped with date and machine. */
 async function saveSection(
-	name: 'media' | 'search' | 'p2p' | 'compaction',
+	name: 'media' | 'search' | 'p2p' | 'compaction' | 'devices',
 	cfg: Config,
 	rows: Row[],
 	results: object
@@ -256,6 +269,24 @@ async function compaction(cfg: Config): Promise<void> {
 		].join('\n')
 	);
 	await saveSection('compaction', cfg, rows, { ...results, load: { start: load, end } });
+}
+
+/** Section "devices" (bench/devices/): a newly linked device to full history; first screen and Automerge. */
+async function devices(cfg: Config): Promise<void> {
+	const load = loadavg();
+	const started = Date.now();
+	const { rows, results, notes } = await runDevices(devicesConfig(cfg.quick), log);
+	printTable(rows);
+	const end = loadavg();
+	process.stdout.write(
+		[
+			'',
+			...notes,
+			`Load average (1 min) ${fmt(load[0] ?? 0, 1)} at start, ${fmt(end[0] ?? 0, 1)} at end; ${fmt((Date.now() - started) / 1000)} s.`,
+			''
+		].join('\n')
+	);
+	await saveSection('devices', cfg, rows, { ...results, load: { start: load, end } });
 }
 
 async function relayFanout(cfg: Config): Promise<void> {

@@ -109,7 +109,10 @@ test('a linked device gets every conversation and the full history, writes as th
 	).toHaveCount(2);
 	await safety.getByRole('button', { name: 'Close' }).click();
 	await openConversation(ada, title);
-	await expect(article(ada, 'Written on the linked device')).toBeVisible({ timeout: 30_000 });
+	const mine = article(ada, 'Written on the linked device');
+	await expect(mine).toBeVisible({ timeout: 30_000 });
+	// It came from the other device, so it went out: never "Saved" here.
+	await expect(mine.getByText('Sent', { exact: true })).toBeVisible();
 
 	// Read on one device: unread clears on the other.
 	for (const page of [ada, second]) await openConversation(page, 'Just mine');

@@ -1116,6 +1116,8 @@ export class ConversationSession implements ConversationHandle {
 		if (this.#unsaved.has(message.envelopeId)) return { status: 'Saving', readBy: NOBODY };
 		// Of a closed generation: it went out before the change (or again after it, carried).
 		if (this.#closedOwn.has(message.envelopeId)) return { status: 'Sent', readBy: NOBODY };
+		// Written on another device of this account: it reached this one, so it went out.
+		if (message.device !== this.#myDevice) return { status: 'Sent', readBy: NOBODY };
 		const clock = this.#ownClock.get(message.envelopeId);
 		if (clock === undefined) return { status: 'Saved', readBy: NOBODY };
 		const me = this.#options.myUserId;
