@@ -180,7 +180,12 @@ export class Vault {
 		return this.#change((doc) => {
 			doc.profile = { displayName: new A.ImmutableString(displayName) };
 			doc.conversations = {};
+			// Every map two devices may write to is made here, once: a map made
+			// concurrently on two devices is a conflict Automerge settles by
+			// keeping one of them whole, losing the other's entries.
 			doc.read = {};
+			doc.verified = {};
+			doc.devices = {};
 			doc.conversations[notes.id] = toVaultConversation(A, notes);
 		});
 	}
@@ -232,10 +237,13 @@ export class Vault {
 
 	/** Forget a conversation's abandoned rooms (what was written there is re-published). */
 	forgetAbandoned(id: ConversationId): Uint8Array[] {
-		if (this.#doc.conversations?.[id]?.abandoned === undefined) return [];
+		const held = this.#doc.conversations?.[id]?.abandoned;
+		if (!held || Object.keys(held).length === 0) return [];
+		const rooms = Object.keys(held);
 		return this.#change((doc) => {
-			const c = doc.conversations[id];
-			if (c) delete c.abandoned;
+			const abandoned = doc.conversations[id]?.abandoned;
+			// The rooms known here, not the map: one another device abandons meanwhile stays.
+			if (abandoned) for (const room of rooms) delete abandoned[room];
 		});
 	}
 
@@ -409,20 +417,19 @@ function toVaultConversation(A: AutomergeModule, entry: ConversationEntry): Vaul
 		keys,
 		createdAt: entry.createdAt,
 		...(entry.creator === undefined ? {} : { creator: new A.ImmutableString(entry.creator) }),
-		...(!entry.generations ||
-		(entry.generations.size <= 1 && !entry.generations.get(entry.epoch)?.opener)
-			? {}
-			: {
-					rooms: Object.fromEntries(
-						[...entry.generations].map(([epoch, g]) => [
-							String(epoch),
-							{
-								room: new A.ImmutableString(g.room),
-								...(g.opener === null ? {} : { opener: new A.ImmutableString(g.opener) })
-							}
-						])
-					)
-				}),
+		// Made with the conversation (see initialise): never concurrently later.
+		rooms: Object.fromEntries(
+			[
+				...(entry.generations ?? new Map([[entry.epoch, { room: entry.roomId, opener: null }]]))
+			].map(([epoch, g]) => [
+				String(epoch),
+				{
+					room: new A.ImmutableString(g.room),
+					...(g.opener === null ? {} : { opener: new A.ImmutableString(g.opener) })
+				}
+			])
+		),
+		abandoned: {},
 		...(entry.invite === undefined
 			? {}
 			: {
