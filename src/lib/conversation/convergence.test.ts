@@ -49,6 +49,7 @@ import {
 } from './operations';
 import { canonicalJson, ConversationReducer, type ReducerItem } from './reducer';
 import { Roster } from './roster';
+import { deliveries, prng } from './test-support';
 
 /** Replicas are users 0..n-1 (user 0 created the conversation); OUTSIDER is never a replica. */
 const MAX_USERS = 5;
@@ -272,38 +273,6 @@ function runScript(
 
 // ---------------------------------------------------------------------------
 // Delivery
-
-/** mulberry32: a small seeded PRNG, so a failing delivery order replays from its seed. */
-function prng(seed: number): () => number {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
-
-/** Every envelope in a random order, some twice, cut into random batches. */
-function deliveries(envelopes: readonly SignedOps[], seed: number): SignedOps[][] {
-	const random = prng(seed);
-	const order = [...envelopes];
-	for (const envelope of envelopes) {
-		if (random() < 0.25) order.push(envelope);
-	}
-	for (let i = order.length - 1; i > 0; i--) {
-		const j = Math.floor(random() * (i + 1));
-		[order[i], order[j]] = [order[j] as SignedOps, order[i] as SignedOps];
-	}
-	const batches: SignedOps[][] = [];
-	for (let i = 0; i < order.length;) {
-		const size = 1 + Math.floor(random() * 4);
-		batches.push(order.slice(i, i + size));
-		i += size;
-	}
-	return batches;
-}
 
 // ---------------------------------------------------------------------------
 // What a replica shows

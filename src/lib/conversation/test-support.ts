@@ -94,3 +94,36 @@ export function withoutDeleteSet(update: Uint8Array): Uint8Array {
 	if (Y.decodeUpdate(stripped).ds.clients.size !== 0) throw new Error('delete set not removed');
 	return stripped;
 }
+
+/** mulberry32: a small seeded PRNG, so a failing delivery order replays from its seed. */
+export function prng(seed: number): () => number {
+	let a = seed >>> 0;
+	return () => {
+		a = (a + 0x6d2b79f5) >>> 0;
+		let t = a;
+		t = Math.imul(t ^ (t >>> 15), t | 1);
+		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+	};
+}
+
+/**
+ * How a network might deliver `items` to a replica: shuffled, some sent
+ * twice (`duplicates` of them, about), cut into batches of one to four.
+ */
+export function deliveries<T>(items: readonly T[], seed: number, duplicates = 0.25): T[][] {
+	const random = prng(seed);
+	const order = [...items];
+	for (const item of items) if (random() < duplicates) order.push(item);
+	for (let i = order.length - 1; i > 0; i--) {
+		const j = Math.floor(random() * (i + 1));
+		[order[i], order[j]] = [order[j] as T, order[i] as T];
+	}
+	const batches: T[][] = [];
+	for (let i = 0; i < order.length;) {
+		const size = 1 + Math.floor(random() * 4);
+		batches.push(order.slice(i, i + size));
+		i += size;
+	}
+	return batches;
+}

@@ -27,6 +27,7 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { toBase64Url, type ConversationId, type RoomId, type SecretKey } from '../crypto';
+import { deliveries } from '../conversation/test-support';
 import { Vault, type ConversationEntry } from './vault';
 
 // Vault.open takes its Automerge actor from randomBytes: hand out fixed actors
@@ -266,34 +267,6 @@ function run(vault: Vault, device: string, o: Op, log: Log): Uint8Array[] {
 			return changes;
 		}
 	}
-}
-
-function mulberry32(seed: number): () => number {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
-
-/** `changes` shuffled, about one in five sent twice, cut into batches of one to four. */
-function deliveries(changes: Uint8Array[], seed: number): Uint8Array[][] {
-	const random = mulberry32(seed);
-	const sent = changes.flatMap((c) => (random() < 0.2 ? [c, c] : [c]));
-	for (let i = sent.length - 1; i > 0; i--) {
-		const j = Math.floor(random() * (i + 1));
-		[sent[i], sent[j]] = [sent[j] as Uint8Array, sent[i] as Uint8Array];
-	}
-	const batches: Uint8Array[][] = [];
-	for (let i = 0; i < sent.length;) {
-		const n = 1 + Math.floor(random() * 4);
-		batches.push(sent.slice(i, i + n));
-		i += n;
-	}
-	return batches;
 }
 
 function sorted<K extends string | number, V>(items: Iterable<[K, V]>): Array<[K, V]> {
@@ -591,7 +564,7 @@ describe('Vault under concurrent changes (property)', () => {
 					// Each gets every device's changes (its own echoed back too).
 					const all = made.flat();
 					devices.forEach((v, d) => {
-						for (const batch of deliveries(all, s.seeds[d] as number)) v.applyChanges(batch);
+						for (const batch of deliveries(all, s.seeds[d] as number, 0.2)) v.applyChanges(batch);
 					});
 					// A fresh device gets them all at once: every device must show what it shows.
 					const fresh = await openAs(s.actors[3] as number);
@@ -607,7 +580,8 @@ describe('Vault under concurrent changes (property)', () => {
 						const single = await openAs(4);
 						single.applyChanges(shared);
 						single.applyChanges(made[d] ?? []);
-						for (const c of deliveries(all, s.seeds[d] as number).flat()) single.applyChanges([c]);
+						for (const c of deliveries(all, s.seeds[d] as number, 0.2).flat())
+							single.applyChanges([c]);
 						const batching = JSON.stringify(observe(single)) === JSON.stringify(merged);
 						if (!excused('automerge batch shows a deleted value', batching)) {
 							expect(view, `device ${d}`).toEqual(merged);
