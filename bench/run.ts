@@ -253,11 +253,18 @@ async function p2p(cfg: Config): Promise<void> {
 	await saveSection('p2p', cfg, rows, { ...results, load: { start: load, end } });
 }
 
-/** Section "compaction" (bench/compaction/): stored bytes and cold open before and after compaction. */
-async function compaction(cfg: Config): Promise<void> {
+/**
+ * A section whose runner returns its rows, results and notes: print the
+ * table and the notes with the load average around it, and save it.
+ */
+async function noted(
+	name: 'compaction' | 'devices',
+	cfg: Config,
+	run: () => Promise<{ rows: Row[]; results: object; notes: string[] }>
+): Promise<void> {
 	const load = loadavg();
 	const started = Date.now();
-	const { rows, results, notes } = await runCompaction(compactionConfig(cfg.quick), log);
+	const { rows, results, notes } = await run();
 	printTable(rows);
 	const end = loadavg();
 	process.stdout.write(
@@ -268,25 +275,17 @@ async function compaction(cfg: Config): Promise<void> {
 			''
 		].join('\n')
 	);
-	await saveSection('compaction', cfg, rows, { ...results, load: { start: load, end } });
+	await saveSection(name, cfg, rows, { ...results, load: { start: load, end } });
+}
+
+/** Section "compaction" (bench/compaction/): stored bytes and cold open before and after compaction. */
+function compaction(cfg: Config): Promise<void> {
+	return noted('compaction', cfg, () => runCompaction(compactionConfig(cfg.quick), log));
 }
 
 /** Section "devices" (bench/devices/): a newly linked device to full history; first screen and Automerge. */
-async function devices(cfg: Config): Promise<void> {
-	const load = loadavg();
-	const started = Date.now();
-	const { rows, results, notes } = await runDevices(devicesConfig(cfg.quick), log);
-	printTable(rows);
-	const end = loadavg();
-	process.stdout.write(
-		[
-			'',
-			...notes,
-			`Load average (1 min) ${fmt(load[0] ?? 0, 1)} at start, ${fmt(end[0] ?? 0, 1)} at end; ${fmt((Date.now() - started) / 1000)} s.`,
-			''
-		].join('\n')
-	);
-	await saveSection('devices', cfg, rows, { ...results, load: { start: load, end } });
+function devices(cfg: Config): Promise<void> {
+	return noted('devices', cfg, () => runDevices(devicesConfig(cfg.quick), log));
 }
 
 async function relayFanout(cfg: Config): Promise<void> {
