@@ -209,19 +209,21 @@ export class Vault {
 		id: ConversationId,
 		next: { room: RoomId; epoch: number; key: SecretKey; opener: string }
 	): Uint8Array[] {
-		const current = this.#doc.conversations?.[id];
-		if (!current || current.epoch > next.epoch) return [];
+		const held = this.#doc.conversations?.[id];
+		if (!held) return [];
+		const current = currentGeneration(held);
+		if (current.epoch > next.epoch) return [];
 		const refollow = current.epoch === next.epoch;
-		if (refollow && str(current.roomId) === next.room) return [];
+		if (refollow && current.roomId === next.room) return [];
 		const A = this.#A;
 		return this.#change((doc) => {
 			const c = doc.conversations[id];
 			if (!c) return;
 			if (refollow) {
-				const key = c.keys[String(c.epoch)];
+				const key = c.keys[String(current.epoch)];
 				if (key !== undefined) {
 					c.abandoned ??= {};
-					c.abandoned[str(c.roomId)] = new A.ImmutableString(str(key));
+					c.abandoned[current.roomId] = new A.ImmutableString(str(key));
 				}
 			}
 			c.rooms ??= { [String(c.epoch)]: { room: new A.ImmutableString(str(c.roomId)) } };
@@ -358,8 +360,9 @@ export class Vault {
 					opener: g.opener === undefined ? null : str(g.opener)
 				});
 			}
-			if (!generations.has(c.epoch)) {
-				generations.set(c.epoch, { room: str(c.roomId) as RoomId, opener: null });
+			const current = currentGeneration(c);
+			if (!generations.has(current.epoch)) {
+				generations.set(current.epoch, { room: current.roomId as RoomId, opener: null });
 			}
 			const abandoned = new Map<RoomId, SecretKey>();
 			for (const [room, key] of Object.entries(c.abandoned ?? {})) {
@@ -371,8 +374,8 @@ export class Vault {
 				id: id as ConversationId,
 				name: str(c.name),
 				kind,
-				roomId: str(c.roomId) as RoomId,
-				epoch: c.epoch,
+				roomId: current.roomId as RoomId,
+				epoch: current.epoch,
 				keys,
 				createdAt: c.createdAt,
 				...(c.creator === undefined ? {} : { creator: str(c.creator) }),
@@ -403,6 +406,26 @@ export class Vault {
 		const [hlc, id] = best.split(' ');
 		return hlc && id ? { hlc, id } : null;
 	}
+}
+
+/**
+ * A conversation's current generation: the furthest one listed with its key.
+ * The `epoch` and `roomId` fields are single values, so two devices moving
+ * at once can merge them from different moves (a lower epoch, or a room of
+ * another epoch); `rooms` and `keys` merge per epoch, so the furthest epoch
+ * listed in both, with its room, is the same on every device. Vaults from
+ * before `rooms` fall back to the fields.
+ */
+function currentGeneration(c: VaultConversation): { epoch: number; roomId: string } {
+	let best: { epoch: number; roomId: string } = { epoch: c.epoch, roomId: str(c.roomId) };
+	for (const [epoch, generation] of Object.entries(c.rooms ?? {})) {
+		const e = Number(epoch);
+		if (c.keys?.[epoch] === undefined) continue;
+		if (e > best.epoch || (e === best.epoch && Object.hasOwn(c.rooms ?? {}, String(best.epoch)))) {
+			best = { epoch: e, roomId: str(generation.room) };
+		}
+	}
+	return best;
 }
 
 function toVaultConversation(A: AutomergeModule, entry: ConversationEntry): VaultConversation {
