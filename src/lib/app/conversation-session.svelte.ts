@@ -1307,7 +1307,7 @@ export class ConversationSession implements ConversationHandle {
 	 * backup, or linked) by adding itself (rule 6). Safe to call again: an
 	 * add that changes nothing is not written.
 	 */
-	async ensureGenesis(me: Omit<MemberAddOp, 'v' | 'id' | 'hlc' | 'type' | 'role'>): Promise<void> {
+	async ensureInRoster(me: Omit<MemberAddOp, 'v' | 'id' | 'hlc' | 'type' | 'role'>): Promise<void> {
 		await this.#ingesting;
 		await this.#allLoaded;
 		await this.#ingesting;

@@ -670,7 +670,7 @@ export class KithApp {
 		const session = this.#sessions.get(id as ConversationId);
 		if (!keyring || !session) throw new Error('This conversation is not open.');
 		if (session.kind === 'notes') throw new Error('Notes to self has no other members.');
-		await this.#ensureGenesis(session);
+		await this.#ensureInRoster(session);
 		if (!session.canAdmit) {
 			throw new Error('Only the owner and admins of this conversation can invite.');
 		}
@@ -997,7 +997,7 @@ export class KithApp {
 		tabs.onBecomeLeader(async () => {
 			for (const session of this.#docSessions.values()) await session.becomeWriter();
 			await net.becomeLeader();
-			for (const session of this.#sessions.values()) void this.#ensureGenesis(session);
+			for (const session of this.#sessions.values()) void this.#ensureInRoster(session);
 		});
 
 		const vaultSession = this.#docSession(vaultRoomId(keyring.accountKey));
@@ -1412,7 +1412,7 @@ export class KithApp {
 				onAwareness: (states) => void session.setAwareness(states)
 			});
 		}
-		void this.#ensureGenesis(session);
+		void this.#ensureInRoster(session);
 		void this.#generationChores(session);
 	}
 
@@ -1556,12 +1556,12 @@ export class KithApp {
 		}
 	}
 
-	/** The creator's device writes the conversation's first member (roster.ts, rule 1). */
-	async #ensureGenesis(session: ConversationSession): Promise<void> {
+	/** This device enters each conversation's roster: the genesis, or its own add (roster.ts, rules 1 and 6). */
+	async #ensureInRoster(session: ConversationSession): Promise<void> {
 		const keyring = this.#keyring;
 		if (!keyring || !this.#tabs?.isLeader) return;
 		try {
-			await session.ensureGenesis(this.#memberRecord(keyring));
+			await session.ensureInRoster(this.#memberRecord(keyring));
 		} catch (error) {
 			this.#reportWriteError(error);
 		}

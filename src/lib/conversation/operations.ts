@@ -354,19 +354,8 @@ export const SeedOp = z
 	);
 export type SeedOp = z.infer<typeof SeedOp>;
 
-export const Operation = z.discriminatedUnion('type', [
-	SendOp,
-	EditOp,
-	DeleteOp,
-	ReactOp,
-	ReceiptOp,
-	MemberAddOp,
-	MemberRemoveOp,
-	MemberRoleOp,
-	EpochOp,
-	SeedOp,
-	InviteOp
-]);
+/** Every op: what a seed may carry, and the generation ops themselves. */
+export const Operation = z.discriminatedUnion('type', [...SeedableOp.options, EpochOp, SeedOp]);
 export type Operation = z.infer<typeof Operation>;
 export type OperationType = Operation['type'];
 
