@@ -14,6 +14,7 @@ import {
 	createAccount,
 	createConversation,
 	inviteAndJoin,
+	linkDevice,
 	openConversation,
 	send,
 	stored,
@@ -56,24 +57,7 @@ test('a linked device gets every conversation and the full history, writes as th
 	await send(ada, 'Only Ada is here');
 
 	// Ada links a second browser.
-	await ada.getByRole('link', { name: 'Settings' }).click();
-	await ada.getByRole('button', { name: 'Link a device' }).click();
-	const dialog = ada.getByRole('dialog', { name: 'Link a device' });
-	await expect(dialog.getByRole('img', { name: 'Device link QR code' })).toBeVisible();
-	const link = await dialog.getByRole('textbox', { name: 'Device link' }).inputValue();
-	expect(link).toMatch(/\/link#v1\./);
-
-	const second = await (await browser.newContext()).newPage();
-	await second.goto(link);
-	const code = second.getByLabel('Link code');
-	await expect(code).toHaveText(/^\d{3} \d{3}$/, { timeout: 30_000 });
-	await expect(dialog.getByLabel('Link code')).toHaveText((await code.textContent()) ?? '', {
-		timeout: 30_000
-	});
-	await dialog.getByRole('button', { name: 'Codes match' }).click();
-	await second.getByRole('button', { name: 'Codes match' }).click();
-	await expect(dialog.getByText('is linked')).toBeVisible();
-	await dialog.getByRole('button', { name: 'Done' }).click();
+	const second = await linkDevice(browser, ada);
 
 	// Every conversation of the account, and the whole history.
 	for (const name of [title, 'Just mine', 'Notes to self']) {

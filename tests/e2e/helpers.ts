@@ -194,3 +194,28 @@ export async function personAt(browser: Browser, origin: string, name: string): 
 	await createAccount(page, name);
 	return page;
 }
+
+/**
+ * Settings → "Link a device" on `existing`; a new browser context opens the
+ * link, both confirm the code. Returns the new device's page (in the app).
+ */
+export async function linkDevice(browser: Browser, existing: Page): Promise<Page> {
+	await existing.getByRole('link', { name: 'Settings' }).click();
+	await existing.getByRole('button', { name: 'Link a device' }).click();
+	const dialog = existing.getByRole('dialog', { name: 'Link a device' });
+	await expect(dialog.getByRole('img', { name: 'Device link QR code' })).toBeVisible();
+	const link = await dialog.getByRole('textbox', { name: 'Device link' }).inputValue();
+	expect(link).toMatch(/\/link#v1\./);
+	const added = await (await browser.newContext()).newPage();
+	await added.goto(link);
+	const code = added.getByLabel('Link code');
+	await expect(code).toHaveText(/^\d{3} \d{3}$/, { timeout: 30_000 });
+	await expect(dialog.getByLabel('Link code')).toHaveText((await code.textContent()) ?? '', {
+		timeout: 30_000
+	});
+	await dialog.getByRole('button', { name: 'Codes match' }).click();
+	await added.getByRole('button', { name: 'Codes match' }).click();
+	await expect(dialog.getByText('is linked')).toBeVisible();
+	await dialog.getByRole('button', { name: 'Done' }).click();
+	return added;
+}

@@ -71,6 +71,7 @@ import { deriveRoomCapability } from '../sync/capability';
 import { notifyKeyFor, previewOf, sealNotification } from '../push/notification';
 import type { SearchSource } from '../search/message-search';
 import { joinHalves, safetyHalf } from '../identity/safety-number';
+import { sskCertKey } from '../identity/certificates';
 import { findMentions, mentionSegments, type Mentionable } from '../conversation/mentions';
 import {
 	openGeneration,
@@ -1311,7 +1312,14 @@ export class ConversationSession implements ConversationHandle {
 		await this.#ingesting;
 		await this.#allLoaded;
 		await this.#ingesting;
-		if (this.roster.ownerOf(this.#myDevice)) return;
+		// In, and certified under this user's newest self-signing key (after a
+		// device removal each remaining device certifies itself again: rule 7).
+		const record = this.roster.member(this.#options.myUserId);
+		if (record?.devices.has(this.#myDevice)) return;
+		// Revoked here under a key that is not the newest this roster knows: a
+		// newer one removed this device, or this device has not taken it yet.
+		const current = this.roster.currentSsk(this.#options.myUserId);
+		if (record?.revoked.has(this.#myDevice) && current !== sskCertKey(me.ssk)) return;
 		const role = this.roster.membership.spans.has(this.#options.myUserId)
 			? 'member' // rule 6: the role named is ignored
 			: this.roster.creator === this.#options.myUserId
@@ -1514,7 +1522,7 @@ export class ConversationSession implements ConversationHandle {
 	async rotateIfNeeded(): Promise<void> {
 		await this.#ingesting;
 		if (this.#moved || this.#epochs.length > 0 || !this.canAdmit) return;
-		if (!this.#removedSinceStart()) return;
+		if (!this.#removedSinceStart() && !this.#revokedSinceStart()) return;
 		if (!this.#firstAdmin()) return;
 		await this.#openGeneration();
 	}
@@ -1531,6 +1539,18 @@ export class ConversationSession implements ConversationHandle {
 		if (!last) return false;
 		const since = this.#startHlc;
 		return since === null ? this.#options.epoch === 0 : compareHlc(last.at.hlc, since) > 0;
+	}
+
+	/**
+	 * A member took a new self-signing key (they removed one of their devices:
+	 * roster.ts rule 7) after this generation began: the removed device holds
+	 * this generation's key, so a new one must follow.
+	 */
+	#revokedSinceStart(): boolean {
+		const at = this.roster.sskChangedAt();
+		if (!at) return false;
+		const since = this.#startHlc;
+		return since === null ? this.#options.epoch === 0 : compareHlc(at.hlc, since) > 0;
 	}
 
 	/** Epoch ops, in the generations before, that opened one with this generation's epoch. */
@@ -1806,16 +1826,13 @@ export class ConversationSession implements ConversationHandle {
 
 	readonly #safetyHalves = new Map<string, string>();
 
-	/** A member's half of safety numbers (cached per set of keys), or '' for a non-member. */
+	/** A member's half of safety numbers (cached), or '' for a non-member. */
 	safetyHalf(user: string): string {
-		const member = this.roster.member(user);
-		if (!member) return '';
-		const keys = { user, sskKeys: [...member.sskKeys].sort() };
-		const cacheKey = `${user}\0${keys.sskKeys.join('\0')}`;
-		let half = this.#safetyHalves.get(cacheKey);
+		if (!this.roster.member(user)) return '';
+		let half = this.#safetyHalves.get(user);
 		if (half === undefined) {
-			half = safetyHalf(keys);
-			this.#safetyHalves.set(cacheKey, half);
+			half = safetyHalf({ user });
+			this.#safetyHalves.set(user, half);
 		}
 		return half;
 	}

@@ -8,6 +8,7 @@
 import { BlobClient } from '../media/blob-client';
 import { MediaManager } from '../media/media.svelte';
 import {
+	adoptSelfSigning,
 	createAccount as makeAccount,
 	decodeRecoveryKey,
 	dhPublicKey,
@@ -50,10 +51,16 @@ import {
 } from '../push/client';
 import {
 	decodeVaultChanges,
+	decodeVaultMove,
 	encodeVaultChanges,
+	encodeVaultMove,
+	makeVaultMove,
+	readVaultMove,
+	sskIssued,
 	Vault,
 	vaultRoomId,
-	type ConversationEntry
+	type ConversationEntry,
+	type VaultMove
 } from '../vault';
 import { ConversationSession } from './conversation-session.svelte';
 import { NetHub } from './net';
@@ -121,6 +128,8 @@ const RETAIN_MS = 30 * 24 * 60 * 60 * 1000;
  * "Following another").
  */
 const RETIRE_GRACE_MS = 5000;
+/** Vault changes per envelope when a device removal seeds the vault's new room. */
+const VAULT_SEED_CHANGES = 500;
 
 /** Where a join stands, for the join page. */
 export type JoinState =
@@ -281,16 +290,10 @@ export class KithApp {
 		const keyring = this.#keyring;
 		const vault = this.#vault;
 		if (!keyring || !vault) throw new Error('The account is not open.');
-		let masterSeed = keyring.masterSeed;
-		if (!masterSeed) {
-			if (!recoveryKey?.trim()) {
-				throw new Error('Enter your recovery key: this device does not hold it.');
-			}
-			masterSeed = decodeRecoveryKey(recoveryKey);
-			if (toBase64Url(ed25519PublicKey(masterSeed)) !== keyring.identity.userId) {
-				throw new Error('This recovery key is not this account’s.');
-			}
-		}
+		const masterSeed = this.#masterSeed(
+			recoveryKey,
+			'to seal the backup: this device does not hold it'
+		);
 		const rooms = new Set<RoomId>([vaultRoomId(keyring.accountKey)]);
 		for (const entry of vault.conversations()) {
 			rooms.add(entry.roomId);
@@ -396,7 +399,9 @@ export class KithApp {
 			deviceCert: keyring.identity.deviceCert
 		});
 		await current.channel.send(grant);
-		await this.#changeVault((vault) => vault.noteDevice(request.device, request.name, Date.now()));
+		await this.#changeVault((vault) =>
+			vault.noteDevice(request.device, request.name, Date.now(), request.dh)
+		);
 		this.linking = { ...this.linking, state: 'linked' };
 		// The answer must reach the relay before the room is closed.
 		clearTimeout(current.timer);
@@ -989,6 +994,12 @@ export class KithApp {
 			device: keyring.identity.deviceId,
 			onRefused: (room, refusal) => {
 				if (refusal.code === 'room-retired' && this.#retiredAtRelay(room)) return;
+				if (refusal.code === 'room-retired' && room === this.#vaultSession?.roomId) {
+					// The vault room is retired only when a device removal moved every
+					// remaining device out of it: this one was not among them.
+					void this.#removedHere();
+					return;
+				}
 				this.alert = refusal.message;
 			},
 			onStatusChange: () => this.#updateConnection()
@@ -1007,7 +1018,9 @@ export class KithApp {
 		this.#vaultIngested = vaultOpening.then((opened) => {
 			this.#vault = opened;
 		});
-		vaultSession.onEntries((entries) => void this.#ingestVault(entries));
+		vaultSession.onEntries((entries) =>
+			this.#ingestVault(vaultSession, keyring.accountKey, entries)
+		);
 		await vaultSession.loaded;
 		await this.#vaultIngested;
 		const vault = await vaultOpening;
@@ -1020,7 +1033,7 @@ export class KithApp {
 		// This device among the account's devices (Settings → Devices), and when it was last seen.
 		const deviceName = deviceNameFrom(typeof navigator === 'undefined' ? '' : navigator.userAgent);
 		await this.#changeVault((v) =>
-			v.noteDevice(keyring.identity.deviceId, deviceName, Date.now())
+			v.noteDevice(keyring.identity.deviceId, deviceName, Date.now(), keyring.identity.dhPublic)
 		).catch((error: unknown) => console.warn('kith:devices could not note this device', error));
 		await this.#syncConversations();
 		this.phase = 'ready';
@@ -1039,22 +1052,22 @@ export class KithApp {
 
 	#vaultIngested: Promise<void> = Promise.resolve();
 
-	#ingestVault(entries: EnvelopeEntry[]): void {
-		const keyring = this.#keyring;
-		const session = this.#vaultSession;
-		if (!keyring || !session) return;
+	#ingestVault(session: DocSession, key: SecretKey, entries: EnvelopeEntry[]): void {
 		this.#vaultIngested = this.#vaultIngested.then(async () => {
 			const vault = this.#vault;
-			if (!vault) return;
+			if (!vault || this.#vaultSession !== session) return;
 			const changes: Uint8Array[] = [];
+			const moves: VaultMove[] = [];
 			for (const entry of entries) {
 				try {
 					const opened = await openEnvelope(entry.bytes, {
 						roomId: session.roomId,
-						keyForEpoch: (epoch) => (epoch === 0 ? keyring.accountKey : undefined),
+						keyForEpoch: (epoch) => (epoch === 0 ? key : undefined),
 						verified: true
 					});
-					changes.push(...decodeVaultChanges(opened.plaintext));
+					const move = decodeVaultMove(opened.plaintext);
+					if (move) moves.push(move);
+					else changes.push(...decodeVaultChanges(opened.plaintext));
 				} catch (error) {
 					console.warn('kith:vault refused an entry', error);
 					this.alert = 'Some account data could not be read and was skipped.';
@@ -1064,6 +1077,7 @@ export class KithApp {
 				this.displayName = vault.displayName;
 				void this.#syncConversations();
 			}
+			for (const move of moves) await this.#takeMove(move);
 		});
 	}
 
@@ -1236,6 +1250,161 @@ export class KithApp {
 	 * service reports it gone, which it will, since the browser dropped it).
 	 * Callers reload afterwards.
 	 */
+	// ---- removing a device --------------------------------------------------------
+
+	/** The master key: held here, or from the recovery key the user typed (checked against the account). */
+	#masterSeed(recoveryKey: string | undefined, why: string): Uint8Array {
+		const keyring = this.#keyring;
+		if (!keyring) throw new Error('The account is not open.');
+		if (keyring.masterSeed) return keyring.masterSeed;
+		if (!recoveryKey?.trim()) throw new Error(`Enter your recovery key ${why}.`);
+		const masterSeed = decodeRecoveryKey(recoveryKey);
+		if (toBase64Url(ed25519PublicKey(masterSeed)) !== keyring.identity.userId) {
+			throw new Error('This recovery key is not this account’s.');
+		}
+		return masterSeed;
+	}
+
+	/**
+	 * Settings → Devices → "Remove NAME" (docs/protocol.md §8d). A new
+	 * self-signing key, certified by the master key, and a new account key
+	 * go to every other device in a lockbox, in a move written into the vault
+	 * room being left; each remaining device (this one first) takes them, moves
+	 * the vault to its new room and certifies itself again in every
+	 * conversation, whose first owner or admin then opens a new generation
+	 * without the removed device. The relay drops the old vault room once
+	 * every remaining device left it. Rejects when the device is this one, is
+	 * not the account's, or the master key is neither here nor typed.
+	 */
+	async removeDevice(deviceId: string, recoveryKey?: string): Promise<void> {
+		const keyring = this.#keyring;
+		const vault = this.#vault;
+		const session = this.#vaultSession;
+		if (!keyring || !vault || !session) throw new Error('The account is not open.');
+		const me = keyring.identity;
+		if (deviceId === me.deviceId) {
+			throw new Error('To remove this device, use “Sign out and erase this device”.');
+		}
+		if (!vault.devices().some((d) => d.id === deviceId)) {
+			throw new Error('That device is not one of this account’s.');
+		}
+		const masterSeed = this.#masterSeed(
+			recoveryKey,
+			'to remove a device: this device does not hold it'
+		);
+		// Every other device and its X25519 key: from the device list, and from the
+		// rosters for devices that have not noted theirs there.
+		const remaining = new Map<string, string>();
+		for (const device of vault.devices()) if (device.dh) remaining.set(device.id, device.dh);
+		for (const conversation of this.#sessions.values()) {
+			for (const [device, dh] of conversation.roster.member(me.userId)?.devices ?? []) {
+				if (!remaining.has(device)) remaining.set(device, dh);
+			}
+		}
+		remaining.set(me.deviceId, me.dhPublic);
+		remaining.delete(deviceId);
+		const { move } = await makeVaultMove(masterSeed, remaining, [deviceId]);
+		const oldRoom = session.roomId;
+		const oldKey = keyring.accountKey;
+		try {
+			await session.commit({ epoch: 0, key: oldKey, plaintexts: [encodeVaultMove(move)] });
+		} catch (error) {
+			this.#reportWriteError(error);
+			throw error;
+		}
+		const relayUrl = this.#options.relayUrl;
+		if (relayUrl) {
+			const tags = await Promise.all([...remaining.keys()].map((d) => movedTag(oldRoom, d)));
+			await retireRoom(relayUrl, oldRoom, oldKey, tags, Date.now() + RETAIN_MS).catch(
+				(error: unknown) => console.warn('kith:devices the old vault room stays for now', error)
+			);
+		}
+		// This device takes its own move like every other (#takeMove).
+		for (let i = 0; i < 100 && this.#vaultSession?.roomId === oldRoom; i++) {
+			await this.#vaultIngested;
+			await new Promise((resolve) => setTimeout(resolve, 20));
+		}
+		if (this.#vaultSession?.roomId === oldRoom) {
+			throw new Error('The device was removed, but this device has not taken the new keys yet.');
+		}
+	}
+
+	/**
+	 * A move read in the vault room: this device takes the new keys, or learns
+	 * that it was removed. One not signed by the account's master key is
+	 * dropped (a removed device cannot write one).
+	 */
+	async #takeMove(move: VaultMove): Promise<void> {
+		const keyring = this.#keyring;
+		if (!keyring || this.phase !== 'ready') return;
+		let outcome: Awaited<ReturnType<typeof readVaultMove>>;
+		try {
+			outcome = await readVaultMove(move, {
+				user: keyring.identity.userId,
+				device: keyring.identity.deviceId,
+				dhSecret: keyring.dhSecret,
+				currentIssued: sskIssued(keyring.identity.sskCert)
+			});
+		} catch (error) {
+			console.warn('kith:devices dropped a vault move', error);
+			return;
+		}
+		if (outcome.kind === 'removed') return this.#removedHere();
+		if (outcome.kind !== 'adopt') return;
+		const stored = this.#stored;
+		const vault = this.#vault;
+		const old = this.#vaultSession;
+		const net = this.#net;
+		const tabs = this.#tabs;
+		if (!stored || !vault || !old || !tabs) return;
+		const next = await adoptSelfSigning(stored, keyring, outcome.keys);
+		if (tabs.isLeader) await this.#store.put(KEYRING_KEY, next.stored);
+		this.#stored = next.stored;
+		this.#keyring = next.keyring;
+		const key = next.keyring.accountKey;
+		const fresh = this.#docSession(vaultRoomId(key));
+		fresh.onEntries((entries) => this.#ingestVault(fresh, key, entries));
+		this.#vaultSession = fresh;
+		net?.attach(fresh.roomId, fresh, key);
+		net?.detach(old.roomId);
+		this.#updateConnection();
+		await fresh.loaded;
+		if (tabs.isLeader) {
+			// Every remaining device seeds the new room with the whole vault (Automerge
+			// drops what it holds already), so it does not hang on one device.
+			const all = vault.allChanges();
+			for (let i = 0; i < all.length; i += VAULT_SEED_CHANGES) {
+				await fresh.commit({
+					epoch: 0,
+					key,
+					plaintexts: [encodeVaultChanges(all.slice(i, i + VAULT_SEED_CHANGES))]
+				});
+			}
+			await this.#changeVault((v) => v.forgetDevices(outcome.removed));
+			const relayUrl = this.#options.relayUrl;
+			if (relayUrl) {
+				const oldKey = keyring.accountKey;
+				await movedTag(old.roomId, keyring.identity.deviceId)
+					.then((tag) => reportMoved(relayUrl, old.roomId, oldKey, tag))
+					.catch((error: unknown) =>
+						console.warn('kith:devices could not tell the relay the vault moved', error)
+					);
+			}
+			for (const conversation of this.#sessions.values()) void this.#ensureInRoster(conversation);
+		}
+		this.#docSessions.delete(old.roomId);
+		await old.close().catch(() => undefined);
+		if (tabs.isLeader) await deleteDatabase(storageName(old.roomId), 0).catch(() => undefined);
+		this.devices = vault.devices();
+	}
+
+	/** This device was removed by another of the account: it stops, and offers to wipe itself. */
+	async #removedHere(): Promise<void> {
+		if (this.phase !== 'ready') return;
+		this.#stop('removed');
+		await this.#release();
+	}
+
 	async signOutAndErase(): Promise<{ relayConfirmed: boolean }> {
 		const relayUrl = this.#options.relayUrl;
 		let relayConfirmed = true;
@@ -1254,7 +1423,7 @@ export class KithApp {
 	}
 
 	/** Stops using storage and the network: signed out here or in another tab. */
-	#stop(phase: 'erased'): void {
+	#stop(phase: 'erased' | 'removed'): void {
 		for (const timer of this.#snapshotTimers.values()) clearTimeout(timer);
 		this.#snapshotTimers.clear();
 		if (this.#indexTimer) clearTimeout(this.#indexTimer);

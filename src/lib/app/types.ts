@@ -8,7 +8,15 @@ import type { MediaManager } from '../media/media.svelte';
 import type { ConversationId } from '../crypto';
 
 /** 'erased': another tab signed this device out and erased it; this one stopped. */
-export type Phase = 'starting' | 'onboarding' | 'locked' | 'ready' | 'failed' | 'erased';
+export type Phase =
+	| 'starting'
+	| 'onboarding'
+	| 'locked'
+	| 'ready'
+	| 'failed'
+	| 'erased'
+	/** Another device of the account removed this one (Settings → Devices). */
+	| 'removed';
 
 export type ConversationKind = 'notes' | 'group';
 

@@ -1,8 +1,15 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createAccount, restoreAccount, type PublicIdentity } from '../identity';
+import { createSigner, ed25519PublicKey, newSigningSeed, toBase64Url } from '../crypto';
+import {
+	certify,
+	createAccount,
+	restoreAccount,
+	type Certificate,
+	type PublicIdentity
+} from '../identity';
 import { HlcClock } from './hlc';
-import { makeMemberAdd, makeMemberRole, type MemberAddOp, type Role } from './operations';
+import { makeMemberAdd, makeMemberRole, opHlc, type MemberAddOp, type Role } from './operations';
 import { MAX_MEMBERS, Roster } from './roster';
 
 const clock = new HlcClock();
@@ -279,5 +286,288 @@ describe('Roster', () => {
 		// An existing member still gains devices and roles when the roster is full.
 		await roster.apply(add(people[0]!, 'admin', 'P0'), ada.deviceId);
 		expect(roster.roleOf(people[0]!.userId)).toBe('admin');
+	});
+});
+
+/**
+ * A user whose keys the test holds: devices D1..D5 certified by the first
+ * self-signing key (SSK1, issued 1000; each restored device has the master
+ * key sign it again, later), and what it takes to rotate it.
+ */
+interface Rotating {
+	user: string;
+	d: [PublicIdentity, PublicIdentity, PublicIdentity, PublicIdentity, PublicIdentity];
+	/** SSK1's private seed (every device holds it: a removed one too). */
+	sskSeed: Uint8Array;
+	/** A new SSK certified by the master key, and certificates of devices under it. */
+	newSsk(
+		issued: number,
+		seed?: Uint8Array
+	): Promise<{
+		key: string;
+		cert: Certificate;
+		device(device: PublicIdentity): Promise<Certificate>;
+	}>;
+}
+
+async function rotating(): Promise<Rotating> {
+	const made = await createAccount({ now: 1000 });
+	const { masterSeed, sskSeed, accountKey } = made.keyring;
+	const others = await Promise.all(
+		[1, 2, 3, 4].map(
+			async (i) =>
+				(
+					await restoreAccount(
+						{ masterSeed: masterSeed as Uint8Array, sskSeed, accountKey },
+						{ now: 1000 + 100 * i }
+					)
+				).keyring.identity
+		)
+	);
+	const user = made.keyring.identity.userId;
+	const master = await createSigner(masterSeed as Uint8Array);
+	return {
+		user,
+		d: [made.keyring.identity, ...others] as Rotating['d'],
+		sskSeed,
+		async newSsk(issued, seed = newSigningSeed()) {
+			const key = toBase64Url(ed25519PublicKey(seed));
+			const signer = await createSigner(seed);
+			return {
+				key,
+				cert: await certify({ v: 1, type: 'ssk', user, key, issued }, master),
+				device: (device) =>
+					certify(
+						{ v: 1, type: 'device', user, device: device.deviceId, dh: device.dhPublic, issued },
+						signer
+					)
+			};
+		}
+	};
+}
+
+/** An add of `user` listing `devices` with their certificates under `ssk`. */
+function addUnder(
+	user: string,
+	ssk: Certificate,
+	devices: ReadonlyArray<{ id: string; cert: Certificate }>,
+	role: Role = 'member'
+): MemberAddOp {
+	return makeMemberAdd(clock, {
+		user,
+		devices: devices.map((d) => d.id),
+		role,
+		ssk,
+		certs: devices.map((d) => d.cert)
+	});
+}
+
+/** A device's own add under its first SSK (rule 6). */
+function self(device: PublicIdentity): { op: MemberAddOp; signer: string } {
+	return { op: add(device, 'member', 'Bob'), signer: device.deviceId };
+}
+
+function devicesOf(roster: Roster, user: string) {
+	const member = roster.member(user);
+	return {
+		devices: [...(member?.devices.keys() ?? [])].sort(),
+		revoked: [...(member?.revoked ?? [])].sort()
+	};
+}
+
+const ids = (...devices: PublicIdentity[]) => devices.map((d) => d.deviceId).sort();
+
+describe('Roster rule 7: revocation by a newer self-signing key', () => {
+	let bob: Rotating;
+	let ssk2: Awaited<ReturnType<Rotating['newSsk']>>;
+	let certs2: Certificate[];
+
+	beforeAll(async () => {
+		bob = await rotating();
+		ssk2 = await bob.newSsk(2000);
+		certs2 = await Promise.all(bob.d.map((device) => ssk2.device(device)));
+	});
+
+	/** Ada's roster with Bob (an admin) and his devices D1, D2, D3 under SSK1. */
+	async function withBob(): Promise<Roster> {
+		const [d1, d2, d3] = bob.d;
+		return build(ada.userId, [
+			{ op: add(ada, 'owner', 'Ada'), signer: ada.deviceId },
+			{ op: add(d1, 'admin', 'Bob'), signer: ada.deviceId },
+			self(d2),
+			self(d3)
+		]);
+	}
+
+	/** Bob's own add under SSK2 signed by `signer`, listing `devices` (indices in bob.d). */
+	function under2(signer: number, devices: number[]): { op: MemberAddOp; signer: string } {
+		return {
+			op: addUnder(
+				bob.user,
+				ssk2.cert,
+				devices.map((i) => ({ id: bob.d[i]!.deviceId, cert: certs2[i]! }))
+			),
+			signer: bob.d[signer]!.deviceId
+		};
+	}
+
+	it('keeps sskChangedAt null while every user has had one SSK', async () => {
+		const roster = await withBob();
+		const [d1, d2, d3] = bob.d;
+		// Three certificates of SSK1 (issued 1000, 1100, 1200): one key.
+		expect(devicesOf(roster, bob.user)).toEqual({ devices: ids(d1, d2, d3), revoked: [] });
+		expect(roster.member(bob.user)?.sskKeys.size).toBe(1);
+		expect(roster.sskChangedAt()).toBeNull();
+		expect(roster.revokedDevice(d2.deviceId)).toBe(false);
+	});
+
+	it('revokes the devices the newer SSK does not certify', async () => {
+		const roster = await withBob();
+		const [d1, d2, d3] = bob.d;
+		const rotate = under2(0, [0, 2]);
+		const version = roster.version;
+		expect(roster.authorised(rotate.op, rotate.signer)).toBe(true);
+		expect(await roster.apply(rotate.op, rotate.signer)).toBe(true);
+		expect(roster.version).toBeGreaterThan(version);
+		const member = roster.members().find((m) => m.user === bob.user);
+		expect([...(member?.devices.keys() ?? [])].sort()).toEqual(ids(d1, d3));
+		expect(member?.devices.get(d3.deviceId)).toBe(d3.dhPublic);
+		expect([...(member?.revoked ?? [])]).toEqual([d2.deviceId]);
+		expect(member?.sskKeys.size).toBe(2);
+		expect(member?.sskKeys.has(ssk2.key)).toBe(true);
+		expect(roster.currentSsk(bob.user)).toBe(ssk2.key);
+		// What D2 signed before stays Bob's.
+		expect(roster.ownerOf(d2.deviceId)).toBe(bob.user);
+		expect(roster.revokedDevice(d2.deviceId)).toBe(true);
+		expect(roster.revokedDevice(d3.deviceId)).toBe(false);
+		expect(roster.sskChangedAt()).toEqual({ hlc: opHlc(rotate.op), id: rotate.op.id });
+		expect(roster.canAdd(d1.deviceId)).toBe(true);
+		expect(roster.canAdd(d2.deviceId)).toBe(false);
+		// Applying it again changes nothing.
+		expect(await roster.apply(rotate.op, rotate.signer)).toBe(false);
+	});
+
+	it('lets a device re-certify itself later under the newer SSK', async () => {
+		const roster = await withBob();
+		const [d1, d2, d3] = bob.d;
+		const rotate = under2(0, [0]);
+		await roster.apply(rotate.op, rotate.signer);
+		expect(devicesOf(roster, bob.user)).toEqual({ devices: ids(d1), revoked: ids(d2, d3) });
+		const again = under2(2, [2]);
+		const version = roster.version;
+		expect(await roster.apply(again.op, again.signer)).toBe(true);
+		expect(roster.version).toBeGreaterThan(version);
+		expect(devicesOf(roster, bob.user)).toEqual({ devices: ids(d1, d3), revoked: ids(d2) });
+		// The change of SSK is still the first add that carried SSK2.
+		expect(roster.sskChangedAt()).toEqual({ hlc: opHlc(rotate.op), id: rotate.op.id });
+	});
+
+	it('lets a revoked device add nobody, nor itself back', async () => {
+		const roster = await withBob();
+		const [, d2] = bob.d;
+		const rotate = under2(0, [0, 2]);
+		await roster.apply(rotate.op, rotate.signer);
+		const before = { version: roster.version, changedAt: roster.sskChangedAt() };
+		// Bob is an admin, but D2 speaks for him no more.
+		const addCy = add(cy, 'member', 'Cy');
+		expect(roster.authorised(addCy, d2.deviceId)).toBe(false);
+		expect(await roster.apply(addCy, d2.deviceId)).toBe(false);
+		expect(await roster.supersede(addCy, d2.deviceId)).toBe(false);
+		expect(roster.member(cy.userId)).toBeUndefined();
+		// Its own add under the old SSK: with the certificate it had, or with
+		// a fresh one (it holds the old SSK): nothing changes.
+		const fresh = await certify(
+			{ v: 1, type: 'device', user: bob.user, device: d2.deviceId, dh: d2.dhPublic, issued: 1900 },
+			await createSigner(bob.sskSeed)
+		);
+		expect(await roster.apply(add(d2, 'admin', 'Bob'), d2.deviceId)).toBe(false);
+		const refreshed = addUnder(bob.user, d2.sskCert, [{ id: d2.deviceId, cert: fresh }]);
+		expect(roster.authorised(refreshed, d2.deviceId)).toBe(true);
+		expect(await roster.apply(refreshed, d2.deviceId)).toBe(false);
+		expect(roster.version).toBe(before.version);
+		expect(roster.revokedDevice(d2.deviceId)).toBe(true);
+		expect(roster.sskChangedAt()).toEqual(before.changedAt);
+	});
+
+	it('re-certifies only devices known as the user’s: no squatting on device ids', async () => {
+		const roster = await withBob();
+		const [d1, d2, d3, d4] = bob.d;
+		// D4 (never in the conversation) is listed with a valid SSK2 chain by D1.
+		const rotate = under2(0, [0, 2, 3]);
+		expect(await roster.apply(rotate.op, rotate.signer)).toBe(true);
+		expect(roster.ownerOf(d4.deviceId)).toBeUndefined();
+		expect(devicesOf(roster, bob.user)).toEqual({ devices: ids(d1, d3), revoked: ids(d2) });
+		// Bob's SSK2 certifying Eve's device, listed by Bob's device: Eve's it stays.
+		const roster2 = await build(ada.userId, [
+			{ op: add(ada, 'owner', 'Ada'), signer: ada.deviceId },
+			{ op: add(bob.d[0], 'admin', 'Bob'), signer: ada.deviceId },
+			{ op: add(eve, 'member', 'Eve'), signer: ada.deviceId }
+		]);
+		const squat = addUnder(bob.user, ssk2.cert, [
+			{ id: d1.deviceId, cert: certs2[0]! },
+			{ id: eve.deviceId, cert: await ssk2.device(eve) }
+		]);
+		expect(await roster2.apply(squat, d1.deviceId)).toBe(true);
+		expect(roster2.ownerOf(eve.deviceId)).toBe(eve.userId);
+		expect(devicesOf(roster2, bob.user)).toEqual({ devices: ids(d1), revoked: [] });
+		// D4 joining by its own add (under SSK1) is active: SSK2 certified it,
+		// as it would be had its add come first.
+		expect(await roster.apply(self(d4).op, d4.deviceId)).toBe(true);
+		expect(devicesOf(roster, bob.user)).toEqual({ devices: ids(d1, d3, d4), revoked: ids(d2) });
+	});
+
+	it('takes the greater key when two SSKs were issued at the same time', async () => {
+		const [sskA, sskB] = await Promise.all([bob.newSsk(3000), bob.newSsk(3000)]);
+		const [high, low] = sskA.key > sskB.key ? [sskA, sskB] : [sskB, sskA];
+		const [d1, d2, d3] = bob.d;
+		const underLow = addUnder(bob.user, low.cert, [
+			{ id: d1.deviceId, cert: await low.device(d1) },
+			{ id: d2.deviceId, cert: await low.device(d2) }
+		]);
+		const underHigh = addUnder(bob.user, high.cert, [
+			{ id: d1.deviceId, cert: await high.device(d1) },
+			{ id: d3.deviceId, cert: await high.device(d3) }
+		]);
+		for (const order of [
+			[underLow, underHigh],
+			[underHigh, underLow]
+		]) {
+			const roster = await withBob();
+			for (const op of order) await roster.apply(op, d1.deviceId);
+			expect(devicesOf(roster, bob.user)).toEqual({ devices: ids(d1, d3), revoked: ids(d2) });
+			expect(roster.sskChangedAt()).toEqual({ hlc: opHlc(underHigh), id: underHigh.id });
+		}
+	});
+
+	it('is the same whatever order the adds arrive in', async () => {
+		const [d1, d2, d3, d4, d5] = bob.d;
+		const rotate = under2(0, [0, 2, 4]); // D5 is not known yet on some replicas
+		const adds = [
+			{ op: add(ada, 'owner', 'Ada'), signer: ada.deviceId },
+			{ op: add(d1, 'admin', 'Bob'), signer: ada.deviceId },
+			self(d2),
+			self(d3),
+			self(d4), // linked before the rotation, then removed
+			self(d5),
+			rotate,
+			under2(2, [2]), // D3 again, later: changes nothing
+			self(d2), // a revoked device's own add under SSK1
+			{ op: add(cy, 'member', 'Cy'), signer: d1.deviceId }
+		];
+		const outcome = (roster: Roster) => ({
+			members: summary(roster),
+			bob: devicesOf(roster, bob.user),
+			changedAt: roster.sskChangedAt()
+		});
+		const expected = outcome(await build(ada.userId, adds));
+		expect(expected.bob).toEqual({ devices: ids(d1, d3, d5), revoked: ids(d2, d4) });
+		expect(expected.changedAt).toEqual({ hlc: opHlc(rotate.op), id: rotate.op.id });
+		expect(expected.members.map((m) => m.name)).toEqual(['Ada', 'Bob', 'Cy']);
+		await fc.assert(
+			fc.asyncProperty(fc.shuffledSubarray(adds, { minLength: adds.length }), async (order) => {
+				expect(outcome(await build(ada.userId, order))).toEqual(expected);
+			}),
+			{ numRuns: 40 }
+		);
 	});
 });

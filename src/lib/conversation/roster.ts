@@ -21,28 +21,47 @@
  *     (= user id) → self-signing key → device (identity/certificates.ts).
  *     Devices without a valid chain are ignored; an add with none left
  *     changes nothing.
- *  4. Several valid adds of one user merge: the union of devices, the name
- *     of the latest add by (hlc, id); the role is the replay's.
+ *  4. Several valid adds of one user merge: the union of devices (rule 7
+ *     says which are active), the name of the latest add by (hlc, id); the
+ *     role is the replay's.
  *  5. At most MAX_MEMBERS users.
  *  6. Own devices. An add of user U signed by one of U's devices (known
  *     here, or unknown but listed in the add with a valid chain: a device
  *     linked or restored later) is no membership change and never enters
- *     the replay, whatever role it names: it adds its signing device, and
- *     only that one (signing the envelope proves the device's key is held;
- *     other devices it lists are ignored, so nobody can claim a device of
- *     someone else's). It counts once some valid add brought U in (before
+ *     the replay, whatever role it names. It must list its signing device
+ *     with a valid chain (signing the envelope proves the device's key is
+ *     held), and adds that device; besides, it re-certifies the devices
+ *     known here as U's that it lists with a valid chain (rule 7). Unknown
+ *     devices other than the signer do not join (nobody can claim a device
+ *     of someone else's): their certificates are kept, and count once the
+ *     device joins by an add of its own, so the outcome does not depend on
+ *     which came first. It counts once some valid add brought U in (before
  *     that it waits). The creator's own add as owner is excluded: that
  *     shape is the genesis.
+ *  7. Revocation by a newer self-signing key. Of the SSK certificates in
+ *     the adds applied for a user, the one with the greatest `issued`
+ *     (ties: the greater key) names the user's current SSK. A device of the
+ *     user certified under it is active; one certified only under older
+ *     SSKs is revoked: the user removed it by rotating the SSK and
+ *     re-certifying the devices they kept (rule 6). A revoked device is in
+ *     no device list (lockboxes, retirement tags) but keeps its owner (what
+ *     it signed before stays attributed). It adds nobody: for rules 2 and 6
+ *     it is as an unknown device, and only a certificate under the current
+ *     SSK, which it does not hold, makes it active again. `sskChangedAt`
+ *     stamps the latest SSK change, so the conversation opens a new
+ *     generation: the current one's key was sealed to the revoked device.
  *
- * Devices only ever join (an add once applied keeps its devices known, so
- * what they signed can be attributed); which users are members and with
- * which role is the replay's answer for the ops held. A `member.remove`
- * (removal, or leaving) ends a membership span in the replay; the removed
- * user's devices stay known (what they signed before stays attributed), and
- * what they sign after counts for nothing. Keys rotate in a new generation
- * (generation.ts), so a removed device also reads nothing new.
+ * Devices only ever join the known ones (an add once applied keeps its
+ * devices known, so what they signed can be attributed), and leave the
+ * active ones only by revocation (rule 7), which depends on the set of
+ * adds held, not their order; which users are members and with which role
+ * is the replay's answer for the ops held. A `member.remove` (removal, or
+ * leaving) ends a membership span in the replay; the removed user's devices
+ * stay known (what they signed before stays attributed), and what they sign
+ * after counts for nothing. Keys rotate in a new generation (generation.ts),
+ * so a removed or revoked device also reads nothing new.
  */
-import { compareHlc } from './hlc';
+import { compareHlc, type Hlc } from './hlc';
 import { countsAt, MembershipLog, type MembershipOp, type MembershipState } from './membership';
 import {
 	opHlc,
@@ -51,7 +70,7 @@ import {
 	type MemberRoleOp,
 	type Role
 } from './operations';
-import { verifyDeviceChain } from '../identity/certificates';
+import { SskCertBody, verifyDeviceChain } from '../identity/certificates';
 
 export const MAX_MEMBERS = 256;
 
@@ -61,8 +80,14 @@ export interface RosterMember {
 	user: string;
 	name: string;
 	role: Role;
-	/** Device id (Ed25519 public key, base64url) → its X25519 key (base64url). */
+	/**
+	 * Active device id (Ed25519 public key, base64url) → its X25519 key
+	 * (base64url): the devices certified under the member's current
+	 * self-signing key (rule 7).
+	 */
 	devices: ReadonlyMap<string, string>;
+	/** Devices of the member certified only under older self-signing keys (rule 7). */
+	revoked: ReadonlySet<string>;
 	/**
 	 * Self-signing keys (base64url) that certified the member's devices here.
 	 * A new one (the member rotated it, or reset the account's devices)
@@ -71,12 +96,52 @@ export interface RosterMember {
 	sskKeys: ReadonlySet<string>;
 }
 
+/** Where an op stands in the total order of ops: (hlc, id). */
+export interface OpStamp {
+	hlc: Hlc;
+	id: string;
+}
+
+function compareOpStamps(a: OpStamp, b: OpStamp): number {
+	return compareHlc(a.hlc, b.hlc) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** A device certificate, reduced to what the roster keeps. */
+interface DeviceCert {
+	dh: string;
+	issued: number;
+}
+
+/** Of two certificates of one device under one SSK, the one kept: the later, then the greater dh. */
+function laterCert(a: DeviceCert, b: DeviceCert): DeviceCert {
+	if (a.issued !== b.issued) return a.issued > b.issued ? a : b;
+	return a.dh >= b.dh ? a : b;
+}
+
 interface MutableMember {
 	user: string;
 	name: string;
-	nameAt: { hlc: { wall: number; counter: number }; id: string } | null;
-	devices: Map<string, string>;
+	nameAt: OpStamp | null;
+	/** Devices known as the user's (`#owners`), active or revoked. */
+	known: Set<string>;
+	/**
+	 * Device → SSK key → its certificate under that SSK, from the adds
+	 * applied; also of devices not (yet) known as the user's (rule 6).
+	 */
+	certs: Map<string, Map<string, DeviceCert>>;
+	/** SSK key → the greatest `issued` seen for it, and the least stamp of the adds carrying it. */
+	ssks: Map<string, { issued: number; first: OpStamp }>;
 	sskKeys: Set<string>;
+	/** Derived (`#derive`): the current SSK, the active and the revoked devices. */
+	current: string | null;
+	devices: ReadonlyMap<string, string>;
+	revoked: ReadonlySet<string>;
+}
+
+/** The first add of a user's current SSK, when they had more than one (rule 7). */
+function sskChangeOf(member: MutableMember): OpStamp | null {
+	if (member.ssks.size < 2 || member.current === null) return null;
+	return member.ssks.get(member.current)?.first ?? null;
 }
 
 /** An add or role op as the membership replay sees it. */
@@ -121,9 +186,46 @@ export class Roster {
 		return this.#log.state;
 	}
 
-	/** The user a device belongs to, if it is a member device. */
+	/** The user a device belongs to, if it is a member device (also when revoked: rule 7). */
 	ownerOf(device: string): string | undefined {
 		return this.#owners.get(device);
+	}
+
+	/** Whether `device` is a known device that its user's current self-signing key does not certify (rule 7). */
+	revokedDevice(device: string): boolean {
+		const owner = this.#owners.get(device);
+		return owner !== undefined && this.#members.get(owner)?.revoked.has(device) === true;
+	}
+
+	/** A user's current self-signing key (rule 7), null when no add of theirs applied. */
+	currentSsk(user: string): string | null {
+		return this.#members.get(user)?.current ?? null;
+	}
+
+	/**
+	 * The latest change of self-signing key (rule 7): over the users with
+	 * more than one SSK known, the greatest (hlc, id) of the least stamp of
+	 * the adds carrying that user's current SSK. Null while nobody ever
+	 * had more than one.
+	 */
+	sskChangedAt(): OpStamp | null {
+		let latest: OpStamp | null = null;
+		for (const member of this.#members.values()) {
+			const at = sskChangeOf(member);
+			if (at !== null && (latest === null || compareOpStamps(at, latest) > 0)) latest = at;
+		}
+		return latest && { hlc: { ...latest.hlc }, id: latest.id };
+	}
+
+	#view(record: MutableMember, role: Role): RosterMember {
+		return {
+			user: record.user,
+			name: record.name,
+			role,
+			devices: record.devices,
+			revoked: record.revoked,
+			sskKeys: record.sskKeys
+		};
 	}
 
 	/** A user's record (name, devices), also after they stopped being a member. */
@@ -131,7 +233,7 @@ export class Roster {
 		const listed = this.members().find((m) => m.user === user);
 		if (listed) return listed;
 		const record = this.#members.get(user);
-		return record && { ...record, role: 'member' };
+		return record && this.#view(record, 'member');
 	}
 
 	#membersCache: { version: number; list: readonly RosterMember[] } | null = null;
@@ -142,7 +244,7 @@ export class Roster {
 		const list: RosterMember[] = [];
 		for (const [user, state] of this.#log.state.members) {
 			const record = this.#members.get(user);
-			if (record) list.push({ ...record, role: state.role });
+			if (record) list.push(this.#view(record, state.role));
 		}
 		list.sort((a, b) => RANK[b.role] - RANK[a.role] || a.name.localeCompare(b.name));
 		this.#membersCache = { version: this.version, list };
@@ -180,6 +282,8 @@ export class Roster {
 	/**
 	 * Rule 6: an add of the signer's own user (by a device of theirs, or by
 	 * a new device the add lists and certifies), other than the genesis shape.
+	 * A revoked device (rule 7) is as an unknown one: its add counts only
+	 * through the chain it lists for itself.
 	 */
 	#ownDeviceAdd(op: MemberAddOp, signer: string): boolean {
 		if (op.user === this.creator && op.role === 'owner') return false;
@@ -187,10 +291,14 @@ export class Roster {
 		return owner === undefined ? op.devices.includes(signer) : owner === op.user;
 	}
 
-	/** The user an add is signed by: the creator for its genesis (rule 1), else the device's owner. */
+	/**
+	 * The user an add is signed by: the creator for its genesis (rule 1),
+	 * else the device's owner, unless the device is revoked (rule 7).
+	 */
 	#addSigner(op: MemberAddOp, signer: string): string | undefined {
 		const genesis = op.user === this.creator && op.role === 'owner' && op.devices.includes(signer);
-		return genesis ? op.user : this.#owners.get(signer);
+		if (genesis) return op.user;
+		return this.revokedDevice(signer) ? undefined : this.#owners.get(signer);
 	}
 
 	#record(op: MembershipOp): boolean {
@@ -219,15 +327,16 @@ export class Roster {
 		return changed;
 	}
 
-	/** Whether `device` may admit and add members. */
+	/** Whether `device` may admit and add members (not when revoked: rule 7). */
 	canAdd(device: string): boolean {
+		if (this.revokedDevice(device)) return false;
 		const user = this.#owners.get(device);
 		const role = user === undefined ? undefined : this.roleOf(user);
 		return role === 'owner' || role === 'admin';
 	}
 
 	/**
-	 * Whether this add may apply now (rules 1, 2, 5), not counting certificates.
+	 * Whether this add may apply now (rules 1, 2, 5, 7), not counting certificates.
 	 * `signer` is the verified signing device of the envelope carrying it.
 	 */
 	authorised(op: MemberAddOp, signer: string): boolean {
@@ -264,9 +373,10 @@ export class Roster {
 	async apply(op: MemberAddOp, signer: string): Promise<boolean> {
 		if (!this.authorised(op, signer)) return false;
 		const own = this.#ownDeviceAdd(op, signer);
-		const { devices, sskKey } = await certified(op);
-		if (own) for (const device of devices.keys()) if (device !== signer) devices.delete(device);
-		if (devices.size === 0) return false;
+		const { devices, ssk } = await certified(op);
+		// Rule 6: the signer vouches for itself, then re-certifies.
+		if (own && !devices.has(signer)) return false;
+		if (devices.size === 0 || ssk === null) return false;
 		// Another add may have filled the roster while certificates were checked.
 		if (!this.authorised(op, signer)) return false;
 		const signerUser = own ? op.user : (this.#addSigner(op, signer) as string);
@@ -277,30 +387,45 @@ export class Roster {
 				user: op.user,
 				name: '',
 				nameAt: null,
+				known: new Set(),
+				certs: new Map(),
+				ssks: new Map(),
+				sskKeys: new Set(),
+				current: null,
 				devices: new Map(),
-				sskKeys: new Set()
+				revoked: new Set()
 			};
 			this.#members.set(op.user, member);
 			changed = true;
 		}
-		for (const [device, dh] of devices) {
+		const at: OpStamp = { hlc: opHlc(op), id: op.id };
+		const seen = member.ssks.get(ssk.key);
+		if (seen === undefined) {
+			member.ssks.set(ssk.key, { issued: ssk.issued, first: at });
+			member.sskKeys.add(ssk.key);
+			changed = true;
+		} else {
+			if (ssk.issued > seen.issued) seen.issued = ssk.issued;
+			if (compareOpStamps(at, seen.first) < 0) seen.first = at;
+		}
+		for (const [device, cert] of devices) {
 			const owner = this.#owners.get(device);
 			if (owner !== undefined && owner !== op.user) continue; // a device belongs to one user
-			if (!member.devices.has(device)) {
-				member.devices.set(device, dh);
+			let bySsk = member.certs.get(device);
+			if (!bySsk) member.certs.set(device, (bySsk = new Map()));
+			const held = bySsk.get(ssk.key);
+			bySsk.set(ssk.key, held ? laterCert(held, cert) : cert);
+			// Rule 6: an unknown device other than the signer does not join.
+			if (owner === undefined && (!own || device === signer)) {
+				member.known.add(device);
 				this.#owners.set(device, op.user);
 				changed = true;
 			}
 		}
-		if (sskKey !== null && !member.sskKeys.has(sskKey)) {
-			member.sskKeys.add(sskKey);
-			changed = true;
-		}
-		const at = { hlc: opHlc(op), id: op.id };
+		if (this.#derive(member)) changed = true;
 		if (
 			op.name !== undefined &&
-			(member.nameAt === null ||
-				(compareHlc(at.hlc, member.nameAt.hlc) || (at.id < member.nameAt.id ? -1 : 1)) > 0)
+			(member.nameAt === null || compareOpStamps(at, member.nameAt) > 0)
 		) {
 			member.nameAt = at;
 			if (member.name !== op.name) changed = true;
@@ -310,33 +435,76 @@ export class Roster {
 		if (changed) this.version++;
 		return changed;
 	}
+
+	/**
+	 * Rule 7: the member's current SSK, and which of their devices it
+	 * certifies. Returns whether that, or the stamp of the SSK change, moved.
+	 */
+	#derive(member: MutableMember): boolean {
+		const changeBefore = sskChangeOf(member);
+		// The greatest `issued`, then the greater key: whatever the order seen.
+		let current: string | null = null;
+		let currentIssued = -1;
+		for (const [key, { issued }] of member.ssks) {
+			if (issued > currentIssued || (issued === currentIssued && key > (current as string))) {
+				current = key;
+				currentIssued = issued;
+			}
+		}
+		const devices = new Map<string, string>();
+		const revoked = new Set<string>();
+		for (const device of [...member.known].sort()) {
+			const cert = current === null ? undefined : member.certs.get(device)?.get(current);
+			if (cert) devices.set(device, cert.dh);
+			else revoked.add(device);
+		}
+		member.current = current;
+		const changeAfter = sskChangeOf(member);
+		let changed =
+			devices.size !== member.devices.size ||
+			revoked.size !== member.revoked.size ||
+			(changeBefore === null
+				? changeAfter !== null
+				: changeAfter === null || compareOpStamps(changeBefore, changeAfter) !== 0);
+		for (const [device, dh] of devices) if (member.devices.get(device) !== dh) changed = true;
+		member.devices = devices;
+		member.revoked = revoked;
+		return changed;
+	}
 }
 
-/** The devices an add lists with a valid certificate chain (rule 3), and the self-signing key. */
-async function certified(
-	op: MemberAddOp
-): Promise<{ devices: Map<string, string>; sskKey: string | null }> {
-	const devices = new Map<string, string>();
-	let sskKey: string | null = null;
+/**
+ * The devices an add lists with a valid certificate chain (rule 3), with
+ * their certificates, and the self-signing key that certified them.
+ */
+async function certified(op: MemberAddOp): Promise<{
+	devices: Map<string, DeviceCert>;
+	ssk: { key: string; issued: number } | null;
+}> {
+	const devices = new Map<string, DeviceCert>();
+	let ssk: { key: string; issued: number } | null = null;
 	if (op.ssk) {
 		for (const cert of op.certs ?? []) {
 			try {
 				const body = await verifyDeviceChain(op.user, op.ssk, cert);
-				if (op.devices.includes(body.device)) devices.set(body.device, body.dh);
-				sskKey ??= sskKeyOf(op.ssk.body);
+				if (!op.devices.includes(body.device)) continue;
+				const found = { dh: body.dh, issued: body.issued };
+				const held = devices.get(body.device);
+				devices.set(body.device, held ? laterCert(held, found) : found);
+				ssk ??= sskOf(op.ssk.body);
 			} catch {
 				// rule 3: an uncertified device is ignored
 			}
 		}
 	}
-	return { devices, sskKey };
+	return { devices, ssk };
 }
 
-/** The key a (verified) self-signing certificate certifies. */
-function sskKeyOf(body: string): string | null {
+/** The key a (verified) self-signing certificate certifies, and when it was issued. */
+function sskOf(body: string): { key: string; issued: number } | null {
 	try {
-		const key = (JSON.parse(body) as { key?: unknown }).key;
-		return typeof key === 'string' ? key : null;
+		const { key, issued } = SskCertBody.parse(JSON.parse(body));
+		return { key, issued };
 	} catch {
 		return null;
 	}

@@ -87,3 +87,13 @@ export async function verifyDeviceChain(
 		throw new CertificateError('device certificate is for another user');
 	return deviceBody;
 }
+
+/** The key a self-signing certificate names (null when it cannot be read; not a verification). */
+export function sskCertKey(cert: Certificate | undefined): string | null {
+	if (!cert) return null;
+	try {
+		return SskCertBody.parse(JSON.parse(cert.body)).key;
+	} catch {
+		return null;
+	}
+}

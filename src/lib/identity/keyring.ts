@@ -114,19 +114,21 @@ async function newWrapKey(): Promise<CryptoKey> {
 	return crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
 }
 
+/**
+ * The passphrase layer's key of each unlocked keyring that has one (kept in
+ * memory with the other secrets, so new keys can be stored again without
+ * asking for the passphrase; never written anywhere).
+ */
+const passphraseKeys = new WeakMap<UnlockedKeyring, SecretKey>();
+
 async function wrap(
 	secrets: Secrets,
 	wrapKey: CryptoKey,
-	passphrase: string | undefined,
-	params: PassphraseParams | null
+	innerKey: SecretKey | null
 ): Promise<{ nonce: Uint8Array; ciphertext: Uint8Array }> {
 	let payload = utf8Encode(JSON.stringify(secrets));
-	if (passphrase !== undefined && params) {
-		const inner = await aeadEncrypt(
-			await deriveKeyFromPassphrase(passphrase, params),
-			payload,
-			INNER_AAD
-		);
+	if (innerKey) {
+		const inner = await aeadEncrypt(innerKey, payload, INNER_AAD);
 		payload = new Uint8Array(inner.nonce.length + inner.ciphertext.length);
 		payload.set(inner.nonce, 0);
 		payload.set(inner.ciphertext, inner.nonce.length);
@@ -227,8 +229,9 @@ async function makeDevice(
 	};
 	const passphrase = options.passphrase ? options.passphrase : undefined;
 	const params = passphrase ? newPassphraseParams(options.passphraseCost) : null;
+	const innerKey = passphrase && params ? await deriveKeyFromPassphrase(passphrase, params) : null;
 	const wrapKey = options.wrapKey ?? (await newWrapKey());
-	const { nonce, ciphertext } = await wrap(secrets, wrapKey, passphrase, params);
+	const { nonce, ciphertext } = await wrap(secrets, wrapKey, innerKey);
 	const stored: StoredKeyring = {
 		v: 1,
 		identity,
@@ -238,7 +241,9 @@ async function makeDevice(
 		ciphertext,
 		createdAt: now
 	};
-	return { stored, keyring: await toUnlocked(identity, secrets) };
+	const keyring = await toUnlocked(identity, secrets);
+	if (innerKey) passphraseKeys.set(keyring, innerKey);
+	return { stored, keyring };
 }
 
 export function needsPassphrase(stored: StoredKeyring): boolean {
@@ -258,15 +263,79 @@ export async function unlockKeyring(
 			cause
 		});
 	}
+	let innerKey: SecretKey | null = null;
 	if (stored.passphrase) {
 		if (passphrase === undefined || passphrase === '') throw new WrongPassphraseError();
-		const key = await deriveKeyFromPassphrase(passphrase, stored.passphrase);
+		innerKey = await deriveKeyFromPassphrase(passphrase, stored.passphrase);
 		try {
-			payload = await aeadDecrypt(key, payload.subarray(0, 12), payload.subarray(12), INNER_AAD);
+			payload = await aeadDecrypt(
+				innerKey,
+				payload.subarray(0, 12),
+				payload.subarray(12),
+				INNER_AAD
+			);
 		} catch {
 			throw new WrongPassphraseError();
 		}
 	}
 	const secrets = SecretsSchema.parse(JSON.parse(utf8Decode(payload)));
-	return toUnlocked(stored.identity, secrets);
+	const keyring = await toUnlocked(stored.identity, secrets);
+	if (innerKey) passphraseKeys.set(keyring, innerKey);
+	return keyring;
+}
+
+/** What a device removal hands each remaining device (identity/vault-move.ts). */
+export interface SelfSigningUpdate {
+	sskSeed: Uint8Array;
+	sskCert: Certificate;
+	accountKey: SecretKey;
+}
+
+/**
+ * Take on a new self-signing key and account key (another of the account's
+ * devices was removed): this device certifies itself under the new key, and
+ * the keyring is stored again under the same wrapping (and passphrase) as
+ * before. The caller stores `stored`; until it does, the old keyring stays.
+ */
+export async function adoptSelfSigning(
+	stored: StoredKeyring,
+	keyring: UnlockedKeyring,
+	update: SelfSigningUpdate,
+	now = Date.now()
+): Promise<{ stored: StoredKeyring; keyring: UnlockedKeyring }> {
+	const innerKey = passphraseKeys.get(keyring) ?? null;
+	if (stored.passphrase && !innerKey) {
+		throw new Error('The keyring must be unlocked with its passphrase to take new keys.');
+	}
+	const payload = await aeadDecrypt(stored.wrapKey, stored.nonce, stored.ciphertext, OUTER_AAD);
+	const old = SecretsSchema.parse(
+		JSON.parse(
+			utf8Decode(
+				innerKey
+					? await aeadDecrypt(innerKey, payload.subarray(0, 12), payload.subarray(12), INNER_AAD)
+					: payload
+			)
+		)
+	);
+	const { userId, deviceId, dhPublic } = keyring.identity;
+	const sskPublic = toBase64Url(ed25519PublicKey(update.sskSeed));
+	const deviceCert = await certify(
+		{ v: 1, type: 'device', user: userId, device: deviceId, dh: dhPublic, issued: now },
+		await createSigner(update.sskSeed)
+	);
+	const identity: PublicIdentity = {
+		...keyring.identity,
+		sskPublic,
+		sskCert: update.sskCert,
+		deviceCert
+	};
+	const secrets: Secrets = {
+		...old,
+		ssk: toBase64Url(update.sskSeed),
+		account: toBase64Url(update.accountKey)
+	};
+	const { nonce, ciphertext } = await wrap(secrets, stored.wrapKey, innerKey);
+	const next = await toUnlocked(identity, secrets);
+	if (innerKey) passphraseKeys.set(next, innerKey);
+	return { stored: { ...stored, identity, nonce, ciphertext }, keyring: next };
 }

@@ -8,13 +8,16 @@
  * digits from an iterated SHA-512 (5,200 rounds, so that finding other keys
  * with the same digits costs as much as it does in Signal) over:
  *
- *   "kith/safety-number\0" || version || user id || sorted self-signing keys
+ *   "kith/safety-number\0" || version (2) || user id
  *
- * The user id is the account's master public key, so the number covers the
- * identity; the self-signing keys are the ones that certified the devices
- * this conversation knows, so a new one (the person reset their devices, or
- * someone is certifying devices in their name) changes the number, and a
- * contact marked as verified shows a warning until verified again.
+ * The user id is the account's master public key, the root of the
+ * cross-signing chain (master → self-signing key → devices): every key a
+ * device of that person uses is certified from it. So the number covers the
+ * identity, and it does not change when the person links a device or
+ * removes one (which gives them a new self-signing key, certified by the same
+ * master key), as Matrix's cross-signing verification does not. Version 1
+ * also hashed the self-signing keys: every device removal then warned every
+ * contact who had verified the person, for nothing they could act on.
  *
  * The QR code carries "kith-safety:1:" and the 60 digits; scanning it is the
  * same comparison as reading them.
@@ -22,23 +25,21 @@
 import { sha512 } from '@noble/hashes/sha2.js';
 import { concatBytes, utf8Encode } from '../crypto';
 
-export const SAFETY_NUMBER_VERSION = 1;
+export const SAFETY_NUMBER_VERSION = 2;
 const ROUNDS = 5200;
 const CONTEXT = utf8Encode('kith/safety-number\0');
 
-/** Whose keys: a user id and the self-signing keys seen for it (base64url). */
+/** Whose keys: a user id (the master public key, base64url). */
 export interface SafetyKeys {
 	user: string;
-	sskKeys: Iterable<string>;
 }
 
 /** The 30 digits of one person's keys. */
 export function safetyHalf(keys: SafetyKeys): string {
-	const ssks = [...new Set(keys.sskKeys)].sort();
 	const input = concatBytes(
 		CONTEXT,
 		new Uint8Array([SAFETY_NUMBER_VERSION]),
-		utf8Encode(`${keys.user}\0${ssks.join('\0')}`)
+		utf8Encode(keys.user)
 	);
 	let hash = sha512(input);
 	for (let i = 1; i < ROUNDS; i++) hash = sha512(concatBytes(hash, input));

@@ -1,2 +1,3 @@
 export * from './vault';
 export { loadAutomerge } from './automerge';
+export * from './move';

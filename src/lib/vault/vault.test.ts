@@ -83,6 +83,29 @@ describe('Vault devices', () => {
 		b.applyChanges(changes);
 		expect(b.devices()).toEqual(a.devices());
 	});
+
+	it('keeps each device’s key-agreement key once given; a removal drops the device, and the whole vault seeds a new one', async () => {
+		const a = await Vault.open();
+		const changes = [...a.initialise('Ada', entry('Notes', { kind: 'notes' }))];
+		changes.push(...a.noteDevice('dev-a', 'Firefox on Linux', 1_000));
+		// Within the hour, but the key is new: it is written.
+		changes.push(...a.noteDevice('dev-a', 'Firefox on Linux', 1_500, 'dh-a'));
+		changes.push(...a.noteDevice('dev-b', 'Chrome on Android', 2_000, 'dh-b'));
+		expect(a.noteDevice('dev-a', 'x', 1_600, 'dh-other')).toEqual([]);
+		expect(a.devices().map((d) => [d.id, d.dh])).toEqual([
+			['dev-b', 'dh-b'],
+			['dev-a', 'dh-a']
+		]);
+		changes.push(...a.forgetDevices(['dev-b']));
+		expect(a.forgetDevices(['dev-b'])).toEqual([]);
+		expect(a.devices().map((d) => d.id)).toEqual(['dev-a']);
+		// A device removal's new room starts from every change: the same vault.
+		const fresh = await Vault.open();
+		fresh.applyChanges(a.allChanges());
+		expect(fresh.devices()).toEqual(a.devices());
+		expect(fresh.conversations().map((c) => c.name)).toEqual(['Notes']);
+		expect(fresh.displayName).toBe('Ada');
+	});
 });
 
 describe('Vault generations', () => {

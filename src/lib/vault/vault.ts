@@ -72,7 +72,15 @@ interface VaultShape {
 	 * itself or the device that linked it), when it was added and when it
 	 * was last seen (each device moves its own, at most once an hour).
 	 */
-	devices?: { [deviceId: string]: { name: ImmutableString; added: number; seen: number } };
+	devices?: {
+		[deviceId: string]: {
+			name: ImmutableString;
+			added: number;
+			seen: number;
+			/** Its X25519 key (base64url): what a device removal seals the new keys to. */
+			dh?: ImmutableString;
+		};
+	};
 }
 
 /** A device of the account, as Settings → Devices lists it. */
@@ -82,6 +90,8 @@ export interface AccountDevice {
 	added: number;
 	/** When the device last opened the app (ms since the epoch). */
 	seen: number;
+	/** Its X25519 key (base64url), when known. */
+	dh?: string;
 }
 
 /** A device's "last seen" moves at most this often (each move is a vault change). */
@@ -306,29 +316,57 @@ export class Vault {
 		});
 	}
 
-	/** Verified contacts: user id → their safety-number half when verified. */
 	/**
 	 * Record a device of the account (a new one, linked or restored) or that
 	 * it was seen now. The name stays the first one given; "seen" only moves
-	 * forward, and by at least DEVICE_SEEN_STEP_MS.
+	 * forward, and by at least DEVICE_SEEN_STEP_MS. Its X25519 key, once given,
+	 * stays.
 	 */
-	noteDevice(deviceId: string, name: string, now: number): Uint8Array[] {
+	noteDevice(deviceId: string, name: string, now: number, dh?: string): Uint8Array[] {
 		const current = this.#doc.devices?.[deviceId];
-		if (current && now - current.seen < DEVICE_SEEN_STEP_MS) return [];
+		const needsDh = dh !== undefined && current !== undefined && current.dh === undefined;
+		if (current && now - current.seen < DEVICE_SEEN_STEP_MS && !needsDh) return [];
 		const A = this.#A;
 		return this.#change((doc) => {
 			doc.devices ??= {};
 			const held = doc.devices[deviceId];
-			if (held) held.seen = Math.max(held.seen, now);
-			else doc.devices[deviceId] = { name: new A.ImmutableString(name), added: now, seen: now };
+			if (held) {
+				if (held.seen < now) held.seen = now;
+				if (held.dh === undefined && dh !== undefined) held.dh = new A.ImmutableString(dh);
+			} else {
+				doc.devices[deviceId] = { name: new A.ImmutableString(name), added: now, seen: now };
+				if (dh !== undefined) doc.devices[deviceId].dh = new A.ImmutableString(dh);
+			}
+		});
+	}
+
+	/**
+	 * Drop removed devices from the list. (Their read positions stay: what
+	 * the user read there stays read.)
+	 */
+	forgetDevices(ids: readonly string[]): Uint8Array[] {
+		if (!ids.some((id) => this.#doc.devices?.[id])) return [];
+		return this.#change((doc) => {
+			for (const id of ids) if (doc.devices?.[id]) delete doc.devices[id];
 		});
 	}
 
 	/** The account's devices, the most recently seen first. */
 	devices(): AccountDevice[] {
 		return Object.entries(this.#doc.devices ?? {})
-			.map(([id, d]) => ({ id, name: str(d.name), added: d.added, seen: d.seen }))
+			.map(([id, d]) => ({
+				id,
+				name: str(d.name),
+				added: d.added,
+				seen: d.seen,
+				...(d.dh === undefined ? {} : { dh: str(d.dh) })
+			}))
 			.sort((a, b) => b.seen - a.seen || a.id.localeCompare(b.id));
+	}
+
+	/** Every change of the vault so far: what seeds it in a new room (a device removal). */
+	allChanges(): Uint8Array[] {
+		return this.#A.getAllChanges(this.#doc);
 	}
 
 	verifiedContacts(): Map<string, string> {

@@ -1,0 +1,179 @@
+import { describe, expect, it } from 'vitest';
+import {
+	adoptSelfSigning,
+	createAccount,
+	restoreAccount,
+	unlockKeyring,
+	verifyDeviceChain,
+	type UnlockedKeyring
+} from '../identity';
+import { toBase64Url, utf8Encode } from '../crypto';
+import {
+	decodeVaultMove,
+	encodeVaultMove,
+	makeVaultMove,
+	readVaultMove,
+	sskIssued,
+	VaultMoveError,
+	type VaultMove
+} from './move';
+import { vaultRoomId } from './vault';
+
+const CHEAP = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
+
+/** An account with its first device (holding the master key) and two linked devices. */
+async function threeDevices(passphrase?: string) {
+	const first = await createAccount({ now: 1_000, passphrase, passphraseCost: CHEAP });
+	const linked = async () =>
+		restoreAccount(
+			{
+				masterSeed: null,
+				userId: first.keyring.identity.userId,
+				sskCert: first.keyring.identity.sskCert,
+				sskSeed: first.keyring.sskSeed,
+				accountKey: first.keyring.accountKey
+			},
+			{ now: 2_000, passphrase, passphraseCost: CHEAP }
+		);
+	return { first, second: await linked(), third: await linked() };
+}
+
+function me(keyring: UnlockedKeyring) {
+	return {
+		user: keyring.identity.userId,
+		device: keyring.identity.deviceId,
+		dhSecret: keyring.dhSecret,
+		currentIssued: sskIssued(keyring.identity.sskCert)
+	};
+}
+
+function remainingOf(...keyrings: UnlockedKeyring[]): Map<string, string> {
+	return new Map(keyrings.map((k) => [k.identity.deviceId, k.identity.dhPublic]));
+}
+
+describe('vault move (removing a device)', () => {
+	it('hands the remaining devices one new self-signing key and account key; the removed one learns it was removed', async () => {
+		const { first, second, third } = await threeDevices();
+		const removedId = third.keyring.identity.deviceId;
+		const { move, keys } = await makeVaultMove(
+			first.keyring.masterSeed as Uint8Array,
+			remainingOf(first.keyring, second.keyring),
+			[removedId],
+			5_000
+		);
+		const roundTrip = decodeVaultMove(encodeVaultMove(move)) as VaultMove;
+		for (const device of [first, second]) {
+			const outcome = await readVaultMove(roundTrip, me(device.keyring));
+			expect(outcome.kind).toBe('adopt');
+			if (outcome.kind !== 'adopt') continue;
+			expect(outcome.removed).toEqual([removedId]);
+			expect(outcome.keys.sskSeed).toEqual(keys.sskSeed);
+			expect(outcome.keys.accountKey).toEqual(keys.accountKey);
+			expect(outcome.keys.accountKey).not.toEqual(first.keyring.accountKey);
+			expect(vaultRoomId(outcome.keys.accountKey)).not.toBe(vaultRoomId(first.keyring.accountKey));
+		}
+		expect(await readVaultMove(roundTrip, me(third.keyring))).toEqual({
+			kind: 'removed',
+			issued: 5_000
+		});
+	});
+
+	it('is not taken twice: a device already on the new key reads it as nothing', async () => {
+		const { first, second } = await threeDevices();
+		const { move } = await makeVaultMove(
+			first.keyring.masterSeed as Uint8Array,
+			remainingOf(first.keyring),
+			[second.keyring.identity.deviceId],
+			5_000
+		);
+		const outcome = await readVaultMove(move, me(first.keyring));
+		if (outcome.kind !== 'adopt') throw new Error('expected adopt');
+		const next = await adoptSelfSigning(first.stored, first.keyring, outcome.keys, 6_000);
+		expect((await readVaultMove(move, me(next.keyring))).kind).toBe('none');
+	});
+
+	it('refuses a move the master key did not sign (a removed device cannot forge one, nor strip a lockbox)', async () => {
+		const { first, second, third } = await threeDevices();
+		const { move } = await makeVaultMove(
+			first.keyring.masterSeed as Uint8Array,
+			remainingOf(first.keyring, second.keyring),
+			[third.keyring.identity.deviceId],
+			5_000
+		);
+		// Drop the second device's lockbox and claim it removed, keeping the signature.
+		const body = JSON.parse(move.body) as { boxes: Record<string, string>; removed: string[] };
+		delete body.boxes[second.keyring.identity.deviceId];
+		body.removed.push(second.keyring.identity.deviceId);
+		const stripped = { body: JSON.stringify(body), sig: move.sig };
+		await expect(readVaultMove(stripped, me(second.keyring))).rejects.toThrow(VaultMoveError);
+		// Signed by another account's master key.
+		const other = await createAccount();
+		const { move: foreign } = await makeVaultMove(
+			other.keyring.masterSeed as Uint8Array,
+			remainingOf(first.keyring),
+			[second.keyring.identity.deviceId],
+			5_000
+		);
+		await expect(readVaultMove(foreign, me(second.keyring))).rejects.toThrow(
+			'not signed by the account'
+		);
+	});
+
+	it('refuses a lockbox that does not open for this device', async () => {
+		const { first, second, third } = await threeDevices();
+		const { move } = await makeVaultMove(
+			first.keyring.masterSeed as Uint8Array,
+			remainingOf(first.keyring, second.keyring),
+			[third.keyring.identity.deviceId],
+			5_000
+		);
+		// The second device's id with the first device's key-agreement secret.
+		await expect(
+			readVaultMove(move, { ...me(second.keyring), dhSecret: first.keyring.dhSecret })
+		).rejects.toThrow('does not open');
+	});
+
+	it('tells vault changes from moves, and malformed moves from both', () => {
+		const changes = utf8Encode(JSON.stringify({ vault: 1, changes: [] }));
+		expect(decodeVaultMove(changes)).toBeNull();
+		expect(decodeVaultMove(utf8Encode('not json'))).toBeNull();
+		expect(() => decodeVaultMove(utf8Encode(JSON.stringify({ vaultMove: 2 })))).toThrow(
+			VaultMoveError
+		);
+		expect(() =>
+			decodeVaultMove(utf8Encode(JSON.stringify({ vaultMove: 1, body: 'x', sig: '!' })))
+		).toThrow('malformed');
+	});
+});
+
+describe('adoptSelfSigning', () => {
+	it('certifies the device under the new key and stores it again, passphrase and all', async () => {
+		const { first, second, third } = await threeDevices('correct horse');
+		const { move } = await makeVaultMove(
+			first.keyring.masterSeed as Uint8Array,
+			remainingOf(first.keyring, second.keyring),
+			[third.keyring.identity.deviceId],
+			5_000
+		);
+		const outcome = await readVaultMove(move, me(second.keyring));
+		if (outcome.kind !== 'adopt') throw new Error('expected adopt');
+		const next = await adoptSelfSigning(second.stored, second.keyring, outcome.keys, 6_000);
+		const { identity } = next.keyring;
+		expect(identity.deviceId).toBe(second.keyring.identity.deviceId);
+		expect(identity.sskPublic).toBe((JSON.parse(outcome.keys.sskCert.body) as { key: string }).key);
+		const chain = await verifyDeviceChain(identity.userId, identity.sskCert, identity.deviceCert);
+		expect(chain.device).toBe(identity.deviceId);
+		expect(chain.dh).toBe(second.keyring.identity.dhPublic);
+		// Stored again: it opens with the same passphrase, with the new keys and the old device keys.
+		const reopened = await unlockKeyring(next.stored, 'correct horse');
+		expect(reopened.accountKey).toEqual(outcome.keys.accountKey);
+		expect(reopened.sskSeed).toEqual(outcome.keys.sskSeed);
+		expect(reopened.dhSecret).toEqual(second.keyring.dhSecret);
+		expect(reopened.localKey).toEqual(second.keyring.localKey);
+		expect(reopened.masterSeed).toBeNull();
+		expect(toBase64Url(reopened.deviceSigner.publicKey)).toBe(identity.deviceId);
+		await expect(unlockKeyring(next.stored, 'wrong')).rejects.toThrow();
+		expect(identity.deviceCert.signer).toBe(identity.sskPublic);
+		expect(identity.sskPublic).not.toBe(second.keyring.identity.sskPublic);
+	});
+});
