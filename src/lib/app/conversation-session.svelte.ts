@@ -1315,11 +1315,15 @@ export class ConversationSession implements ConversationHandle {
 		// In, and certified under this user's newest self-signing key (after a
 		// device removal each remaining device certifies itself again: rule 7).
 		const record = this.roster.member(this.#options.myUserId);
-		if (record?.devices.has(this.#myDevice)) return;
-		// Revoked here under a key that is not the newest this roster knows: a
-		// newer one removed this device, or this device has not taken it yet.
+		const mine = sskCertKey(me.ssk);
+		// Whether this roster knows this device's self-signing key already (else
+		// it is newer: this device took it in a device removal, rule 7).
+		const known = mine !== null && record?.sskKeys.has(mine) === true;
+		if (record?.devices.has(this.#myDevice) && known) return;
+		// Revoked under a key older than the newest this roster knows: a newer
+		// one removed this device, or this device has not taken it yet.
 		const current = this.roster.currentSsk(this.#options.myUserId);
-		if (record?.revoked.has(this.#myDevice) && current !== sskCertKey(me.ssk)) return;
+		if (record?.revoked.has(this.#myDevice) && known && current !== mine) return;
 		const role = this.roster.membership.spans.has(this.#options.myUserId)
 			? 'member' // rule 6: the role named is ignored
 			: this.roster.creator === this.#options.myUserId

@@ -1036,6 +1036,12 @@ export class KithApp {
 			v.noteDevice(keyring.identity.deviceId, deviceName, Date.now(), keyring.identity.dhPublic)
 		).catch((error: unknown) => console.warn('kith:devices could not note this device', error));
 		await this.#syncConversations();
+		if (this.#removed) {
+			// The relay refused the vault room as retired while the account opened.
+			this.#stop('removed');
+			await this.#release();
+			return;
+		}
 		this.phase = 'ready';
 		void requestPersistentStorage();
 		void this.#loadPushSettings();
@@ -1336,7 +1342,7 @@ export class KithApp {
 	 */
 	async #takeMove(move: VaultMove): Promise<void> {
 		const keyring = this.#keyring;
-		if (!keyring || this.phase !== 'ready') return;
+		if (!keyring || this.phase === 'removed' || this.phase === 'erased') return;
 		let outcome: Awaited<ReturnType<typeof readVaultMove>>;
 		try {
 			outcome = await readVaultMove(move, {
@@ -1390,7 +1396,14 @@ export class KithApp {
 						console.warn('kith:devices could not tell the relay the vault moved', error)
 					);
 			}
-			for (const conversation of this.#sessions.values()) void this.#ensureInRoster(conversation);
+			// Each conversation takes this device's new certificate; where this
+			// account is the first owner or admin, the new generation opens now
+			// (elsewhere that one does, as after a leave).
+			for (const conversation of this.#sessions.values()) {
+				void this.#ensureInRoster(conversation)
+					.then(() => conversation.rotateIfNeeded())
+					.catch((error: unknown) => this.#reportWriteError(error));
+			}
 		}
 		this.#docSessions.delete(old.roomId);
 		await old.close().catch(() => undefined);
@@ -1398,8 +1411,12 @@ export class KithApp {
 		this.devices = vault.devices();
 	}
 
+	/** Set when this device learns it was removed while the account is still opening. */
+	#removed = false;
+
 	/** This device was removed by another of the account: it stops, and offers to wipe itself. */
 	async #removedHere(): Promise<void> {
+		this.#removed = true;
 		if (this.phase !== 'ready') return;
 		this.#stop('removed');
 		await this.#release();

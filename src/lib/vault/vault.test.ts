@@ -92,6 +92,16 @@ describe('Vault devices', () => {
 		changes.push(...a.noteDevice('dev-a', 'Firefox on Linux', 1_500, 'dh-a'));
 		changes.push(...a.noteDevice('dev-b', 'Chrome on Android', 2_000, 'dh-b'));
 		expect(a.noteDevice('dev-a', 'x', 1_600, 'dh-other')).toEqual([]);
+		// A second browser of the same kind is numbered.
+		changes.push(...a.noteDevice('dev-c', 'Firefox on Linux', 1_700));
+		changes.push(...a.noteDevice('dev-d', 'Firefox on Linux', 1_800));
+		expect(
+			a
+				.devices()
+				.filter((d) => d.name.startsWith('Firefox'))
+				.map((d) => d.name)
+		).toEqual(['Firefox on Linux (3)', 'Firefox on Linux (2)', 'Firefox on Linux']);
+		changes.push(...a.forgetDevices(['dev-c', 'dev-d']));
 		expect(a.devices().map((d) => [d.id, d.dh])).toEqual([
 			['dev-b', 'dh-b'],
 			['dev-a', 'dh-a']

@@ -318,7 +318,8 @@ export class Vault {
 
 	/**
 	 * Record a device of the account (a new one, linked or restored) or that
-	 * it was seen now. The name stays the first one given; "seen" only moves
+	 * it was seen now. The name stays the first one given (numbered when
+	 * another device has it: "Chrome on Linux (2)"); "seen" only moves
 	 * forward, and by at least DEVICE_SEEN_STEP_MS. Its X25519 key, once given,
 	 * stays.
 	 */
@@ -334,7 +335,12 @@ export class Vault {
 				if (held.seen < now) held.seen = now;
 				if (held.dh === undefined && dh !== undefined) held.dh = new A.ImmutableString(dh);
 			} else {
-				doc.devices[deviceId] = { name: new A.ImmutableString(name), added: now, seen: now };
+				// Two browsers of one kind get one name ("Chrome on Linux"): number the
+				// later ones, so the list (and "Remove NAME") tells them apart.
+				const taken = new Set(Object.values(doc.devices).map((d) => str(d.name)));
+				let unique = name;
+				for (let n = 2; taken.has(unique); n++) unique = `${name} (${n})`;
+				doc.devices[deviceId] = { name: new A.ImmutableString(unique), added: now, seen: now };
 				if (dh !== undefined) doc.devices[deviceId].dh = new A.ImmutableString(dh);
 			}
 		});

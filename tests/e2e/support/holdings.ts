@@ -46,6 +46,7 @@ import { challengeMessage, deriveRoomCapability } from '../../../src/lib/sync/ca
 import { readRelayMessage } from '../../../src/lib/sync/messages';
 import {
 	decodeVaultChanges,
+	decodeVaultMove,
 	Vault,
 	vaultRoomId,
 	type ConversationKind
@@ -54,7 +55,7 @@ import {
 /** The keyring's secrets (docs/protocol.md §6, layer 1): base64url 32-byte values. */
 export interface KeyringSecrets {
 	v: 1;
-	/** Master Ed25519 seed. */
+	/** Master Ed25519 seed (absent on a linked device: then userIdOf cannot be used). */
 	master: string;
 	/** Self-signing key's Ed25519 seed. */
 	ssk: string;
@@ -155,6 +156,8 @@ export async function deviceSecrets(page: Page): Promise<KeyringSecrets> {
 	const secrets = JSON.parse(json) as Partial<KeyringSecrets>;
 	for (const field of ['master', 'ssk', 'device', 'dh', 'account', 'local'] as const) {
 		const value = secrets[field];
+		// A linked device holds no master key (protocol.md §8c).
+		if (field === 'master' && value === undefined) continue;
 		if (typeof value !== 'string' || fromBase64Url(value).length !== 32) {
 			throw new Error(`the keyring's secrets have no 32-byte "${field}"`);
 		}
@@ -260,6 +263,8 @@ export async function keysOf(
 			roomId,
 			keyForEpoch: (epoch) => (epoch === 0 ? accountKey : undefined)
 		});
+		// A device removal's move (vault/move.ts) holds no vault changes.
+		if (decodeVaultMove(opened.plaintext)) continue;
 		changes.push(...decodeVaultChanges(opened.plaintext));
 	}
 	const vault = await Vault.open();
