@@ -6,8 +6,8 @@
  * - By default it is the real thing: `loadAutomerge` of the app's module,
  *   unchanged, with two probes: one `performance.measure`
  *   ("kith-bench:automerge-load") from the first call to the moment the
- *   module is ready (import of the JS glue and of the base64 wasm, decode,
- *   compile, instantiate), and the time spent in each Automerge function
+ *   module is ready (import of the JS glue, the wasm fetched and compiled as
+ *   it streams, instantiate), and the time spent in each Automerge function
  *   the vault calls, summed in `globalThis.__kithBenchAutomerge`.
  * - When the page sets `globalThis.__kithBenchVault` (a page init script of
  *   the benchmark), it returns a plain-JavaScript stand-in instead

@@ -699,7 +699,7 @@ function rows(cfg: DevicesConfig, r: DevicesResults): Row[] {
 			ratio: `${fmt(share * 100, 1)} %`,
 			target: '≤ 15 %',
 			result: share <= 0.15 ? 'PASS' : 'MISS',
-			note: `median with − median without: all Automerge adds (its load, applying and reading the vault); paired by load ${fmt(paired)} ms; its load (import + base64 decode + compile + instantiate) ${fmt(loadMs)} ms, from ${fmt(loadStart)} to ${fmt(loadStart + loadMs)} ms after navigation start, in parallel with other start-up work; then ${fmt(median(calls.map((c) => c.ms)))} ms in ${fmt(median(calls.map((c) => c.calls)))} calls of the vault into it before the first screen`
+			note: `median with − median without: all Automerge adds (its load, applying and reading the vault); paired by load ${fmt(paired)} ms; its load (import of the JS glue, the wasm fetched and compiled as it streams, instantiate) ${fmt(loadMs)} ms, from ${fmt(loadStart)} to ${fmt(loadStart + loadMs)} ms after navigation start, in parallel with other start-up work; then ${fmt(median(calls.map((c) => c.ms)))} ms in ${fmt(median(calls.map((c) => c.calls)))} calls of the vault into it before the first screen`
 		}
 	];
 }

@@ -57,6 +57,7 @@ import {
 	makeVaultMove,
 	readVaultMove,
 	sskIssued,
+	loadAutomerge,
 	Vault,
 	vaultRoomId,
 	type ConversationEntry,
@@ -221,6 +222,8 @@ export class KithApp {
 	}
 
 	async start(): Promise<void> {
+		// Automerge's wasm streams in and compiles while the keyring is read.
+		void loadAutomerge().catch(() => undefined);
 		try {
 			this.#stored = (await this.#store.get<StoredKeyring>(KEYRING_KEY)) ?? null;
 			if (!this.#stored) {
