@@ -3,7 +3,8 @@
  * backup brings every conversation and its messages into a fresh browser,
  * which becomes a new device of the same person (others see its messages
  * as Ada's, and it reads theirs); a damaged backup, or a recovery key that
- * does not open it, restores nothing.
+ * does not open it, restores nothing. With "Include files", the files come
+ * along: a restored browser shows them without the relay's file store.
  */
 import { readFileSync } from 'node:fs';
 import { expect, test, type Page } from '@playwright/test';
@@ -16,6 +17,7 @@ import {
 	messageText,
 	openConversation,
 	send,
+	stored,
 	unique
 } from './helpers';
 
@@ -111,4 +113,54 @@ test('a backup restores every conversation into a fresh browser as the same pers
 	// And Ada's first device sees it as her own.
 	await openConversation(ada, title);
 	await expect(article(ada, 'Written on the restored device')).toBeVisible({ timeout: 30_000 });
+});
+
+/** A 2 × 2 PNG, red. */
+const PNG = Buffer.from(
+	'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==',
+	'base64'
+);
+
+test('"Include files" puts the files in the backup: a restored browser shows them without the relay’s file store', async ({
+	browser
+}) => {
+	const ada = await (await browser.newContext({ acceptDownloads: true })).newPage();
+	const recoveryKey = await createAccount(ada, 'Ada');
+	await openConversation(ada, 'Notes to self');
+	const chooser = ada.waitForEvent('filechooser');
+	await ada.getByRole('button', { name: 'Attach', exact: true }).click();
+	await (await chooser).setFiles({ name: 'red.png', mimeType: 'image/png', buffer: PNG });
+	await expect(ada.getByRole('log', { name: 'Messages' }).getByText('red.png')).toBeVisible({
+		timeout: 30_000
+	});
+	await expect(stored(article(ada, 'red.png'))).toBeVisible({ timeout: 30_000 });
+
+	await ada.getByRole('link', { name: 'Settings' }).click();
+	const include = ada.getByRole('checkbox', { name: /Include files/ });
+	await expect(include).toHaveAccessibleDescription(/1 file/);
+	await include.check();
+	const downloading = ada.waitForEvent('download');
+	await ada.getByRole('button', { name: 'Export backup' }).click();
+	const backup = readFileSync(await (await downloading).path());
+
+	// A fresh browser that cannot reach the relay's file store at all.
+	const context = await browser.newContext({ serviceWorkers: 'block' });
+	let blobRequests = 0;
+	await context.route('**/blobs/**', (route) => {
+		blobRequests++;
+		return route.abort();
+	});
+	const fresh = await context.newPage();
+	await fresh.goto('/');
+	await fresh.getByRole('button', { name: 'Restore from backup' }).click();
+	await restore(fresh, backup, recoveryKey);
+	await openConversation(fresh, 'Notes to self');
+	const picture = fresh
+		.getByRole('log', { name: 'Messages' })
+		.getByRole('img', { name: 'red.png', exact: true });
+	await expect(picture).toBeVisible({ timeout: 30_000 });
+	await expect
+		.poll(() => picture.evaluate((img) => (img as HTMLImageElement).naturalWidth))
+		.toBe(2);
+	expect(blobRequests).toBe(0);
 });

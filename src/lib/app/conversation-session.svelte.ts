@@ -67,6 +67,7 @@ import type {
 import type { DocSession, EntrySource } from './doc-session';
 import { ownStatus, ReceiptBook } from './receipts';
 import type { MediaManager } from '../media/media.svelte';
+import type { FileManifest } from '../media/manifest';
 import { deriveRoomCapability } from '../sync/capability';
 import { notifyKeyFor, previewOf, sealNotification } from '../push/notification';
 import type { SearchSource } from '../search/message-search';
@@ -1824,6 +1825,13 @@ export class ConversationSession implements ConversationHandle {
 	/** Whether this device may admit joiners (it is an owner's or admin's). */
 	get canAdmit(): boolean {
 		return this.roster.canAdd(this.#myDevice);
+	}
+
+	/** The files of the messages shown (a deleted message has none): what a backup may include. */
+	attachments(): FileManifest[] {
+		return this.#reducer.messages.flatMap((message) =>
+			message.attachment ? [message.attachment] : []
+		);
 	}
 
 	// ---- safety numbers -------------------------------------------------------

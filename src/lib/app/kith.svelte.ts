@@ -7,6 +7,8 @@
  */
 import { BlobClient } from '../media/blob-client';
 import { MediaManager } from '../media/media.svelte';
+import { IdbChunkStore } from '../media/chunk-store';
+import type { FileManifest } from '../media/manifest';
 import {
 	adoptSelfSigning,
 	createAccount as makeAccount,
@@ -276,6 +278,11 @@ export class KithApp {
 			{ passphraseCost: this.#options.passphraseCost }
 		);
 		for (const { room, updates } of contents.rooms) await importDoc(room as RoomId, updates);
+		// Files the backup carries: their chunks (still encrypted) go where downloads go.
+		if (contents.chunks?.length) {
+			const store = this.media?.store ?? new IdbChunkStore();
+			for (const chunk of contents.chunks) await store.put(chunk.id, chunk.bytes);
+		}
 		await this.#store.put(KEYRING_KEY, restored.stored);
 		this.#stored = restored.stored;
 		await this.#open(restored.keyring);
@@ -285,11 +292,59 @@ export class KithApp {
 	 * Everything this device holds of the account, as one file sealed under
 	 * the recovery key (backup.ts): the vault and every generation of every
 	 * conversation, as stored (encrypted envelopes), with the self-signing
-	 * and account keys a restored device needs. Files (media) are not in it.
+	 * and account keys a restored device needs; with `includeFiles`, the
+	 * encrypted chunks of every file in the conversations too.
 	 * A linked device does not hold the master key: it needs the recovery
 	 * key typed (`recoveryKey`), which must be this account's.
 	 */
-	async exportBackup(recoveryKey?: string): Promise<Uint8Array> {
+	/** Files in the account's conversations, each once: what "Include files" adds to a backup. */
+	#backupManifests(): FileManifest[] {
+		const files = new Map<string, FileManifest>();
+		for (const session of this.#sessions.values()) {
+			for (const manifest of session.attachments()) files.set(manifest.id, manifest);
+		}
+		return [...files.values()];
+	}
+
+	/** How many files "Include files" would add to a backup, and their size in bytes. */
+	backupFiles(): { count: number; bytes: number } {
+		const files = this.#backupManifests();
+		return { count: files.length, bytes: files.reduce((sum, file) => sum + file.size, 0) };
+	}
+
+	/**
+	 * The encrypted chunks of every file in the account's conversations: from
+	 * this device's store, or fetched from the relay (a file never opened
+	 * here). Rejects, naming the file, when one cannot be had.
+	 */
+	async #backupChunks(): Promise<Array<{ id: string; bytes: Uint8Array }>> {
+		const media = this.media;
+		if (!media) throw new Error('Files cannot be included: this device has no file store.');
+		const chunks = new Map<string, Uint8Array>();
+		for (const manifest of this.#backupManifests()) {
+			for (const id of manifest.chunks) {
+				if (chunks.has(id)) continue;
+				let bytes = await media.store.get(id);
+				if (!bytes) {
+					try {
+						bytes = await media.client.get(id);
+					} catch (cause) {
+						throw new Error(
+							`“${manifest.name}” could not be fetched for the backup. Try again online, or export without files.`,
+							{ cause }
+						);
+					}
+				}
+				chunks.set(id, bytes);
+			}
+		}
+		return [...chunks].map(([id, bytes]) => ({ id, bytes }));
+	}
+
+	async exportBackup(
+		recoveryKey?: string,
+		options: { includeFiles?: boolean } = {}
+	): Promise<Uint8Array> {
 		const keyring = this.#keyring;
 		const vault = this.#vault;
 		if (!keyring || !vault) throw new Error('The account is not open.');
@@ -315,7 +370,8 @@ export class KithApp {
 				userId: keyring.identity.userId,
 				displayName: vault.displayName,
 				secrets: { ssk: toBase64Url(keyring.sskSeed), account: toBase64Url(keyring.accountKey) },
-				rooms: docs
+				rooms: docs,
+				chunks: options.includeFiles ? await this.#backupChunks() : []
 			},
 			masterSeed
 		);

@@ -14,7 +14,13 @@ import {
 	utf8Encode
 } from '../crypto';
 import { encodeRecoveryKey, RecoveryKeyError } from '../identity/recovery-key';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { BackupError, openBackup, sealBackup, type BackupContents, type BackupErrorCode } from '.';
+
+/** A file chunk as the backup holds it: its id is the SHA-256 of its bytes. */
+function chunk(bytes: Uint8Array): { id: string; bytes: Uint8Array } {
+	return { id: toBase64Url(sha256(bytes)), bytes };
+}
 
 const MAGIC = utf8Encode('KITHBACKUP');
 /** magic (10) + version (1) + salt (16) + check (32), as the format comment says. */
@@ -47,7 +53,8 @@ function sampleContents(account: Account): BackupContents {
 			{ room: newRoomId(), updates: [] },
 			{ room: newRoomId(), updates: [new Uint8Array(0), Uint8Array.of(0, 0, 0, 1, 0)] },
 			{ room: newRoomId(), updates: [randomBytes(5000)] }
-		]
+		],
+		chunks: [chunk(randomBytes(2000)), chunk(new Uint8Array(0)), chunk(pseudoRandomBytes(3000, 7))]
 	};
 }
 
@@ -92,6 +99,8 @@ interface SpecFields {
 	account: Uint8Array;
 	rooms: Array<[Uint8Array, Uint8Array[]]>;
 	roomCount?: number;
+	/** Version 2: [SHA-256, bytes] of each file chunk (absent: a version 1 layout). */
+	chunks?: Array<[Uint8Array, Uint8Array]>;
 }
 
 function encodeBySpec(fields: SpecFields): Uint8Array {
@@ -106,6 +115,10 @@ function encodeBySpec(fields: SpecFields): Uint8Array {
 	for (const [room, updates] of fields.rooms) {
 		parts.push(varBytes(room), varUint(updates.length), ...updates.map(varBytes));
 	}
+	if (fields.chunks) {
+		parts.push(varUint(fields.chunks.length));
+		for (const [id, bytes] of fields.chunks) parts.push(id, varBytes(bytes));
+	}
 	return concatBytes(...parts);
 }
 
@@ -116,14 +129,18 @@ function specFields(contents: BackupContents): SpecFields {
 		displayName: utf8Encode(contents.displayName),
 		ssk: Uint8Array.from(Buffer.from(contents.secrets.ssk, 'base64url')),
 		account: Uint8Array.from(Buffer.from(contents.secrets.account, 'base64url')),
-		rooms: contents.rooms.map(({ room, updates }) => [utf8Encode(room), updates])
+		rooms: contents.rooms.map(({ room, updates }) => [utf8Encode(room), updates]),
+		chunks: (contents.chunks ?? []).map(({ id, bytes }) => [
+			Uint8Array.from(Buffer.from(id, 'base64url')),
+			bytes
+		])
 	};
 }
 
 async function sealBySpec(
 	plaintext: Uint8Array,
 	seed: Uint8Array,
-	version = 1
+	version = 2
 ): Promise<Uint8Array> {
 	const salt = randomBytes(16);
 	const key = asSecretKey(deriveKey(seed, 'kith/backup/v1/key', 32, salt));
@@ -167,7 +184,11 @@ const contentsArb = (account: Account) =>
 				updates: fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 5 })
 			}),
 			{ maxLength: 5, selector: (entry) => entry.room }
-		)
+		),
+		chunks: fc.uniqueArray(fc.uint8Array({ maxLength: 300 }).map(chunk), {
+			maxLength: 4,
+			selector: (entry) => entry.id
+		})
 	});
 
 describe('backup file', () => {
@@ -198,7 +219,7 @@ describe('backup file', () => {
 		const contents = sampleContents(account);
 		const sealed = await sealBackup(contents, account.seed);
 		expect(sealed.subarray(0, 10)).toEqual(MAGIC);
-		expect(sealed[10]).toBe(1);
+		expect(sealed[10]).toBe(2);
 		const salt = sealed.subarray(11, 27);
 		expect(sealed.subarray(27, HEADER)).toEqual(
 			deriveKey(account.seed, 'kith/backup/v1/check', 32, salt)
@@ -218,6 +239,30 @@ describe('backup file', () => {
 		const contents = sampleContents(account);
 		const sealed = await sealBySpec(encodeBySpec(specFields(contents)), account.seed);
 		expect(await openBackup(sealed, account.recoveryKey)).toEqual(contents);
+	});
+
+	it('opens a version 1 backup (no files), and refuses a file chunk that is not its id’s hash', async () => {
+		const account = newAccount();
+		const contents = sampleContents(account);
+		const v1 = await sealBySpec(
+			encodeBySpec({ ...specFields(contents), chunks: undefined }),
+			account.seed,
+			1
+		);
+		expect(await openBackup(v1, account.recoveryKey)).toEqual({ ...contents, chunks: [] });
+		// A writer that lies about a chunk's id: refused when sealing, damaged when read.
+		const lying = {
+			...contents,
+			chunks: [{ id: chunk(randomBytes(10)).id, bytes: randomBytes(10) }]
+		};
+		await expect(sealBackup(lying, account.seed)).rejects.toThrow(RangeError);
+		const fields = specFields(contents);
+		const [first] = fields.chunks ?? [];
+		const forged = await sealBySpec(
+			encodeBySpec({ ...fields, chunks: [[first?.[0] as Uint8Array, randomBytes(10)]] }),
+			account.seed
+		);
+		expect(await backupCode(forged, account.recoveryKey)).toBe('damaged');
 	});
 
 	it('uses a fresh salt and nonce for every backup', async () => {
@@ -256,7 +301,8 @@ describe('backup file', () => {
 		const sealed = await sealBackup(sampleContents(account), account.seed);
 		const expected = (position: number, value: number): BackupErrorCode => {
 			if (position < 10) return 'not-a-backup';
-			if (position === 10) return value === 0 ? 'damaged' : 'unsupported-version';
+			// 0, or the older version 1 (the header is the AAD: the tag fails).
+			if (position === 10) return value <= 1 ? 'damaged' : 'unsupported-version';
 			if (position < HEADER) return 'wrong-recovery-key';
 			return 'damaged';
 		};
@@ -336,7 +382,7 @@ describe('backup file', () => {
 		const account = newAccount();
 		const sealed = await sealBackup(sampleContents(account), account.seed);
 		for (const [version, code] of [
-			[2, 'unsupported-version'],
+			[3, 'unsupported-version'],
 			[255, 'unsupported-version'],
 			[0, 'damaged']
 		] as const) {
@@ -350,7 +396,7 @@ describe('backup file', () => {
 		const newer = await sealBySpec(
 			encodeBySpec(specFields(sampleContents(account))),
 			account.seed,
-			2
+			3
 		);
 		const error = await rejection(openBackup(newer, account.recoveryKey));
 		expect(error.code).toBe('unsupported-version');
@@ -450,7 +496,7 @@ describe('backup file', () => {
 			rooms.push({ room: newRoomId(), updates });
 		}
 		expect(total).toBeGreaterThan(19_900_000);
-		const contents: BackupContents = { ...sampleContents(account), rooms };
+		const contents: BackupContents = { ...sampleContents(account), rooms, chunks: [] };
 		const sealed = await sealBackup(contents, account.seed);
 		// Raw bytes, not base64: framing adds a few bytes per update.
 		expect(sealed.length - total).toBeLessThan(10_000);

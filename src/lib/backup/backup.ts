@@ -8,10 +8,11 @@
  * and a backup is useless without it anyway (the master key is what makes a
  * restored device part of the account).
  *
- * Format, version 1. All lengths are in bytes; `||` is concatenation.
+ * Format, version 2 (version 1 is the same without files; both are read).
+ * All lengths are in bytes; `||` is concatenation.
  *
  *   file   = header || nonce (12) || ciphertext
- *   header = magic (10: ASCII "KITHBACKUP") || version (1: 0x01)
+ *   header = magic (10: ASCII "KITHBACKUP") || version (1: 0x02; 0x01 before files)
  *            || salt (16, random per backup) || check (32)
  *
  *   seed       = the 32-byte master seed (the recovery key decoded)
@@ -37,8 +38,13 @@
  *   varUint   number of rooms, then for each room:
  *     varBytes  room id, UTF-8 (22 characters of base64url: 16 bytes)
  *     varUint   number of updates, then for each: varBytes the Yjs update as stored
+ *   version 2 only:
+ *   varUint   number of file chunks, then for each:
+ *     32        the chunk id: SHA-256 of the chunk (its address at the relay)
+ *     varBytes  the chunk as stored (still encrypted under its file's key,
+ *               which only the conversation's messages hold)
  *
- * Nothing follows the last room. Room ids are distinct. The secrets travel as
+ * Nothing follows. Room ids are distinct, chunk ids too. The secrets travel as
  * raw bytes (base64url only in the API), so an update-heavy backup is barely
  * larger than its updates.
  *
@@ -50,8 +56,8 @@
  *   4. the recovery key text does not decode             → RecoveryKeyError
  *   5. check ≠ HKDF(seed, salt, ".../check")             → 'wrong-recovery-key'
  *   6. the tag does not verify, the contents do not decode exactly (types,
- *      lengths, room ids, trailing bytes), or the public key in the contents
- *      is not the seed's                                 → 'damaged'
+ *      lengths, room ids, trailing bytes, a chunk that is not its id's
+ *      hash), or the public key in the contents is not the seed's → 'damaged'
  * A reader returns all of the contents or nothing.
  */
 import * as decoding from 'lib0/decoding';
@@ -74,6 +80,7 @@ import {
 	type SecretKey
 } from '../crypto';
 import { decodeRecoveryKey } from '../identity/recovery-key';
+import { sha256 } from '@noble/hashes/sha2.js';
 
 export interface BackupContents {
 	/** When the backup was made (ms since epoch). */
@@ -85,6 +92,8 @@ export interface BackupContents {
 	secrets: { ssk: string; account: string };
 	/** Every doc store the device held, by room id (the vault's room included): its Yjs updates, as stored. */
 	rooms: Array<{ room: string; updates: Uint8Array[] }>;
+	/** File chunks the user chose to include, by chunk id (base64url SHA-256), still encrypted. */
+	chunks?: Array<{ id: string; bytes: Uint8Array }>;
 }
 
 export type BackupErrorCode =
@@ -109,7 +118,7 @@ export class BackupError extends Error {
 	}
 }
 
-export const BACKUP_VERSION = 1;
+export const BACKUP_VERSION = 2;
 const MAGIC = utf8Encode('KITHBACKUP');
 const SALT_LENGTH = 16;
 const CHECK_LENGTH = 32;
@@ -120,6 +129,7 @@ const CHECK_INFO = 'kith/backup/v1/check';
 const SEED_LENGTH = 32;
 const PUBLIC_KEY_LENGTH = 32;
 const SECRET_LENGTH = 32;
+const CHUNK_ID_LENGTH = 32;
 
 function backupKeys(
 	masterSeed: Uint8Array,
@@ -182,6 +192,18 @@ function encodeContents(contents: BackupContents, publicKey: Uint8Array): Uint8A
 			encoding.writeVarUint8Array(encoder, update);
 		}
 	}
+	const chunks = contents.chunks ?? [];
+	encoding.writeVarUint(encoder, chunks.length);
+	const chunkIds = new Set<string>();
+	for (const { id, bytes } of chunks) {
+		if (!(bytes instanceof Uint8Array)) throw new TypeError(`chunk ${id} is not bytes`);
+		if (chunkIds.has(id)) throw new RangeError(`chunk ${id} is listed twice`);
+		chunkIds.add(id);
+		const hash = sha256(bytes);
+		if (toBase64Url(hash) !== id) throw new RangeError(`chunk ${id} is not the hash of its bytes`);
+		encoding.writeUint8Array(encoder, hash);
+		encoding.writeVarUint8Array(encoder, bytes);
+	}
 	return encoding.toUint8Array(encoder);
 }
 
@@ -192,7 +214,10 @@ function encodeContents(contents: BackupContents, publicKey: Uint8Array): Uint8A
  * Counts need no bound of their own: every item reads at least one byte, so a
  * count larger than the data ends in an out-of-bounds error, not a long loop.
  */
-function decodeContents(plaintext: Uint8Array): {
+function decodeContents(
+	plaintext: Uint8Array,
+	version: number
+): {
 	contents: BackupContents;
 	publicKey: Uint8Array;
 } {
@@ -216,6 +241,20 @@ function decodeContents(plaintext: Uint8Array): {
 		for (let j = 0; j < updateCount; j++) updates.push(decoding.readVarUint8Array(decoder).slice());
 		rooms.push({ room, updates });
 	}
+	const chunks: NonNullable<BackupContents['chunks']> = [];
+	if (version >= 2) {
+		const chunkCount = decoding.readVarUint(decoder);
+		const chunkIds = new Set<string>();
+		for (let i = 0; i < chunkCount; i++) {
+			const hash = decoding.readUint8Array(decoder, CHUNK_ID_LENGTH);
+			const bytes = decoding.readVarUint8Array(decoder).slice();
+			if (!equalBytes(sha256(bytes), hash)) throw new Error('a chunk is not its id’s hash');
+			const id = toBase64Url(hash);
+			if (chunkIds.has(id)) throw new Error('a chunk is listed twice');
+			chunkIds.add(id);
+			chunks.push({ id, bytes });
+		}
+	}
 	if (decoding.hasContent(decoder)) throw new Error('trailing bytes after the contents');
 	return {
 		contents: {
@@ -223,7 +262,8 @@ function decodeContents(plaintext: Uint8Array): {
 			userId: toBase64Url(publicKey),
 			displayName,
 			secrets: { ssk, account },
-			rooms
+			rooms,
+			chunks
 		},
 		publicKey
 	};
@@ -255,6 +295,7 @@ export async function sealBackup(
 }
 
 interface Frame {
+	version: number;
 	header: Uint8Array;
 	salt: Uint8Array;
 	check: Uint8Array;
@@ -269,10 +310,11 @@ function parseFrame(bytes: Uint8Array): Frame {
 	}
 	const version = bytes[MAGIC.length];
 	if (version === undefined || version === 0) throw new BackupError('damaged');
-	if (version !== BACKUP_VERSION) throw new BackupError('unsupported-version');
+	if (version > BACKUP_VERSION) throw new BackupError('unsupported-version');
 	if (bytes.length < HEADER_LENGTH + NONCE_LENGTH + TAG_LENGTH) throw new BackupError('damaged');
 	const saltStart = MAGIC.length + 1;
 	return {
+		version,
 		header: bytes.subarray(0, HEADER_LENGTH),
 		salt: bytes.subarray(saltStart, saltStart + SALT_LENGTH),
 		check: bytes.subarray(saltStart + SALT_LENGTH, HEADER_LENGTH),
@@ -297,7 +339,7 @@ export async function openBackup(bytes: Uint8Array, recoveryKey: string): Promis
 		}
 		let decoded: ReturnType<typeof decodeContents>;
 		try {
-			decoded = decodeContents(plaintext);
+			decoded = decodeContents(plaintext, frame.version);
 		} catch (cause) {
 			throw new BackupError('damaged', { cause });
 		} finally {
