@@ -443,8 +443,16 @@ export class Vault {
 		let best: string | null = null;
 		for (const [device, positions] of Object.entries(this.#doc.read ?? {})) {
 			if (deviceId !== null && device !== deviceId) continue;
-			const value = positions?.[conversation];
-			if (value !== undefined && (best === null || str(value) > best)) best = str(value);
+			if (positions?.[conversation] === undefined) continue;
+			// Two tabs of a device marking at once put two values: Automerge keeps
+			// one as the value and the other as a conflict. A read mark only moves
+			// forward, so the furthest of them counts, on every replica alike.
+			const conflicts = this.#A.getConflicts(positions, conversation);
+			const values = conflicts ? Object.values(conflicts) : [positions[conversation]];
+			for (const value of values) {
+				const text = str(value as ImmutableString | string);
+				if (best === null || text > best) best = text;
+			}
 		}
 		if (best === null) return null;
 		const [hlc, id] = best.split(' ');
