@@ -1190,7 +1190,7 @@ export class KithApp {
 		const vault = this.#vault;
 		const keyring = this.#keyring;
 		if (!vault || !keyring) return;
-		this.#updateMuted(vault);
+		this.#updateSettings(vault);
 		this.#updateVerified(vault);
 		this.devices = vault.devices();
 		const opening: Promise<void>[] = [];
@@ -1252,17 +1252,43 @@ export class KithApp {
 		if (this.#vault) this.#updateVerified(this.#vault);
 	}
 
-	#updateMuted(vault: Vault): void {
-		const muted = new Set(vault.conversations().flatMap((c) => (c.muted ? [c.id as string] : [])));
-		if (muted.size !== this.muted.size || [...muted].some((id) => !this.muted.has(id))) {
-			this.muted = muted;
+	/** The per-conversation settings from the vault (muted, pinned, archived), as sets of ids. */
+	#updateSettings(vault: Vault): void {
+		const conversations = vault.conversations();
+		const ids = (flag: 'muted' | 'pinned' | 'archived') =>
+			new Set(conversations.flatMap((c) => (c[flag] ? [c.id as string] : [])));
+		const same = (a: ReadonlySet<string>, b: ReadonlySet<string>) =>
+			a.size === b.size && [...a].every((id) => b.has(id));
+		const muted = ids('muted');
+		const pinned = ids('pinned');
+		const archived = ids('archived');
+		if (!same(muted, this.muted)) this.muted = muted;
+		if (!same(pinned, this.#pinned) || !same(archived, this.#archived)) {
+			this.#pinned = pinned;
+			this.#archived = archived;
+			this.#scheduleSummaries();
 		}
 	}
 
+	#pinned: ReadonlySet<string> = new Set();
+	#archived: ReadonlySet<string> = new Set();
+
 	async setMuted(id: string, muted: boolean): Promise<void> {
 		await this.#changeVault((vault) => vault.setMuted(id as ConversationId, muted));
-		if (this.#vault) this.#updateMuted(this.#vault);
+		if (this.#vault) this.#updateSettings(this.#vault);
 		this.#schedulePush();
+	}
+
+	/** Pin a conversation to the top of the list (or unpin it), on every device of the account. */
+	async setPinned(id: string, pinned: boolean): Promise<void> {
+		await this.#changeVault((vault) => vault.setPinned(id as ConversationId, pinned));
+		if (this.#vault) this.#updateSettings(this.#vault);
+	}
+
+	/** Move a conversation out of the main list into "Archived" (or back), on every device. */
+	async setArchived(id: string, archived: boolean): Promise<void> {
+		await this.#changeVault((vault) => vault.setArchived(id as ConversationId, archived));
+		if (this.#vault) this.#updateSettings(this.#vault);
 	}
 
 	async #loadPushSettings(): Promise<void> {
@@ -1864,10 +1890,17 @@ export class KithApp {
 					kind: session.kind,
 					lastActivity: session.lastActivity,
 					unread: session.unread,
-					preview: session.preview
+					preview: session.preview,
+					pinned: this.#pinned.has(session.id),
+					archived: this.#archived.has(session.id)
 				});
 			}
-			list.sort((a, b) => b.lastActivity - a.lastActivity || a.name.localeCompare(b.name));
+			list.sort(
+				(a, b) =>
+					Number(b.pinned) - Number(a.pinned) ||
+					b.lastActivity - a.lastActivity ||
+					a.name.localeCompare(b.name)
+			);
 			this.conversations = list;
 		});
 	}

@@ -29,6 +29,10 @@ export interface ConversationSummary {
 	unread: number;
 	/** Short plaintext preview of the last message ('' when none). */
 	preview: string;
+	/** Pinned to the top of the list (the list puts pinned ones first). */
+	pinned: boolean;
+	/** Archived: shown under "Archived", not in the main list. */
+	archived: boolean;
 }
 
 /**

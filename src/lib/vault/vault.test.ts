@@ -45,6 +45,27 @@ describe('Vault conversations', () => {
 		expect(b.conversations().find((c) => c.name === 'Trip')!.muted).toBeUndefined();
 	});
 
+	it('pins and archives conversations, on every device, the last writer winning', async () => {
+		const a = await Vault.open();
+		const changes = [
+			...a.initialise('Ada', entry('Notes', { kind: 'notes' })),
+			...a.addConversation(entry('Trip')),
+			...a.addConversation(entry('Work'))
+		];
+		const id = (name: string) => a.conversations().find((c) => c.name === name)!.id;
+		changes.push(...a.setPinned(id('Work'), true), ...a.setArchived(id('Trip'), true));
+		expect(a.setPinned(id('Work'), true)).toEqual([]);
+		const b = await Vault.open();
+		b.applyChanges(changes);
+		const flags = (v: Vault) =>
+			v.conversations().map((c) => [c.name, c.pinned === true, c.archived === true]);
+		expect(flags(b)).toEqual(flags(a));
+		expect(flags(b)).toContainEqual(['Work', true, false]);
+		expect(flags(b)).toContainEqual(['Trip', false, true]);
+		a.applyChanges(b.setArchived(id('Trip'), false));
+		expect(a.conversations().find((c) => c.name === 'Trip')?.archived).toBeUndefined();
+	});
+
 	it('refuses to mute a conversation it does not hold', async () => {
 		const a = await Vault.open();
 		a.initialise('Ada', entry('Notes', { kind: 'notes' }));

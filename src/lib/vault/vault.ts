@@ -43,6 +43,10 @@ interface VaultConversation {
 	invite?: { id: ImmutableString; device: ImmutableString; inviter: ImmutableString };
 	/** Muted: no push notifications (the last writer wins). */
 	muted?: boolean;
+	/** Pinned to the top of the list (the last writer wins). */
+	pinned?: boolean;
+	/** Archived: out of the main list, under "Archived" (the last writer wins). */
+	archived?: boolean;
 	/**
 	 * Every generation held, by epoch: its room and the device that opened it
 	 * (absent for the first). Absent before the first rotation: then the one
@@ -117,6 +121,10 @@ export interface ConversationEntry {
 	invite?: { id: string; device: string; inviter: string };
 	/** The user muted it: the relay pushes nothing for it. */
 	muted?: boolean;
+	/** The user pinned it to the top of the list. */
+	pinned?: boolean;
+	/** The user archived it: it leaves the main list for "Archived". */
+	archived?: boolean;
 	/**
 	 * Every generation this account holds, by epoch (the current one included):
 	 * its room and the device that opened it (null for the first).
@@ -276,11 +284,24 @@ export class Vault {
 	}
 
 	setMuted(id: ConversationId, muted: boolean): Uint8Array[] {
+		return this.#setFlag(id, 'muted', muted);
+	}
+
+	setPinned(id: ConversationId, pinned: boolean): Uint8Array[] {
+		return this.#setFlag(id, 'pinned', pinned);
+	}
+
+	setArchived(id: ConversationId, archived: boolean): Uint8Array[] {
+		return this.#setFlag(id, 'archived', archived);
+	}
+
+	/** A per-conversation setting (a boolean; the last writer wins). Nothing when it is so already. */
+	#setFlag(id: ConversationId, flag: 'muted' | 'pinned' | 'archived', on: boolean): Uint8Array[] {
 		const current = this.#doc.conversations?.[id];
-		if (!current || (current.muted === true) === muted) return [];
+		if (!current || (current[flag] === true) === on) return [];
 		return this.#change((doc) => {
 			const c = doc.conversations[id];
-			if (c) c.muted = muted;
+			if (c) c[flag] = on;
 		});
 	}
 
@@ -424,6 +445,8 @@ export class Vault {
 				createdAt: c.createdAt,
 				...(c.creator === undefined ? {} : { creator: str(c.creator) }),
 				...(c.muted === true ? { muted: true } : {}),
+				...(c.pinned === true ? { pinned: true } : {}),
+				...(c.archived === true ? { archived: true } : {}),
 				...(c.invite === undefined
 					? {}
 					: {
