@@ -2,10 +2,12 @@
  * Per-conversation settings live in the account's vault: "Pin" puts a
  * conversation at the top of the list, "Archive" moves it out of the main
  * list into "Archived (N)". Both hold after a reload and show the same on
- * another device of the account.
+ * another device of the account. "Block NAME" hides what someone writes.
  */
 import { expect, test, type Page } from '@playwright/test';
 import {
+	adaAndBob,
+	article,
 	conversationList,
 	conversationLink,
 	createAccount,
@@ -76,4 +78,42 @@ test('pinned conversations come first and archived ones leave the main list, on 
 		.poll(() => mainList(ada), { timeout: 30_000 })
 		.toEqual(['Garden', 'Travel', 'Books', 'Notes to self']);
 	await expect(ada.getByRole('button', { name: /^Archived/ })).toHaveCount(0);
+});
+
+test('"Block NAME" hides what they write, on every conversation, until "Unblock NAME"', async ({
+	browser
+}) => {
+	const { ada, bob } = await adaAndBob(browser, 'Neighbours');
+	await send(bob, 'Bob before the block');
+	await expect(article(ada, 'Bob before the block')).toBeVisible({ timeout: 30_000 });
+
+	await ada.getByRole('button', { name: 'Members' }).click();
+	const members = ada.getByRole('dialog', { name: 'Members' });
+	await members.getByRole('button', { name: 'Block Bob' }).click();
+	await expect(members.getByRole('button', { name: 'Unblock Bob' })).toBeVisible();
+	await members.getByRole('button', { name: 'Close' }).click();
+	const log = ada.getByRole('log', { name: 'Messages' });
+	await expect(log.getByText('Bob before the block')).toHaveCount(0);
+	await expect(log.getByText('A message from someone you blocked')).toHaveCount(1);
+
+	// What Bob writes now stays hidden, and counts as nothing unread.
+	await openConversation(ada, 'Notes to self');
+	await send(bob, 'Bob after the block');
+	await expect(article(bob, 'Bob after the block')).toBeVisible();
+	await openConversation(ada, 'Neighbours');
+	await expect(log.getByText('A message from someone you blocked')).toHaveCount(2, {
+		timeout: 30_000
+	});
+	await expect(log.getByText('Bob after the block')).toHaveCount(0);
+	await expect(conversationLink(ada, 'Neighbours')).not.toHaveAccessibleDescription(/unread/);
+
+	// Settings lists him; "Unblock Bob" shows everything again.
+	await ada.getByRole('link', { name: 'Settings' }).click();
+	const blocked = ada.getByRole('list', { name: 'Blocked' });
+	await expect(blocked.getByRole('listitem')).toHaveCount(1);
+	await blocked.getByRole('button', { name: 'Unblock Bob' }).click();
+	await openConversation(ada, 'Neighbours');
+	await expect(article(ada, 'Bob before the block')).toBeVisible();
+	await expect(article(ada, 'Bob after the block')).toBeVisible();
+	await expect(log.getByText('A message from someone you blocked')).toHaveCount(0);
 });

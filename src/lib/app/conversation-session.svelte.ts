@@ -159,6 +159,8 @@ export interface ConversationSessionOptions {
 	onReadElsewhere?: () => void;
 	/** Contacts the user verified: user id → their safety-number half then (from the vault). */
 	verifiedContacts?(): ReadonlyMap<string, string>;
+	/** People the user blocked (user id → name), from the vault. */
+	blockedUsers?(): ReadonlyMap<string, string>;
 	/** The user has seen the newest message; the app moves the read position in the vault. */
 	onMarkRead?: (session: ConversationSession) => void;
 	onReport?: (error: Error) => void;
@@ -197,6 +199,8 @@ export interface ConversationSessionOptions {
 
 /** Where the user stands in a conversation, for what the view offers. */
 export type Standing = 'member' | 'removed' | 'left';
+
+const NO_ONE: ReadonlyMap<string, string> = new Map();
 
 export class ConversationSession implements ConversationHandle {
 	readonly id: ConversationId;
@@ -990,7 +994,9 @@ export class ConversationSession implements ConversationHandle {
 			this.#statusChanged.clear();
 		}
 		if (changed) this.#viewVersion++;
-		const last = messages.at(-1);
+		const blocked = this.#options.blockedUsers?.() ?? NO_ONE;
+		const shown = blocked.size === 0 ? messages : messages.filter((m) => !blocked.has(m.author));
+		const last = shown.at(-1);
 		this.lastActivity = last ? Math.max(last.hlc.wall, this.createdAt) : this.createdAt;
 		this.preview = last
 			? last.deleted
@@ -1000,7 +1006,7 @@ export class ConversationSession implements ConversationHandle {
 					: `File: ${last.attachment.name.slice(0, 110)}`
 			: '';
 		this.unread = unreadCount(
-			{ messages },
+			{ messages: shown },
 			me,
 			this.#readMark ? { hlc: parseHlc(this.#readMark.hlc), id: this.#readMark.id as OpId } : null
 		);
@@ -1021,9 +1027,39 @@ export class ConversationSession implements ConversationHandle {
 		this.#options.onChange?.();
 	}
 
+	/** The user blocked or unblocked someone: every message is looked at again. */
+	blockedChanged(): void {
+		this.#views = new WeakMap();
+		const me = this.#options.myUserId;
+		this.#viewList.length = 0;
+		for (const message of this.#reducer.messages) this.#viewList.push(this.#view(message, me));
+		this.#mappedVersion = this.#reducer.version;
+		this.#viewVersion++;
+		this.#refresh();
+	}
+
 	#view(message: Message, me: string): MessageView {
 		const cached = this.#views.get(message);
 		const mine = message.author === me;
+		if (!mine && this.#options.blockedUsers?.().has(message.author)) {
+			// Nothing of what they wrote: not the text, the file, the quote or the reactions.
+			const view: MessageView = {
+				key: `${message.author}:${message.id}`,
+				id: message.id,
+				authorName: this.#nameOf(message.author),
+				mine,
+				text: '',
+				time: message.hlc.wall,
+				status: null,
+				readBy: NOBODY,
+				edited: false,
+				deleted: message.deleted,
+				reactions: [],
+				blocked: true
+			};
+			this.#views.set(message, view);
+			return view;
+		}
 		let status: MessageStatus | null = null;
 		let readBy: readonly string[] = NOBODY;
 		if (mine) {

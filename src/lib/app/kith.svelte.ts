@@ -188,6 +188,8 @@ export class KithApp {
 	notifications = $state(false);
 	/** Notifications never show who wrote or what ("Private notifications"). */
 	privateNotifications = $state(false);
+	/** People the user blocked (user id → name), from the vault. */
+	blocked = $state.raw<ReadonlyMap<string, string>>(new Map());
 	/** Conversations the user muted (no push), from the vault. */
 	muted = $state.raw<ReadonlySet<string>>(new Set());
 
@@ -1192,6 +1194,7 @@ export class KithApp {
 		if (!vault || !keyring) return;
 		this.#updateSettings(vault);
 		this.#updateVerified(vault);
+		this.#updateBlocked(vault);
 		this.devices = vault.devices();
 		const opening: Promise<void>[] = [];
 		for (const entry of vault.conversations()) {
@@ -1268,6 +1271,27 @@ export class KithApp {
 			this.#archived = archived;
 			this.#scheduleSummaries();
 		}
+	}
+
+	#updateBlocked(vault: Vault): void {
+		const blocked = vault.blockedUsers();
+		const same =
+			blocked.size === this.blocked.size &&
+			[...blocked].every(([user, name]) => this.blocked.get(user) === name);
+		if (same) return;
+		this.blocked = blocked;
+		for (const session of this.#sessions.values()) session.blockedChanged();
+	}
+
+	/**
+	 * Block someone (their messages show as hidden, without their content,
+	 * in every conversation and on every device of the account), or unblock
+	 * them. They are not told.
+	 */
+	async setBlocked(user: string, name: string, blocked: boolean): Promise<void> {
+		if (user === this.#keyring?.identity.userId) throw new Error('You cannot block yourself.');
+		await this.#changeVault((vault) => vault.setBlocked(user, blocked ? name : null));
+		if (this.#vault) this.#updateBlocked(this.#vault);
 	}
 
 	#pinned: ReadonlySet<string> = new Set();
@@ -1655,6 +1679,7 @@ export class KithApp {
 			onMarkRead: (opened) => void this.#markRead(opened),
 			onReadElsewhere: () => void closeNotifications(entry.id),
 			verifiedContacts: () => this.#verified,
+			blockedUsers: () => this.blocked,
 			onReport: (error) => this.#reportWriteError(error),
 			history,
 			abandoned: [...(entry.abandoned ?? [])].map(([room, key]) => ({

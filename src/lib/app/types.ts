@@ -83,6 +83,8 @@ export interface MessageView {
 	segments?: readonly { text: string; user?: string; me?: boolean }[];
 	/** The message mentions the user. */
 	mentionsMe?: boolean;
+	/** From someone the user blocked: shown as a hidden message, without its content. */
+	blocked?: boolean;
 }
 
 /** Who reacted to a message with one emoji. */

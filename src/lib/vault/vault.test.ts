@@ -88,6 +88,21 @@ describe('Vault verified contacts', () => {
 	});
 });
 
+describe('Vault blocked people', () => {
+	it('blocks and unblocks someone on every device', async () => {
+		const a = await Vault.open();
+		const changes = [...a.initialise('Ada', entry('Notes', { kind: 'notes' }))];
+		changes.push(...a.setBlocked('user-bob', 'Bob'));
+		expect(a.setBlocked('user-bob', 'Bob')).toEqual([]);
+		const b = await Vault.open();
+		b.applyChanges(changes);
+		expect([...b.blockedUsers()]).toEqual([['user-bob', 'Bob']]);
+		a.applyChanges(b.setBlocked('user-bob', null));
+		expect(a.blockedUsers().size).toBe(0);
+		expect(a.setBlocked('user-bob', null)).toEqual([]);
+	});
+});
+
 describe('Vault devices', () => {
 	it('lists the devices of the account; names stay, "seen" moves forward by the hour', async () => {
 		const a = await Vault.open();

@@ -71,6 +71,8 @@ interface VaultShape {
 	 * number when it was verified (identity/safety-number.ts).
 	 */
 	verified?: { [userId: string]: ImmutableString };
+	/** People the user blocked: user id → their name when blocked. */
+	blocked?: { [userId: string]: ImmutableString };
 	/**
 	 * The account's devices: device id → its name (set once, by the device
 	 * itself or the device that linked it), when it was added and when it
@@ -203,6 +205,7 @@ export class Vault {
 			// keeping one of them whole, losing the other's entries.
 			doc.read = {};
 			doc.verified = {};
+			doc.blocked = {};
 			doc.devices = {};
 			doc.conversations[notes.id] = toVaultConversation(A, notes);
 		});
@@ -394,6 +397,28 @@ export class Vault {
 	/** Every change of the vault so far: what seeds it in a new room (a device removal). */
 	allChanges(): Uint8Array[] {
 		return this.#A.getAllChanges(this.#doc);
+	}
+
+	/** Block someone (their messages are hidden on every device of the account), or (null) unblock. */
+	setBlocked(user: string, name: string | null): Uint8Array[] {
+		const current = this.#doc.blocked?.[user];
+		if (name === null ? current === undefined : current !== undefined) return [];
+		const A = this.#A;
+		return this.#change((doc) => {
+			if (name === null) {
+				if (doc.blocked) delete doc.blocked[user];
+				return;
+			}
+			doc.blocked ??= {};
+			doc.blocked[user] = new A.ImmutableString(name);
+		});
+	}
+
+	/** Blocked people: user id → their name when blocked. */
+	blockedUsers(): Map<string, string> {
+		const out = new Map<string, string>();
+		for (const [user, name] of Object.entries(this.#doc.blocked ?? {})) out.set(user, str(name));
+		return out;
 	}
 
 	verifiedContacts(): Map<string, string> {
