@@ -1750,11 +1750,14 @@ export class ConversationSession implements ConversationHandle {
 		const roster = this.roster;
 		// Membership ops go whole (the replay judges them again; a leave is stamped
 		// at the end of its author's span); others only when they count.
-		const held = this.#reducer.itemsWhere(
-			(item) =>
-				item.op.type.startsWith('member.') ||
-				roster.counts(item.author, { wall: item.op.hlc[0], counter: item.op.hlc[1] }, item.op.id)
-		);
+		const held = this.#reducer.itemsWhere((item) => {
+			if (item.op.type.startsWith('member.')) return true;
+			const hlc = { wall: item.op.hlc[0], counter: item.op.hlc[1] };
+			return (
+				roster.counts(item.author, hlc, item.op.id) &&
+				roster.deviceCounts(item.device, hlc, item.op.id)
+			);
+		});
 		const parts = seedParts(survivingOps(held));
 		if (parts.length === 0) return;
 		this.#seeded = true;

@@ -40,7 +40,8 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 	/**
 	 * Tell `reducer` which items count under the membership as it stands
 	 * (Roster.counts: nothing from a user every add of whom was refused, or
-	 * from a member after removal). Call after the roster changed. Costs
+	 * from a member after removal; Roster.deviceCounts: nothing from a
+	 * removed device after its user's new self-signing key). Call after the roster changed. Costs
 	 * nothing while nobody is excluded; otherwise the reducer recomputes.
 	 */
 	recount(reducer: ConversationReducer): void {
@@ -50,12 +51,13 @@ export class RosterGate<T extends SignedOps = SignedOps> {
 		const roster = this.roster;
 		reducer.setCounts(
 			excluding
-				? (item: ReducerItem) =>
-						roster.counts(
-							item.author,
-							{ wall: item.op.hlc[0], counter: item.op.hlc[1] },
-							item.op.id
-						)
+				? (item: ReducerItem) => {
+						const hlc = { wall: item.op.hlc[0], counter: item.op.hlc[1] };
+						return (
+							roster.counts(item.author, hlc, item.op.id) &&
+							roster.deviceCounts(item.device, hlc, item.op.id)
+						);
+					}
 				: null
 		);
 	}

@@ -411,6 +411,26 @@ describe('Roster rule 7: revocation by a newer self-signing key', () => {
 		};
 	}
 
+	it('counts what a revoked device signed before the new key, and nothing after', async () => {
+		const roster = await withBob();
+		const [d1, d2] = bob.d;
+		expect(roster.excludesAnyone).toBe(false);
+		const rotate = under2(0, [0, 2]);
+		await roster.apply(rotate.op, rotate.signer);
+		const changed = roster.sskChangedAt();
+		if (!changed) throw new Error('expected a change');
+		const before = { wall: changed.hlc.wall - 1, counter: 0 };
+		const after = { wall: changed.hlc.wall + 1, counter: 0 };
+		expect(roster.excludesAnyone).toBe(true);
+		expect(roster.deviceCounts(d2!.deviceId, before, 'op-1')).toBe(true);
+		expect(roster.deviceCounts(d2!.deviceId, after, 'op-2')).toBe(false);
+		// The same stamp as the change: ordered by op id.
+		expect(roster.deviceCounts(d2!.deviceId, changed.hlc, '')).toBe(true);
+		// Active devices and strangers are not judged here.
+		expect(roster.deviceCounts(d1!.deviceId, after, 'op-3')).toBe(true);
+		expect(roster.deviceCounts('someone-else', after, 'op-4')).toBe(true);
+	});
+
 	it('keeps sskChangedAt null while every user has had one SSK', async () => {
 		const roster = await withBob();
 		const [d1, d2, d3] = bob.d;

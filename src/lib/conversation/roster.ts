@@ -276,7 +276,23 @@ export class Roster {
 		for (const spans of this.#log.state.spans.values()) {
 			if (spans.some((span) => span.to !== null)) return true;
 		}
+		for (const member of this.#members.values()) if (member.revoked.size > 0) return true;
 		return false;
+	}
+
+	/**
+	 * Rule 7 for what a device signs: an op of a revoked device stamped after
+	 * its user's self-signing key changed (the first add carrying the new key)
+	 * counts for nothing. What it signed before stays. (A removed device can
+	 * stamp an op earlier than the change, as a removed member can: the new
+	 * generation, which it cannot read, is what ends it.)
+	 */
+	deviceCounts(device: string, hlc: { wall: number; counter: number }, id: string): boolean {
+		const owner = this.#owners.get(device);
+		const member = owner === undefined ? undefined : this.#members.get(owner);
+		if (!member?.revoked.has(device)) return true;
+		const changed = sskChangeOf(member);
+		return changed === null || compareOpStamps({ hlc, id }, changed) < 0;
 	}
 
 	/**
