@@ -131,6 +131,16 @@ const RETAIN_MS = 30 * 24 * 60 * 60 * 1000;
  * "Following another").
  */
 const RETIRE_GRACE_MS = 5000;
+/** The conversation list's cache for the next start (snapshot.ts, under the device-local key). */
+const LIST_SNAPSHOT = 'list' as RoomId;
+/** The list is cached at most this often. */
+const LIST_SAVE_MS = 1000;
+
+interface ListSnapshot {
+	displayName: string;
+	conversations: ConversationSummary[];
+}
+
 /** Vault changes per envelope when a device removal seeds the vault's new room. */
 const VAULT_SEED_CHANGES = 500;
 
@@ -160,6 +170,12 @@ export class KithApp {
 	phase = $state<Phase>('starting');
 	/** A problem the user must know about (storage full, damaged data), for role=alert. */
 	alert = $state<string | null>(null);
+	/**
+	 * While the account opens: the conversation list as it was last shown
+	 * here (a local encrypted cache), so the first screen needs neither the
+	 * vault nor Automerge. Cleared once the account is open.
+	 */
+	preview = $state(false);
 	/** Shown once right after account creation, then cleared. */
 	recoveryKey = $state<string | null>(null);
 	/** Whether this device holds the master key (else a backup needs the recovery key typed). */
@@ -700,6 +716,7 @@ export class KithApp {
 	}
 
 	async createConversation(name: string): Promise<ConversationId> {
+		if (this.phase !== 'ready') await this.#whenReady;
 		const trimmed = name.trim();
 		if (!trimmed) throw new Error('Enter a name for the conversation.');
 		if (trimmed.length > 100) throw new Error('Keep the name under 100 characters.');
@@ -1035,6 +1052,7 @@ export class KithApp {
 
 	async #open(keyring: UnlockedKeyring, newAccountName?: string): Promise<void> {
 		this.#keyring = keyring;
+		if (this.phase === 'starting') void this.#showPreview(keyring);
 		// Automerge's wasm compiles while the tab lock is taken and the vault's
 		// envelopes are read from storage, not after.
 		const vaultOpening = Vault.open();
@@ -1104,6 +1122,8 @@ export class KithApp {
 			return;
 		}
 		this.phase = 'ready';
+		this.preview = false;
+		this.#readyNow();
 		void requestPersistentStorage();
 		void this.#loadPushSettings();
 		void this.#resumeJoins();
@@ -1118,6 +1138,52 @@ export class KithApp {
 	}
 
 	#vaultIngested: Promise<void> = Promise.resolve();
+
+	#readyNow: () => void = () => undefined;
+	/** Resolves when the account is open (phase "ready"). */
+	readonly #whenReady = new Promise<void>((resolve) => (this.#readyNow = resolve));
+
+	/** The list as last shown, from the local cache, while the account opens (`preview`). */
+	async #showPreview(keyring: UnlockedKeyring): Promise<void> {
+		try {
+			const cached = await loadSnapshot<ListSnapshot>(this.#store, keyring.localKey, LIST_SNAPSHOT);
+			const data = cached?.data;
+			if (!data || this.phase !== 'starting' || this.conversations.length > 0) return;
+			if (!Array.isArray(data.conversations) || typeof data.displayName !== 'string') return;
+			this.displayName = data.displayName;
+			this.conversations = data.conversations;
+			this.preview = true;
+		} catch (error) {
+			console.warn('kith:preview the cached list could not be read', error);
+		}
+	}
+
+	#listSaved = '';
+	#listTimer: ReturnType<typeof setTimeout> | null = null;
+
+	/** Keep the list as shown (encrypted under the device-local key) for the next start's preview. */
+	#saveListSoon(): void {
+		if (this.#listTimer) return;
+		this.#listTimer = setTimeout(() => {
+			this.#listTimer = null;
+			const keyring = this.#keyring;
+			if (!keyring || this.phase !== 'ready') return;
+			const data: ListSnapshot = {
+				displayName: this.displayName,
+				conversations: this.conversations
+			};
+			const json = JSON.stringify(data);
+			if (json === this.#listSaved) return;
+			this.#listSaved = json;
+			void saveSnapshot(
+				this.#store,
+				keyring.localKey,
+				LIST_SNAPSHOT,
+				new Uint8Array(0),
+				data
+			).catch((error: unknown) => console.warn('kith:preview the list could not be cached', error));
+		}, LIST_SAVE_MS);
+	}
 
 	#ingestVault(session: DocSession, key: SecretKey, entries: EnvelopeEntry[]): void {
 		this.#vaultIngested = this.#vaultIngested.then(async () => {
@@ -1927,6 +1993,7 @@ export class KithApp {
 					a.name.localeCompare(b.name)
 			);
 			this.conversations = list;
+			this.#saveListSoon();
 		});
 	}
 
