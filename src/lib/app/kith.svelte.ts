@@ -59,7 +59,6 @@ import {
 	makeVaultMove,
 	readVaultMove,
 	sskIssued,
-	loadAutomerge,
 	Vault,
 	vaultRoomId,
 	type ConversationEntry,
@@ -131,6 +130,27 @@ const RETAIN_MS = 30 * 24 * 60 * 60 * 1000;
  * "Following another").
  */
 const RETIRE_GRACE_MS = 5000;
+/**
+ * Resolves once the page has painted what is on screen now: at once where
+ * nothing paints (a hidden tab, no DOM), and after 100 ms at the latest
+ * (a background tab gets no animation frames).
+ */
+function afterPaint(): Promise<void> {
+	if (typeof requestAnimationFrame !== 'function') return Promise.resolve();
+	if (typeof document !== 'undefined' && document.visibilityState === 'hidden') {
+		return Promise.resolve();
+	}
+	return new Promise((resolve) => {
+		const latest = setTimeout(resolve, 100);
+		requestAnimationFrame(() =>
+			setTimeout(() => {
+				clearTimeout(latest);
+				resolve();
+			}, 0)
+		);
+	});
+}
+
 /** The conversation list's cache for the next start (snapshot.ts, under the device-local key). */
 const LIST_SNAPSHOT = 'list' as RoomId;
 /** The list is cached at most this often. */
@@ -242,8 +262,6 @@ export class KithApp {
 	}
 
 	async start(): Promise<void> {
-		// Automerge's wasm streams in and compiles while the keyring is read.
-		void loadAutomerge().catch(() => undefined);
 		try {
 			this.#stored = (await this.#store.get<StoredKeyring>(KEYRING_KEY)) ?? null;
 			if (!this.#stored) {
@@ -1052,10 +1070,14 @@ export class KithApp {
 
 	async #open(keyring: UnlockedKeyring, newAccountName?: string): Promise<void> {
 		this.#keyring = keyring;
-		if (this.phase === 'starting') void this.#showPreview(keyring);
-		// Automerge's wasm compiles while the tab lock is taken and the vault's
-		// envelopes are read from storage, not after.
-		const vaultOpening = Vault.open();
+		// With a cached list to show, Automerge's wasm (a fetch and a compile that
+		// compete for the CPU) waits until that first screen is painted; without
+		// one it compiles while the tab lock is taken and the vault's envelopes
+		// are read from storage, not after.
+		const previewing = this.phase === 'starting' ? this.#showPreview(keyring) : null;
+		const vaultOpening = (previewing ?? Promise.resolve(false))
+			.then((shown) => (shown ? afterPaint() : undefined))
+			.then(() => Vault.open());
 		const tabs = new TabCoordinator(keyring.identity.userId);
 		this.#tabs = tabs;
 		await tabs.start();
@@ -1143,18 +1165,20 @@ export class KithApp {
 	/** Resolves when the account is open (phase "ready"). */
 	readonly #whenReady = new Promise<void>((resolve) => (this.#readyNow = resolve));
 
-	/** The list as last shown, from the local cache, while the account opens (`preview`). */
-	async #showPreview(keyring: UnlockedKeyring): Promise<void> {
+	/** The list as last shown, from the local cache, while the account opens (`preview`). Whether it shows. */
+	async #showPreview(keyring: UnlockedKeyring): Promise<boolean> {
 		try {
 			const cached = await loadSnapshot<ListSnapshot>(this.#store, keyring.localKey, LIST_SNAPSHOT);
 			const data = cached?.data;
-			if (!data || this.phase !== 'starting' || this.conversations.length > 0) return;
-			if (!Array.isArray(data.conversations) || typeof data.displayName !== 'string') return;
+			if (!data || this.phase !== 'starting' || this.conversations.length > 0) return false;
+			if (!Array.isArray(data.conversations) || typeof data.displayName !== 'string') return false;
 			this.displayName = data.displayName;
 			this.conversations = data.conversations;
 			this.preview = true;
+			return true;
 		} catch (error) {
 			console.warn('kith:preview the cached list could not be read', error);
+			return false;
 		}
 	}
 
