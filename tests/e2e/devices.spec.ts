@@ -18,7 +18,8 @@ import {
 	openConversation,
 	send,
 	stored,
-	unique
+	unique,
+	expectDevicesOf
 } from './helpers';
 
 test.describe.configure({ timeout: 180_000 });
@@ -82,16 +83,7 @@ test('a linked device gets every conversation and the full history, writes as th
 	await expect(arrived).toBeVisible({ timeout: 30_000 });
 	await expect(arrived).toContainText('Ada');
 	// Bob sees both of Ada's devices where he verifies her.
-	await bob.getByRole('button', { name: 'Members' }).click();
-	await bob
-		.getByRole('dialog', { name: 'Members' })
-		.getByRole('button', { name: 'Verify Ada' })
-		.click();
-	const safety = bob.getByRole('dialog', { name: 'Safety number with Ada' });
-	await expect(
-		safety.getByRole('list', { name: 'Devices of Ada' }).getByRole('listitem')
-	).toHaveCount(2);
-	await safety.getByRole('button', { name: 'Close' }).click();
+	await expectDevicesOf(bob, 'Ada', 2);
 	await openConversation(ada, title);
 	const mine = article(ada, 'Written on the linked device');
 	await expect(mine).toBeVisible({ timeout: 30_000 });

@@ -219,3 +219,20 @@ export async function linkDevice(browser: Browser, existing: Page): Promise<Page
 	await dialog.getByRole('button', { name: 'Done' }).click();
 	return added;
 }
+
+/**
+ * In the open conversation: Members → "Verify NAME"; the safety-number view
+ * lists `count` devices of NAME (waiting for them), then closes.
+ */
+export async function expectDevicesOf(page: Page, name: string, count: number): Promise<void> {
+	await page.getByRole('button', { name: 'Members' }).click();
+	await page
+		.getByRole('dialog', { name: 'Members' })
+		.getByRole('button', { name: `Verify ${name}` })
+		.click();
+	const safety = page.getByRole('dialog', { name: `Safety number with ${name}` });
+	await expect(
+		safety.getByRole('list', { name: `Devices of ${name}` }).getByRole('listitem')
+	).toHaveCount(count, { timeout: 30_000 });
+	await safety.getByRole('button', { name: 'Close' }).click();
+}
