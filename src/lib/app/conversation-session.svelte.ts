@@ -1030,6 +1030,7 @@ export class ConversationSession implements ConversationHandle {
 	/** The user blocked or unblocked someone: every message is looked at again. */
 	blockedChanged(): void {
 		this.#views = new WeakMap();
+		this.#mentions = null;
 		const me = this.#options.myUserId;
 		this.#viewList.length = 0;
 		for (const message of this.#reducer.messages) this.#viewList.push(this.#view(message, me));
@@ -1130,7 +1131,10 @@ export class ConversationSession implements ConversationHandle {
 	}
 
 	#reactionViews(message: Message, me: string): MessageView['reactions'] {
-		const entries = Object.entries(message.reactions);
+		const blocked = this.#options.blockedUsers?.() ?? NO_ONE;
+		const entries = Object.entries(message.reactions)
+			.map(([emoji, users]) => [emoji, users.filter((user) => !blocked.has(user))] as const)
+			.filter(([, users]) => users.length > 0);
 		if (entries.length === 0) return NOBODY_REACTED;
 		return entries.map(([emoji, users]) => ({
 			emoji,
@@ -1926,9 +1930,11 @@ export class ConversationSession implements ConversationHandle {
 		const reducer = this.#reducer;
 		if (this.#mentions?.version === reducer.version) return this.#mentions.messages;
 		const me = this.#options.myUserId;
+		const blocked = this.#options.blockedUsers?.() ?? NO_ONE;
 		const messages: Message[] = [];
 		for (const m of reducer.messages) {
-			if (m.mentions !== undefined && m.author !== me && m.mentions.includes(me)) messages.push(m);
+			if (m.mentions === undefined || m.author === me || !m.mentions.includes(me)) continue;
+			if (!blocked.has(m.author)) messages.push(m);
 		}
 		this.#mentions = { version: reducer.version, messages };
 		return messages;
@@ -1992,6 +1998,7 @@ export class ConversationSession implements ConversationHandle {
 				const user = this.roster.ownerOf(device);
 				if (!user || user === this.#options.myUserId || clientIdFor(opened.signer) !== client)
 					continue;
+				if (this.#options.blockedUsers?.().has(user)) continue;
 				const state = JSON.parse(utf8Decode(opened.plaintext)) as { typing?: unknown };
 				if (state.typing !== true) continue;
 				seen.add(client);
