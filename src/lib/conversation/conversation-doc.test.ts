@@ -206,7 +206,7 @@ describe('ConversationDoc', () => {
 		let reported = 0;
 		b.onEntries(() => reported++);
 		const before = b.encodeState();
-		expect(await b.applyRemote(update, 'peer')).toEqual({ ok: true, entries: [] });
+		expect(await b.applyRemote(update, 'peer')).toEqual({ ok: true, entries: [], held: true });
 		expect(reported).toBe(0);
 		expect(b.encodeState()).toEqual(before);
 	});

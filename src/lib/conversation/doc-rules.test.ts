@@ -5,7 +5,14 @@ import * as Y from 'yjs';
 import { concatBytes, utf8Encode } from '../crypto';
 import { clientIdFor, envelopeId, verifyFrame } from '../envelope';
 import { ConversationDoc } from './conversation-doc';
-import { checkUpdate, ENVELOPE_MAP, knownState, type RuleCheck } from './doc-rules';
+import {
+	checkUpdate as checkUpdateAsync,
+	checkUpdateSync,
+	ENVELOPE_MAP,
+	knownState,
+	type KnownClocks,
+	type RuleCheck
+} from './doc-rules';
 import { device, rawDoc, TestRoom, withoutDeleteSet, type Device } from './test-support';
 
 let room: TestRoom;
@@ -45,6 +52,17 @@ function itemAt(client: number, clock: number, entryKey: string, bytes: Uint8Arr
 	expect(structs).toHaveLength(1);
 	expect(structs[0]?.id).toEqual({ client, clock });
 	return update;
+}
+
+/**
+ * Every case runs both checks: `checkUpdate` (WebCrypto, awaited) and
+ * `checkUpdateSync` (the relay's; noble here, as no platform verifier is
+ * installed). They must agree exactly.
+ */
+async function checkUpdate(update: Uint8Array, known?: KnownClocks): Promise<RuleCheck> {
+	const check = await checkUpdateAsync(update, known);
+	expect(checkUpdateSync(update, known)).toEqual(check);
+	return check;
 }
 
 function refusal(check: RuleCheck): string {
@@ -87,7 +105,8 @@ describe('checkUpdate accepts', () => {
 	it('the empty update', async () => {
 		expect(await checkUpdate(Y.encodeStateAsUpdate(new Y.Doc()))).toEqual({
 			ok: true,
-			entries: []
+			entries: [],
+			held: false
 		});
 	});
 
@@ -124,10 +143,14 @@ describe('checkUpdate accepts', () => {
 		const doc = new ConversationDoc(room.roomId, alice.client);
 		doc.insertLocal(await room.nextEnvelopes(doc, alice, ['x', 'y']));
 		const check = await checkUpdate(doc.encodeState(), knownState(doc.doc));
-		expect(check).toEqual({ ok: true, entries: [] });
+		expect(check).toEqual({ ok: true, entries: [], held: true });
 		// Partly known: only the unknown item is checked and returned.
 		const partly = await checkUpdate(doc.encodeState(), new Map([[alice.client, 1]]));
 		expect(partly.ok && partly.entries.map((e) => e.clock)).toEqual([1]);
+		expect(partly.ok && partly.held).toBe(true);
+		// Nothing known: every item is new.
+		const fresh = await checkUpdate(doc.encodeState(), new Map([[bob.client, 5]]));
+		expect(fresh.ok && fresh.held).toBe(false);
 	});
 });
 

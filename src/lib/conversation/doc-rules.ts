@@ -23,6 +23,7 @@ import {
 	EnvelopeError,
 	parseFrame,
 	verifyFrame,
+	verifyFrameNow,
 	type EnvelopeFrame
 } from '../envelope';
 import type { EnvelopeId } from '../crypto';
@@ -54,9 +55,20 @@ export interface AcceptedEntry {
 }
 
 export type RuleCheck =
-	{ ok: true; entries: AcceptedEntry[] } | { ok: false; reason: RuleViolation; detail: string };
+	| {
+			ok: true;
+			entries: AcceptedEntry[];
+			/**
+			 * Some struct of the update lies below `known`: already held, skipped
+			 * unread (so the update is not new as a whole).
+			 */
+			held: boolean;
+	  }
+	| { ok: false; reason: RuleViolation; detail: string };
 
-function refuse(reason: RuleViolation, detail: string): RuleCheck {
+type Refusal = Extract<RuleCheck, { ok: false }>;
+
+function refuse(reason: RuleViolation, detail: string): Refusal {
 	return { ok: false, reason, detail };
 }
 
@@ -68,6 +80,49 @@ export async function checkUpdate(
 	update: Uint8Array,
 	known: KnownClocks = new Map<number, number>()
 ): Promise<RuleCheck> {
+	// Each verification starts as soon as its frame is read, so WebCrypto works
+	// while the other rules are checked; its answer counts only once they all hold.
+	const verifying: Promise<boolean>[] = [];
+	const check = checkStructure(update, known, (frame) => verifying.push(verifyFrame(frame)));
+	if (!check.ok) return check;
+	const { entries } = check;
+	// One entry (a live message) is awaited alone: fewer turns than Promise.all.
+	const results = verifying.length === 1 ? [await verifying[0]!] : await Promise.all(verifying);
+	const bad = results.indexOf(false);
+	if (bad >= 0) return badSignature(entries[bad]!);
+	return check;
+}
+
+/**
+ * `checkUpdate` without waiting: the signatures are verified by the platform's
+ * synchronous verifier (`useSyncEd25519Verifier`; the relay installs Node's),
+ * or by noble where none is installed (slow: for a server, not a page). Same
+ * rules, same answers.
+ */
+export function checkUpdateSync(
+	update: Uint8Array,
+	known: KnownClocks = new Map<number, number>()
+): RuleCheck {
+	const check = checkStructure(update, known);
+	if (!check.ok) return check;
+	for (const entry of check.entries) if (!verifyFrameNow(entry.frame)) return badSignature(entry);
+	return check;
+}
+
+function badSignature(entry: AcceptedEntry): Refusal {
+	return refuse('bad-signature', `envelope ${entry.id} is not signed validly`);
+}
+
+/**
+ * Rules 1–4: everything but the signatures, which the caller verifies for
+ * every entry (`parsed` hears of each entry's frame as soon as it is read, in
+ * the order of the entries; it must not throw).
+ */
+function checkStructure(
+	update: Uint8Array,
+	known: KnownClocks,
+	parsed?: (frame: EnvelopeFrame) => void
+): RuleCheck {
 	let decoded: ReturnType<typeof Y.decodeUpdate>;
 	try {
 		decoded = Y.decodeUpdate(update);
@@ -80,13 +135,14 @@ export async function checkUpdate(
 		}
 	}
 	const entries: AcceptedEntry[] = [];
-	const toVerify: AcceptedEntry[] = [];
 	const keys = new Set<string>();
+	let held = false;
 	for (const struct of decoded.structs) {
+		const clock = known.get(struct.id.client) ?? 0;
+		if (struct.id.clock < clock) held = true;
 		if (struct instanceof Y.Skip) continue;
 		if (struct instanceof Y.GC) return refuse('gc', 'garbage-collected ranges are not allowed');
 		const item = struct as Y.Item;
-		const clock = known.get(item.id.client) ?? 0;
 		if (item.id.clock + item.length <= clock) continue; // already held
 		// Before the parent checks: an item with an origin is encoded without its parent.
 		if (item.origin !== null || item.rightOrigin !== null) {
@@ -108,6 +164,7 @@ export async function checkUpdate(
 			const detail = error instanceof EnvelopeError ? error.message : String(error);
 			return refuse('malformed-envelope', detail);
 		}
+		parsed?.(frame);
 		const id = envelopeId(bytes);
 		if (id !== item.parentSub) return refuse('key-mismatch', `key ${item.parentSub} is not ${id}`);
 		if (clientIdFor(frame.signer) !== item.id.client) {
@@ -119,15 +176,9 @@ export async function checkUpdate(
 				`clock ${item.id.clock} is not the signed clock ${frame.clock}`
 			);
 		}
-		const entry = { id, bytes, frame, client: item.id.client, clock: item.id.clock };
-		entries.push(entry);
-		toVerify.push(entry);
+		entries.push({ id, bytes, frame, client: item.id.client, clock: item.id.clock });
 	}
-	const results = await Promise.all(toVerify.map((entry) => verifyFrame(entry.frame)));
-	const bad = results.indexOf(false);
-	if (bad >= 0)
-		return refuse('bad-signature', `envelope ${toVerify[bad]?.id} is not signed validly`);
-	return { ok: true, entries };
+	return { ok: true, entries, held };
 }
 
 /** What `checkUpdate` reads of a state vector: the next clock of a client. */

@@ -10,6 +10,8 @@ import type { SecretKey } from './ids';
 export const NONCE_LENGTH = 12;
 
 const imported = new WeakMap<Uint8Array, Promise<CryptoKey>>();
+/** The same keys once imported: a message sealed or opened needs no extra wait for its key. */
+const ready = new WeakMap<Uint8Array, CryptoKey>();
 
 /** Import (once per key object) as a non-extractable AES-GCM key. */
 export function aesKey(key: SecretKey | undefined | null): Promise<CryptoKey> {
@@ -21,15 +23,20 @@ export function aesKey(key: SecretKey | undefined | null): Promise<CryptoKey> {
 			'decrypt'
 		]);
 		imported.set(key, cryptoKey);
+		cryptoKey.then(
+			(done) => ready.set(key, done),
+			() => undefined // the caller of the first import hears of it
+		);
 	}
 	return cryptoKey;
 }
 
 export type AeadKey = SecretKey | CryptoKey;
 
-async function resolveKey(key: AeadKey | undefined | null): Promise<CryptoKey> {
+/** The CryptoKey at once when it is one or already imported, else a promise of it. */
+function resolveKey(key: AeadKey | undefined | null): CryptoKey | Promise<CryptoKey> {
 	if (key && !(key instanceof Uint8Array)) return key;
-	return aesKey(key);
+	return (key && ready.get(key)) ?? aesKey(key);
 }
 
 export async function aeadEncrypt(
@@ -38,7 +45,8 @@ export async function aeadEncrypt(
 	aad: Uint8Array,
 	nonce: Uint8Array = randomBytes(NONCE_LENGTH)
 ): Promise<{ nonce: Uint8Array; ciphertext: Uint8Array }> {
-	const cryptoKey = await resolveKey(key);
+	const resolved = resolveKey(key);
+	const cryptoKey = resolved instanceof Promise ? await resolved : resolved;
 	const ciphertext = await crypto.subtle.encrypt(
 		{ name: 'AES-GCM', iv: asBufferSource(nonce), additionalData: asBufferSource(aad) },
 		cryptoKey,
@@ -53,7 +61,8 @@ export async function aeadDecrypt(
 	ciphertext: Uint8Array,
 	aad: Uint8Array
 ): Promise<Uint8Array> {
-	const cryptoKey = await resolveKey(key);
+	const resolved = resolveKey(key);
+	const cryptoKey = resolved instanceof Promise ? await resolved : resolved;
 	try {
 		const plaintext = await crypto.subtle.decrypt(
 			{ name: 'AES-GCM', iv: asBufferSource(nonce), additionalData: asBufferSource(aad) },

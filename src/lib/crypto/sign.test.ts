@@ -8,6 +8,7 @@ import {
 	randomBytes,
 	utf8Encode,
 	verifySignature,
+	verifySignatureNow,
 	verifySignatureSync
 } from '.';
 import { fromHex, hex } from './test-support';
@@ -36,6 +37,11 @@ const verifiers = [
 	[
 		'verifySignatureSync',
 		async (...args: Parameters<typeof verifySignatureSync>) => verifySignatureSync(...args)
+	],
+	// No platform verifier is installed here: noble (the relay's is tested in sync-server).
+	[
+		'verifySignatureNow',
+		async (...args: Parameters<typeof verifySignatureNow>) => verifySignatureNow(...args)
 	]
 ] as const;
 

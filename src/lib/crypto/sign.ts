@@ -7,7 +7,7 @@
  * a non-extractable CryptoKey, so after unlock the seed need not stay around.
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { asBufferSource, concatBytes, toBase64Url } from './bytes';
+import { asBufferSource, concatBytes } from './bytes';
 
 export interface Signer {
 	readonly publicKey: Uint8Array;
@@ -20,6 +20,8 @@ const PKCS8_ED25519_PREFIX = new Uint8Array([
 ]);
 
 let webCryptoEd25519: Promise<boolean> | undefined;
+/** The answer of `hasWebCryptoEd25519` once known. */
+let webCryptoEd25519Known: boolean | undefined;
 
 /** Whether this runtime's WebCrypto can do Ed25519 (checked once). */
 export function hasWebCryptoEd25519(): Promise<boolean> {
@@ -34,9 +36,9 @@ export function hasWebCryptoEd25519(): Promise<boolean> {
 				['sign']
 			);
 			await crypto.subtle.sign({ name: 'Ed25519' }, key, new Uint8Array(1));
-			return true;
+			return (webCryptoEd25519Known = true);
 		} catch {
-			return false;
+			return (webCryptoEd25519Known = false);
 		}
 	})();
 	return webCryptoEd25519;
@@ -92,11 +94,20 @@ function isAcceptablePublicKey(publicKey: Uint8Array): boolean {
 	}
 }
 
+/** A cache key for a 32-byte public key: its bytes as a one-byte string (cheaper than base64). */
+export function publicKeyCacheKey(publicKey: Uint8Array): string {
+	return String.fromCharCode.apply(null, publicKey as unknown as number[]);
+}
+
 const verifyKeys = new Map<string, Promise<CryptoKey | null>>();
+/** The same keys once imported (null: not acceptable), so a verification needs no extra wait. */
+const verifyKeysReady = new Map<string, CryptoKey | null>();
 const VERIFY_KEY_CACHE = 4096;
 
-function verifyKey(publicKey: Uint8Array): Promise<CryptoKey | null> {
-	const id = toBase64Url(publicKey);
+function verifyKey(publicKey: Uint8Array): CryptoKey | null | Promise<CryptoKey | null> {
+	const id = publicKeyCacheKey(publicKey);
+	const ready = verifyKeysReady.get(id);
+	if (ready !== undefined) return ready;
 	let key = verifyKeys.get(id);
 	if (!key) {
 		key = isAcceptablePublicKey(publicKey)
@@ -104,8 +115,14 @@ function verifyKey(publicKey: Uint8Array): Promise<CryptoKey | null> {
 					.importKey('raw', asBufferSource(publicKey), { name: 'Ed25519' }, false, ['verify'])
 					.catch(() => null)
 			: Promise.resolve(null);
-		if (verifyKeys.size >= VERIFY_KEY_CACHE) verifyKeys.clear();
+		if (verifyKeys.size >= VERIFY_KEY_CACHE) {
+			verifyKeys.clear();
+			verifyKeysReady.clear();
+		}
 		verifyKeys.set(id, key);
+		void key.then((done) => {
+			if (verifyKeys.get(id) === key) verifyKeysReady.set(id, done);
+		});
 	}
 	return key;
 }
@@ -132,7 +149,7 @@ export function useSyncEd25519Verifier(verifier: SyncEd25519Verifier | undefined
 }
 
 function acceptableKey(publicKey: Uint8Array): boolean {
-	const id = toBase64Url(publicKey);
+	const id = publicKeyCacheKey(publicKey);
 	let ok = acceptableKeys.get(id);
 	if (ok === undefined) {
 		ok = isAcceptablePublicKey(publicKey);
@@ -149,16 +166,10 @@ export async function verifySignature(
 	signature: Uint8Array
 ): Promise<boolean> {
 	if (publicKey.length !== 32 || signature.length !== 64) return false;
-	if (syncVerifier) {
-		if (!acceptableKey(publicKey)) return false;
-		try {
-			return syncVerifier(publicKey, message, signature);
-		} catch {
-			return false;
-		}
-	}
-	if (await hasWebCryptoEd25519()) {
-		const key = await verifyKey(publicKey);
+	if (syncVerifier) return verifyWithPlatform(syncVerifier, publicKey, message, signature);
+	if (webCryptoEd25519Known ?? (await hasWebCryptoEd25519())) {
+		const pending = verifyKey(publicKey);
+		const key = pending instanceof Promise ? await pending : pending;
 		if (!key) return false;
 		try {
 			return await crypto.subtle.verify(
@@ -171,6 +182,35 @@ export async function verifySignature(
 			return false;
 		}
 	}
+	return verifySignatureSync(publicKey, message, signature);
+}
+
+function verifyWithPlatform(
+	verifier: SyncEd25519Verifier,
+	publicKey: Uint8Array,
+	message: Uint8Array,
+	signature: Uint8Array
+): boolean {
+	if (!acceptableKey(publicKey)) return false;
+	try {
+		return verifier(publicKey, message, signature);
+	} catch {
+		return false;
+	}
+}
+
+/**
+ * Synchronous verification by the platform's verifier when one is installed
+ * (`useSyncEd25519Verifier`: the relay), else by noble (`verifySignatureSync`,
+ * much slower). Same answers as `verifySignature`.
+ */
+export function verifySignatureNow(
+	publicKey: Uint8Array,
+	message: Uint8Array,
+	signature: Uint8Array
+): boolean {
+	if (publicKey.length !== 32 || signature.length !== 64) return false;
+	if (syncVerifier) return verifyWithPlatform(syncVerifier, publicKey, message, signature);
 	return verifySignatureSync(publicKey, message, signature);
 }
 

@@ -573,6 +573,31 @@ describe('clientIdFor', () => {
 		expect(ids.size).toBe(200);
 		for (const value of ids) expect(value).toBeGreaterThanOrEqual(0);
 	});
+
+	it('answers from its cache exactly as from the hash, past the cache size and for odd lengths', () => {
+		const expected = (key: Uint8Array) =>
+			createHash('sha256')
+				.update(Buffer.from('kith/yjs-client\0'))
+				.update(key)
+				.digest()
+				.readUInt32BE(0);
+		const keys = Array.from({ length: 5000 }, (_, i) => {
+			const key = new Uint8Array(32);
+			new DataView(key.buffer).setUint32(0, i);
+			return key;
+		});
+		for (let pass = 0; pass < 2; pass++) {
+			for (const key of keys) expect(clientIdFor(key)).toBe(expected(key));
+		}
+		// The same bytes in another array, then the array changed: the answer follows the bytes.
+		const key = keys[1]!.slice();
+		expect(clientIdFor(key)).toBe(expected(keys[1]!));
+		key[31] = 9;
+		expect(clientIdFor(key)).toBe(expected(key));
+		for (const odd of [new Uint8Array(31), new Uint8Array(33)]) {
+			expect(clientIdFor(odd)).toBe(expected(odd));
+		}
+	});
 });
 
 describe('EnvelopeError', () => {

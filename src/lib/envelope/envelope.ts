@@ -40,7 +40,9 @@ import {
 	toBase64Url,
 	unpad,
 	utf8Encode,
+	publicKeyCacheKey,
 	verifySignature,
+	verifySignatureNow,
 	verifySignatureSync,
 	type AeadKey,
 	type EnvelopeId,
@@ -164,12 +166,21 @@ function signatureMessage(frame: EnvelopeFrame): Uint8Array {
 }
 
 /** Verify the signature of any version's envelope (no keys needed). */
-export async function verifyFrame(frame: EnvelopeFrame): Promise<boolean> {
+export function verifyFrame(frame: EnvelopeFrame): Promise<boolean> {
 	return verifySignature(frame.signer, signatureMessage(frame), frame.signature);
 }
 
 export function verifyFrameSync(frame: EnvelopeFrame): boolean {
 	return verifySignatureSync(frame.signer, signatureMessage(frame), frame.signature);
+}
+
+/**
+ * Verify synchronously with the platform's verifier where one is installed
+ * (the relay: Node's), else with noble (`verifyFrameSync`). Same answers as
+ * `verifyFrame`.
+ */
+export function verifyFrameNow(frame: EnvelopeFrame): boolean {
+	return verifySignatureNow(frame.signer, signatureMessage(frame), frame.signature);
 }
 
 function header(roomId: RoomId, epoch: number): Uint8Array {
@@ -236,7 +247,8 @@ export interface OpenContext {
 }
 
 export interface OpenedEnvelope {
-	id: EnvelopeId;
+	/** Computed when first read (most callers know the id already: the doc's key). */
+	readonly id: EnvelopeId;
 	signer: Uint8Array;
 	epoch: number;
 	plaintext: Uint8Array;
@@ -277,10 +289,21 @@ export async function openEnvelope(bytes: Uint8Array, ctx: OpenContext): Promise
 	} catch (cause) {
 		throw new EnvelopeError('malformed', 'envelope plaintext padding is malformed', { cause });
 	}
-	return { id: envelopeId(bytes), signer: envelope.signer, epoch: envelope.epoch, plaintext };
+	let id: EnvelopeId | undefined;
+	return {
+		get id() {
+			id ??= envelopeId(bytes);
+			return id;
+		},
+		signer: envelope.signer,
+		epoch: envelope.epoch,
+		plaintext
+	};
 }
 
 const CLIENT_ID_CONTEXT = utf8Encode('kith/yjs-client\0');
+const CLIENT_ID_CACHE = 4096;
+const clientIds = new Map<string, number>();
 
 /**
  * The Yjs client id a device must use when it inserts into a conversation doc:
@@ -288,12 +311,21 @@ const CLIENT_ID_CONTEXT = utf8Encode('kith/yjs-client\0');
  * Binding it to the key lets any receiver attribute every Yjs item to a device.
  */
 export function clientIdFor(signer: Uint8Array): number {
+	// Every update a receiver checks asks this of each envelope's signer, and a
+	// room has a handful of devices: remembered per key.
+	const cacheKey = signer.length === 32 ? publicKeyCacheKey(signer) : null;
+	const known = cacheKey === null ? undefined : clientIds.get(cacheKey);
+	if (known !== undefined) return known;
 	const digest = sha256(concatBytes(CLIENT_ID_CONTEXT, signer));
-	return (
+	const id =
 		(((digest[0] as number) << 24) |
 			((digest[1] as number) << 16) |
 			((digest[2] as number) << 8) |
 			(digest[3] as number)) >>>
-		0
-	);
+		0;
+	if (cacheKey !== null) {
+		if (clientIds.size >= CLIENT_ID_CACHE) clientIds.clear();
+		clientIds.set(cacheKey, id);
+	}
+	return id;
 }

@@ -6,7 +6,10 @@
  * precedes the commit, while a forward may.
  *
  * Frames written to a socket in one tick arrive in one read of the relay's
- * socket (client and relay share this process), so they form one batch.
+ * socket (client and relay share this process), so they form one batch. An
+ * idle room takes an update at once instead (the last test); the other tests
+ * turn that off (`idleRoomMs: Infinity`) so that every update goes through
+ * the queue.
  */
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
@@ -54,9 +57,12 @@ async function writes(member: Member, n: number): Promise<Uint8Array[]> {
 	return updates;
 }
 
+/** Every update through the room's queue: no update is taken at once. */
+const QUEUED = { relay: { idleRoomMs: Number.POSITIVE_INFINITY } };
+
 describe('relay batches', () => {
 	it('refuses only the bad update of a batch; stores the rest in one row, forwards one merged update, acknowledges once', async () => {
-		const relay = await startRelay();
+		const relay = await startRelay(QUEUED);
 		const conversation = new Conversation();
 		const alice = await Member.create(conversation);
 		const bob = await Member.create(conversation);
@@ -92,7 +98,7 @@ describe('relay batches', () => {
 	});
 
 	it('sends each sender of a batch the others’ updates only, and every other connection all of them', async () => {
-		const relay = await startRelay();
+		const relay = await startRelay(QUEUED);
 		const conversation = new Conversation();
 		const alice = await Member.create(conversation);
 		const bob = await Member.create(conversation);
@@ -123,7 +129,7 @@ describe('relay batches', () => {
 	});
 
 	it('takes an update that repeats items of an earlier one in its batch after that one is stored', async () => {
-		const relay = await startRelay();
+		const relay = await startRelay(QUEUED);
 		const conversation = new Conversation();
 		const alice = await Member.create(conversation);
 		const bob = await Member.create(conversation);
@@ -146,7 +152,7 @@ describe('relay batches', () => {
 	});
 
 	it('forwards before storing, and acknowledges only after the commit', async () => {
-		const relay = await startRelay();
+		const relay = await startRelay(QUEUED);
 		const conversation = new Conversation();
 		const alice = await Member.create(conversation);
 		const bob = await Member.create(conversation);
@@ -188,7 +194,7 @@ describe('relay batches', () => {
 	});
 
 	it('does not acknowledge a batch whose commit failed; its senders hear server-error and may send again', async () => {
-		const relay = await startRelay();
+		const relay = await startRelay(QUEUED);
 		const conversation = new Conversation();
 		const alice = await Member.create(conversation);
 		const bob = await Member.create(conversation);
@@ -217,5 +223,42 @@ describe('relay batches', () => {
 		await b.until(() => bob.doc.size === 3, 10_000, 'all at Bob');
 		expect(b.docRefusals).toEqual([]);
 		expect(updateRows(relay.dataDir, conversation.roomId)).toBeGreaterThan(0);
+	});
+	it('takes an update to an idle room at once; what came in the same read waits for one batch', async () => {
+		const relay = await startRelay({ relay: { idleRoomMs: 50 } });
+		const conversation = new Conversation();
+		const alice = await Member.create(conversation);
+		const bob = await Member.create(conversation);
+		const a = await RelayClient.join(relay.base, conversation);
+		const b = await RelayClient.join(relay.base, conversation, { doc: bob.doc });
+		await a.next((f) => f.kind === 'sync-step1');
+		await b.pull();
+		const updates = await writes(alice, 5);
+
+		const events: string[] = [];
+		const append = RelayStore.prototype.append;
+		vi.spyOn(RelayStore.prototype, 'append').mockImplementation(function (
+			this: RelayStore,
+			...args: Parameters<typeof append>
+		) {
+			append.apply(this, args);
+			events.push('commit');
+		});
+		// Idle: nothing came for longer than idleRoomMs (the joins' step2 answers are updates too).
+		await new Promise((resolve) => setTimeout(resolve, 150));
+		const seen = a.frames.length;
+		for (const update of updates) a.sendUpdate(update); // one read of the relay
+		await a.acked(alice.client, 5);
+		await b.until(() => bob.doc.size === 5, 10_000, 'all at Bob');
+
+		const forwarded = b.frames.flatMap((f) => (f.kind === 'sync-update' ? [f.update] : []));
+		// The first alone and as it came (a frame's own bytes), the other four merged.
+		expect(forwarded.map(itemCount)).toEqual([1, 4]);
+		expect(forwarded[0]).toEqual(updates[0]);
+		expect(events).toEqual(['commit', 'commit']);
+		expect(a.frames.slice(seen).filter((f) => f.kind === 'stored')).toHaveLength(2);
+		expect(ids(bob.doc)).toEqual(ids(alice.doc));
+		expect(b.docRefusals).toEqual([]);
+		expect(updateRows(relay.dataDir, conversation.roomId)).toBe(2);
 	});
 });

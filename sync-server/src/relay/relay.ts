@@ -13,9 +13,12 @@
  * one transaction and then acknowledged (`kith-stored`). All work on one room
  * runs on one queue, so checks, stores and acknowledgements never interleave.
  * Updates that queued up while the room was busy are taken as one batch:
- * checked in parallel, each refused whole on its own, the accepted ones
- * forwarded as one merged update per receiver, stored in one transaction and
- * acknowledged once per sender. An idle room takes each update alone, at once.
+ * each checked and refused whole on its own, the accepted ones forwarded as
+ * one merged update per receiver, stored in one transaction and acknowledged
+ * once per sender. An idle room (no update for IDLE_ROOM_MS) takes an update
+ * alone and at once, in its frame's handler: the checks are synchronous
+ * (Node's Ed25519 and SHA-256, verify.ts), so a chat message is checked and
+ * forwarded without waiting for a turn of the event loop.
  *
  * Nothing a client sends is logged: log lines carry reason codes, room ids,
  * connection ids and sizes. No input may take the process down: every event
@@ -26,7 +29,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import * as Y from 'yjs';
-import { checkUpdate } from '../../../src/lib/conversation/doc-rules.ts';
+import { checkUpdateSync } from '../../../src/lib/conversation/doc-rules.ts';
 import { equalBytes, isRoomId } from '../../../src/lib/crypto/index.ts';
 import type { Config } from '../config.ts';
 import { silentLogger, type Logger } from '../log.ts';
@@ -113,6 +116,8 @@ export interface RelayOptions {
 	now?: () => number;
 	/** Interval of the check for retirement plans whose deadline passed. */
 	retireCheckMs?: number;
+	/** A room idle this long takes an update at once (IDLE_ROOM_MS; tests: Infinity, never). */
+	idleRoomMs?: number;
 }
 
 export interface Relay {
@@ -205,6 +210,13 @@ type RoomTask = UpdateTask | WorkTask;
 
 /** Most updates one batch takes from a room's queue. */
 export const MAX_BATCH_UPDATES = 128;
+/**
+ * A room whose last update was processed at least this long ago (ms) takes
+ * the next one at once, inside the frame's handler; a busier room queues it
+ * for the next batch. At chat rates every update takes the short way; under
+ * load the gap between batches is far shorter, so batching is as before.
+ */
+export const IDLE_ROOM_MS = 1;
 /** Most update bytes one batch takes (a single larger update goes alone). */
 export const MAX_BATCH_BYTES = 1024 * 1024;
 
@@ -219,11 +231,17 @@ class Room {
 	readonly #tasks: RoomTask[] = [];
 	#draining: Promise<void> | undefined;
 	#idleTimer: NodeJS.Timeout | undefined;
+	/** When the last update (batch) was processed, performance.now(). */
+	#lastUpdateAt = Number.NEGATIVE_INFINITY;
 
 	constructor(
 		readonly id: string,
 		compactAt: number,
+		readonly idleMs: number,
+		/** Processes a batch taken from the queue (loading the room's state first if need be). */
 		readonly processUpdates: (room: Room, batch: UpdateTask[]) => Promise<void>,
+		/** Processes one update at once; only called while the room's state is loaded. */
+		readonly processUpdateNow: (room: Room, task: UpdateTask) => void,
 		readonly onTaskError: (err: unknown) => void
 	) {
 		this.compactAt = compactAt;
@@ -234,9 +252,30 @@ class Room {
 		this.#push({ kind: 'work', run: task });
 	}
 
-	/** Queues an update; updates queued back to back are processed as one batch. */
+	/**
+	 * Takes an update: at once when the room is idle (nothing queued or running,
+	 * its state loaded, no update for IDLE_ROOM_MS), else on the queue, where
+	 * updates queued back to back are processed as one batch.
+	 */
 	update(conn: Connection, update: Uint8Array, raw: Uint8Array | undefined): void {
-		this.#push({ kind: 'update', conn, update, raw });
+		const task: UpdateTask = { kind: 'update', conn, update, raw };
+		const t = performance.now();
+		if (
+			this.#draining === undefined &&
+			this.#tasks.length === 0 &&
+			this.state !== undefined &&
+			this.idleMs !== Number.POSITIVE_INFINITY &&
+			t - this.#lastUpdateAt >= this.idleMs
+		) {
+			try {
+				this.processUpdateNow(this, task);
+			} catch (err) {
+				this.onTaskError(err);
+			}
+			this.#lastUpdateAt = performance.now();
+			return;
+		}
+		this.#push(task);
 	}
 
 	/** Puts updates taken for a batch back at the head of the queue, in order. */
@@ -261,6 +300,7 @@ class Room {
 					await first.run();
 				} else {
 					await this.processUpdates(this, this.#takeBatch());
+					this.#lastUpdateAt = performance.now();
 				}
 			} catch (err) {
 				this.onTaskError(err);
@@ -327,6 +367,7 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 	const now = options.now ?? Date.now;
 	installNodeVerifier();
 	const compactAfterRows = options.compactAfterRows ?? 1000;
+	const idleRoomMs = options.idleRoomMs ?? IDLE_ROOM_MS;
 	const keepaliveMs = options.keepaliveMs ?? 15_000;
 	const challenges = new Challenges(loadRelaySecret(config.dataDir), now);
 	const store = new RelayStore(config.dataDir);
@@ -462,8 +503,15 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 
 		let room = rooms.get(conn.roomId);
 		if (!room) {
-			room = new Room(conn.roomId, compactAfterRows, receiveUpdates, (err) =>
-				log.error('room task failed', { room: conn.roomId, err })
+			room = new Room(
+				conn.roomId,
+				compactAfterRows,
+				idleRoomMs,
+				receiveUpdates,
+				(room, task) => {
+					if (!room.retired && room.state) processBatch(room, [task], room.state);
+				},
+				(err) => log.error('room task failed', { room: conn.roomId, err })
 			);
 			rooms.set(room.id, room);
 		}
@@ -660,15 +708,27 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 	async function receiveUpdates(room: Room, batch: UpdateTask[]): Promise<void> {
 		if (room.retired) return;
 		const state = await load(room);
-		// Checked in parallel against the state before the batch (nothing changes
-		// it until the commit below: all work on a room runs on its queue).
-		const checks = await Promise.all(
-			batch.map(({ update }) =>
-				checkUpdate(update, state.sv).catch((err: unknown) => ({ ok: 'error' as const, err }))
-			)
-		);
 		// Retired meanwhile: nothing more is stored, forwarded or acknowledged.
 		if (room.retired) return;
+		processBatch(room, batch, state);
+	}
+
+	/**
+	 * `receiveUpdates` once the room's state is loaded: synchronous from the
+	 * checks to the acknowledgements, so nothing else runs on the room meanwhile
+	 * (the checks verify with Node's synchronous Ed25519, verify.ts). An idle
+	 * room's update comes here straight from its frame's handler.
+	 */
+	function processBatch(room: Room, batch: UpdateTask[], state: RoomState): void {
+		// Each checked against the state before the batch (nothing changes it
+		// until the commit below).
+		const checks = batch.map(({ update }) => {
+			try {
+				return checkUpdateSync(update, state.sv);
+			} catch (err) {
+				return { ok: 'error' as const, err };
+			}
+		});
 		const accepted: Accepted[] = [];
 		const acks = new Set<Connection>();
 		/** Items accepted in this batch so far, per client. */
@@ -698,8 +758,8 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 			}
 			// Items the relay already holds were skipped by the checks, unread: never
 			// store or relay them. Only the part the relay lacks goes on.
-			const whole = !holdsKnownItems(update, state.sv);
-			const stored = whole ? update.slice() : Y.diffUpdate(update, state.stateVector());
+			const whole = !check.held;
+			const stored = whole ? update : Y.diffUpdate(update, state.stateVector());
 			if (state.bytes + addedBytes + stored.length > config.roomQuotaBytes) {
 				refuse(
 					conn,
@@ -1059,14 +1119,6 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 			notifyHandler = handler;
 		}
 	};
-}
-
-/** Whether an update carries any struct below the state vector (already held). */
-function holdsKnownItems(update: Uint8Array, sv: Map<number, number>): boolean {
-	for (const [client, clock] of Y.parseUpdateMeta(update).from) {
-		if (clock < (sv.get(client) ?? 0)) return true;
-	}
-	return false;
 }
 
 function toBytes(data: RawData): Uint8Array {
