@@ -65,7 +65,8 @@ export function fanoutConfig(quick: boolean): FanoutConfig {
 		hintedBisectSteps: 2,
 		searchBudgetMs: quick ? 10_000 : 35_000,
 		maxRate: 25_600,
-		streamMessages: quick ? 8_000 : 20_000,
+		// Enough fresh messages for every step of a search up to maxRate (each step sends new ones).
+		streamMessages: quick ? 60_000 : 150_000,
 		// More receiver threads only pay where the relay cannot use the cores.
 		threads: Math.max(1, Math.min(3, availableParallelism() - 2))
 	};
