@@ -995,8 +995,12 @@ export class ConversationSession implements ConversationHandle {
 		}
 		if (changed) this.#viewVersion++;
 		const blocked = this.#options.blockedUsers?.() ?? NO_ONE;
-		const shown = blocked.size === 0 ? messages : messages.filter((m) => !blocked.has(m.author));
-		const last = shown.at(-1);
+		// The last message not from someone the user blocked (no copy of the list).
+		let last: Message | undefined;
+		for (let i = messages.length - 1; i >= 0 && !last; i--) {
+			const message = messages[i] as Message;
+			if (!blocked.has(message.author)) last = message;
+		}
 		this.lastActivity = last ? Math.max(last.hlc.wall, this.createdAt) : this.createdAt;
 		this.preview = last
 			? last.deleted
@@ -1006,9 +1010,10 @@ export class ConversationSession implements ConversationHandle {
 					: `File: ${last.attachment.name.slice(0, 110)}`
 			: '';
 		this.unread = unreadCount(
-			{ messages: shown },
+			{ messages },
 			me,
-			this.#readMark ? { hlc: parseHlc(this.#readMark.hlc), id: this.#readMark.id as OpId } : null
+			this.#readMark ? { hlc: parseHlc(this.#readMark.hlc), id: this.#readMark.id as OpId } : null,
+			blocked
 		);
 		const problems: string[] = [];
 		if (this.#unreadable.size > 0) {
@@ -1132,9 +1137,12 @@ export class ConversationSession implements ConversationHandle {
 
 	#reactionViews(message: Message, me: string): MessageView['reactions'] {
 		const blocked = this.#options.blockedUsers?.() ?? NO_ONE;
-		const entries = Object.entries(message.reactions)
-			.map(([emoji, users]) => [emoji, users.filter((user) => !blocked.has(user))] as const)
-			.filter(([, users]) => users.length > 0);
+		const entries =
+			blocked.size === 0
+				? Object.entries(message.reactions)
+				: Object.entries(message.reactions)
+						.map(([emoji, users]) => [emoji, users.filter((user) => !blocked.has(user))] as const)
+						.filter(([, users]) => users.length > 0);
 		if (entries.length === 0) return NOBODY_REACTED;
 		return entries.map(([emoji, users]) => ({
 			emoji,

@@ -16,6 +16,7 @@ import {
 	dhPublicKey,
 	newDeviceKeys,
 	restoreAccount,
+	sskIssued,
 	needsPassphrase,
 	unlockKeyring,
 	type StoredKeyring,
@@ -58,7 +59,6 @@ import {
 	encodeVaultMove,
 	makeVaultMove,
 	readVaultMove,
-	sskIssued,
 	Vault,
 	vaultRoomId,
 	type ConversationEntry,
@@ -161,6 +161,8 @@ interface ListSnapshot {
 	conversations: ConversationSummary[];
 }
 
+/** How long "Remove NAME" waits for this device to take the new keys itself. */
+const ADOPT_WAIT_MS = 5000;
 /** Vault changes per envelope when a device removal seeds the vault's new room. */
 const VAULT_SEED_CHANGES = 500;
 
@@ -1509,6 +1511,7 @@ export class KithApp {
 		remaining.set(me.deviceId, me.dhPublic);
 		remaining.delete(deviceId);
 		const { move } = await makeVaultMove(masterSeed, remaining, [deviceId]);
+		const adopted = new Promise<void>((resolve) => (this.#adopted = resolve));
 		const oldRoom = session.roomId;
 		const oldKey = keyring.accountKey;
 		try {
@@ -1524,11 +1527,10 @@ export class KithApp {
 				(error: unknown) => console.warn('kith:devices the old vault room stays for now', error)
 			);
 		}
-		// This device takes its own move like every other (#takeMove).
-		for (let i = 0; i < 100 && this.#vaultSession?.roomId === oldRoom; i++) {
-			await this.#vaultIngested;
-			await new Promise((resolve) => setTimeout(resolve, 20));
-		}
+		// This device takes its own move like every other (#takeMove), from this
+		// tab's ingest queue (or, in a tab that is not the leader, once the
+		// leader's write comes back): wait for it, a few seconds at most.
+		await Promise.race([adopted, new Promise((resolve) => setTimeout(resolve, ADOPT_WAIT_MS))]);
 		if (this.#vaultSession?.roomId === oldRoom) {
 			throw new Error('The device was removed, but this device has not taken the new keys yet.');
 		}
@@ -1608,7 +1610,12 @@ export class KithApp {
 		await old.close().catch(() => undefined);
 		if (tabs.isLeader) await deleteDatabase(storageName(old.roomId), 0).catch(() => undefined);
 		this.devices = vault.devices();
+		this.#adopted?.();
+		this.#adopted = null;
 	}
+
+	/** Resolves removeDevice's wait once this device took the new keys (#takeMove). */
+	#adopted: (() => void) | null = null;
 
 	/** Set when this device learns it was removed while the account is still opening. */
 	#removed = false;

@@ -409,6 +409,11 @@ describe('unreadCount', () => {
 		expect(unreadCount(state, 'me', pos(50, 7))).toBe(0);
 		expect(unreadCount(state, 'bob', pos(0, 0))).toBe(2); // 1 and 3
 	});
+
+	it('does not count the messages of hidden (blocked) authors', () => {
+		expect(unreadCount(state, 'me', null, new Set(['bob']))).toBe(1); // 1
+		expect(unreadCount(state, 'me', pos(10, 1), new Map([['alice', 'Alice']]))).toBe(3);
+	});
 });
 
 describe('ConversationReducer: identity and stability', () => {

@@ -825,10 +825,14 @@ export function reduce(items: Iterable<ReducerItem>): ConversationState {
  * deleted. With no mark, every such message is unread. `state` may be any
  * object with the messages, e.g. `{ messages: reducer.messages }` (no copy).
  */
+const NO_AUTHORS: ReadonlySet<string> = new Set();
+
 export function unreadCount(
 	state: Pick<ConversationState, 'messages'>,
 	me: string,
-	readUpTo: Position | null
+	readUpTo: Position | null,
+	/** Authors whose messages never count (people the user blocked). */
+	hidden: { has(author: string): boolean } = NO_AUTHORS
 ): number {
 	const messages = state.messages;
 	let lo = 0;
@@ -843,7 +847,7 @@ export function unreadCount(
 	let count = 0;
 	for (let i = lo; i < messages.length; i++) {
 		const message = messages[i] as Message;
-		if (message.author !== me && !message.deleted) count++;
+		if (message.author !== me && !message.deleted && !hidden.has(message.author)) count++;
 	}
 	return count;
 }

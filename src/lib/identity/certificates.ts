@@ -74,18 +74,33 @@ async function checkSignature(cert: Certificate, expectedSigner: string): Promis
 	return JSON.parse(cert.body);
 }
 
+/** Verify a self-signing key's certificate: signed by the master key (= user id), for that user. */
+export async function verifySskCert(userId: string, ssk: Certificate): Promise<SskCertBody> {
+	const sskBody = SskCertBody.parse(await checkSignature(ssk, userId));
+	if (sskBody.user !== userId) throw new CertificateError('SSK certificate is for another user');
+	return sskBody;
+}
+
 /** Verify a device chain: master (= user id) → SSK → device. Returns the device body. */
 export async function verifyDeviceChain(
 	userId: string,
 	ssk: Certificate,
 	device: Certificate
 ): Promise<DeviceCertBody> {
-	const sskBody = SskCertBody.parse(await checkSignature(ssk, userId));
-	if (sskBody.user !== userId) throw new CertificateError('SSK certificate is for another user');
+	const sskBody = await verifySskCert(userId, ssk);
 	const deviceBody = DeviceCertBody.parse(await checkSignature(device, sskBody.key));
 	if (deviceBody.user !== userId)
 		throw new CertificateError('device certificate is for another user');
 	return deviceBody;
+}
+
+/** When a self-signing certificate was issued (0 when it cannot be read; not a verification). */
+export function sskIssued(cert: Certificate): number {
+	try {
+		return SskCertBody.parse(JSON.parse(cert.body)).issued;
+	} catch {
+		return 0;
+	}
 }
 
 /** The key a self-signing certificate names (null when it cannot be read; not a verification). */

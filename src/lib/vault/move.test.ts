@@ -3,6 +3,7 @@ import {
 	adoptSelfSigning,
 	createAccount,
 	restoreAccount,
+	sskIssued,
 	unlockKeyring,
 	verifyDeviceChain,
 	type UnlockedKeyring
@@ -13,7 +14,6 @@ import {
 	encodeVaultMove,
 	makeVaultMove,
 	readVaultMove,
-	sskIssued,
 	VaultMoveError,
 	type VaultMove
 } from './move';
@@ -49,6 +49,18 @@ function me(keyring: UnlockedKeyring) {
 
 function remainingOf(...keyrings: UnlockedKeyring[]): Map<string, string> {
 	return new Map(keyrings.map((k) => [k.identity.deviceId, k.identity.dhPublic]));
+}
+
+type Devices = Awaited<ReturnType<typeof threeDevices>>;
+
+/** The first device (it holds the master key) removes the third; the second remains. */
+function removeThird({ first, second, third }: Devices) {
+	return makeVaultMove(
+		first.keyring.masterSeed as Uint8Array,
+		remainingOf(first.keyring, second.keyring),
+		[third.keyring.identity.deviceId],
+		5_000
+	);
 }
 
 describe('vault move (removing a device)', () => {
@@ -94,12 +106,7 @@ describe('vault move (removing a device)', () => {
 
 	it('refuses a move the master key did not sign (a removed device cannot forge one, nor strip a lockbox)', async () => {
 		const { first, second, third } = await threeDevices();
-		const { move } = await makeVaultMove(
-			first.keyring.masterSeed as Uint8Array,
-			remainingOf(first.keyring, second.keyring),
-			[third.keyring.identity.deviceId],
-			5_000
-		);
+		const { move } = await removeThird({ first, second, third });
 		// Drop the second device's lockbox and claim it removed, keeping the signature.
 		const body = JSON.parse(move.body) as { boxes: Record<string, string>; removed: string[] };
 		delete body.boxes[second.keyring.identity.deviceId];
@@ -121,12 +128,7 @@ describe('vault move (removing a device)', () => {
 
 	it('refuses a lockbox that does not open for this device', async () => {
 		const { first, second, third } = await threeDevices();
-		const { move } = await makeVaultMove(
-			first.keyring.masterSeed as Uint8Array,
-			remainingOf(first.keyring, second.keyring),
-			[third.keyring.identity.deviceId],
-			5_000
-		);
+		const { move } = await removeThird({ first, second, third });
 		// The second device's id with the first device's key-agreement secret.
 		await expect(
 			readVaultMove(move, { ...me(second.keyring), dhSecret: first.keyring.dhSecret })
@@ -149,12 +151,7 @@ describe('vault move (removing a device)', () => {
 describe('adoptSelfSigning', () => {
 	it('certifies the device under the new key and stores it again, passphrase and all', async () => {
 		const { first, second, third } = await threeDevices('correct horse');
-		const { move } = await makeVaultMove(
-			first.keyring.masterSeed as Uint8Array,
-			remainingOf(first.keyring, second.keyring),
-			[third.keyring.identity.deviceId],
-			5_000
-		);
+		const { move } = await removeThird({ first, second, third });
 		const outcome = await readVaultMove(move, me(second.keyring));
 		if (outcome.kind !== 'adopt') throw new Error('expected adopt');
 		const next = await adoptSelfSigning(second.stored, second.keyring, outcome.keys, 6_000);

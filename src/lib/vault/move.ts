@@ -38,7 +38,7 @@ import {
 	asSecretKey,
 	type SecretKey
 } from '../crypto';
-import { certify, Certificate, SskCertBody } from '../identity/certificates';
+import { certify, Certificate, verifySskCert, type SskCertBody } from '../identity/certificates';
 import { openLockbox, sealLockbox } from '../invite/lockbox';
 
 const CONTEXT = 'kith/vault-move\0';
@@ -166,14 +166,8 @@ export async function readVaultMove(
 	let ssk: SskCertBody;
 	try {
 		body = MoveBody.parse(JSON.parse(move.body));
-		if (body.ssk.signer !== me.user) throw new Error('signer');
-		ssk = SskCertBody.parse(JSON.parse(body.ssk.body));
-		const certOk = await verifySignature(
-			fromBase64Url(me.user),
-			concatBytes(utf8Encode('kith/cert\0'), utf8Encode(body.ssk.body)),
-			fromBase64Url(body.ssk.signature)
-		);
-		if (!certOk || ssk.user !== me.user || body.user !== me.user) throw new Error('cert');
+		if (body.user !== me.user) throw new Error('another account');
+		ssk = await verifySskCert(me.user, body.ssk);
 	} catch {
 		throw new VaultMoveError('This vault move does not hold together.');
 	}
@@ -205,13 +199,4 @@ export async function readVaultMove(
 		removed: body.removed,
 		keys: { sskSeed, sskCert: body.ssk, accountKey: asSecretKey(fromBase64Url(contents.account)) }
 	};
-}
-
-/** When a self-signing certificate was issued (0 when it cannot be read). */
-export function sskIssued(cert: Certificate): number {
-	try {
-		return SskCertBody.parse(JSON.parse(cert.body)).issued;
-	} catch {
-		return 0;
-	}
 }
