@@ -15,8 +15,10 @@ import {
 	decodeRecoveryKey,
 	dhPublicKey,
 	newDeviceKeys,
+	encodeRecoveryKey,
+	masterChain,
+	mastersOf,
 	restoreAccount,
-	sskIssued,
 	needsPassphrase,
 	unlockKeyring,
 	type StoredKeyring,
@@ -28,6 +30,7 @@ import {
 	createSigner,
 	ed25519PublicKey,
 	newRoomId,
+	newSigningSeed,
 	newSecretKey,
 	type ConversationId,
 	type RoomId,
@@ -198,8 +201,10 @@ export class KithApp {
 	 * vault nor Automerge. Cleared once the account is open.
 	 */
 	preview = $state(false);
-	/** Shown once right after account creation, then cleared. */
+	/** Shown once right after account creation (or "Make a new recovery key"), then cleared. */
 	recoveryKey = $state<string | null>(null);
+	/** Whether `recoveryKey` replaces an older one (its dialog says the old one stopped working). */
+	recoveryKeyReplaced = $state(false);
 	/** Whether this device holds the master key (else a backup needs the recovery key typed). */
 	get holdsMasterKey(): boolean {
 		return this.#keyring?.masterSeed != null;
@@ -311,7 +316,10 @@ export class KithApp {
 			{
 				masterSeed: decodeRecoveryKey(recoveryKey),
 				sskSeed: fromBase64Url(contents.secrets.ssk),
-				accountKey: fromBase64Url(contents.secrets.account) as SecretKey
+				accountKey: fromBase64Url(contents.secrets.account) as SecretKey,
+				...(contents.masters?.length
+					? { replaced: { userId: contents.userId as UserId, chain: contents.masters } }
+					: {})
 			},
 			{ passphraseCost: this.#options.passphraseCost }
 		);
@@ -406,6 +414,7 @@ export class KithApp {
 			{
 				createdAt: Date.now(),
 				userId: keyring.identity.userId,
+				masters: masterChain(keyring.identity.sskCert),
 				displayName: vault.displayName,
 				secrets: { ssk: toBase64Url(keyring.sskSeed), account: toBase64Url(keyring.accountKey) },
 				rooms: docs,
@@ -638,6 +647,7 @@ export class KithApp {
 
 	acknowledgeRecoveryKey(): void {
 		this.recoveryKey = null;
+		this.recoveryKeyReplaced = false;
 	}
 
 	dismissAlert(): void {
@@ -1459,18 +1469,123 @@ export class KithApp {
 	 */
 	// ---- removing a device --------------------------------------------------------
 
-	/** The master key: held here, or from the recovery key the user typed (checked against the account). */
+	/**
+	 * The master key: held here, or from the recovery key the user typed
+	 * (checked against the account's current master key: a replaced one is
+	 * refused as such).
+	 */
 	#masterSeed(recoveryKey: string | undefined, why: string): Uint8Array {
 		const keyring = this.#keyring;
 		if (!keyring) throw new Error('The account is not open.');
 		if (keyring.masterSeed) return keyring.masterSeed;
 		if (!recoveryKey?.trim()) throw new Error(`Enter your recovery key ${why}.`);
 		const masterSeed = decodeRecoveryKey(recoveryKey);
-		if (toBase64Url(ed25519PublicKey(masterSeed)) !== keyring.identity.userId) {
-			throw new Error('This recovery key is not this account’s.');
+		const key = toBase64Url(ed25519PublicKey(masterSeed));
+		const { userId, sskCert } = keyring.identity;
+		if (key !== sskCert.signer) {
+			throw new Error(
+				mastersOf(userId, sskCert).includes(key)
+					? 'This recovery key was replaced by a newer one and no longer works.'
+					: 'This recovery key is not this account’s.'
+			);
 		}
 		return masterSeed;
 	}
+
+	/**
+	 * Every device of the account and its X25519 key (this one included):
+	 * from the device list, and from the rosters for devices that have not
+	 * noted theirs there.
+	 */
+	#accountDevices(): Map<string, string> {
+		const keyring = this.#keyring;
+		const vault = this.#vault;
+		if (!keyring || !vault) throw new Error('The account is not open.');
+		const me = keyring.identity;
+		const devices = new Map<string, string>();
+		for (const device of vault.devices()) if (device.dh) devices.set(device.id, device.dh);
+		for (const conversation of this.#sessions.values()) {
+			for (const [device, dh] of conversation.roster.member(me.userId)?.devices ?? []) {
+				if (!devices.has(device)) devices.set(device, dh);
+			}
+		}
+		devices.set(me.deviceId, me.dhPublic);
+		return devices;
+	}
+
+	/**
+	 * Write a vault move (docs/protocol.md §8d) and wait until this device
+	 * took it: the relay drops the vault room being left once every device
+	 * in `remaining` has moved.
+	 */
+	async #writeMove(move: VaultMove, remaining: ReadonlyMap<string, string>): Promise<void> {
+		const keyring = this.#keyring;
+		const session = this.#vaultSession;
+		if (!keyring || !session) throw new Error('The account is not open.');
+		const adopted = new Promise<void>((resolve) => (this.#adopted = resolve));
+		const oldRoom = session.roomId;
+		const oldKey = keyring.accountKey;
+		try {
+			await session.commit({ epoch: 0, key: oldKey, plaintexts: [encodeVaultMove(move)] });
+		} catch (error) {
+			this.#reportWriteError(error);
+			throw error;
+		}
+		const relayUrl = this.#options.relayUrl;
+		if (relayUrl) {
+			const tags = await Promise.all([...remaining.keys()].map((d) => movedTag(oldRoom, d)));
+			await retireRoom(relayUrl, oldRoom, oldKey, tags, Date.now() + RETAIN_MS).catch(
+				(error: unknown) => console.warn('kith:devices the old vault room stays for now', error)
+			);
+		}
+		// This device takes its own move like every other (#takeMove), from this
+		// tab's ingest queue (or, in a tab that is not the leader, once the
+		// leader's write comes back): wait for it, a few seconds at most.
+		await Promise.race([adopted, new Promise((resolve) => setTimeout(resolve, ADOPT_WAIT_MS))]);
+		if (this.#vaultSession?.roomId === oldRoom) {
+			throw new Error('The change was written, but this device has not taken the new keys yet.');
+		}
+	}
+
+	/**
+	 * Settings → Recovery key → "Make a new recovery key": a new master key
+	 * replaces the one the current recovery key holds, which from then on
+	 * certifies nothing that counts (certificates.ts `compareSsk`), opens no
+	 * backup made after, and is refused where a recovery key is asked for. A
+	 * vault move that removes nobody hands every device a new self-signing
+	 * key (certified by the new master key, with the chain of master
+	 * certificates) and a new account key, like a device removal; each
+	 * conversation takes the new certificates. The new recovery key is shown
+	 * once (`recoveryKey`). Returns it. Rejects when the current master key
+	 * is neither here nor typed.
+	 */
+	async makeNewRecoveryKey(recoveryKey?: string): Promise<string> {
+		const keyring = this.#keyring;
+		if (!keyring || !this.#vault) throw new Error('The account is not open.');
+		const masterSeed = this.#masterSeed(recoveryKey, 'to replace it: this device does not hold it');
+		const me = keyring.identity;
+		const remaining = this.#accountDevices();
+		const successor = newSigningSeed();
+		const { move } = await makeVaultMove(
+			{ user: me.userId, masterSeed, chain: masterChain(me.sskCert), successor },
+			remaining,
+			[]
+		);
+		// Only a device that held the master key keeps the new one.
+		this.#successor = keyring.masterSeed ? successor : null;
+		try {
+			await this.#writeMove(move, remaining);
+		} finally {
+			this.#successor = null;
+		}
+		const text = encodeRecoveryKey(successor);
+		this.recoveryKeyReplaced = true;
+		this.recoveryKey = text;
+		return text;
+	}
+
+	/** The new master key, while this device replaces it and held the old one (#takeMove keeps it). */
+	#successor: Uint8Array | null = null;
 
 	/**
 	 * Settings → Devices → "Remove NAME" (docs/protocol.md §8d). A new
@@ -1499,41 +1614,14 @@ export class KithApp {
 			recoveryKey,
 			'to remove a device: this device does not hold it'
 		);
-		// Every other device and its X25519 key: from the device list, and from the
-		// rosters for devices that have not noted theirs there.
-		const remaining = new Map<string, string>();
-		for (const device of vault.devices()) if (device.dh) remaining.set(device.id, device.dh);
-		for (const conversation of this.#sessions.values()) {
-			for (const [device, dh] of conversation.roster.member(me.userId)?.devices ?? []) {
-				if (!remaining.has(device)) remaining.set(device, dh);
-			}
-		}
-		remaining.set(me.deviceId, me.dhPublic);
+		const remaining = this.#accountDevices();
 		remaining.delete(deviceId);
-		const { move } = await makeVaultMove(masterSeed, remaining, [deviceId]);
-		const adopted = new Promise<void>((resolve) => (this.#adopted = resolve));
-		const oldRoom = session.roomId;
-		const oldKey = keyring.accountKey;
-		try {
-			await session.commit({ epoch: 0, key: oldKey, plaintexts: [encodeVaultMove(move)] });
-		} catch (error) {
-			this.#reportWriteError(error);
-			throw error;
-		}
-		const relayUrl = this.#options.relayUrl;
-		if (relayUrl) {
-			const tags = await Promise.all([...remaining.keys()].map((d) => movedTag(oldRoom, d)));
-			await retireRoom(relayUrl, oldRoom, oldKey, tags, Date.now() + RETAIN_MS).catch(
-				(error: unknown) => console.warn('kith:devices the old vault room stays for now', error)
-			);
-		}
-		// This device takes its own move like every other (#takeMove), from this
-		// tab's ingest queue (or, in a tab that is not the leader, once the
-		// leader's write comes back): wait for it, a few seconds at most.
-		await Promise.race([adopted, new Promise((resolve) => setTimeout(resolve, ADOPT_WAIT_MS))]);
-		if (this.#vaultSession?.roomId === oldRoom) {
-			throw new Error('The device was removed, but this device has not taken the new keys yet.');
-		}
+		const { move } = await makeVaultMove(
+			{ user: me.userId, masterSeed, chain: masterChain(me.sskCert) },
+			remaining,
+			[deviceId]
+		);
+		await this.#writeMove(move, remaining);
 	}
 
 	/**
@@ -1550,7 +1638,7 @@ export class KithApp {
 				user: keyring.identity.userId,
 				device: keyring.identity.deviceId,
 				dhSecret: keyring.dhSecret,
-				currentIssued: sskIssued(keyring.identity.sskCert)
+				current: keyring.identity.sskCert
 			});
 		} catch (error) {
 			console.warn('kith:devices dropped a vault move', error);
@@ -1564,7 +1652,10 @@ export class KithApp {
 		const net = this.#net;
 		const tabs = this.#tabs;
 		if (!stored || !vault || !old || !tabs) return;
-		const next = await adoptSelfSigning(stored, keyring, outcome.keys);
+		const next = await adoptSelfSigning(stored, keyring, {
+			...outcome.keys,
+			...(this.#successor ? { masterSeed: this.#successor } : {})
+		});
 		if (tabs.isLeader) await this.#store.put(KEYRING_KEY, next.stored);
 		this.#stored = next.stored;
 		this.#keyring = next.keyring;

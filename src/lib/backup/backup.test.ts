@@ -14,6 +14,8 @@ import {
 	utf8Encode
 } from '../crypto';
 import { encodeRecoveryKey, RecoveryKeyError } from '../identity/recovery-key';
+import { certify } from '../identity/certificates';
+import { createSigner } from '../crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { BackupError, openBackup, sealBackup, type BackupContents, type BackupErrorCode } from '.';
 
@@ -101,6 +103,8 @@ interface SpecFields {
 	roomCount?: number;
 	/** Version 2: [SHA-256, bytes] of each file chunk (absent: a version 1 layout). */
 	chunks?: Array<[Uint8Array, Uint8Array]>;
+	/** Version 3: each master certificate's JSON (absent: a version 2 or 1 layout). */
+	masters?: Uint8Array[];
 }
 
 function encodeBySpec(fields: SpecFields): Uint8Array {
@@ -119,6 +123,9 @@ function encodeBySpec(fields: SpecFields): Uint8Array {
 		parts.push(varUint(fields.chunks.length));
 		for (const [id, bytes] of fields.chunks) parts.push(id, varBytes(bytes));
 	}
+	if (fields.masters) {
+		parts.push(varUint(fields.masters.length), ...fields.masters.map(varBytes));
+	}
 	return concatBytes(...parts);
 }
 
@@ -133,14 +140,15 @@ function specFields(contents: BackupContents): SpecFields {
 		chunks: (contents.chunks ?? []).map(({ id, bytes }) => [
 			Uint8Array.from(Buffer.from(id, 'base64url')),
 			bytes
-		])
+		]),
+		masters: (contents.masters ?? []).map((link) => utf8Encode(JSON.stringify(link)))
 	};
 }
 
 async function sealBySpec(
 	plaintext: Uint8Array,
 	seed: Uint8Array,
-	version = 2
+	version = 3
 ): Promise<Uint8Array> {
 	const salt = randomBytes(16);
 	const key = asSecretKey(deriveKey(seed, 'kith/backup/v1/key', 32, salt));
@@ -219,7 +227,7 @@ describe('backup file', () => {
 		const contents = sampleContents(account);
 		const sealed = await sealBackup(contents, account.seed);
 		expect(sealed.subarray(0, 10)).toEqual(MAGIC);
-		expect(sealed[10]).toBe(2);
+		expect(sealed[10]).toBe(3);
 		const salt = sealed.subarray(11, 27);
 		expect(sealed.subarray(27, HEADER)).toEqual(
 			deriveKey(account.seed, 'kith/backup/v1/check', 32, salt)
@@ -241,11 +249,52 @@ describe('backup file', () => {
 		expect(await openBackup(sealed, account.recoveryKey)).toEqual(contents);
 	});
 
+	it('opens a version 2 backup (no master certificates)', async () => {
+		const account = newAccount();
+		const contents = sampleContents(account);
+		const v2 = await sealBySpec(
+			encodeBySpec({ ...specFields(contents), masters: undefined }),
+			account.seed,
+			2
+		);
+		expect(await openBackup(v2, account.recoveryKey)).toEqual(contents);
+	});
+
+	it('after a new recovery key: carries the master chain, opens with the new key only', async () => {
+		const account = newAccount();
+		const successor = randomBytes(32);
+		const link = await certify(
+			{
+				v: 1,
+				type: 'master',
+				user: account.userId,
+				key: toBase64Url(ed25519PublicKey(successor)),
+				issued: 5
+			},
+			await createSigner(account.seed)
+		);
+		const contents = { ...sampleContents(account), masters: [link] };
+		const sealed = await sealBackup(contents, successor);
+		const opened = await openBackup(sealed, encodeRecoveryKey(successor));
+		expect(opened).toEqual(contents);
+		expect(opened.userId).toBe(account.userId);
+		// The replaced key does not open it.
+		expect((await rejection(openBackup(sealed, account.recoveryKey))).code).toBe(
+			'wrong-recovery-key'
+		);
+		// Sealing refuses a chain that does not lead to the sealing key, or no chain.
+		await expect(sealBackup(contents, account.seed)).rejects.toThrow(RangeError);
+		await expect(sealBackup(sampleContents(account), successor)).rejects.toThrow(RangeError);
+		// A file whose chain does not lead to the key that sealed it is damaged.
+		const lying = await sealBySpec(encodeBySpec(specFields(contents)), account.seed);
+		expect((await rejection(openBackup(lying, account.recoveryKey))).code).toBe('damaged');
+	});
+
 	it('opens a version 1 backup (no files), and refuses a file chunk that is not its id’s hash', async () => {
 		const account = newAccount();
 		const contents = sampleContents(account);
 		const v1 = await sealBySpec(
-			encodeBySpec({ ...specFields(contents), chunks: undefined }),
+			encodeBySpec({ ...specFields(contents), chunks: undefined, masters: undefined }),
 			account.seed,
 			1
 		);
@@ -301,8 +350,8 @@ describe('backup file', () => {
 		const sealed = await sealBackup(sampleContents(account), account.seed);
 		const expected = (position: number, value: number): BackupErrorCode => {
 			if (position < 10) return 'not-a-backup';
-			// 0, or the older version 1 (the header is the AAD: the tag fails).
-			if (position === 10) return value <= 1 ? 'damaged' : 'unsupported-version';
+			// 0, or an older version (the header is the AAD: the tag fails).
+			if (position === 10) return value <= 2 ? 'damaged' : 'unsupported-version';
 			if (position < HEADER) return 'wrong-recovery-key';
 			return 'damaged';
 		};
@@ -382,7 +431,7 @@ describe('backup file', () => {
 		const account = newAccount();
 		const sealed = await sealBackup(sampleContents(account), account.seed);
 		for (const [version, code] of [
-			[3, 'unsupported-version'],
+			[4, 'unsupported-version'],
 			[255, 'unsupported-version'],
 			[0, 'damaged']
 		] as const) {
@@ -396,7 +445,7 @@ describe('backup file', () => {
 		const newer = await sealBySpec(
 			encodeBySpec(specFields(sampleContents(account))),
 			account.seed,
-			3
+			4
 		);
 		const error = await rejection(openBackup(newer, account.recoveryKey));
 		expect(error.code).toBe('unsupported-version');

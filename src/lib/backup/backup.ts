@@ -8,11 +8,13 @@
  * and a backup is useless without it anyway (the master key is what makes a
  * restored device part of the account).
  *
- * Format, version 2 (version 1 is the same without files; both are read).
+ * Format, version 3 (version 2 is the same without the master certificates,
+ * version 1 without files either; all three are read).
  * All lengths are in bytes; `||` is concatenation.
  *
  *   file   = header || nonce (12) || ciphertext
- *   header = magic (10: ASCII "KITHBACKUP") || version (1: 0x02; 0x01 before files)
+ *   header = magic (10: ASCII "KITHBACKUP") || version (1: 0x03; 0x02 before a new
+ *            recovery key could be made, 0x01 before files)
  *            || salt (16, random per backup) || check (32)
  *
  *   seed       = the 32-byte master seed (the recovery key decoded)
@@ -31,7 +33,7 @@
  * varBytes is varUint length || bytes:
  *
  *   varUint   createdAt: ms since the epoch (a non-negative safe integer)
- *   32        the master public key (Ed25519); userId is its base64url (no padding)
+ *   32        the user id: the account's first master public key (Ed25519), raw
  *   varBytes  displayName, UTF-8
  *   32        ssk: the self-signing key seed
  *   32        account: the account key (the vault's key)
@@ -43,6 +45,11 @@
  *     32        the chunk id: SHA-256 of the chunk (its address at the relay)
  *     varBytes  the chunk as stored (still encrypted under its file's key,
  *               which only the conversation's messages hold)
+ *   version 3 only:
+ *   varUint   number of master certificates (0 until "Make a new recovery key"), then
+ *             for each: varBytes UTF-8 JSON {"body","signer","signature"}, the chain
+ *             from the user id to the master key the recovery key holds
+ *             (identity/certificates.ts)
  *
  * Nothing follows. Room ids are distinct, chunk ids too. The secrets travel as
  * raw bytes (base64url only in the API), so an update-heavy backup is barely
@@ -57,7 +64,8 @@
  *   5. check ≠ HKDF(seed, salt, ".../check")             → 'wrong-recovery-key'
  *   6. the tag does not verify, the contents do not decode exactly (types,
  *      lengths, room ids, trailing bytes, a chunk that is not its id's
- *      hash), or the public key in the contents is not the seed's → 'damaged'
+ *      hash), or the master key that the user id and the chain lead to is not
+ *      the seed's                                        → 'damaged'
  * A reader returns all of the contents or nothing.
  */
 import * as decoding from 'lib0/decoding';
@@ -80,13 +88,20 @@ import {
 	type SecretKey
 } from '../crypto';
 import { decodeRecoveryKey } from '../identity/recovery-key';
+import { Certificate, MasterCertBody, MAX_MASTERS } from '../identity/certificates';
 import { sha256 } from '@noble/hashes/sha2.js';
 
 export interface BackupContents {
 	/** When the backup was made (ms since epoch). */
 	createdAt: number;
-	/** The account's user id (base64url of the master public key) and display name. */
+	/** The account's user id (base64url of its first master public key) and display name. */
 	userId: string;
+	/**
+	 * The master certificates from the user id to the master key the recovery
+	 * key holds: none until the user made a new recovery key. Their
+	 * signatures are checked where they are used (keyring.ts `restoreAccount`).
+	 */
+	masters?: Certificate[];
 	displayName: string;
 	/** Account secrets a restored device needs, base64url: the self-signing key seed and the account key (the vault's key). The master seed is the recovery key itself and is not stored. */
 	secrets: { ssk: string; account: string };
@@ -118,7 +133,7 @@ export class BackupError extends Error {
 	}
 }
 
-export const BACKUP_VERSION = 2;
+export const BACKUP_VERSION = 3;
 const MAGIC = utf8Encode('KITHBACKUP');
 const SALT_LENGTH = 16;
 const CHECK_LENGTH = 32;
@@ -139,6 +154,18 @@ function backupKeys(
 		key: asSecretKey(deriveKey(masterSeed, KEY_INFO, 32, salt)),
 		check: deriveKey(masterSeed, CHECK_INFO, CHECK_LENGTH, salt)
 	};
+}
+
+/** The master key a chain of master certificates leads to from `userId` (signatures unchecked). */
+function lastMaster(userId: string, masters: readonly Certificate[]): string {
+	let master = userId;
+	for (const link of masters) {
+		const body = MasterCertBody.parse(JSON.parse(link.body));
+		if (link.signer !== master || body.user !== userId)
+			throw new RangeError('a broken master chain');
+		master = body.key;
+	}
+	return master;
 }
 
 /** base64url (canonical: @scure/base refuses stray padding bits) of exactly 32 bytes. */
@@ -170,12 +197,14 @@ function encodeContents(contents: BackupContents, publicKey: Uint8Array): Uint8A
 	if (!Number.isSafeInteger(contents.createdAt) || contents.createdAt < 0) {
 		throw new RangeError('createdAt is not a non-negative integer of ms since the epoch');
 	}
-	if (contents.userId !== toBase64Url(publicKey)) {
+	const masters = contents.masters ?? [];
+	if (masters.length > MAX_MASTERS) throw new RangeError('too many master certificates');
+	if (lastMaster(contents.userId, masters) !== toBase64Url(publicKey)) {
 		throw new RangeError('userId is not the account of this master seed');
 	}
 	const encoder = encoding.createEncoder();
 	encoding.writeVarUint(encoder, contents.createdAt);
-	encoding.writeUint8Array(encoder, publicKey);
+	encoding.writeUint8Array(encoder, secretBytes(contents.userId, 'userId'));
 	encoding.writeVarUint8Array(encoder, exactUtf8(contents.displayName, 'displayName'));
 	encoding.writeUint8Array(encoder, secretBytes(contents.secrets.ssk, 'secrets.ssk'));
 	encoding.writeUint8Array(encoder, secretBytes(contents.secrets.account, 'secrets.account'));
@@ -204,6 +233,10 @@ function encodeContents(contents: BackupContents, publicKey: Uint8Array): Uint8A
 		encoding.writeUint8Array(encoder, hash);
 		encoding.writeVarUint8Array(encoder, bytes);
 	}
+	encoding.writeVarUint(encoder, masters.length);
+	for (const link of masters) {
+		encoding.writeVarUint8Array(encoder, utf8Encode(JSON.stringify(Certificate.parse(link))));
+	}
 	return encoding.toUint8Array(encoder);
 }
 
@@ -219,7 +252,8 @@ function decodeContents(
 	version: number
 ): {
 	contents: BackupContents;
-	publicKey: Uint8Array;
+	/** The master key the user id and the chain lead to (base64url). */
+	masterKey: string;
 } {
 	const decoder = decoding.createDecoder(plaintext);
 	const createdAt = decoding.readVarUint(decoder);
@@ -255,17 +289,27 @@ function decodeContents(
 			chunks.push({ id, bytes });
 		}
 	}
+	const masters: Certificate[] = [];
+	if (version >= 3) {
+		const count = decoding.readVarUint(decoder);
+		if (count > MAX_MASTERS) throw new Error('too many master certificates');
+		for (let i = 0; i < count; i++) {
+			masters.push(Certificate.parse(JSON.parse(utf8Decode(decoding.readVarUint8Array(decoder)))));
+		}
+	}
 	if (decoding.hasContent(decoder)) throw new Error('trailing bytes after the contents');
+	const userId = toBase64Url(publicKey);
 	return {
 		contents: {
 			createdAt,
-			userId: toBase64Url(publicKey),
+			userId,
+			...(masters.length > 0 ? { masters } : {}),
 			displayName,
 			secrets: { ssk, account },
 			rooms,
 			chunks
 		},
-		publicKey
+		masterKey: lastMaster(userId, masters)
 	};
 }
 
@@ -347,7 +391,7 @@ export async function openBackup(bytes: Uint8Array, recoveryKey: string): Promis
 		}
 		// Only a writer that ignored the format could get here with a mismatch:
 		// the check value already proved the seed.
-		if (!equalBytes(decoded.publicKey, ed25519PublicKey(masterSeed))) {
+		if (decoded.masterKey !== toBase64Url(ed25519PublicKey(masterSeed))) {
 			throw new BackupError('damaged');
 		}
 		return decoded.contents;

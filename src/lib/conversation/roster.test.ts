@@ -299,6 +299,8 @@ interface Rotating {
 	d: [PublicIdentity, PublicIdentity, PublicIdentity, PublicIdentity, PublicIdentity];
 	/** SSK1's private seed (every device holds it: a removed one too). */
 	sskSeed: Uint8Array;
+	/** The first master key (the first recovery key). */
+	masterSeed: Uint8Array;
 	/** A new SSK certified by the master key, and certificates of devices under it. */
 	newSsk(
 		issued: number,
@@ -330,6 +332,7 @@ async function rotating(): Promise<Rotating> {
 		user,
 		d: [made.keyring.identity, ...others] as Rotating['d'],
 		sskSeed,
+		masterSeed: masterSeed as Uint8Array,
 		async newSsk(issued, seed = newSigningSeed()) {
 			const key = toBase64Url(ed25519PublicKey(seed));
 			const signer = await createSigner(seed);
@@ -556,6 +559,61 @@ describe('Roster rule 7: revocation by a newer self-signing key', () => {
 			for (const op of order) await roster.apply(op, d1.deviceId);
 			expect(devicesOf(roster, bob.user)).toEqual({ devices: ids(d1, d3), revoked: ids(d2) });
 			expect(roster.sskChangedAt()).toEqual({ hlc: opHlc(underHigh), id: underHigh.id });
+		}
+	});
+
+	it('keeps the SSK of a new master key current: the replaced key certifies nothing that counts', async () => {
+		const [d1, d2, d3] = bob.d;
+		// Bob made a new recovery key: master 2, certified by the first, signs SSK3.
+		const master2 = await createSigner(newSigningSeed());
+		const link = await certify(
+			{ v: 1, type: 'master', user: bob.user, key: toBase64Url(master2.publicKey), issued: 2500 },
+			await createSigner(bob.masterSeed)
+		);
+		const sskSeed3 = newSigningSeed();
+		const ssk3 = await certify(
+			{
+				v: 1,
+				type: 'ssk',
+				user: bob.user,
+				key: toBase64Url(ed25519PublicKey(sskSeed3)),
+				issued: 2500,
+				masters: [link]
+			},
+			master2
+		);
+		const signer3 = await createSigner(sskSeed3);
+		const cert3 = (device: PublicIdentity) =>
+			certify(
+				{
+					v: 1,
+					type: 'device',
+					user: bob.user,
+					device: device.deviceId,
+					dh: device.dhPublic,
+					issued: 2500
+				},
+				signer3
+			);
+		const underNew = addUnder(bob.user, ssk3, [
+			{ id: d1.deviceId, cert: await cert3(d1) },
+			{ id: d3.deviceId, cert: await cert3(d3) }
+		]);
+		// Someone who kept the old recovery key certifies a newer SSK (far later) for D2.
+		const stale = await bob.newSsk(9_000);
+		const underOld = addUnder(bob.user, stale.cert, [
+			{ id: d2.deviceId, cert: await stale.device(d2) }
+		]);
+		for (const order of [
+			[underNew, underOld],
+			[underOld, underNew]
+		]) {
+			const roster = await withBob();
+			for (const op of order) {
+				expect(await roster.apply(op, op === underOld ? d2.deviceId : d1.deviceId)).toBe(true);
+			}
+			expect(roster.currentSsk(bob.user)).toBe(toBase64Url(ed25519PublicKey(sskSeed3)));
+			expect(devicesOf(roster, bob.user)).toEqual({ devices: ids(d1, d3), revoked: ids(d2) });
 		}
 	});
 

@@ -39,8 +39,9 @@
  *     that it waits). The creator's own add as owner is excluded: that
  *     shape is the genesis.
  *  7. Revocation by a newer self-signing key. Of the SSK certificates in
- *     the adds applied for a user, the one with the greatest `issued`
- *     (ties: the greater key) names the user's current SSK. A device of the
+ *     the adds applied for a user, the one under the newest master key,
+ *     then with the greatest `issued` (ties: the greater key) names the
+ *     user's current SSK (certificates.ts `compareSsk`). A device of the
  *     user certified under it is active; one certified only under older
  *     SSKs is revoked: the user removed it by rotating the SSK and
  *     re-certifying the devices they kept (rule 6). A revoked device is in
@@ -70,7 +71,13 @@ import {
 	type MemberRoleOp,
 	type Role
 } from './operations';
-import { SskCertBody, verifyDeviceChain } from '../identity/certificates';
+import {
+	compareSsk,
+	SskCertBody,
+	sskRank,
+	verifyDeviceChain,
+	type SskRank
+} from '../identity/certificates';
 
 export const MAX_MEMBERS = 256;
 
@@ -129,8 +136,8 @@ interface MutableMember {
 	 * applied; also of devices not (yet) known as the user's (rule 6).
 	 */
 	certs: Map<string, Map<string, DeviceCert>>;
-	/** SSK key → the greatest `issued` seen for it, and the least stamp of the adds carrying it. */
-	ssks: Map<string, { issued: number; first: OpStamp }>;
+	/** SSK key → its rank (the greatest `issued` seen for it), and the least stamp of the adds carrying it. */
+	ssks: Map<string, { rank: SskRank; first: OpStamp }>;
 	sskKeys: Set<string>;
 	/** Derived (`#derive`): the current SSK, the active and the revoked devices. */
 	current: string | null;
@@ -417,11 +424,11 @@ export class Roster {
 		const at: OpStamp = { hlc: opHlc(op), id: op.id };
 		const seen = member.ssks.get(ssk.key);
 		if (seen === undefined) {
-			member.ssks.set(ssk.key, { issued: ssk.issued, first: at });
+			member.ssks.set(ssk.key, { rank: ssk, first: at });
 			member.sskKeys.add(ssk.key);
 			changed = true;
 		} else {
-			if (ssk.issued > seen.issued) seen.issued = ssk.issued;
+			if (compareSsk(ssk, seen.rank) > 0) seen.rank = ssk;
 			if (compareOpStamps(at, seen.first) < 0) seen.first = at;
 		}
 		for (const [device, cert] of devices) {
@@ -458,13 +465,14 @@ export class Roster {
 	 */
 	#derive(member: MutableMember): boolean {
 		const changeBefore = sskChangeOf(member);
-		// The greatest `issued`, then the greater key: whatever the order seen.
+		// The newest master, then the greatest `issued`, then the greater key
+		// (compareSsk): whatever the order seen.
 		let current: string | null = null;
-		let currentIssued = -1;
-		for (const [key, { issued }] of member.ssks) {
-			if (issued > currentIssued || (issued === currentIssued && key > (current as string))) {
+		let best: SskRank | null = null;
+		for (const [key, { rank }] of member.ssks) {
+			if (best === null || compareSsk(rank, best) > 0) {
 				current = key;
-				currentIssued = issued;
+				best = rank;
 			}
 		}
 		const devices = new Map<string, string>();
@@ -495,10 +503,10 @@ export class Roster {
  */
 async function certified(op: MemberAddOp): Promise<{
 	devices: Map<string, DeviceCert>;
-	ssk: { key: string; issued: number } | null;
+	ssk: SskRank | null;
 }> {
 	const devices = new Map<string, DeviceCert>();
-	let ssk: { key: string; issued: number } | null = null;
+	let ssk: SskRank | null = null;
 	if (op.ssk) {
 		for (const cert of op.certs ?? []) {
 			try {
@@ -516,11 +524,10 @@ async function certified(op: MemberAddOp): Promise<{
 	return { devices, ssk };
 }
 
-/** The key a (verified) self-signing certificate certifies, and when it was issued. */
-function sskOf(body: string): { key: string; issued: number } | null {
+/** The rank of a (verified) self-signing certificate: its key, when it was issued, its masters. */
+function sskOf(body: string): SskRank | null {
 	try {
-		const { key, issued } = SskCertBody.parse(JSON.parse(body));
-		return { key, issued };
+		return sskRank(SskCertBody.parse(JSON.parse(body)));
 	} catch {
 		return null;
 	}

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
 	createSigner,
@@ -12,11 +13,16 @@ import {
 import {
 	certify,
 	CertificateError,
+	compareSsk,
 	createAccount,
+	mastersOf,
+	SskCertBody,
+	sskRank,
 	verifyDeviceChain,
+	verifyMasters,
+	verifySskCert,
 	type Certificate,
-	type DeviceCertBody,
-	type SskCertBody
+	type DeviceCertBody
 } from '.';
 
 async function failure(promise: Promise<unknown>): Promise<{ name: string; message: string }> {
@@ -237,6 +243,105 @@ describe('verifyDeviceChain', () => {
 		};
 		expect((await failure(verifyDeviceChain(a.userId, a.sskCert, bare))).message).toBe(
 			'certificate signature does not verify'
+		);
+	});
+});
+
+describe('replaced master keys (a new recovery key)', () => {
+	async function succession() {
+		const first = await createSigner(newSigningSeed());
+		const user = toBase64Url(first.publicKey);
+		const second = await createSigner(newSigningSeed());
+		const link = await certify(
+			{ v: 1, type: 'master', user, key: toBase64Url(second.publicKey), issued: 10 },
+			first
+		);
+		const sskUnder = async (signer: Signer, masters: Certificate[], issued: number) =>
+			certify(
+				{
+					v: 1,
+					type: 'ssk',
+					user,
+					key: toBase64Url((await createSigner(newSigningSeed())).publicKey),
+					issued,
+					...(masters.length ? { masters } : {})
+				},
+				signer
+			);
+		return { first, second, user, link, sskUnder };
+	}
+
+	it('accept an SSK signed by the successor with the chain, and refuse it without', async () => {
+		const { second, user, link, sskUnder } = await succession();
+		const ssk = await sskUnder(second, [link], 20);
+		expect((await verifySskCert(user, ssk)).masters).toEqual([link]);
+		expect(await verifyMasters(user, [link])).toBe(toBase64Url(second.publicKey));
+		expect(mastersOf(user, ssk)).toEqual([user, toBase64Url(second.publicKey)]);
+		// Without the chain, the successor is nobody's master key.
+		const bare = await sskUnder(second, [], 20);
+		expect((await failure(verifySskCert(user, bare))).name).toBe('CertificateError');
+	});
+
+	it('refuse a chain link signed by anyone but the master key before it', async () => {
+		const { second, user, sskUnder } = await succession();
+		const stranger = await createSigner(newSigningSeed());
+		const forged = await certify(
+			{ v: 1, type: 'master', user, key: toBase64Url(second.publicKey), issued: 10 },
+			stranger
+		);
+		const ssk = await sskUnder(second, [forged], 20);
+		expect((await failure(verifySskCert(user, ssk))).name).toBe('CertificateError');
+		// A link for another user.
+		const other = await certify(
+			{
+				v: 1,
+				type: 'master',
+				user: toBase64Url(stranger.publicKey),
+				key: toBase64Url(second.publicKey),
+				issued: 10
+			},
+			await createSigner(newSigningSeed())
+		);
+		expect((await failure(verifyMasters(user, [other]))).name).toBe('CertificateError');
+	});
+
+	it('rank an SSK under the successor above any the replaced key signs later, whatever time it claims', async () => {
+		const { first, second, user, link, sskUnder } = await succession();
+		const current = SskCertBody.parse(JSON.parse((await sskUnder(second, [link], 20)).body));
+		// The old recovery key, used later: an SSK signed directly, or a second successor.
+		const direct = SskCertBody.parse(JSON.parse((await sskUnder(first, [], 9_999)).body));
+		const rogue = await createSigner(newSigningSeed());
+		const fork = await certify(
+			{ v: 1, type: 'master', user, key: toBase64Url(rogue.publicKey), issued: 11 },
+			first
+		);
+		const forked = SskCertBody.parse(JSON.parse((await sskUnder(rogue, [fork], 9_999)).body));
+		expect(compareSsk(sskRank(current), sskRank(direct))).toBeGreaterThan(0);
+		expect(compareSsk(sskRank(direct), sskRank(current))).toBeLessThan(0);
+		expect(compareSsk(sskRank(current), sskRank(forked))).toBeGreaterThan(0);
+		expect(compareSsk(sskRank(forked), sskRank(current))).toBeLessThan(0);
+		// Under one master, the later issued wins.
+		const later = SskCertBody.parse(JSON.parse((await sskUnder(second, [link], 30)).body));
+		expect(compareSsk(sskRank(later), sskRank(current))).toBeGreaterThan(0);
+	});
+
+	it('rank as a total order whatever the chains (antisymmetric, transitive)', () => {
+		const rank = fc.record({
+			key: fc.constantFrom('a', 'b', 'c'),
+			issued: fc.integer({ min: 0, max: 3 }),
+			masters: fc.array(
+				fc.record({ key: fc.constantFrom('m', 'n'), issued: fc.integer({ min: 0, max: 2 }) }),
+				{ maxLength: 3 }
+			)
+		});
+		fc.assert(
+			fc.property(rank, rank, rank, (a, b, c) => {
+				expect(Math.sign(compareSsk(a, b))).toBe(-Math.sign(compareSsk(b, a)) || 0);
+				if (compareSsk(a, b) > 0 && compareSsk(b, c) > 0) {
+					expect(compareSsk(a, c)).toBeGreaterThan(0);
+				}
+			}),
+			{ numRuns: 2_000 }
 		);
 	});
 });

@@ -4,6 +4,13 @@
  * key (X25519). Removing a device later rotates the SSK, so a removed device
  * can certify nothing. A certificate is canonical JSON (fixed key order) plus
  * an Ed25519 signature over "kith/cert\0" || that JSON.
+ *
+ * The master key can be replaced ("Make a new recovery key"): the old master
+ * signs a master certificate naming its successor, and a self-signing
+ * certificate signed by a successor carries the chain of master
+ * certificates from the user id (the first master key) to its signer. The
+ * user id never changes; the old recovery key certifies nothing that
+ * counts from then on (`compareSsk`).
  */
 import { z } from 'zod';
 import {
@@ -18,12 +25,34 @@ import {
 const CONTEXT = utf8Encode('kith/cert\0');
 const b64 = z.string().regex(/^[A-Za-z0-9_-]+$/);
 
+export const Certificate = z.object({
+	body: z.string(),
+	signer: b64,
+	signature: b64
+});
+export type Certificate = z.infer<typeof Certificate>;
+
+/** More master keys than an account could make: a bound on what is verified. */
+export const MAX_MASTERS = 64;
+
+/** A master key's successor, signed by the master key it replaces. */
+export const MasterCertBody = z.object({
+	v: z.literal(1),
+	type: z.literal('master'),
+	user: b64,
+	key: b64,
+	issued: z.number().int().nonnegative()
+});
+export type MasterCertBody = z.infer<typeof MasterCertBody>;
+
 export const SskCertBody = z.object({
 	v: z.literal(1),
 	type: z.literal('ssk'),
 	user: b64,
 	key: b64,
-	issued: z.number().int().nonnegative()
+	issued: z.number().int().nonnegative(),
+	/** Master certificates from the user id to this certificate's signer; absent while the first master signs. */
+	masters: z.array(Certificate).min(1).max(MAX_MASTERS).optional()
 });
 export type SskCertBody = z.infer<typeof SskCertBody>;
 
@@ -37,22 +66,17 @@ export const DeviceCertBody = z.object({
 });
 export type DeviceCertBody = z.infer<typeof DeviceCertBody>;
 
-export const Certificate = z.object({
-	body: z.string(),
-	signer: b64,
-	signature: b64
-});
-export type Certificate = z.infer<typeof Certificate>;
-
 export async function certify(
-	body: SskCertBody | DeviceCertBody,
+	body: SskCertBody | DeviceCertBody | MasterCertBody,
 	signer: Signer
 ): Promise<Certificate> {
 	// Canonical: the schema's key order, no whitespace.
 	const json =
 		body.type === 'ssk'
 			? JSON.stringify(SskCertBody.parse(body))
-			: JSON.stringify(DeviceCertBody.parse(body));
+			: body.type === 'master'
+				? JSON.stringify(MasterCertBody.parse(body))
+				: JSON.stringify(DeviceCertBody.parse(body));
 	const signature = await signer.sign(concatBytes(CONTEXT, utf8Encode(json)));
 	return { body: json, signer: toBase64Url(signer.publicKey), signature: toBase64Url(signature) };
 }
@@ -74,11 +98,108 @@ async function checkSignature(cert: Certificate, expectedSigner: string): Promis
 	return JSON.parse(cert.body);
 }
 
-/** Verify a self-signing key's certificate: signed by the master key (= user id), for that user. */
+/**
+ * Verify a self-signing key's certificate for `userId`: signed by the first
+ * master key (= user id), or by a successor that the chain of master
+ * certificates it carries leads to, each signed by the master before it.
+ */
 export async function verifySskCert(userId: string, ssk: Certificate): Promise<SskCertBody> {
-	const sskBody = SskCertBody.parse(await checkSignature(ssk, userId));
+	let claimed: SskCertBody;
+	try {
+		claimed = SskCertBody.parse(JSON.parse(ssk.body));
+	} catch {
+		throw new CertificateError('SSK certificate is malformed');
+	}
+	const master = await verifyMasters(userId, claimed.masters ?? []);
+	const sskBody = SskCertBody.parse(await checkSignature(ssk, master));
 	if (sskBody.user !== userId) throw new CertificateError('SSK certificate is for another user');
 	return sskBody;
+}
+
+/**
+ * Verify a chain of master certificates from `userId` (the first master
+ * key), each signed by the master key before it; returns the last master key.
+ */
+export async function verifyMasters(
+	userId: string,
+	chain: readonly Certificate[]
+): Promise<string> {
+	if (chain.length > MAX_MASTERS) throw new CertificateError('too many master certificates');
+	let master = userId;
+	let since = 0;
+	for (const link of chain) {
+		const body = MasterCertBody.parse(await checkSignature(link, master));
+		if (body.user !== userId) throw new CertificateError('master certificate is for another user');
+		if (body.issued < since) throw new CertificateError('master certificates are out of order');
+		master = body.key;
+		since = body.issued;
+	}
+	return master;
+}
+
+/** The master certificates a self-signing certificate carries (none while the first master signs). */
+export function masterChain(cert: Certificate): Certificate[] {
+	try {
+		return SskCertBody.parse(JSON.parse(cert.body)).masters ?? [];
+	} catch {
+		return [];
+	}
+}
+
+/** Every master key a self-signing certificate's chain names, the user id first. */
+export function mastersOf(userId: string, cert: Certificate): string[] {
+	const keys = [userId];
+	for (const link of masterChain(cert)) {
+		try {
+			keys.push(MasterCertBody.parse(JSON.parse(link.body)).key);
+		} catch {
+			break;
+		}
+	}
+	return keys;
+}
+
+/** What ranks a self-signing key among a user's (`compareSsk`). */
+export interface SskRank {
+	key: string;
+	issued: number;
+	/** Each master certificate of its chain: the successor's key and when it was issued. */
+	masters: ReadonlyArray<{ key: string; issued: number }>;
+}
+
+/** A (verified) self-signing certificate body's rank. */
+export function sskRank(body: SskCertBody): SskRank {
+	return {
+		key: body.key,
+		issued: body.issued,
+		masters: (body.masters ?? []).map((link) => {
+			const { key, issued } = MasterCertBody.parse(JSON.parse(link.body));
+			return { key, issued };
+		})
+	};
+}
+
+/**
+ * Which of two self-signing keys of one user is current (> 0: `a`): the
+ * one under the newer master key, then the later issued, then the greater
+ * key. Newer master: where the chains first differ, the master certificate
+ * issued first (then the lesser key) wins, so a second successor signed
+ * later with a replaced key loses; a chain that extends the other wins
+ * over it. So once a master key is replaced, a self-signing key it signs
+ * counts for nothing, whatever time it claims. The order depends only on
+ * the certificates, never on which arrived first.
+ */
+export function compareSsk(a: SskRank, b: SskRank): number {
+	const shared = Math.min(a.masters.length, b.masters.length);
+	for (let i = 0; i < shared; i++) {
+		const x = a.masters[i] as { key: string; issued: number };
+		const y = b.masters[i] as { key: string; issued: number };
+		if (x.issued !== y.issued) return x.issued < y.issued ? 1 : -1;
+		if (x.key !== y.key) return x.key < y.key ? 1 : -1;
+	}
+	if (a.masters.length !== b.masters.length) return a.masters.length - b.masters.length;
+	if (a.issued !== b.issued) return a.issued - b.issued;
+	return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
 /** Verify a device chain: master (= user id) → SSK → device. Returns the device body. */

@@ -33,7 +33,7 @@ import {
 	type Signer,
 	type UserId
 } from '../crypto';
-import { certify, type Certificate } from './certificates';
+import { certify, verifyMasters, type Certificate } from './certificates';
 import { encodeRecoveryKey } from './recovery-key';
 import { z } from 'zod';
 
@@ -165,7 +165,16 @@ export async function createAccount(options: CreateAccountOptions = {}): Promise
  * id and its self-signing key's certificate, which the master key signed.
  */
 export type AccountSecrets = { sskSeed: Uint8Array; accountKey: SecretKey } & (
-	{ masterSeed: Uint8Array } | { masterSeed: null; userId: UserId; sskCert: Certificate }
+	| {
+			masterSeed: Uint8Array;
+			/**
+			 * When the master key was replaced since the account was made: the
+			 * user id (the first master key) and the chain of master
+			 * certificates to `masterSeed`'s key (certificates.ts).
+			 */
+			replaced?: { userId: UserId; chain: Certificate[] };
+	  }
+	| { masterSeed: null; userId: UserId; sskCert: Certificate }
 );
 
 /**
@@ -200,8 +209,12 @@ async function makeDevice(
 	const now = options.now ?? Date.now();
 	const { masterSeed, sskSeed } = account;
 	const { seed: deviceSeed, dhSecret } = options.device ?? newDeviceKeys();
-	const userId =
-		masterSeed === null ? account.userId : (toBase64Url(ed25519PublicKey(masterSeed)) as UserId);
+	const masterKey = masterSeed && toBase64Url(ed25519PublicKey(masterSeed));
+	const replaced = masterSeed === null ? undefined : account.replaced;
+	const userId = masterSeed === null ? account.userId : ((replaced?.userId ?? masterKey) as UserId);
+	if (replaced && (await verifyMasters(userId, replaced.chain)) !== masterKey) {
+		throw new Error('This recovery key was replaced by a newer one.');
+	}
 	const sskPublic = toBase64Url(ed25519PublicKey(sskSeed));
 	const deviceId = toBase64Url(ed25519PublicKey(deviceSeed)) as DeviceId;
 	const dhPublic = toBase64Url(x25519.getPublicKey(dhSecret));
@@ -210,7 +223,14 @@ async function makeDevice(
 		masterSeed === null
 			? account.sskCert
 			: await certify(
-					{ v: 1, type: 'ssk', user: userId, key: sskPublic, issued: now },
+					{
+						v: 1,
+						type: 'ssk',
+						user: userId,
+						key: sskPublic,
+						issued: now,
+						...(replaced?.chain.length ? { masters: replaced.chain } : {})
+					},
 					await createSigner(masterSeed)
 				);
 	const deviceCert = await certify(
@@ -284,16 +304,24 @@ export async function unlockKeyring(
 	return keyring;
 }
 
-/** What a device removal hands each remaining device (identity/vault-move.ts). */
+/** What a device removal or a new recovery key hands each remaining device (vault/move.ts). */
 export interface SelfSigningUpdate {
 	sskSeed: Uint8Array;
 	sskCert: Certificate;
 	accountKey: SecretKey;
+	/**
+	 * The new master key, on the device that replaced it (and showed its
+	 * recovery key) when that device held the old one. Every other device
+	 * drops a master key that no longer signs the account's SSK.
+	 */
+	masterSeed?: Uint8Array;
 }
 
 /**
  * Take on a new self-signing key and account key (another of the account's
- * devices was removed): this device certifies itself under the new key, and
+ * devices was removed, or the master key was replaced): this device
+ * certifies itself under the new key, keeps the master key only if it still
+ * signs the account's SSK (or takes the new one it made), and
  * the keyring is stored again under the same wrapping (and passphrase) as
  * before. The caller stores `stored`; until it does, the old keyring stays.
  */
@@ -329,8 +357,17 @@ export async function adoptSelfSigning(
 		sskCert: update.sskCert,
 		deviceCert
 	};
+	const signs = (seed: Uint8Array) => toBase64Url(ed25519PublicKey(seed)) === update.sskCert.signer;
+	const { master: oldMaster, ...rest } = old;
+	const master =
+		update.masterSeed && signs(update.masterSeed)
+			? toBase64Url(update.masterSeed)
+			: oldMaster !== undefined && signs(fromBase64Url(oldMaster))
+				? oldMaster
+				: undefined;
 	const secrets: Secrets = {
-		...old,
+		...rest,
+		...(master === undefined ? {} : { master }),
 		ssk: toBase64Url(update.sskSeed),
 		account: toBase64Url(update.accountKey)
 	};

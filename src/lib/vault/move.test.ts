@@ -2,9 +2,12 @@ import { describe, expect, it } from 'vitest';
 import {
 	adoptSelfSigning,
 	createAccount,
+	decodeRecoveryKey,
+	encodeRecoveryKey,
+	masterChain,
 	restoreAccount,
-	sskIssued,
 	unlockKeyring,
+	verifySskCert,
 	verifyDeviceChain,
 	type UnlockedKeyring
 } from '../identity';
@@ -43,7 +46,16 @@ function me(keyring: UnlockedKeyring) {
 		user: keyring.identity.userId,
 		device: keyring.identity.deviceId,
 		dhSecret: keyring.dhSecret,
-		currentIssued: sskIssued(keyring.identity.sskCert)
+		current: keyring.identity.sskCert
+	};
+}
+
+/** The account's current master key, as a move's signer. */
+function signer(keyring: UnlockedKeyring, masterSeed = keyring.masterSeed as Uint8Array) {
+	return {
+		user: keyring.identity.userId,
+		masterSeed,
+		chain: masterChain(keyring.identity.sskCert)
 	};
 }
 
@@ -56,7 +68,7 @@ type Devices = Awaited<ReturnType<typeof threeDevices>>;
 /** The first device (it holds the master key) removes the third; the second remains. */
 function removeThird({ first, second, third }: Devices) {
 	return makeVaultMove(
-		first.keyring.masterSeed as Uint8Array,
+		signer(first.keyring),
 		remainingOf(first.keyring, second.keyring),
 		[third.keyring.identity.deviceId],
 		5_000
@@ -68,7 +80,7 @@ describe('vault move (removing a device)', () => {
 		const { first, second, third } = await threeDevices();
 		const removedId = third.keyring.identity.deviceId;
 		const { move, keys } = await makeVaultMove(
-			first.keyring.masterSeed as Uint8Array,
+			signer(first.keyring),
 			remainingOf(first.keyring, second.keyring),
 			[removedId],
 			5_000
@@ -93,7 +105,7 @@ describe('vault move (removing a device)', () => {
 	it('is not taken twice: a device already on the new key reads it as nothing', async () => {
 		const { first, second } = await threeDevices();
 		const { move } = await makeVaultMove(
-			first.keyring.masterSeed as Uint8Array,
+			signer(first.keyring),
 			remainingOf(first.keyring),
 			[second.keyring.identity.deviceId],
 			5_000
@@ -116,7 +128,7 @@ describe('vault move (removing a device)', () => {
 		// Signed by another account's master key.
 		const other = await createAccount();
 		const { move: foreign } = await makeVaultMove(
-			other.keyring.masterSeed as Uint8Array,
+			{ ...signer(other.keyring), user: first.keyring.identity.userId },
 			remainingOf(first.keyring),
 			[second.keyring.identity.deviceId],
 			5_000
@@ -145,6 +157,84 @@ describe('vault move (removing a device)', () => {
 		expect(() =>
 			decodeVaultMove(utf8Encode(JSON.stringify({ vaultMove: 1, body: 'x', sig: '!' })))
 		).toThrow('malformed');
+	});
+});
+
+describe('vault move that replaces the master key (a new recovery key)', () => {
+	it('hands every device keys under the new master key; the user id stays and the old key is replaced', async () => {
+		const { first, second, third } = await threeDevices();
+		const successor = decodeRecoveryKey(encodeRecoveryKey(new Uint8Array(32).fill(7)));
+		const { move } = await makeVaultMove(
+			{ ...signer(first.keyring), successor },
+			remainingOf(first.keyring, second.keyring, third.keyring),
+			[],
+			5_000
+		);
+		const user = first.keyring.identity.userId;
+		const adopted = [];
+		for (const device of [first, second, third]) {
+			const outcome = await readVaultMove(move, me(device.keyring));
+			if (outcome.kind !== 'adopt') throw new Error('expected adopt');
+			expect(outcome.removed).toEqual([]);
+			// Signed by the new master key, with the chain from the user id.
+			const body = await verifySskCert(user, outcome.keys.sskCert);
+			expect(body.user).toBe(user);
+			expect(outcome.keys.sskCert.signer).not.toBe(user);
+			expect(masterChain(outcome.keys.sskCert)).toHaveLength(1);
+			adopted.push(
+				await adoptSelfSigning(device.stored, device.keyring, {
+					...outcome.keys,
+					...(device === first ? { masterSeed: successor } : {})
+				})
+			);
+		}
+		const [one, two] = adopted as [(typeof adopted)[0], (typeof adopted)[0]];
+		// Only the device that made it keeps the master key, the new one.
+		expect(one.keyring.masterSeed).toEqual(successor);
+		expect((await unlockKeyring(one.stored)).masterSeed).toEqual(successor);
+		expect(two.keyring.masterSeed).toBeNull();
+		expect(one.keyring.identity.userId).toBe(user);
+		const chain = await verifyDeviceChain(
+			user,
+			two.keyring.identity.sskCert,
+			two.keyring.identity.deviceCert
+		);
+		expect(chain.device).toBe(second.keyring.identity.deviceId);
+		// A later removal is signed by the new master key and carries the chain.
+		const { move: removal } = await makeVaultMove(
+			signer(one.keyring),
+			remainingOf(one.keyring),
+			[two.keyring.identity.deviceId],
+			6_000
+		);
+		expect((await readVaultMove(removal, me(two.keyring))).kind).toBe('removed');
+		const next = await readVaultMove(removal, me(one.keyring));
+		if (next.kind !== 'adopt') throw new Error('expected adopt');
+		expect(masterChain(next.keys.sskCert)).toHaveLength(1);
+	});
+
+	it('refuses a move signed with the replaced master key', async () => {
+		const { first, second } = await threeDevices();
+		const successor = new Uint8Array(32).fill(9);
+		const { move } = await makeVaultMove(
+			{ ...signer(first.keyring), successor },
+			remainingOf(first.keyring, second.keyring),
+			[],
+			5_000
+		);
+		const outcome = await readVaultMove(move, me(second.keyring));
+		if (outcome.kind !== 'adopt') throw new Error('expected adopt');
+		const moved = await adoptSelfSigning(second.stored, second.keyring, outcome.keys);
+		// Whoever still has the old recovery key writes a removal of the second device.
+		const { move: stale } = await makeVaultMove(
+			signer(first.keyring),
+			remainingOf(first.keyring),
+			[second.keyring.identity.deviceId],
+			7_000
+		);
+		await expect(readVaultMove(stale, me(moved.keyring))).rejects.toThrow(
+			'not signed by the account'
+		);
 	});
 });
 

@@ -22,6 +22,12 @@
  * A device that reads a move newer than its own SSK either finds its
  * lockbox and takes the new keys (identity/keyring.ts `adoptSelfSigning`)
  * or, listed in `removed`, learns that it was removed.
+ *
+ * "Make a new recovery key" is a move that removes nobody and replaces the
+ * master key: the move is still signed by the master key being replaced
+ * (the one every device knows), and the new SSK's certificate, signed by
+ * the new master key, carries the chain of master certificates
+ * (certificates.ts), the last one naming the new master key.
  */
 import { z } from 'zod';
 import {
@@ -38,7 +44,15 @@ import {
 	asSecretKey,
 	type SecretKey
 } from '../crypto';
-import { certify, Certificate, verifySskCert, type SskCertBody } from '../identity/certificates';
+import {
+	certify,
+	Certificate,
+	compareSsk,
+	masterChain,
+	SskCertBody,
+	sskRank,
+	verifySskCert
+} from '../identity/certificates';
 import { openLockbox, sealLockbox } from '../invite/lockbox';
 
 const CONTEXT = 'kith/vault-move\0';
@@ -51,7 +65,7 @@ const MoveBody = z.strictObject({
 	type: z.literal('vault-move'),
 	user: B64,
 	ssk: z.strictObject(Certificate.shape),
-	removed: z.array(B64).min(1).max(MAX_DEVICES),
+	removed: z.array(B64).max(MAX_DEVICES),
 	boxes: z.record(B64, B64).refine((boxes) => Object.keys(boxes).length <= MAX_DEVICES),
 	issued: z.number().int().nonnegative()
 });
@@ -99,22 +113,53 @@ export interface MovedKeys {
 	accountKey: SecretKey;
 }
 
+/** Who makes a move: the account, its current master key and that key's chain of master certificates. */
+export interface MoveSigner {
+	user: string;
+	masterSeed: Uint8Array;
+	/** The master certificates of the account's current SSK certificate (`masterChain`). */
+	chain: readonly Certificate[];
+	/** A new master key to replace `masterSeed` ("Make a new recovery key"). */
+	successor?: Uint8Array;
+}
+
 /**
  * Make a move that removes `removed` and hands new keys to `remaining`
- * (device id → X25519 public key, base64url; the remover included).
+ * (device id → X25519 public key, base64url; the remover included); with
+ * `successor`, one that also replaces the master key.
  */
 export async function makeVaultMove(
-	masterSeed: Uint8Array,
+	signer: MoveSigner,
 	remaining: ReadonlyMap<string, string>,
 	removed: readonly string[],
 	now = Date.now()
 ): Promise<{ move: VaultMove; keys: MovedKeys }> {
-	if (removed.length === 0) throw new VaultMoveError('A move removes at least one device.');
-	const master = await createSigner(masterSeed);
-	const user = toBase64Url(master.publicKey);
+	if (removed.length === 0 && !signer.successor) {
+		throw new VaultMoveError('A move removes a device or replaces the master key.');
+	}
+	const { user } = signer;
+	const master = await createSigner(signer.masterSeed);
+	const chain = [...signer.chain];
+	let sskSigner = master;
+	if (signer.successor) {
+		const successor = await createSigner(signer.successor);
+		const key = toBase64Url(successor.publicKey);
+		chain.push(await certify({ v: 1, type: 'master', user, key, issued: now }, master));
+		sskSigner = successor;
+	}
 	const sskSeed = newSigningSeed();
 	const sskKey = toBase64Url(ed25519PublicKey(sskSeed));
-	const sskCert = await certify({ v: 1, type: 'ssk', user, key: sskKey, issued: now }, master);
+	const sskCert = await certify(
+		{
+			v: 1,
+			type: 'ssk',
+			user,
+			key: sskKey,
+			issued: now,
+			...(chain.length > 0 ? { masters: chain } : {})
+		},
+		sskSigner
+	);
 	const accountKey = newSecretKey();
 	const contents = utf8Encode(
 		JSON.stringify({ ssk: toBase64Url(sskSeed), account: toBase64Url(accountKey) })
@@ -148,16 +193,16 @@ export type MoveOutcome =
 	| { kind: 'none' };
 
 /**
- * Read a move as device `device` of `user`, whose self-signing key was
- * issued at `currentIssued`. Throws VaultMoveError when the move is not
- * signed by the account's master key or does not hold together.
+ * Read a move as device `device` of `user`, whose self-signing key's
+ * certificate is `current`. Throws VaultMoveError when the move is not
+ * signed by the master key that signed `current` or does not hold together.
  */
 export async function readVaultMove(
 	move: VaultMove,
-	me: { user: string; device: string; dhSecret: Uint8Array; currentIssued: number }
+	me: { user: string; device: string; dhSecret: Uint8Array; current: Certificate }
 ): Promise<MoveOutcome> {
 	const ok = await verifySignature(
-		fromBase64Url(me.user),
+		fromBase64Url(me.current.signer),
 		concatBytes(utf8Encode(CONTEXT), utf8Encode(move.body)),
 		fromBase64Url(move.sig)
 	).catch(() => false);
@@ -168,10 +213,25 @@ export async function readVaultMove(
 		body = MoveBody.parse(JSON.parse(move.body));
 		if (body.user !== me.user) throw new Error('another account');
 		ssk = await verifySskCert(me.user, body.ssk);
+		// A new master key must follow on from the one that signed the move.
+		const chain = masterChain(body.ssk);
+		const before = masterChain(me.current);
+		if (
+			body.ssk.signer !== me.current.signer &&
+			(chain.length !== before.length + 1 || chain.at(-1)?.signer !== me.current.signer)
+		) {
+			throw new Error('a master key that does not follow on');
+		}
 	} catch {
 		throw new VaultMoveError('This vault move does not hold together.');
 	}
-	if (ssk.issued <= me.currentIssued) return { kind: 'none' };
+	let currentRank;
+	try {
+		currentRank = sskRank(SskCertBody.parse(JSON.parse(me.current.body)));
+	} catch {
+		throw new VaultMoveError('This device’s self-signing certificate cannot be read.');
+	}
+	if (compareSsk(sskRank(ssk), currentRank) <= 0) return { kind: 'none' };
 	const box = body.boxes[me.device];
 	if (box === undefined) {
 		return body.removed.includes(me.device)
