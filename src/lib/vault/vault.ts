@@ -100,6 +100,9 @@ export interface AccountDevice {
 	dh?: string;
 }
 
+/** Up to this many changes, Vault.applyChanges hands Automerge one a call (see there). */
+export const ONE_A_CALL_MAX = 32;
+
 /** A device's "last seen" moves at most this often (each move is a vault change). */
 export const DEVICE_SEEN_STEP_MS = 60 * 60 * 1000;
 
@@ -180,12 +183,33 @@ export class Vault {
 		return new Vault(A, A.init<VaultShape>({ actor }));
 	}
 
-	/** Apply changes from storage or another tab/device. Unknown dependencies wait inside Automerge. */
+	/**
+	 * Apply changes from storage or another tab/device. Unknown dependencies
+	 * wait inside Automerge.
+	 *
+	 * Automerge 3.5.0, given in one call the delete of a key's winning value
+	 * and a concurrent losing put on that key, leaves the deleted value on
+	 * show in the document's view (what it saves is right), so a device would
+	 * show what a fresh one does not. So: a vault holding nothing yet takes a
+	 * batch at once (nothing is on show to go stale); a few changes go one a
+	 * call (a call costs about a quarter of a millisecond); a larger batch
+	 * goes at once and the document is then loaded again from what it saves
+	 * (about 16 ms for 3,000 changes, against 0.7 s one a call).
+	 */
 	applyChanges(changes: Uint8Array[]): boolean {
 		if (changes.length === 0) return false;
-		const before = this.#A.getHeads(this.#doc).join();
-		[this.#doc] = this.#A.applyChanges(this.#doc, changes);
-		return this.#A.getHeads(this.#doc).join() !== before;
+		const A = this.#A;
+		const heads = A.getHeads(this.#doc);
+		if (heads.length === 0) {
+			[this.#doc] = A.applyChanges(this.#doc, changes);
+		} else if (changes.length <= ONE_A_CALL_MAX) {
+			for (const change of changes) [this.#doc] = A.applyChanges(this.#doc, [change]);
+		} else {
+			[this.#doc] = A.applyChanges(this.#doc, changes);
+			// What it saves keeps the changes still waiting for a dependency.
+			this.#doc = A.load<VaultShape>(A.save(this.#doc), { actor: A.getActorId(this.#doc) });
+		}
+		return A.getHeads(this.#doc).join() !== heads.join();
 	}
 
 	#change(fn: (doc: VaultShape) => void): Uint8Array[] {
