@@ -18,6 +18,7 @@ import {
 	makeVaultMove,
 	readVaultMove,
 	VaultMoveError,
+	type MovedKeys,
 	type VaultMove
 } from './move';
 import { vaultRoomId } from './vault';
@@ -191,6 +192,21 @@ describe('vault move that replaces the master key (a new recovery key)', () => {
 		const [one, two] = adopted as [(typeof adopted)[0], (typeof adopted)[0]];
 		// Only the device that made it keeps the master key, the new one.
 		expect(one.keyring.masterSeed).toEqual(successor);
+		// A device restored with the old key held it too: it drops it.
+		const restored = await restoreAccount(
+			{
+				masterSeed: first.keyring.masterSeed as Uint8Array,
+				sskSeed: first.keyring.sskSeed,
+				accountKey: first.keyring.accountKey
+			},
+			{ now: 3_000 }
+		);
+		const forRestored = await readVaultMove(move, me(restored.keyring));
+		expect(forRestored.kind).toBe('none'); // it had no lockbox: not in `remaining`
+		const handed = (await readVaultMove(move, me(first.keyring))) as { keys: MovedKeys };
+		const dropped = await adoptSelfSigning(restored.stored, restored.keyring, handed.keys);
+		expect(dropped.keyring.masterSeed).toBeNull();
+		expect((await unlockKeyring(dropped.stored)).masterSeed).toBeNull();
 		expect((await unlockKeyring(one.stored)).masterSeed).toEqual(successor);
 		expect(two.keyring.masterSeed).toBeNull();
 		expect(one.keyring.identity.userId).toBe(user);
