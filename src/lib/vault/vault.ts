@@ -284,13 +284,33 @@ export class Vault {
 
 	/** Forget a conversation's abandoned rooms (what was written there is re-published). */
 	forgetAbandoned(id: ConversationId): Uint8Array[] {
-		const held = this.#doc.conversations?.[id]?.abandoned;
-		if (!held || Object.keys(held).length === 0) return [];
-		const rooms = Object.keys(held);
+		const c = this.#doc.conversations?.[id];
+		if (!c) return [];
+		const rooms = Object.keys(c.abandoned ?? {});
+		const { epochs } = this.#rivalRooms(c);
+		if (rooms.length === 0 && epochs.length === 0) return [];
+		const A = this.#A;
+		// Each epoch with rivals, as it shows here: writing it again settles the conflict.
+		const settled = epochs.flatMap((epoch) => {
+			const generation = c.rooms?.[epoch];
+			const key = c.keys?.[epoch];
+			return generation && key !== undefined
+				? [{ epoch, room: str(generation.room), opener: generation.opener, key: str(key) }]
+				: [];
+		});
 		return this.#change((doc) => {
-			const abandoned = doc.conversations[id]?.abandoned;
+			const held = doc.conversations[id];
+			if (!held) return;
 			// The rooms known here, not the map: one another device abandons meanwhile stays.
-			if (abandoned) for (const room of rooms) delete abandoned[room];
+			if (held.abandoned) for (const room of rooms) delete held.abandoned[room];
+			for (const { epoch, room, opener, key } of settled) {
+				if (!held.rooms) continue;
+				held.rooms[epoch] = {
+					room: new A.ImmutableString(room),
+					...(opener === undefined ? {} : { opener: new A.ImmutableString(str(opener)) })
+				};
+				held.keys[epoch] = new A.ImmutableString(key);
+			}
 		});
 	}
 
@@ -482,6 +502,9 @@ export class Vault {
 			for (const [room, key] of Object.entries(c.abandoned ?? {})) {
 				abandoned.set(room as RoomId, fromBase64Url(str(key)) as SecretKey);
 			}
+			for (const [room, key] of this.#rivalRooms(c).rooms) {
+				if (!abandoned.has(room) && room !== current.roomId) abandoned.set(room, key);
+			}
 			out.push({
 				generations,
 				...(abandoned.size > 0 ? { abandoned } : {}),
@@ -508,6 +531,36 @@ export class Vault {
 			});
 		}
 		return out;
+	}
+
+	/**
+	 * Rooms that lost to another device's move to the same epoch made at the
+	 * same time (both wrote `rooms[epoch]` and `keys[epoch]`; Automerge keeps
+	 * one of each and the others as conflicts), each with the key the same
+	 * device wrote. A device may have followed one of them and written there:
+	 * like a room left by a refollow, it is abandoned, and stays listed until
+	 * `forgetAbandoned`. Also returns the epochs that have such rivals.
+	 */
+	#rivalRooms(c: VaultConversation): { rooms: Map<RoomId, SecretKey>; epochs: string[] } {
+		const A = this.#A;
+		const rooms = new Map<RoomId, SecretKey>();
+		const epochs: string[] = [];
+		const actorOf = (opId: string) => opId.slice(opId.indexOf('@') + 1);
+		for (const epoch of Object.keys(c.rooms ?? {})) {
+			const rivals = A.getConflicts(c.rooms as object, epoch);
+			const keys = c.keys ? A.getConflicts(c.keys, epoch) : undefined;
+			if (!rivals || Object.keys(rivals).length < 2) continue;
+			epochs.push(epoch);
+			const winner = str(c.rooms?.[epoch]?.room);
+			for (const [opId, generation] of Object.entries(rivals)) {
+				const room = str((generation as { room?: ImmutableString } | undefined)?.room);
+				if (!room || room === winner) continue;
+				const key = Object.entries(keys ?? {}).find(([k]) => actorOf(k) === actorOf(opId))?.[1];
+				if (key === undefined) continue;
+				rooms.set(room as RoomId, fromBase64Url(str(key as ImmutableString)) as SecretKey);
+			}
+		}
+		return { rooms, epochs };
 	}
 
 	/** The furthest read position of this account over all its devices. */
