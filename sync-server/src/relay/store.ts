@@ -30,6 +30,8 @@ import { join } from 'node:path';
 
 export const DATABASE_FILE = 'relay.sqlite';
 const SCHEMA_VERSION = 2;
+/** The page cache's size as SQLite reads `cache_size`: negative, in KiB (SQLite's default). */
+export const PAGE_CACHE_KIB = -2000;
 
 export interface StoredRoom {
 	cap: Uint8Array;
@@ -111,6 +113,10 @@ export class RelayStore {
 			this.#db.pragma('synchronous = NORMAL');
 			// Deleted content is overwritten with zeros (see the module comment).
 			this.#db.pragma('secure_delete = ON');
+			// SQLite's own default page cache (2 MB), not better-sqlite3's 16 MB: the
+			// relay mostly appends, the OS caches the file anyway, and a busy room's
+			// writes would otherwise fill all 16 MB of the relay's memory with pages.
+			this.#db.pragma(`cache_size = ${PAGE_CACHE_KIB}`);
 			this.#migrate();
 		} catch (err) {
 			this.#db.close();
