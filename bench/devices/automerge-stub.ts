@@ -1,7 +1,7 @@
 /**
  * A plain-JavaScript stand-in for the part of Automerge the vault uses
  * (src/lib/vault/vault.ts: init, applyChanges, getHeads, change, getChanges,
- * view, ImmutableString), for the "without Automerge" side of benchmark D2
+ * view, getConflicts, save, load, getActorId, ImmutableString), for the "without Automerge" side of benchmark D2
  * only. It cannot decode changes: it holds the account's vault content,
  * read beforehand from the relay with the real Automerge
  * (`serializeVault`), and the first `applyChanges` with any change makes
@@ -67,7 +67,13 @@ export function stubAutomerge<T>(json: string): T {
 			return withHeads(next, [`local-${++local}`]);
 		},
 		getChanges: (): Uint8Array[] => [],
-		view: (doc: Doc): Doc => doc
+		view: (doc: Doc): Doc => doc,
+		// No concurrent writes in a stand-in: nothing is ever in conflict.
+		getConflicts: (): undefined => undefined,
+		// Vault.applyChanges loads a doc again after a large batch: the same doc.
+		save: (doc: Doc): Doc => doc,
+		load: (saved: Doc): Doc => saved,
+		getActorId: (): string => 'stub'
 	};
 	return module as unknown as T;
 }

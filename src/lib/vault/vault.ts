@@ -254,15 +254,15 @@ export class Vault {
 		id: ConversationId,
 		next: { room: RoomId; epoch: number; key: SecretKey; opener: string }
 	): Uint8Array[] {
-		const held = this.#doc.conversations?.[id];
+		const held = this.#held(id);
 		if (!held) return [];
-		const current = currentGeneration(held);
+		const current = currentGeneration(held.c);
 		if (current.epoch > next.epoch) return [];
 		const refollow = current.epoch === next.epoch;
 		if (refollow && current.roomId === next.room) return [];
 		const A = this.#A;
 		return this.#change((doc) => {
-			const c = doc.conversations[id];
+			const c = this.#writable(doc, id, held);
 			if (!c) return;
 			if (refollow) {
 				const key = c.keys[String(current.epoch)];
@@ -284,11 +284,12 @@ export class Vault {
 
 	/** Forget a conversation's abandoned rooms (what was written there is re-published). */
 	forgetAbandoned(id: ConversationId): Uint8Array[] {
-		const c = this.#doc.conversations?.[id];
-		if (!c) return [];
+		const held = this.#held(id);
+		if (!held) return [];
+		const { c } = held;
 		const rooms = Object.keys(c.abandoned ?? {});
 		const { epochs } = this.#rivalRooms(c);
-		if (rooms.length === 0 && epochs.length === 0) return [];
+		if (rooms.length === 0 && epochs.length === 0 && !held.rivals) return [];
 		const A = this.#A;
 		// Each epoch with rivals, as it shows here: writing it again settles the conflict.
 		const settled = epochs.flatMap((epoch) => {
@@ -299,29 +300,29 @@ export class Vault {
 				: [];
 		});
 		return this.#change((doc) => {
-			const held = doc.conversations[id];
-			if (!held) return;
+			const target = this.#writable(doc, id, held);
+			if (!target) return;
 			// The rooms known here, not the map: one another device abandons meanwhile stays.
-			if (held.abandoned) for (const room of rooms) delete held.abandoned[room];
+			if (target.abandoned) for (const room of rooms) delete target.abandoned[room];
 			for (const { epoch, room, opener, key } of settled) {
-				if (!held.rooms) continue;
-				held.rooms[epoch] = {
+				if (!target.rooms) continue;
+				target.rooms[epoch] = {
 					room: new A.ImmutableString(room),
 					...(opener === undefined ? {} : { opener: new A.ImmutableString(str(opener)) })
 				};
-				held.keys[epoch] = new A.ImmutableString(key);
+				target.keys[epoch] = new A.ImmutableString(key);
 			}
 		});
 	}
 
 	/** Forget the generations before `epoch` (retired): their rooms and keys leave the vault. */
 	retireGenerations(id: ConversationId, epoch: number): Uint8Array[] {
-		const current = this.#doc.conversations?.[id];
-		if (!current) return [];
-		const old = Object.keys(current.keys).filter((e) => Number(e) < epoch);
+		const held = this.#held(id);
+		if (!held) return [];
+		const old = Object.keys(held.c.keys).filter((e) => Number(e) < epoch);
 		if (old.length === 0) return [];
 		return this.#change((doc) => {
-			const c = doc.conversations[id];
+			const c = this.#writable(doc, id, held);
 			if (!c) return;
 			for (const e of old) {
 				delete c.keys[e];
@@ -344,10 +345,10 @@ export class Vault {
 
 	/** A per-conversation setting (a boolean; the last writer wins). Nothing when it is so already. */
 	#setFlag(id: ConversationId, flag: 'muted' | 'pinned' | 'archived', on: boolean): Uint8Array[] {
-		const current = this.#doc.conversations?.[id];
-		if (!current || (current[flag] === true) === on) return [];
+		const held = this.#held(id);
+		if (!held || ((held.c[flag] === true) === on && !held.rivals)) return [];
 		return this.#change((doc) => {
-			const c = doc.conversations[id];
+			const c = this.#writable(doc, id, held);
 			if (c) c[flag] = on;
 		});
 	}
@@ -481,7 +482,8 @@ export class Vault {
 
 	conversations(): ConversationEntry[] {
 		const out: ConversationEntry[] = [];
-		for (const [id, c] of Object.entries(this.#doc.conversations ?? {})) {
+		for (const id of Object.keys(this.#doc.conversations ?? {})) {
+			const c = (this.#held(id) as { c: VaultConversation }).c;
 			const keys = new Map<number, SecretKey>();
 			for (const [epoch, key] of Object.entries(c.keys ?? {})) {
 				keys.set(Number(epoch), fromBase64Url(str(key)) as SecretKey);
@@ -534,6 +536,30 @@ export class Vault {
 	}
 
 	/**
+	 * A conversation as held: the one object at its key or, when two devices
+	 * added it at once (both accepted one invitation: two objects put at one
+	 * key, and Automerge shows one whole), both merged (`mergeRivals`): what
+	 * either device set or moved stays. `rivals` says whether they were merged.
+	 */
+	#held(id: string): { c: VaultConversation; rivals: boolean } | undefined {
+		const all = this.#doc.conversations;
+		const shown = all?.[id];
+		if (!all || !shown) return undefined;
+		const conflicts = this.#A.getConflicts(all, id);
+		if (!conflicts || Object.keys(conflicts).length < 2) return { c: shown, rivals: false };
+		return {
+			c: mergeRivals(this.#A, this.#doc, shown, Object.keys(conflicts)),
+			rivals: true
+		};
+	}
+
+	/** Inside a change: the conversation to write to, one object again if it had rivals. */
+	#writable(doc: VaultShape, id: string, held: { c: VaultConversation; rivals: boolean }) {
+		if (held.rivals) doc.conversations[id] = copyConversation(this.#A, held.c);
+		return doc.conversations[id];
+	}
+
+	/**
 	 * Rooms that lost to another device's move to the same epoch made at the
 	 * same time (both wrote `rooms[epoch]` and `keys[epoch]`; Automerge keeps
 	 * one of each and the others as conflicts), each with the key the same
@@ -542,25 +568,9 @@ export class Vault {
 	 * `forgetAbandoned`. Also returns the epochs that have such rivals.
 	 */
 	#rivalRooms(c: VaultConversation): { rooms: Map<RoomId, SecretKey>; epochs: string[] } {
-		const A = this.#A;
-		const rooms = new Map<RoomId, SecretKey>();
-		const epochs: string[] = [];
-		const actorOf = (opId: string) => opId.slice(opId.indexOf('@') + 1);
-		for (const epoch of Object.keys(c.rooms ?? {})) {
-			const rivals = A.getConflicts(c.rooms as object, epoch);
-			const keys = c.keys ? A.getConflicts(c.keys, epoch) : undefined;
-			if (!rivals || Object.keys(rivals).length < 2) continue;
-			epochs.push(epoch);
-			const winner = str(c.rooms?.[epoch]?.room);
-			for (const [opId, generation] of Object.entries(rivals)) {
-				const room = str((generation as { room?: ImmutableString } | undefined)?.room);
-				if (!room || room === winner) continue;
-				const key = Object.entries(keys ?? {}).find(([k]) => actorOf(k) === actorOf(opId))?.[1];
-				if (key === undefined) continue;
-				rooms.set(room as RoomId, fromBase64Url(str(key as ImmutableString)) as SecretKey);
-			}
-		}
-		return { rooms, epochs };
+		// A merged conversation (#held) lists its rivals' as abandoned already.
+		if (!isDocObject(c)) return { rooms: new Map(), epochs: [] };
+		return rivalRoomsOf(this.#A, c);
 	}
 
 	/** The furthest read position of this account over all its devices. */
@@ -639,6 +649,188 @@ function toVaultConversation(A: AutomergeModule, entry: ConversationEntry): Vaul
 						inviter: new A.ImmutableString(entry.invite.inviter)
 					}
 				})
+	};
+}
+
+/** See Vault#rivalRooms: `c` must be an object of the Automerge document. */
+function rivalRoomsOf(
+	A: AutomergeModule,
+	c: VaultConversation
+): { rooms: Map<RoomId, SecretKey>; epochs: string[] } {
+	const rooms = new Map<RoomId, SecretKey>();
+	const epochs: string[] = [];
+	const actorOf = (opId: string) => opId.slice(opId.indexOf('@') + 1);
+	for (const epoch of Object.keys(c.rooms ?? {})) {
+		const rivals = A.getConflicts(c.rooms as object, epoch);
+		const keys = c.keys ? A.getConflicts(c.keys, epoch) : undefined;
+		if (!rivals || Object.keys(rivals).length < 2) continue;
+		epochs.push(epoch);
+		const winner = str(c.rooms?.[epoch]?.room);
+		for (const [opId, generation] of Object.entries(rivals)) {
+			const room = str((generation as { room?: ImmutableString } | undefined)?.room);
+			if (!room || room === winner) continue;
+			const key = Object.entries(keys ?? {}).find(([k]) => actorOf(k) === actorOf(opId))?.[1];
+			if (key === undefined) continue;
+			rooms.set(room as RoomId, fromBase64Url(str(key as ImmutableString)) as SecretKey);
+		}
+	}
+	return { rooms, epochs };
+}
+
+/** Whether `value` is an object of the Automerge document (not a merged copy). */
+const merged = new WeakSet<object>();
+function isDocObject(value: object): boolean {
+	return !merged.has(value);
+}
+
+/** Automerge op ids ("counter@actor"): which was written later (Automerge's own order). */
+function opAfter(a: string, b: string): boolean {
+	const at = a.indexOf('@');
+	const bt = b.indexOf('@');
+	const ca = Number(a.slice(0, at));
+	const cb = Number(b.slice(0, bt));
+	return ca !== cb ? ca > cb : a.slice(at + 1) > b.slice(bt + 1);
+}
+
+/**
+ * Two (or more) objects put at one conversation's key at once (`rivals`:
+ * their object ids), as one: the shown one's name, kind and creator; each
+ * setting as last written in any of them; every key and abandoned room of
+ * any of them (the last written for each); per epoch, the generation last
+ * written in any of them, and every other room moved to at that epoch, as
+ * abandoned with the key the same device wrote (a device followed it). Read
+ * through Automerge's backend, which gives every value with its op id (a
+ * losing object's values have no proxy). The same on every replica: it
+ * depends only on the ops.
+ */
+function mergeRivals(
+	A: AutomergeModule,
+	root: unknown,
+	shown: VaultConversation,
+	rivals: string[]
+): VaultConversation {
+	const backend = A.getBackend(root as Parameters<typeof A.getBackend>[0]);
+	type Value = { kind: string; value: unknown; op: string };
+	const all = (obj: string, prop: string): Value[] =>
+		backend.getAll(obj, prop).map((v) => ({
+			kind: v[0],
+			value: v[1],
+			op: v.length === 3 ? v[2] : String(v[1])
+		}));
+	const latest = (values: Value[]): Value | undefined =>
+		values.reduce<Value | undefined>(
+			(best, v) => (!best || opAfter(v.op, best.op) ? v : best),
+			undefined
+		);
+	const maps = (objects: string[], prop: string): string[] =>
+		objects.flatMap((o) =>
+			all(o, prop)
+				.filter((v) => v.kind === 'map')
+				.map((v) => v.value as string)
+		);
+	const text = (v: Value | undefined) => (v && typeof v.value === 'string' ? v.value : undefined);
+	const actorOf = (op: string) => op.slice(op.indexOf('@') + 1);
+
+	const out: VaultConversation = { ...shown, keys: {}, rooms: {}, abandoned: {} };
+	for (const flag of ['muted', 'pinned', 'archived'] as const) {
+		const value = latest(rivals.flatMap((o) => all(o, flag)))?.value;
+		if (typeof value === 'boolean') out[flag] = value;
+		else delete out[flag];
+	}
+	const keyMaps = maps(rivals, 'keys');
+	const keyValues = (epoch: string) => keyMaps.flatMap((m) => all(m, epoch));
+	for (const epoch of new Set(keyMaps.flatMap((m) => backend.keys(m)))) {
+		const key = text(latest(keyValues(epoch)));
+		if (key !== undefined) out.keys[epoch] = key as unknown as ImmutableString;
+	}
+	const abandoned = out.abandoned as NonNullable<VaultConversation['abandoned']>;
+	const abandonedMaps = maps(rivals, 'abandoned');
+	for (const room of new Set(abandonedMaps.flatMap((m) => backend.keys(m)))) {
+		const key = text(latest(abandonedMaps.flatMap((m) => all(m, room))));
+		if (key !== undefined) abandoned[room] = key as unknown as ImmutableString;
+	}
+	const keep = (room: string | undefined, key: string | undefined) => {
+		if (room !== undefined && key !== undefined && abandoned[room] === undefined) {
+			abandoned[room] = key as unknown as ImmutableString;
+		}
+	};
+	// Per epoch, every generation written in any of them: the last one counts.
+	const rooms = out.rooms as NonNullable<VaultConversation['rooms']>;
+	const generations = new Map<string, Array<{ op: string; room?: string; opener?: string }>>();
+	const roomMaps = maps(rivals, 'rooms');
+	for (const m of roomMaps) {
+		for (const epoch of backend.keys(m)) {
+			for (const g of all(m, epoch).filter((v) => v.kind === 'map')) {
+				const id = g.value as string;
+				const opener = text(latest(all(id, 'opener')));
+				generations.set(epoch, [
+					...(generations.get(epoch) ?? []),
+					{ op: g.op, room: text(latest(all(id, 'room'))), ...(opener ? { opener } : {}) }
+				]);
+			}
+		}
+	}
+	// An object from before `rooms`: its one generation is its roomId at its epoch.
+	for (const o of rivals) {
+		if (maps([o], 'rooms').length > 0) continue;
+		const epoch = latest(all(o, 'epoch'))?.value;
+		const room = latest(all(o, 'roomId'));
+		if (typeof epoch !== 'number' || !room) continue;
+		generations.set(String(epoch), [
+			...(generations.get(String(epoch)) ?? []),
+			{ op: room.op, room: text(room) }
+		]);
+	}
+	for (const [epoch, written] of generations) {
+		const won = written.reduce((best, g) => (opAfter(g.op, best.op) ? g : best));
+		if (won.room === undefined) continue;
+		rooms[epoch] = {
+			room: won.room as unknown as ImmutableString,
+			...(won.opener ? { opener: won.opener as unknown as ImmutableString } : {})
+		};
+		for (const g of written) {
+			if (g.room === won.room) continue;
+			const key = keyValues(epoch).find((k) => actorOf(k.op) === actorOf(g.op));
+			keep(g.room, text(key));
+		}
+	}
+	const epochs = rivals.map((o) => latest(all(o, 'epoch'))?.value);
+	out.epoch = Math.max(shown.epoch, ...epochs.filter((e): e is number => typeof e === 'number'));
+	merged.add(out);
+	return out;
+}
+
+/** A fresh Automerge value holding what `c` holds (a merged conversation made one object again). */
+function copyConversation(A: AutomergeModule, c: VaultConversation): VaultConversation {
+	const text = (value: ImmutableString | string) => new A.ImmutableString(str(value));
+	const map = <T>(m: { [k: string]: T } | undefined, f: (v: T) => unknown) =>
+		Object.fromEntries(Object.entries(m ?? {}).map(([k, v]) => [k, f(v)]));
+	const current = currentGeneration(c);
+	return {
+		name: text(c.name),
+		kind: text(c.kind),
+		roomId: new A.ImmutableString(current.roomId),
+		epoch: current.epoch,
+		keys: map(c.keys, text) as VaultConversation['keys'],
+		createdAt: c.createdAt,
+		...(c.creator === undefined ? {} : { creator: text(c.creator) }),
+		...(c.invite === undefined
+			? {}
+			: {
+					invite: {
+						id: text(c.invite.id),
+						device: text(c.invite.device),
+						inviter: text(c.invite.inviter)
+					}
+				}),
+		...(c.muted === undefined ? {} : { muted: c.muted }),
+		...(c.pinned === undefined ? {} : { pinned: c.pinned }),
+		...(c.archived === undefined ? {} : { archived: c.archived }),
+		rooms: map(c.rooms, (g) => ({
+			room: text(g.room),
+			...(g.opener === undefined ? {} : { opener: text(g.opener) })
+		})) as VaultConversation['rooms'],
+		abandoned: map(c.abandoned, text) as VaultConversation['abandoned']
 	};
 }
 
