@@ -1515,10 +1515,11 @@ export class KithApp {
 
 	/**
 	 * Write a vault move (docs/protocol.md §8d) and wait until this device
-	 * took it: the relay drops the vault room being left once every device
-	 * in `remaining` has moved.
+	 * took it (false: not yet, after a few seconds; it will): the relay drops
+	 * the vault room being left once every device in `remaining` has moved.
+	 * Throws only when the move could not be written.
 	 */
-	async #writeMove(move: VaultMove, remaining: ReadonlyMap<string, string>): Promise<void> {
+	async #writeMove(move: VaultMove, remaining: ReadonlyMap<string, string>): Promise<boolean> {
 		const keyring = this.#keyring;
 		const session = this.#vaultSession;
 		if (!keyring || !session) throw new Error('The account is not open.');
@@ -1542,9 +1543,7 @@ export class KithApp {
 		// tab's ingest queue (or, in a tab that is not the leader, once the
 		// leader's write comes back): wait for it, a few seconds at most.
 		await Promise.race([adopted, new Promise((resolve) => setTimeout(resolve, ADOPT_WAIT_MS))]);
-		if (this.#vaultSession?.roomId === oldRoom) {
-			throw new Error('The change was written, but this device has not taken the new keys yet.');
-		}
+		return this.#vaultSession?.roomId !== oldRoom;
 	}
 
 	/**
@@ -1571,13 +1570,16 @@ export class KithApp {
 			remaining,
 			[]
 		);
-		// Only a device that held the master key keeps the new one.
+		// Only a device that held the master key keeps the new one (#takeMove).
 		this.#successor = keyring.masterSeed ? successor : null;
 		try {
 			await this.#writeMove(move, remaining);
-		} finally {
-			this.#successor = null;
+		} catch (error) {
+			this.#successor = null; // not written: the old key stays the account's
+			throw error;
 		}
+		// Written: the new key is the account's from now on, so it is shown even
+		// if this device has not taken the move yet (it will, keeping the key).
 		const text = encodeRecoveryKey(successor);
 		this.recoveryKeyReplaced = true;
 		this.recoveryKey = text;
@@ -1621,7 +1623,9 @@ export class KithApp {
 			remaining,
 			[deviceId]
 		);
-		await this.#writeMove(move, remaining);
+		if (!(await this.#writeMove(move, remaining))) {
+			throw new Error('The device was removed, but this device has not taken the new keys yet.');
+		}
 	}
 
 	/**
@@ -1652,10 +1656,13 @@ export class KithApp {
 		const net = this.#net;
 		const tabs = this.#tabs;
 		if (!stored || !vault || !old || !tabs) return;
+		const successor = this.#successor;
 		const next = await adoptSelfSigning(stored, keyring, {
 			...outcome.keys,
-			...(this.#successor ? { masterSeed: this.#successor } : {})
+			...(successor ? { masterSeed: successor } : {})
 		});
+		const kept = next.keyring.masterSeed;
+		if (successor && kept && toBase64Url(kept) === toBase64Url(successor)) this.#successor = null;
 		if (tabs.isLeader) await this.#store.put(KEYRING_KEY, next.stored);
 		this.#stored = next.stored;
 		this.#keyring = next.keyring;
