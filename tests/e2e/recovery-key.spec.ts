@@ -130,4 +130,27 @@ test('a new recovery key replaces the old one: the devices go on as the same per
 		timeout: 30_000
 	});
 	await expect(stale.getByRole('button', { name: 'Wipe this device' })).toBeVisible();
+
+	// The linked device makes the next key, with the current one typed; the first
+	// device, its Settings open, no longer holds a master key that counts, so it
+	// asks for the key too.
+	await ada.getByRole('link', { name: 'Settings' }).click();
+	const adaKeyField = ada.getByRole('textbox', { name: 'Recovery key' });
+	await expect(ada.getByRole('button', { name: 'Export backup' })).toBeVisible();
+	await expect(adaKeyField).toHaveCount(0);
+	await second.getByRole('button', { name: 'Make a new recovery key' }).click();
+	const confirmOnSecond = second.getByRole('dialog', { name: 'Make a new recovery key?' });
+	await confirmOnSecond.getByRole('textbox', { name: 'Recovery key' }).fill(newKey);
+	await confirmOnSecond.getByRole('button', { name: 'Make new key' }).click();
+	const third = second.getByRole('dialog', { name: 'New recovery key' });
+	await expect(third).toBeVisible({ timeout: 30_000 });
+	const thirdKey = (await third.getByLabel('Recovery key value').textContent())?.trim() ?? '';
+	expect(thirdKey).not.toBe(newKey);
+	await third.getByRole('button', { name: 'Continue' }).click();
+	await expect(adaKeyField).toBeVisible({ timeout: 30_000 });
+	await adaKeyField.fill(newKey);
+	await ada.getByRole('button', { name: 'Export backup' }).click();
+	await expect(ada.getByRole('alert')).toContainText(
+		'This recovery key was replaced by a newer one'
+	);
 });

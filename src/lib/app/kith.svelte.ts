@@ -239,7 +239,8 @@ export class KithApp {
 	readonly #store: LocalStore;
 	readonly #options: KithAppOptions;
 	#stored: StoredKeyring | null = null;
-	#keyring: UnlockedKeyring | null = null;
+	/** Raw state: the UI reads what derives from it (holdsMasterKey), which a new key changes. */
+	#keyring = $state.raw<UnlockedKeyring | null>(null);
 	#tabs: TabCoordinator | null = null;
 	#vault: Vault | null = null;
 	#vaultSession: DocSession | null = null;
