@@ -16,6 +16,7 @@ import { constants as osConstants } from 'node:os';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { attachBlobs } from './blobs/index.ts';
+import { attachP2P } from './p2p/index.ts';
 import { attachPush } from './push/index.ts';
 import { attachRelay } from './relay/index.ts';
 import { createServer } from './server.ts';
@@ -87,6 +88,13 @@ async function main(): Promise<void> {
 	process.on('SIGTERM', onSignal);
 	process.on('SIGINT', onSignal);
 
+	try {
+		// Optional (KITH_P2P=off): without it browsers still sync through the relay.
+		// The node starts when a browser first asks for it (/p2p/info).
+		attachP2P(server, config, { logger: log });
+	} catch (err) {
+		log.error('peer-to-peer settings are not valid; browsers sync via the relay only', { err });
+	}
 	let url: string;
 	try {
 		({ url } = await server.listen());

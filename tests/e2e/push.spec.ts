@@ -64,6 +64,8 @@ async function person(
 function catchNotifications(page: Page): string[] {
 	const caught: string[] = [];
 	page.on('websocket', (ws) => {
+		// The relay's sockets only (the libp2p node's carry encrypted frames of any first byte).
+		if (!new URL(ws.url()).pathname.startsWith('/sync/')) return;
 		ws.on('framesent', ({ payload }) => {
 			if (typeof payload === 'string') return;
 			const bytes = new Uint8Array(payload);

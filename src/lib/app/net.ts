@@ -12,6 +12,8 @@
 import { RelayConnection, type ConnectionStatus, type RelayRefusal } from '../sync';
 import type { RoomId } from '../crypto';
 import type { DocSession } from './doc-session';
+import { P2PLink } from './p2p-link';
+import { pathLabel, roomPaths } from './paths.svelte';
 import type { TabCoordinator } from './tabs';
 
 export interface RoomNetListener {
@@ -48,6 +50,8 @@ export class NetHub {
 	readonly #options: NetHubOptions;
 	readonly #rooms = new Map<RoomId, Room>();
 	#closed = false;
+	/** Direct sync with other browsers (leader only; loaded on first use). */
+	#p2p: P2PLink | null = null;
 
 	constructor(options: NetHubOptions) {
 		this.#options = options;
@@ -112,6 +116,8 @@ export class NetHub {
 		this.#drop(room);
 		room.listeners.clear();
 		this.#rooms.delete(roomId);
+		this.#p2p?.detach(roomId);
+		roomPaths.delete(roomId);
 		this.#options.onStatusChange?.();
 	}
 
@@ -201,9 +207,22 @@ export class NetHub {
 		if (room.localAwareness) connection.setLocalState(room.localAwareness);
 		room.status = connection.status;
 		this.#emitNet(room);
+		this.#p2p ??= new P2PLink({
+			origin: relayUrl,
+			onStatus: (id) => {
+				const linked = this.#rooms.get(id);
+				if (linked) this.#emitNet(linked);
+			}
+		});
+		this.#p2p.attach(roomId, room.session, room.ikm);
 	}
 
 	#emitNet(room: Room): void {
+		for (const [id, held] of this.#rooms) {
+			if (held !== room) continue;
+			const label = pathLabel(room.status === 'connected', this.#p2p?.label(id) ?? '');
+			if (roomPaths.get(id) !== label) roomPaths.set(id, label);
+		}
 		for (const listener of room.listeners) listener.onNet?.(room.status, room.relayState);
 		this.#options.onStatusChange?.();
 	}
@@ -218,6 +237,8 @@ export class NetHub {
 
 	close(): void {
 		this.#closed = true;
+		this.#p2p?.close();
+		this.#p2p = null;
 		for (const room of this.#rooms.values()) this.#drop(room);
 		this.#rooms.clear();
 	}

@@ -72,9 +72,21 @@ export interface PeerSyncOptions {
 	logger?: SyncLogger;
 	/** Dial peers found by discovery (mDNS). Default true. */
 	dialDiscovered?: boolean;
+	/**
+	 * Count a discovered peer as on the LAN (default true: the Node peer's only
+	 * discovery is mDNS). A browser says false: libp2p reports every peer it
+	 * learns of (identify, the relay) as discovered too.
+	 */
+	lanDiscovery?: boolean;
 	handshakeTimeoutMs?: number;
 	/** Called after an update from a peer passed the doc rules and was applied. */
 	onRemoteApplied?: (roomId: RoomId, update: Uint8Array) => void;
+	/**
+	 * Which connections to open room streams on (default: all). A browser
+	 * skips its connection to the server's node and relayed (limited)
+	 * connections, and syncs over the direct WebRTC connection only.
+	 */
+	syncOn?: (connection: Connection) => boolean;
 }
 
 interface HeldRoom {
@@ -179,6 +191,7 @@ export class PeerSync {
 		});
 		if (!this.#started) return;
 		for (const connection of this.node.getConnections()) {
+			if (this.#options.syncOn && !this.#options.syncOn(connection)) continue;
 			this.#openSoon(connection.remotePeer, input.roomId, 0);
 		}
 	}
@@ -231,7 +244,7 @@ export class PeerSync {
 
 	readonly #onDiscovery = (event: CustomEvent<PeerInfo>): void => {
 		const peer = event.detail.id;
-		this.#lanPeers.add(peer.toString());
+		if (this.#options.lanDiscovery !== false) this.#lanPeers.add(peer.toString());
 		if (this.#options.dialDiscovered === false) return;
 		if (this.node.getConnections(peer).length > 0) return;
 		this.node.dial(peer).catch((error: unknown) => {
@@ -243,6 +256,7 @@ export class PeerSync {
 	};
 
 	#syncConnection(connection: Connection): void {
+		if (this.#options.syncOn && !this.#options.syncOn(connection)) return;
 		const peer = connection.remotePeer;
 		for (const key of [...this.#refusedBy]) {
 			if (key.startsWith(`${peer.toString()} `)) this.#refusedBy.delete(key);
@@ -280,7 +294,9 @@ export class PeerSync {
 	async #open(peer: PeerId, roomId: RoomId, key: string): Promise<void> {
 		const held = this.#rooms.get(roomId);
 		if (!this.#started || !held || (this.#sessions.get(key)?.size ?? 0) > 0) return;
-		const connection = this.node.getConnections(peer).find((c) => c.status === 'open');
+		const connection = this.node
+			.getConnections(peer)
+			.find((c) => c.status === 'open' && (this.#options.syncOn?.(c) ?? true));
 		if (!connection) return; // the next connection starts over
 		let stream: Stream;
 		try {
@@ -407,9 +423,15 @@ export class PeerSync {
 	}
 }
 
-/** True when the connection's remote address is on a private network (or loopback). */
+/**
+ * True when the connection's remote address is on a private network (or
+ * loopback), reached straight over TCP or WebSockets: a relayed or WebRTC
+ * connection names the relay's address, which says nothing of the peer's.
+ */
 function isPrivateAddress(connection: Connection): boolean {
-	for (const component of connection.remoteAddr.getComponents()) {
+	const components = connection.remoteAddr.getComponents();
+	if (components.some((c) => c.name === 'p2p-circuit' || c.name === 'webrtc')) return false;
+	for (const component of components) {
 		if ((component.name === 'ip4' || component.name === 'ip6') && component.value) {
 			return isPrivateIp(component.value) === true;
 		}

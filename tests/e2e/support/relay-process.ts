@@ -47,6 +47,10 @@ export class RelayProcess {
 				PORT: String(this.port),
 				KITH_DATA: this.dataDir,
 				LOG_LEVEL: 'debug',
+				// Tests that stop or cut this relay mean a partition: with the
+				// server's libp2p node the browsers would meet and sync directly
+				// around it. p2p.spec.ts turns it on.
+				KITH_P2P: 'off',
 				...this.#env
 			},
 			stdio: ['ignore', 'pipe', 'pipe']
