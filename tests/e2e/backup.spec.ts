@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { expect, test, type Page } from '@playwright/test';
 import {
 	article,
+	restoreBackup,
 	articles,
 	conversationLink,
 	createAccount,
@@ -36,16 +37,6 @@ async function docDatabases(page: Page): Promise<string[]> {
 	return page.evaluate(async () =>
 		(await indexedDB.databases()).map((db) => db.name ?? '').filter((n) => n.startsWith('kith-doc'))
 	);
-}
-
-async function restore(page: Page, backup: Buffer, recoveryKey: string): Promise<void> {
-	await page.getByLabel('Backup file').setInputFiles({
-		name: 'kith-backup.kith',
-		mimeType: 'application/octet-stream',
-		buffer: backup
-	});
-	await page.getByRole('textbox', { name: 'Recovery key' }).fill(recoveryKey);
-	await page.getByRole('button', { name: 'Restore', exact: true }).click();
 }
 
 test('a backup restores every conversation into a fresh browser as the same person; a damaged one or a wrong key restores nothing', async ({
@@ -83,12 +74,12 @@ test('a backup restores every conversation into a fresh browser as the same pers
 	const damaged = Buffer.from(backup);
 	const middle = Math.floor(damaged.length / 2);
 	damaged[middle] = (damaged[middle] ?? 0) ^ 0x01;
-	await restore(fresh, damaged, recoveryKey);
+	await restoreBackup(fresh, damaged, recoveryKey);
 	await expect(fresh.getByRole('alert')).toContainText(
 		'This backup is damaged or incomplete; nothing was restored.'
 	);
 	// Someone else's recovery key: refused too.
-	await restore(fresh, backup, bobsKey);
+	await restoreBackup(fresh, backup, bobsKey);
 	await expect(fresh.getByRole('alert')).toContainText(
 		'This recovery key does not open this backup.'
 	);
@@ -96,7 +87,7 @@ test('a backup restores every conversation into a fresh browser as the same pers
 	await expect(fresh.getByRole('heading', { name: 'Restore from backup' })).toBeVisible();
 
 	// The real key: the same conversations and messages.
-	await restore(fresh, backup, recoveryKey);
+	await restoreBackup(fresh, backup, recoveryKey);
 	await expect(conversationLink(fresh, title)).toBeVisible({ timeout: 30_000 });
 	await expect(conversationLink(fresh, 'Notes to self')).toBeVisible();
 	expect(await texts(fresh, title)).toEqual(before);
@@ -153,7 +144,7 @@ test('"Include files" puts the files in the backup: a restored browser shows the
 	const fresh = await context.newPage();
 	await fresh.goto('/');
 	await fresh.getByRole('button', { name: 'Restore from backup' }).click();
-	await restore(fresh, backup, recoveryKey);
+	await restoreBackup(fresh, backup, recoveryKey);
 	await openConversation(fresh, 'Notes to self');
 	const picture = fresh
 		.getByRole('log', { name: 'Messages' })

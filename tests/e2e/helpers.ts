@@ -236,3 +236,18 @@ export async function expectDevicesOf(page: Page, name: string, count: number): 
 	).toHaveCount(count, { timeout: 30_000 });
 	await safety.getByRole('button', { name: 'Close' }).click();
 }
+
+/** "Restore from backup" (first run, its form open): the file, the recovery key, "Restore". */
+export async function restoreBackup(
+	page: Page,
+	backup: Buffer,
+	recoveryKey: string
+): Promise<void> {
+	await page.getByLabel('Backup file').setInputFiles({
+		name: 'kith-backup.kith',
+		mimeType: 'application/octet-stream',
+		buffer: backup
+	});
+	await page.getByRole('textbox', { name: 'Recovery key' }).fill(recoveryKey);
+	await page.getByRole('button', { name: 'Restore', exact: true }).click();
+}

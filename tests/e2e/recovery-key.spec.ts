@@ -7,9 +7,10 @@
  * device that is no longer the account's.
  */
 import { readFileSync } from 'node:fs';
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import {
 	article,
+	restoreBackup,
 	conversationLink,
 	createAccount,
 	expectDevicesOf,
@@ -21,16 +22,6 @@ import {
 } from './helpers';
 
 test.describe.configure({ timeout: 180_000 });
-
-async function restore(page: Page, backup: Buffer, recoveryKey: string): Promise<void> {
-	await page.getByLabel('Backup file').setInputFiles({
-		name: 'kith-backup.kith',
-		mimeType: 'application/octet-stream',
-		buffer: backup
-	});
-	await page.getByRole('textbox', { name: 'Recovery key' }).fill(recoveryKey);
-	await page.getByRole('button', { name: 'Restore', exact: true }).click();
-}
 
 test('a new recovery key replaces the old one: the devices go on as the same person, and the old key opens nothing new', async ({
 	browser
@@ -106,11 +97,11 @@ test('a new recovery key replaces the old one: the devices go on as the same per
 	const fresh = await (await browser.newContext()).newPage();
 	await fresh.goto('/');
 	await fresh.getByRole('button', { name: 'Restore from backup' }).click();
-	await restore(fresh, backup, oldKey);
+	await restoreBackup(fresh, backup, oldKey);
 	await expect(fresh.getByRole('alert')).toContainText(
 		'This recovery key does not open this backup.'
 	);
-	await restore(fresh, backup, newKey);
+	await restoreBackup(fresh, backup, newKey);
 	await expect(conversationLink(fresh, title)).toBeVisible({ timeout: 30_000 });
 	await openConversation(fresh, title);
 	await expect(article(fresh, 'The second device after the new key')).toBeVisible({
@@ -125,7 +116,7 @@ test('a new recovery key replaces the old one: the devices go on as the same per
 	const stale = await (await browser.newContext()).newPage();
 	await stale.goto('/');
 	await stale.getByRole('button', { name: 'Restore from backup' }).click();
-	await restore(stale, oldBackup, oldKey);
+	await restoreBackup(stale, oldBackup, oldKey);
 	await expect(stale.getByRole('heading', { name: 'This device was removed' })).toBeVisible({
 		timeout: 30_000
 	});
