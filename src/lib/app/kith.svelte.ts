@@ -1749,6 +1749,10 @@ export class KithApp {
 		for (const timer of this.#snapshotTimers.values()) clearTimeout(timer);
 		this.#snapshotTimers.clear();
 		if (this.#indexTimer) clearTimeout(this.#indexTimer);
+		// A push sync still pending would hand the worker notification keys
+		// again, after the erase: it would write them back to storage.
+		if (this.#pushTimer) clearTimeout(this.#pushTimer);
+		this.#pushTimer = null;
 		this.#search = null;
 		this.#net?.close();
 		this.#tabs?.close();
@@ -1792,6 +1796,7 @@ export class KithApp {
 		const vault = this.#vault;
 		const keyring = this.#keyring;
 		if (!this.notifications || !vault || !keyring) return;
+		if (this.phase === 'erased' || this.phase === 'removed') return;
 		const rooms: PushRoomInput[] = vault
 			.conversations()
 			.filter((c) => c.kind !== 'notes')
