@@ -88,7 +88,7 @@ import {
 	type SecretKey
 } from '../crypto';
 import { decodeRecoveryKey } from '../identity/recovery-key';
-import { Certificate, MasterCertBody, MAX_MASTERS } from '../identity/certificates';
+import { Certificate, chainKeys, MAX_MASTERS } from '../identity/certificates';
 import { sha256 } from '@noble/hashes/sha2.js';
 
 export interface BackupContents {
@@ -158,14 +158,11 @@ function backupKeys(
 
 /** The master key a chain of master certificates leads to from `userId` (signatures unchecked). */
 function lastMaster(userId: string, masters: readonly Certificate[]): string {
-	let master = userId;
-	for (const link of masters) {
-		const body = MasterCertBody.parse(JSON.parse(link.body));
-		if (link.signer !== master || body.user !== userId)
-			throw new RangeError('a broken master chain');
-		master = body.key;
+	try {
+		return chainKeys(userId, masters).at(-1) as string;
+	} catch (cause) {
+		throw new RangeError('a broken master chain', { cause });
 	}
-	return master;
 }
 
 /** base64url (canonical: @scure/base refuses stray padding bits) of exactly 32 bytes. */

@@ -146,17 +146,35 @@ export function masterChain(cert: Certificate): Certificate[] {
 	}
 }
 
-/** Every master key a self-signing certificate's chain names, the user id first. */
-export function mastersOf(userId: string, cert: Certificate): string[] {
+/**
+ * The master keys a chain of master certificates names, the user id first.
+ * Checks that each link names the user and is signed by the key before it,
+ * not the signatures (verifyMasters does). Throws CertificateError.
+ */
+export function chainKeys(userId: string, chain: readonly Certificate[]): string[] {
 	const keys = [userId];
-	for (const link of masterChain(cert)) {
+	for (const link of chain) {
+		let body: MasterCertBody;
 		try {
-			keys.push(MasterCertBody.parse(JSON.parse(link.body)).key);
+			body = MasterCertBody.parse(JSON.parse(link.body));
 		} catch {
-			break;
+			throw new CertificateError('master certificate is malformed');
 		}
+		if (link.signer !== keys.at(-1) || body.user !== userId) {
+			throw new CertificateError('a broken master chain');
+		}
+		keys.push(body.key);
 	}
 	return keys;
+}
+
+/** Every master key a self-signing certificate's chain names, the user id first (just it when broken). */
+export function mastersOf(userId: string, cert: Certificate): string[] {
+	try {
+		return chainKeys(userId, masterChain(cert));
+	} catch {
+		return [userId];
+	}
 }
 
 /** What ranks a self-signing key among a user's (`compareSsk`). */
@@ -213,15 +231,6 @@ export async function verifyDeviceChain(
 	if (deviceBody.user !== userId)
 		throw new CertificateError('device certificate is for another user');
 	return deviceBody;
-}
-
-/** When a self-signing certificate was issued (0 when it cannot be read; not a verification). */
-export function sskIssued(cert: Certificate): number {
-	try {
-		return SskCertBody.parse(JSON.parse(cert.body)).issued;
-	} catch {
-		return 0;
-	}
 }
 
 /** The key a self-signing certificate names (null when it cannot be read; not a verification). */
