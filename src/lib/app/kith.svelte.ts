@@ -24,7 +24,7 @@ import {
 	type StoredKeyring,
 	type UnlockedKeyring
 } from '../identity';
-import { HlcClock, type EnvelopeEntry } from '../conversation';
+import { decodeStateVector, HlcClock, type EnvelopeEntry, type Vouch } from '../conversation';
 import { clientIdFor, openEnvelope } from '../envelope';
 import {
 	createSigner,
@@ -99,6 +99,9 @@ import {
 	pairingRoom,
 	parsePairingFragment,
 	sealGrant,
+	fitVouches,
+	MAX_GRANT_VOUCHES,
+	type GrantVouch,
 	type LinkRequest,
 	type Pairing
 } from '../link';
@@ -503,7 +506,8 @@ export class KithApp {
 			account: toBase64Url(keyring.accountKey),
 			displayName: this.displayName.slice(0, 64),
 			sskCert: keyring.identity.sskCert,
-			deviceCert: keyring.identity.deviceCert
+			deviceCert: keyring.identity.deviceCert,
+			vouches: this.#vouches()
 		});
 		await current.channel.send(grant);
 		await this.#changeVault((vault) =>
@@ -516,6 +520,28 @@ export class KithApp {
 			if (this.#pairing === current) this.#closePairing();
 		}, 60_000);
 	}
+
+	/**
+	 * This device's word for the rooms it holds, for a device being linked
+	 * (GrantVouch): the largest first, as many as a grant carries. The new
+	 * device fetches those rooms without checking again the signatures this
+	 * device checked.
+	 */
+	#vouches(): GrantVouch[] {
+		const largest = [...this.#docSessions.values()]
+			.filter((session) => session.isLoaded && session.doc.size > 0)
+			.sort((a, b) => b.doc.size - a.doc.size)
+			.slice(0, MAX_GRANT_VOUCHES);
+		return fitVouches(
+			largest.map((session) => {
+				const { stateVector, digest } = session.doc.vouchFor();
+				return { room: session.roomId, sv: toBase64Url(stateVector), digest };
+			})
+		);
+	}
+
+	/** Rooms the device that linked this one vouched for, until each is opened. */
+	#vouched = new Map<RoomId, Vouch>();
 
 	/** Close the link (the dialog closed): a device opening it now gets no answer. */
 	cancelLinking(): void {
@@ -626,6 +652,12 @@ export class KithApp {
 			if (this.#stored) return;
 			await this.#store.put(KEYRING_KEY, restored.stored);
 			this.#stored = restored.stored;
+			this.#vouched = new Map(
+				(secrets.vouches ?? []).map((v) => [
+					v.room as RoomId,
+					{ stateVector: decodeStateVector(fromBase64Url(v.sv)), digest: v.digest }
+				])
+			);
 			current.channel.close();
 			this.#joinLink = null;
 			this.joiningAsDevice = null;
@@ -1285,6 +1317,11 @@ export class KithApp {
 					console.warn(`kith:storage refused stored data in ${roomId}: ${reason}`);
 				}
 			});
+			const vouch = this.#vouched.get(roomId);
+			if (vouch) {
+				this.#vouched.delete(roomId);
+				session.doc.vouch(vouch);
+			}
 			this.#docSessions.set(roomId, session);
 		}
 		return session;

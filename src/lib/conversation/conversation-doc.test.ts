@@ -197,6 +197,43 @@ describe('ConversationDoc', () => {
 		expect(origins).toEqual([LOCAL_ORIGIN]);
 	});
 
+	it('a vouch serves the updates that reach the doc before it holds any vouched writer’s entry', async () => {
+		// The vouching doc "held" a forged envelope, so whether the vouch was used shows.
+		const good = await room.envelope(alice, 'fine', 0);
+		const bytes = (await room.envelope(alice, 'forged', 1)).bytes.slice();
+		bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0x01;
+		const source = docOf(alice);
+		source.insertLocal([good, { id: envelopeId(bytes), bytes }]);
+		const { stateVector, digest } = source.vouchFor();
+		const vouch = { stateVector: Y.decodeStateVector(stateVector), digest };
+
+		const linked = docOf(carol);
+		linked.vouch(vouch);
+		// Its own first insert (a new device joining the roster) leaves the vouch in place.
+		await insertNext(linked, carol, 'hello from the new device');
+		expect((await linked.applyRemote(source.encodeState(), 'relay')).ok).toBe(true);
+		expect(linked.size).toBe(3);
+
+		// Another writer's entries leave it in place too; one of a vouched writer spends it.
+		const busy = docOf(carol);
+		busy.vouch(vouch);
+		const other = docOf(bob);
+		await insertNext(other, bob, 'first');
+		expect((await busy.applyRemote(other.encodeState(), 'relay')).ok).toBe(true);
+		const first = docOf(alice);
+		first.insertLocal([good]);
+		expect((await busy.applyRemote(first.encodeState(), 'relay')).ok).toBe(true);
+		const late = await busy.applyRemote(source.encodeState(), 'relay');
+		expect(late.ok ? 'accepted' : late.reason).toBe('bad-signature');
+
+		// A doc that already holds a vouched writer's entry takes no vouch at all.
+		const full = docOf(carol);
+		await full.applyRemote(first.encodeState(), 'relay');
+		full.vouch(vouch);
+		const refused = await full.applyRemote(source.encodeState(), 'relay');
+		expect(refused.ok ? 'accepted' : refused.reason).toBe('bad-signature');
+	});
+
 	it('re-delivery of held items is accepted cheaply: nothing to check, nothing reported', async () => {
 		const a = docOf(alice);
 		const b = docOf(bob);

@@ -10,7 +10,15 @@
 import * as Y from 'yjs';
 import type { EnvelopeId, RoomId } from '../crypto';
 import { parseFrame } from '../envelope';
-import { checkUpdate, ENVELOPE_MAP, knownState, type RuleCheck } from './doc-rules';
+import {
+	checkUpdate,
+	checkVouchedUpdate,
+	ENVELOPE_MAP,
+	knownState,
+	vouchDigest,
+	type RuleCheck,
+	type Vouch
+} from './doc-rules';
 
 export interface EnvelopeEntry {
 	id: EnvelopeId;
@@ -101,9 +109,41 @@ export class ConversationDoc {
 		}, LOCAL_ORIGIN);
 	}
 
+	#vouch: Vouch | null = null;
+
+	/**
+	 * A trusted device's word for this doc's contents (see Vouch): used by the
+	 * remote updates applied while the doc holds nothing below the vouched state
+	 * vector (this device's own first inserts do not count: a device being
+	 * linked is in no vouch), dropped once it does.
+	 */
+	vouch(vouch: Vouch): void {
+		this.#vouch = vouch;
+		this.#dropSpentVouch();
+	}
+
+	#dropSpentVouch(): void {
+		const vouch = this.#vouch;
+		if (!vouch) return;
+		for (const client of vouch.stateVector.keys()) {
+			if (Y.getState(this.doc.store, client) > 0) {
+				this.#vouch = null;
+				return;
+			}
+		}
+	}
+
+	/** What this doc holds, for vouching to a device being linked. */
+	vouchFor(): { stateVector: Uint8Array; digest: string } {
+		return { stateVector: Y.encodeStateVector(this.doc), digest: vouchDigest(this.#map.keys()) };
+	}
+
 	/** Check a remote update against the doc rules; apply it only if it passes. */
 	async applyRemote(update: Uint8Array, origin: unknown): Promise<RuleCheck> {
-		const check = await checkUpdate(update, knownState(this.doc));
+		this.#dropSpentVouch();
+		const check = this.#vouch
+			? await checkVouchedUpdate(update, knownState(this.doc), this.#vouch)
+			: await checkUpdate(update, knownState(this.doc));
 		if (!check.ok) return check;
 		// A key already held under another item id would be a second value for it:
 		// Yjs would delete one of the two, and this doc would then carry a delete set

@@ -1,13 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { createAccount, dhPublicKey, newDeviceKeys } from '../identity';
-import { toBase64Url } from '../crypto';
+import { newRoomId, toBase64Url } from '../crypto';
 import { deviceNameFrom } from './device-name';
 import {
 	createPairing,
 	decodeLinkMessage,
 	encodeLinkMessage,
+	fitVouches,
 	linkCode,
 	LINK_TTL_MS,
+	MAX_GRANT_VOUCH_BYTES,
+	MAX_GRANT_VOUCHES,
+	MAX_LINK_MESSAGE_BYTES,
 	openGrant,
 	PairingError,
 	pairingFragment,
@@ -92,6 +96,64 @@ describe('device links', () => {
 		await expect(openGrant(roomId, forged, me, pairing.device, pairing.device)).rejects.toThrow(
 			/do not belong/
 		);
+	});
+
+	it('a grant carries as many vouches as fit, and stays a valid link message', async () => {
+		const { keyring } = await createAccount();
+		const pairing = createPairing(keyring.identity.deviceId);
+		const { roomId } = pairingRoom(pairing.secret);
+		const fresh = newDeviceKeys();
+		const request = {
+			type: 'link-request' as const,
+			v: 1 as const,
+			device: 'B'.repeat(43),
+			dh: toBase64Url(dhPublicKey(fresh.dhSecret)),
+			name: 'Chrome on Linux',
+			at: 1
+		};
+		// Rooms of 256 writers: a state vector of 256 clients each.
+		const vouch = (i: number) => ({
+			room: newRoomId(),
+			sv: toBase64Url(new Uint8Array(256 * 7).fill(i % 200)),
+			digest: toBase64Url(new Uint8Array(32).fill(i))
+		});
+		const many = Array.from({ length: 100 }, (_, i) => vouch(i));
+		const huge = { ...vouch(0), sv: 'A'.repeat(8192) };
+		const fitted = fitVouches([huge, ...many]);
+		expect(fitted.length).toBeGreaterThan(0);
+		expect(fitted).toEqual(many.slice(0, fitted.length));
+		expect(JSON.stringify(fitted).length).toBeLessThanOrEqual(MAX_GRANT_VOUCH_BYTES + 1);
+		const small = Array.from({ length: 100 }, (_, i) => ({ ...vouch(i), sv: 'AQID' }));
+		expect(fitVouches(small)).toHaveLength(MAX_GRANT_VOUCHES);
+		for (const vouches of [fitted, fitVouches(small)]) {
+			const grant = await sealGrant(roomId, request, {
+				user: keyring.identity.userId,
+				ssk: toBase64Url(keyring.sskSeed),
+				account: toBase64Url(keyring.accountKey),
+				displayName: 'A'.repeat(64),
+				sskCert: keyring.identity.sskCert,
+				deviceCert: keyring.identity.deviceCert,
+				vouches
+			});
+			const bytes = encodeLinkMessage(grant);
+			expect(bytes.length).toBeLessThanOrEqual(MAX_LINK_MESSAGE_BYTES);
+			expect(decodeLinkMessage(bytes)).toEqual(grant);
+			const me = { device: request.device, dhSecret: fresh.dhSecret };
+			const opened = await openGrant(roomId, grant, me, keyring.identity.deviceId, pairing.device);
+			expect(opened.vouches).toEqual(vouches);
+		}
+		// More than a grant may carry is refused when sealing.
+		await expect(
+			sealGrant(roomId, request, {
+				user: keyring.identity.userId,
+				ssk: toBase64Url(keyring.sskSeed),
+				account: toBase64Url(keyring.accountKey),
+				displayName: 'Ada',
+				sskCert: keyring.identity.sskCert,
+				deviceCert: keyring.identity.deviceCert,
+				vouches: small.slice(0, MAX_GRANT_VOUCHES + 1)
+			})
+		).rejects.toThrow();
 	});
 
 	it('refuses messages that are not link messages', () => {

@@ -23,8 +23,9 @@
  *             envelope signed by the existing device; `box` is a lockbox
  *             sealed to the request's `dh` under context "kith/link\0" ||
  *             room id || "\0" || to, holding { user, ssk, account,
- *             displayName, sskCert, deviceCert } (deviceCert: the existing
- *             device's, so the new one checks who answered). The master key
+ *             displayName, sskCert, deviceCert, vouches? } (deviceCert: the
+ *             existing device's, so the new one checks who answered;
+ *             vouches: its word for the rooms it holds, see GrantVouch). The master key
  *             is not sent: it stays on the device that made the account
  *             (and in the recovery key), so a linked device can be removed
  *             by rotating the self-signing key it cannot re-certify.
@@ -144,13 +145,47 @@ export type LinkGrant = z.infer<typeof LinkGrant>;
 
 const StrictCertificate = z.strictObject(Certificate.shape);
 
+/** Rooms a grant vouches for, at most (see GrantVouch). */
+export const MAX_GRANT_VOUCHES = 48;
+/** Bytes of JSON the vouches of a grant may take, so the grant stays under MAX_LINK_MESSAGE_BYTES. */
+export const MAX_GRANT_VOUCH_BYTES = 8 * 1024;
+
+/**
+ * The existing device's word for one room it holds: its state vector
+ * (base64url of the encoded Yjs state vector) and the digest of the envelope
+ * ids below it (`vouchDigest`). The new device then skips the signature
+ * checks of exactly those envelopes when it first fetches the room
+ * (conversation/doc-rules.ts, `checkVouchedUpdate`).
+ */
+const GrantVouch = z.strictObject({
+	room: z.string().refine(isRoomId),
+	sv: z.string().regex(/^[A-Za-z0-9_-]{1,8192}$/),
+	digest: B64Key
+});
+export type GrantVouch = z.infer<typeof GrantVouch>;
+
+/** Of `vouches` (the caller's order: most worth vouching first), those that fit in a grant. */
+export function fitVouches(vouches: Iterable<GrantVouch>): GrantVouch[] {
+	const out: GrantVouch[] = [];
+	let bytes = 0;
+	for (const vouch of vouches) {
+		if (out.length >= MAX_GRANT_VOUCHES) break;
+		const size = JSON.stringify(vouch).length + 1;
+		if (bytes + size > MAX_GRANT_VOUCH_BYTES) continue; // a smaller one may still fit
+		bytes += size;
+		out.push(vouch);
+	}
+	return out;
+}
+
 const GrantSecrets = z.strictObject({
 	user: B64Key,
 	ssk: B64Key,
 	account: B64Key,
 	displayName: z.string().max(64),
 	sskCert: StrictCertificate,
-	deviceCert: StrictCertificate
+	deviceCert: StrictCertificate,
+	vouches: z.array(GrantVouch).max(MAX_GRANT_VOUCHES).optional()
 });
 export type GrantSecrets = z.infer<typeof GrantSecrets>;
 
