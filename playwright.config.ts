@@ -45,18 +45,17 @@ export default defineConfig({
 		stdout: 'ignore',
 		stderr: 'pipe',
 		gracefulShutdown: { signal: 'SIGTERM', timeout: 5_000 },
+		// KITH_P2P is left at its default (on), as in production: the browsers of
+		// a test that share a conversation go direct. Browsers of different tests
+		// never meet: peers find each other only under tags of rooms both hold,
+		// and every test makes its own accounts and conversations.
 		env: {
 			HOST: '127.0.0.1',
 			PORT: String(port),
 			KITH_DATA: e2eDataDir(),
 			LOG_LEVEL: 'warn',
 			// push.spec's subscriptions name a dead endpoint on loopback.
-			KITH_PUSH_HOSTS: '127.0.0.1',
-			// The shared server runs no libp2p node: browsers of different tests
-			// would meet and sync directly. p2p.spec.ts runs its own server with it
-			// on. (Known: with it on, devices.spec's burst of 1,000 messages ends
-			// in a "Sending too fast for the relay" alert; not yet understood.)
-			KITH_P2P: 'off'
+			KITH_PUSH_HOSTS: '127.0.0.1'
 		}
 	}
 });

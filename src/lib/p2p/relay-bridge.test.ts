@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import { RelayConnection } from '../sync/relay-connection';
+import { BRIDGE_DELAY_MS, RelayConnection } from '../sync/relay-connection';
 import { captureLogger, docFor, newDevice, WebSocketImpl } from '../sync/test-support';
 import {
 	connect,
 	doc,
 	ids,
 	newRoom,
+	sleep,
 	startPeer,
 	stopAll,
 	until,
@@ -66,19 +67,38 @@ async function startRelay(): Promise<string> {
 	return url;
 }
 
-function relayConnection(relayUrl: string, room: Room, cdoc: ReturnType<typeof docFor>) {
+function relayConnection(
+	relayUrl: string,
+	room: Room,
+	cdoc: ReturnType<typeof docFor>,
+	sent?: Uint8Array[]
+) {
 	const connection = new RelayConnection({
 		relayUrl,
 		roomId: room.roomId,
 		cdoc,
 		capabilityIkm: room.key,
-		WebSocketImpl,
+		WebSocketImpl: sent ? recording(sent) : WebSocketImpl,
 		networkEvents: null,
 		logger: captureLogger()
 	});
 	cleanups.push(async () => connection.destroy());
 	return connection;
 }
+
+/** A WebSocket class that records every binary frame sent into `sent`. */
+function recording(sent: Uint8Array[]): typeof WebSocket {
+	const Base = WebSocketImpl as unknown as new (url: string) => WebSocket;
+	return class extends Base {
+		override send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
+			if (data instanceof Uint8Array) sent.push(data.slice());
+			super.send(data);
+		}
+	} as unknown as typeof WebSocket;
+}
+
+/** Sync updates (message 0, step 2) among recorded frames. */
+const syncUpdates = (frames: Uint8Array[]) => frames.filter((f) => f[0] === 0 && f[1] === 2);
 
 describe('relay and peers together', () => {
 	it('a peer forwards between its p2p sessions and its relay connection, both ways, without echoes', async () => {
@@ -108,5 +128,44 @@ describe('relay and peers together', () => {
 			() => (bridgeConnection.relayState.get(lan.device.client) ?? 0) >= 1,
 			'the relay stored the LAN message'
 		);
+	});
+
+	it('a burst shared over p2p goes to the relay once, from its writer: the peer does not upload it again', async () => {
+		const room = newRoom();
+		const relayUrl = await startRelay();
+		const [writer, reader] = await Promise.all([startPeer([room]), startPeer([room])]);
+		const writerSent: Uint8Array[] = [];
+		const readerSent: Uint8Array[] = [];
+		const writerConnection = relayConnection(relayUrl, room, doc(writer, room), writerSent);
+		const readerConnection = relayConnection(relayUrl, room, doc(reader, room), readerSent);
+		await connect(writer.node, reader.node);
+		await until(
+			() =>
+				writerConnection.status === 'connected' &&
+				readerConnection.status === 'connected' &&
+				writer.sync.sessions(room.roomId).length > 0,
+			'both on the relay and in a p2p session'
+		);
+		const before = readerSent.length;
+		const count = 100;
+		for (let i = 0; i < count; i++) {
+			await write(doc(writer, room), writer.device, room.key, `burst ${i}`);
+		}
+		await until(
+			() =>
+				doc(reader, room).size === count &&
+				(writerConnection.relayState.get(writer.device.client) ?? 0) >= count,
+			'the burst at the reader and on the relay',
+			20_000
+		);
+		// Past the grace period of updates from peers (BRIDGE_DELAY_MS).
+		await sleep(BRIDGE_DELAY_MS + 1000);
+		// One frame per message from the writer. The reader, whose relay passed
+		// the burst on, sends none of it (before the fix: one upload per
+		// message); at most a bridge round, should the relay lag past the grace.
+		expect(syncUpdates(writerSent)).toHaveLength(count);
+		expect(syncUpdates(readerSent.slice(before)).length).toBeLessThan(3);
+		expect(writerConnection.lastRefusal).toBeNull();
+		expect(readerConnection.lastRefusal).toBeNull();
 	});
 });

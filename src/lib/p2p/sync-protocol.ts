@@ -21,7 +21,9 @@
  *      is applied whole or refused whole (`doc-rules:<reason>`, stream kept),
  *      one at a time in arrival order. Updates are applied with the session as
  *      origin: never echoed to the peer they came from, but forwarded through
- *      the doc to every other session and to the relay connection.
+ *      the doc to every other session. The session is a `PeerOrigin`: a relay
+ *      connection of the same doc does not upload them one by one (their
+ *      writer does), only what the relay still lacks after a grace period.
  *   3. Awareness rides the same stream, states encrypted by the caller (the
  *      relay protocol's `{ e: <ciphertext> }`), shared per room across
  *      sessions so typing reaches peers several hops away.
@@ -46,7 +48,7 @@ import {
 import { randomBytes, type RoomId } from '../crypto';
 import type { RoomCapability } from '../sync/capability';
 import { Emitter } from '../sync/emitter';
-import type { SyncLogger } from '../sync/relay-connection';
+import type { PeerOrigin, SyncLogger } from '../sync/relay-connection';
 import { MAX_UPDATE_BYTES } from '../sync/relay-connection';
 import { splitUpdate } from '../sync/split-update';
 import { P2PRefusedError } from './errors';
@@ -363,7 +365,9 @@ async function refuseAndClose(frames: FrameStream, reason: string, message: stri
 // ---- the session ------------------------------------------------------------
 
 /** One authenticated /kith/sync stream syncing one room with one peer. */
-export class SyncSession {
+export class SyncSession implements PeerOrigin {
+	/** Transactions of this session bring a peer's updates (../sync/relay-connection.ts). */
+	readonly peerOrigin = true;
 	readonly roomId: RoomId;
 	readonly room: SyncRoom;
 	/** The peer's id as text. */

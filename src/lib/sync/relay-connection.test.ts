@@ -127,6 +127,13 @@ function syncPayload(frame: Uint8Array | undefined): Uint8Array {
 	return decoding.readVarUint8Array(decoder);
 }
 
+/** The envelope ids an update holds. */
+async function entryIds(update: Uint8Array): Promise<string[]> {
+	const doc = rawDoc(1);
+	Y.applyUpdate(doc, update);
+	return [...doc.getMap(ENVELOPE_MAP).keys()];
+}
+
 /** The awareness update inside an awareness frame the client sent. */
 function awarenessPayload(frame: Uint8Array | undefined): Uint8Array {
 	if (!frame) throw new Error('no such frame');
@@ -412,6 +419,114 @@ describe('RelayConnection (scripted relay)', () => {
 		const relayDoc = rawDoc(1);
 		Y.applyUpdate(relayDoc, syncPayload(socket.frames[3]));
 		expect(relayDoc.getMap(ENVELOPE_MAP).has(entry!.id)).toBe(true);
+	});
+
+	it('does not upload a peer’s updates one by one: after the grace period, only what the relay did not pass on', async () => {
+		admitAll();
+		const { connection, cdoc } = connect({ bridgeDelayMs: 1000 });
+		await until(() => connection.status === 'connected', 'admission');
+		const socket = nthSocket(0);
+		await until(() => socket.frames.length >= 2, 'step1 and step2');
+		// Another device writes 30 messages, one update each; they reach this doc
+		// over a p2p session (a PeerOrigin).
+		const peer = { peerOrigin: true as const };
+		const theirs = docFor(room, other);
+		docs.push(theirs);
+		const updates: Uint8Array[] = [];
+		for (let i = 0; i < 30; i++) {
+			const before = Y.encodeStateVector(theirs.doc);
+			await write(theirs, other, key, `burst ${i}`);
+			updates.push(Y.encodeStateAsUpdate(theirs.doc, before));
+		}
+		for (const update of updates) expect((await cdoc.applyRemote(update, peer)).ok).toBe(true);
+		// Their writer uploaded the first 20: the relay passes them on here.
+		for (const update of updates.slice(0, 20)) socket.send(writeSyncUpdate(update));
+		await sleep(200);
+		expect(socket.frames.length).toBe(2); // nothing yet: not one frame per peer update
+		await until(() => socket.frames.length === 3, 'the bridge round', 5000);
+		// One update, with the 10 messages the relay never showed it holds.
+		const relayDoc = rawDoc(1);
+		Y.applyUpdate(relayDoc, syncPayload(socket.frames[2]));
+		const sent = [...relayDoc.getMap(ENVELOPE_MAP).keys()].sort();
+		const lacking = (await Promise.all(updates.slice(20).map((u) => entryIds(u)))).flat().sort();
+		expect(sent).toEqual(lacking);
+		await sleep(1500);
+		expect(socket.frames.length).toBe(3);
+		// A local write still goes out at once, alone.
+		await write(cdoc, me, key, 'mine');
+		await until(() => socket.frames.length === 4, 'the local update');
+	});
+
+	it('sends nothing for a peer’s updates the relay acknowledged or passed on', async () => {
+		admitAll();
+		const { connection, cdoc } = connect({ bridgeDelayMs: 500 });
+		await until(() => connection.status === 'connected', 'admission');
+		const socket = nthSocket(0);
+		await until(() => socket.frames.length >= 2, 'step1 and step2');
+		const peer = { peerOrigin: true as const };
+		const { update } = await validUpdate('one', 'two', 'three');
+		expect((await cdoc.applyRemote(update, peer)).ok).toBe(true);
+		socket.send(writeStored(writeStateVector(new Map([[other.client, 3]]))));
+		await sleep(1000);
+		expect(socket.frames.length).toBe(2);
+		// Passed on by the relay instead (no acknowledgement to this connection).
+		const { update: more } = await validUpdate('four');
+		const second = connect({ bridgeDelayMs: 500 });
+		await until(() => second.connection.status === 'connected', 'admission');
+		const socket2 = nthSocket(1);
+		await until(() => socket2.frames.length >= 2, 'step1 and step2');
+		expect((await second.cdoc.applyRemote(more, peer)).ok).toBe(true);
+		socket2.send(writeSyncUpdate(more));
+		await sleep(1000);
+		expect(socket2.frames.length).toBe(2);
+	});
+
+	it('keeps live frames to its own pace: a burst past it goes out merged, every message included', async () => {
+		admitAll();
+		const { connection, cdoc } = connect();
+		await until(() => connection.status === 'connected', 'admission');
+		const socket = nthSocket(0);
+		await until(() => socket.frames.length >= 2, 'step1 and step2');
+		const count = 600;
+		const base = cdoc.nextClock();
+		const entries = await Promise.all(
+			Array.from({ length: count }, (_, i) =>
+				sealEnvelope({
+					clock: base + i,
+					roomId: room,
+					epoch: 0,
+					key,
+					signer: me.signer,
+					plaintext: utf8Encode(`burst ${i}`)
+				})
+			)
+		);
+		// Each message alone, with its notification, as fast as the app can: three
+		// times the relay's default rate limit's burst in frames if sent one by one.
+		const start = Date.now();
+		for (const entry of entries) {
+			cdoc.insertLocal([entry]);
+			connection.notify(utf8Encode(`push ${entry.id}`));
+		}
+		await sleep(50);
+		// No more than the pace allows: a burst of 200 live frames, then 100 a
+		// second (far under the relay's 400 and 200 a second).
+		const allowed = 200 + Math.ceil((Date.now() - start) / 10) + 1;
+		expect(socket.frames.length - 2).toBeLessThanOrEqual(allowed);
+		expect(socket.frames.length - 2).toBeLessThan(2 * count);
+		const relayDoc = rawDoc(1);
+		let updates = 0;
+		const received = () => {
+			for (const frame of socket.frames.splice(2)) {
+				if (frame[0] !== 0 || frame[1] !== 2) continue;
+				updates++;
+				Y.applyUpdate(relayDoc, syncPayload(frame));
+			}
+			return relayDoc.getMap(ENVELOPE_MAP).size;
+		};
+		await until(() => received() === count, 'every message on the relay', 10_000);
+		// Those past the pace went merged: fewer updates than messages.
+		expect(updates).toBeLessThan(count);
 	});
 
 	it('carries encrypted awareness states as { e: base64url }, and says goodbye', async () => {

@@ -19,6 +19,17 @@
  *      not run into the relay's rate limit.
  *   3. Live. Local doc updates (any origin but this connection) go out as sync
  *      updates once admitted; before admission the step2 answer carries them.
+ *      Updates from a peer (a `PeerOrigin`: a p2p session) are the exception:
+ *      the device that wrote them uploads them itself, so they are not sent
+ *      one frame each. After a grace period (`bridgeDelayMs`) what of them the
+ *      relay still lacks, by its acknowledgements and the updates it relayed
+ *      here, goes out in one update: a peer that cannot reach the relay still
+ *      gets its writes there through this one, and a burst a peer shares both
+ *      ways does not double this connection's frames against the relay's
+ *      rate limit. Live frames (updates, awareness, notifications) keep to a
+ *      pace of their own, half the relay's default rate limit: past it, local
+ *      updates wait and go out merged, awareness sends only the latest states
+ *      and notifications wait (the newest NOTIFY_QUEUE), a round later.
  *      Incoming step2/updates are checked against the doc rules by
  *      `ConversationDoc.applyRemote` and applied whole or not at all, one at a
  *      time in arrival order. A refused update is dropped and logged with its
@@ -56,6 +67,7 @@ import {
 	type RuleViolation
 } from '../conversation';
 import { fromBase64Url, isRoomId, toBase64Url, type RoomId } from '../crypto';
+import * as Y from 'yjs';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff';
 import { challengeMessage, deriveRoomCapability, type RoomCapability } from './capability';
 import { Emitter } from './emitter';
@@ -143,7 +155,36 @@ export interface RelayConnectionOptions {
 	deviceId?: string;
 	/** Give up on an attempt (challenge, open, admission) after this long. Default 30 s: a relay loads a large room before it admits. */
 	handshakeTimeoutMs?: number;
+	/**
+	 * How long updates from peers (`PeerOrigin`) wait before what of them the
+	 * relay still lacks is sent. Default BRIDGE_DELAY_MS.
+	 */
+	bridgeDelayMs?: number;
 }
+
+/**
+ * A transaction origin that stands for another replica reached without the
+ * relay: a p2p session (../p2p/sync-protocol.ts). What it brings was written
+ * by a device that normally uploads it to the relay itself; a RelayConnection
+ * carries it there only when the relay still lacks it after a grace period.
+ */
+export interface PeerOrigin {
+	readonly peerOrigin: true;
+}
+
+export function isPeerOrigin(origin: unknown): origin is PeerOrigin {
+	return (
+		typeof origin === 'object' &&
+		origin !== null &&
+		(origin as Partial<PeerOrigin>).peerOrigin === true
+	);
+}
+
+/**
+ * Grace period for updates from peers: the device that wrote them uploads
+ * them, and the relay passes them on here, well within it on a working link.
+ */
+export const BRIDGE_DELAY_MS = 2000;
 
 /** Admission denials that a fresh challenge can cure; any other denial stops retrying. */
 const RETRYABLE_DENIALS = new Set(['bad-challenge', 'expired-challenge', 'replayed-challenge']);
@@ -186,6 +227,16 @@ const CATCH_UP_BUDGET_BYTES = 4 * 1024 * 1024;
 const NOTIFY_QUEUE = 16;
 const CATCH_UP_INITIAL_MS = 1000;
 const CATCH_UP_MAX_MS = 30_000;
+/**
+ * Live frames sent per second, and at most at once (LIVE_BURST): half the
+ * relay's default rate limit (200 frames per second, bursts of twice that),
+ * so that a burst of messages, each an update, an awareness change and a
+ * notification, never runs into it. Past it, live frames wait for the next
+ * pace round, merged where they can be.
+ */
+const LIVE_FRAMES_PER_SEC = 100;
+const LIVE_BURST = 200;
+const PACE_ROUND_MS = 100;
 /** Refusals after which what the relay lacks is sent again (nothing was stored). */
 const RESEND_AFTER = new Set(['rate-limited', 'server-error']);
 
@@ -236,6 +287,7 @@ export class RelayConnection {
 	readonly #log: SyncLogger;
 	readonly #backoff: BackoffOptions;
 	readonly #handshakeTimeoutMs: number;
+	readonly #bridgeDelayMs: number;
 	readonly #networkEvents: EventTarget | null;
 	readonly #capability: Promise<RoomCapability>;
 	readonly #events: Emitter<RelayConnectionEvents>;
@@ -266,6 +318,20 @@ export class RelayConnection {
 	#applying: Promise<void> = Promise.resolve();
 	#catchUpTimer: ReturnType<typeof setTimeout> | null = null;
 	#catchUpDelay = CATCH_UP_INITIAL_MS;
+	/** Clients whose items came from peers since the last bridge round (see BRIDGE_DELAY_MS). */
+	readonly #bridgeClients = new Set<number>();
+	/** Pieces of a bridge round over the budget, sent in the next rounds. */
+	#bridgeRest: Uint8Array[] = [];
+	#bridgeTimer: ReturnType<typeof setTimeout> | null = null;
+	/** Live frames this connection may send now (see LIVE_FRAMES_PER_SEC), and when that was counted. */
+	#liveTokens = LIVE_BURST;
+	#liveTokensAt = Date.now();
+	/** Set while live frames wait for a pace round; they are sent in order, merged where they can be. */
+	#paceTimer: ReturnType<typeof setTimeout> | null = null;
+	/** Local updates waiting for a pace round. */
+	#heldUpdates: Uint8Array[] = [];
+	/** Awareness clients whose (latest) state waits for a pace round. */
+	readonly #heldAwareness = new Set<number>();
 
 	constructor(options: RelayConnectionOptions) {
 		if (!isRoomId(options.roomId)) throw new CapabilityError('not a room id');
@@ -288,6 +354,7 @@ export class RelayConnection {
 		);
 		this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
 		this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? 30_000;
+		this.#bridgeDelayMs = options.bridgeDelayMs ?? BRIDGE_DELAY_MS;
 		this.#networkEvents =
 			options.networkEvents !== undefined
 				? options.networkEvents
@@ -506,6 +573,8 @@ export class RelayConnection {
 		this.#handshakeTimer = null;
 		if (this.#catchUpTimer) clearTimeout(this.#catchUpTimer);
 		this.#catchUpTimer = null;
+		this.#dropBridge();
+		this.#dropHeld();
 		if (this.#admittedAt !== null && Date.now() - this.#admittedAt >= this.#backoff.stableMs) {
 			this.#failures = 0;
 		}
@@ -628,6 +697,8 @@ export class RelayConnection {
 		this.#handshakeTimer = null;
 		this.#relayHolds = new Map(relayHolds);
 		this.#catchUpDelay = CATCH_UP_INITIAL_MS;
+		// The step2 answering this step1 carries everything the relay lacks.
+		this.#dropBridge();
 		this.#setStatus('connected');
 		this.#log.info('connected to the relay', { room: this.roomId });
 		this.#mergeRelayState(relayHolds);
@@ -654,7 +725,14 @@ export class RelayConnection {
 	#flushNotify(): void {
 		const ws = this.#ws;
 		if (this.#admittedAt === null || !ws || ws.readyState !== this.#WebSocket.OPEN) return;
-		for (const envelope of this.#notifyQueue.splice(0)) this.#send(writeNotify(envelope));
+		// After the updates they announce, when those wait for a pace round.
+		while (this.#notifyQueue.length > 0) {
+			if (this.#paceTimer || !this.#takeLive()) {
+				this.#schedulePace();
+				return;
+			}
+			this.#send(writeNotify(this.#notifyQueue.shift() as Uint8Array));
+		}
 	}
 
 	#enqueueApply(update: Uint8Array, catchUp: boolean): void {
@@ -681,6 +759,7 @@ export class RelayConnection {
 			this.#events.emit('remote-refused', { reason: check.reason, detail: check.detail });
 			return;
 		}
+		if (generation === this.#generation) this.#noteRelayHolds(update);
 		if (check.entries.length > 0) this.#notifyApplied(update);
 		if (catchUp && generation === this.#generation && !this.#synced) {
 			this.#synced = true;
@@ -710,6 +789,27 @@ export class RelayConnection {
 			}
 		}
 		this.#mergeRelayState(state);
+	}
+
+	/**
+	 * The relay sent `update`, so it holds its items: `relayHolds` grows over
+	 * each run of items that continues what it is known to hold (an update from
+	 * the relay may have gaps; those say nothing).
+	 */
+	#noteRelayHolds(update: Uint8Array): void {
+		let structs: ReturnType<typeof Y.decodeUpdate>['structs'];
+		try {
+			structs = Y.decodeUpdate(update).structs;
+		} catch {
+			return; // it passed the doc rules, so this does not happen
+		}
+		for (const struct of structs) {
+			if (struct instanceof Y.Skip) continue;
+			const { client, clock } = struct.id;
+			const held = this.#relayHolds.get(client) ?? 0;
+			const end = clock + struct.length;
+			if (clock <= held && end > held) this.#relayHolds.set(client, end);
+		}
 	}
 
 	#mergeRelayState(state: Map<number, number>): void {
@@ -804,8 +904,128 @@ export class RelayConnection {
 		// Before admission the relay is not listening; the step2 that answers
 		// its step1 will carry this update.
 		if (this.#admittedAt === null) return;
-		for (const piece of splitUpdate(update, MAX_UPDATE_BYTES)) this.#send(writeSyncUpdate(piece));
+		if (isPeerOrigin(origin)) {
+			this.#bridgeLater(update);
+			return;
+		}
+		if (this.#paceTimer || !this.#takeLive()) {
+			this.#heldUpdates.push(update);
+			this.#schedulePace();
+			return;
+		}
+		this.#sendUpdate(update);
 	};
+
+	#sendUpdate(update: Uint8Array): void {
+		for (const piece of splitUpdate(update, MAX_UPDATE_BYTES)) this.#send(writeSyncUpdate(piece));
+	}
+
+	// ---- pace of live frames ---------------------------------------------------
+
+	/** Take one live frame's allowance, if there is one (see LIVE_FRAMES_PER_SEC). */
+	#takeLive(): boolean {
+		const now = Date.now();
+		const earned = ((now - this.#liveTokensAt) * LIVE_FRAMES_PER_SEC) / 1000;
+		this.#liveTokens = Math.min(LIVE_BURST, this.#liveTokens + Math.max(0, earned));
+		this.#liveTokensAt = now;
+		if (this.#liveTokens < 1) return false;
+		this.#liveTokens -= 1;
+		return true;
+	}
+
+	#schedulePace(): void {
+		if (this.#paceTimer || this.#destroyed) return;
+		this.#paceTimer = setTimeout(() => {
+			this.#paceTimer = null;
+			this.#pace();
+		}, PACE_ROUND_MS);
+	}
+
+	/** A pace round: what waited goes out in order (updates merged into one), as far as the pace allows. */
+	#pace(): void {
+		if (this.#admittedAt === null) return this.#dropHeld();
+		if (this.#heldUpdates.length > 0) {
+			if (!this.#takeLive()) return this.#schedulePace();
+			const held = this.#heldUpdates;
+			this.#heldUpdates = [];
+			this.#sendUpdate(held.length === 1 ? (held[0] as Uint8Array) : Y.mergeUpdates(held));
+		}
+		if (this.#heldAwareness.size > 0) {
+			if (!this.#takeLive()) return this.#schedulePace();
+			const clients = [...this.#heldAwareness];
+			this.#heldAwareness.clear();
+			this.#send(writeAwareness(encodeAwarenessUpdate(this.awareness, clients)));
+		}
+		this.#flushNotify();
+	}
+
+	/** Disconnected: the next admission's step2 carries the updates, and the awareness is sent again. */
+	#dropHeld(): void {
+		if (this.#paceTimer) clearTimeout(this.#paceTimer);
+		this.#paceTimer = null;
+		this.#heldUpdates = [];
+		this.#heldAwareness.clear();
+	}
+
+	/** A peer's update: its writer uploads it; what the relay still lacks later goes from here. */
+	#bridgeLater(update: Uint8Array): void {
+		let clients: Iterable<number>;
+		try {
+			clients = Y.parseUpdateMeta(update).to.keys();
+		} catch {
+			return; // applied to the doc, so it decodes
+		}
+		for (const client of clients) this.#bridgeClients.add(client);
+		this.#scheduleBridge();
+	}
+
+	#scheduleBridge(): void {
+		if (this.#bridgeTimer || this.#destroyed) return;
+		if (this.#bridgeClients.size === 0 && this.#bridgeRest.length === 0) return;
+		this.#bridgeTimer = setTimeout(() => {
+			this.#bridgeTimer = null;
+			this.#bridge();
+		}, this.#bridgeDelayMs);
+	}
+
+	/**
+	 * Send what the relay lacks of the peers' clients, by what it acknowledged
+	 * or relayed here: usually nothing, as their writers uploaded it. At most
+	 * one budget's worth; the rest in a later round.
+	 */
+	#bridge(): void {
+		if (this.#admittedAt === null) return;
+		if (this.#bridgeRest.length === 0 && this.#bridgeClients.size > 0) {
+			// Everything of the other clients counts as held: only the peers' clients are diffed.
+			const state = Y.decodeStateVector(encodeStateVector(this.cdoc));
+			for (const client of this.#bridgeClients) {
+				state.set(client, this.#relayHolds.get(client) ?? 0);
+			}
+			this.#bridgeClients.clear();
+			const missing = updateSince(this.cdoc, writeStateVector(state));
+			if (missing.length <= EMPTY_UPDATE_LENGTH) return;
+			this.#log.debug('sending what the relay lacks of updates from peers', {
+				room: this.roomId,
+				bytes: missing.length
+			});
+			this.#bridgeRest = splitUpdate(missing, MAX_UPDATE_BYTES);
+		}
+		let budget = CATCH_UP_BUDGET_BYTES;
+		while (budget > 0) {
+			const piece = this.#bridgeRest.shift();
+			if (!piece) break;
+			this.#send(writeSyncUpdate(piece));
+			budget -= piece.length;
+		}
+		this.#scheduleBridge();
+	}
+
+	#dropBridge(): void {
+		if (this.#bridgeTimer) clearTimeout(this.#bridgeTimer);
+		this.#bridgeTimer = null;
+		this.#bridgeClients.clear();
+		this.#bridgeRest = [];
+	}
 
 	#send(bytes: Uint8Array): void {
 		const ws = this.#ws;
@@ -853,6 +1073,13 @@ export class RelayConnection {
 	): void => {
 		if (origin === this || this.#admittedAt === null) return;
 		const clients = [...change.added, ...change.updated, ...change.removed];
+		// A goodbye (destroy) goes at once: nothing is sent after it.
+		const leaving = change.removed.includes(this.awareness.clientID);
+		if (!leaving && (this.#paceTimer || !this.#takeLive())) {
+			for (const client of clients) this.#heldAwareness.add(client);
+			this.#schedulePace();
+			return;
+		}
 		this.#send(writeAwareness(encodeAwarenessUpdate(this.awareness, clients)));
 	};
 
@@ -895,6 +1122,8 @@ export class RelayConnection {
 		this.#retryTimer = null;
 		this.#handshakeTimer = null;
 		this.#catchUpTimer = null;
+		this.#dropBridge();
+		this.#dropHeld();
 	}
 }
 

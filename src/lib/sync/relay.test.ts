@@ -345,6 +345,39 @@ describe('RelayConnection against the real relay', () => {
 		expect(ids(bob.cdoc)).toEqual(ids(alice.cdoc));
 	});
 
+	it('a burst of messages, each with its notification and typing state, stays within the relay’s rate limit', async () => {
+		const relay = await startRelay();
+		const room = newRoomId();
+		const key = newSecretKey();
+		const alice = await client(relay, room, key);
+		const bob = await client(relay, room, key);
+		await until(() => connected(alice) && connected(bob), 'both connected');
+		const count = 500;
+		const base = alice.cdoc.nextClock();
+		const entries = await Promise.all(
+			Array.from({ length: count }, (_, i) =>
+				sealEnvelope({
+					clock: base + i,
+					roomId: room,
+					epoch: 0,
+					key,
+					signer: alice.device.signer,
+					plaintext: utf8Encode(`burst ${i}`)
+				})
+			)
+		);
+		// Three frames a message, all at once: 1,500 frames, past the relay's
+		// burst of 400 (and its 200 a second) if each went alone.
+		for (const [i, entry] of entries.entries()) {
+			alice.connection.setLocalState(utf8Encode(`typing ${i}`));
+			alice.cdoc.insertLocal([entry]);
+			alice.connection.notify(utf8Encode(`push ${i}`));
+		}
+		await until(() => allSent(alice), 'all acknowledged', 20_000);
+		await until(() => bob.cdoc.size === count, 'bob has all of it', 20_000);
+		expect(alice.connection.lastRefusal).toBeNull();
+	});
+
 	it('relays encrypted awareness states between devices', async () => {
 		const relay = await startRelay();
 		const room = newRoomId();
