@@ -75,6 +75,7 @@ import {
 	deriveInviteRoom,
 	encodeInviteMessage,
 	inviteQrDataUrl,
+	admittedEntry,
 	openAdmission,
 	parseInviteLink,
 	sealAdmission,
@@ -963,31 +964,10 @@ export class KithApp {
 		if (this.joins[inviteId]?.state === 'joined') return;
 		try {
 			const secret = await openAdmission(message, keyring.dhSecret, inviteId as InviteId);
-			const c = secret.conversation;
-			const id = c.id as ConversationId;
-			if (!this.#vault?.conversations().some((entry) => entry.id === id)) {
-				await this.#changeVault((vault) =>
-					vault.addConversation({
-						id,
-						name: c.name,
-						kind: c.kind,
-						roomId: c.roomId,
-						epoch: c.epoch,
-						keys: new Map([[c.epoch, fromBase64Url(c.key) as never]]),
-						createdAt: c.createdAt,
-						generations: new Map([[c.epoch, { room: c.roomId, opener: c.opener ?? null }]]),
-						creator: c.creator,
-						...(signer === invitation.inviter.device
-							? {}
-							: {
-									invite: {
-										id: inviteId,
-										device: invitation.inviter.device,
-										inviter: invitation.inviter.name
-									}
-								})
-					})
-				);
+			const admitted = admittedEntry(secret, invitation, signer);
+			const id = admitted.id;
+			if (!this.#vault?.conversations().some((held) => held.id === id)) {
+				await this.#changeVault((vault) => vault.addConversation(admitted));
 			}
 			await this.#syncConversations();
 			this.joins = { ...this.joins, [inviteId]: { state: 'joined', conversationId: id } };

@@ -10,3 +10,4 @@ export * from './invite-room';
 export * from './invitation';
 export * from './messages';
 export * from './qr';
+export * from './admitted';

@@ -34,6 +34,7 @@ import {
 	decodeInviteMessage,
 	deriveInviteRoom,
 	encodeInviteMessage,
+	admittedEntry,
 	openAdmission,
 	parseInviteLink,
 	sealAdmission,
@@ -556,31 +557,10 @@ export class NodeAccount {
 		try {
 			const secret = await openAdmission(message, this.keyring.dhSecret, inviteId as InviteId);
 			this.#joined.add(inviteId);
-			const c = secret.conversation;
-			const id = c.id as ConversationId;
-			if (!this.#vault.conversations().some((entry) => entry.id === id)) {
-				await this.#changeVault((vault) =>
-					vault.addConversation({
-						id,
-						name: c.name,
-						kind: c.kind,
-						roomId: c.roomId,
-						epoch: c.epoch,
-						keys: new Map([[c.epoch, fromBase64Url(c.key) as never]]),
-						createdAt: c.createdAt,
-						generations: new Map([[c.epoch, { room: c.roomId, opener: c.opener ?? null }]]),
-						creator: c.creator,
-						...(signer === invitation.inviter.device
-							? {}
-							: {
-									invite: {
-										id: inviteId,
-										device: invitation.inviter.device,
-										inviter: invitation.inviter.name
-									}
-								})
-					})
-				);
+			const admitted = admittedEntry(secret, invitation, signer);
+			const id = admitted.id;
+			if (!this.#vault.conversations().some((held) => held.id === id)) {
+				await this.#changeVault((vault) => vault.addConversation(admitted));
 			}
 			await this.#vaultIngested;
 			const entry = this.#vault.conversations().find((e) => e.id === id);
