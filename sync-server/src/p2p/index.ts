@@ -47,7 +47,23 @@ export function attachP2P(
 ): P2PHandle | null {
 	const log = (options.logger ?? silentLogger).child({ component: 'p2p' });
 	const p2p = options.p2p ?? loadP2PConfig();
-	if (!p2p.enabled) return null;
+	if (!p2p.enabled) {
+		// Said plainly, so a browser does not read the app's page as the node's info.
+		server.addRoute({
+			methods: ['GET'],
+			path: '/p2p/info',
+			handler: (_req, res) => {
+				res.writeHead(404, {
+					'Content-Type': 'text/plain; charset=utf-8',
+					'Cache-Control': 'no-store'
+				});
+				res.end(
+					'Peer-to-peer is off on this server (KITH_P2P=off); sync goes through the relay.\n'
+				);
+			}
+		});
+		return null;
+	}
 	let running: Promise<ServerP2P> | null = null;
 	let node: ServerP2P | null = null;
 	let closed = false;

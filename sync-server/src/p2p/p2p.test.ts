@@ -4,6 +4,8 @@
  * same tag (and only those), and junk on the meet protocol closes that
  * stream, never the node.
  */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameStream } from '../../../src/lib/p2p/frame-stream.ts';
@@ -133,6 +135,19 @@ describe('the server libp2p node', () => {
 		expect(first?.port).toBeGreaterThan(0);
 		expect(second).toEqual(first);
 		expect(attachP2P(server, config, { p2p: { ...P2P_DEFAULTS, enabled: false } })).toBeNull();
+	});
+
+	it("with KITH_P2P=off, /p2p/info says so (404), not the app's page", async () => {
+		const dataDir = await tempDir();
+		await writeFile(join(dataDir, 'index.html'), '<!doctype html><title>Kith</title>');
+		const config: Config = { ...DEFAULTS, port: 0, dataDir, staticDir: dataDir };
+		const server = createServer(config);
+		expect(attachP2P(server, config, { p2p: { ...P2P_DEFAULTS, enabled: false } })).toBeNull();
+		const { url } = await server.listen();
+		cleanup.push(() => server.close());
+		const response = await fetch(`${url}/p2p/info`);
+		expect(response.status).toBe(404);
+		expect(await response.text()).toMatch(/Peer-to-peer is off/);
 	});
 
 	it('reads its settings from the environment', () => {
