@@ -28,6 +28,17 @@ describe('kith arguments', () => {
 		expect(refused(['init']).message).toBe('usage: kith init --name NAME');
 		expect(refused(['new', 'x', '--timeout', '3']).message).toBe('kith new takes no --timeout');
 		expect(refused(['send', 'x', 'y', '--timeout', '-1']).code).toBe(1);
+		expect(refused(['send', 'x', 'y', '--webrtc-port', '1']).message).toBe(
+			'kith send takes no --webrtc-port'
+		);
+		for (const port of ['-1', '65536', 'x', '1.5', '']) {
+			expect(refused(['serve', '--webrtc-port', port]).code).toBe(1);
+		}
+	});
+
+	it('serve takes --webrtc-port (default 0: any free port)', () => {
+		expect(parseInvocation(['serve'])?.webrtcPort).toBe(0);
+		expect(parseInvocation(['serve', '--webrtc-port', '9091'])?.webrtcPort).toBe(9091);
 	});
 
 	it('--data defaults under XDG_DATA_HOME, else ~/.local/share', () => {

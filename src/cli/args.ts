@@ -23,6 +23,8 @@ export interface Invocation {
 	listen: string[];
 	peers: string[];
 	mdns: boolean;
+	/** serve: the UDP port of the WebRTC-Direct listener browsers dial (0: any free one). */
+	webrtcPort: number;
 }
 
 /** Network options: for the commands that go online. */
@@ -37,7 +39,7 @@ const SHAPE: Record<CommandName, { positionals: string[]; options: string[] }> =
 	list: { positionals: [], options: [] },
 	send: { positionals: ['CONVERSATION', 'TEXT'], options: ['timeout', ...NET] },
 	read: { positionals: ['CONVERSATION'], options: NET },
-	serve: { positionals: [], options: NET }
+	serve: { positionals: [], options: [...NET, 'webrtc-port'] }
 };
 
 export const USAGE = `Usage: kith [--data DIR] [--json] [--relay URL] COMMAND ...
@@ -53,8 +55,11 @@ Commands:
   send CONVERSATION TEXT [--timeout S]
                                 store a message and send it
   read CONVERSATION             messages in order: ISO-time<TAB>author<TAB>text
-  serve [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns]
-                                stay online: sync, admit join requests, print new messages
+  serve [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--webrtc-port N]
+                                stay online: sync, admit join requests, print new messages;
+                                prints the addresses a browser can enter under
+                                Settings → LAN peers (WebRTC-Direct on UDP port N,
+                                default any free one)
 
 CONVERSATION is an id or a unique name.
 Options:
@@ -80,6 +85,7 @@ const KNOWN_OPTIONS = new Set([
 	'listen',
 	'peer',
 	'no-mdns',
+	'webrtc-port',
 	'help',
 	'h'
 ]);
@@ -115,6 +121,7 @@ export function parseInvocation(argv: string[]): Invocation | null {
 				listen: { type: 'string', multiple: true },
 				peer: { type: 'string', multiple: true },
 				'no-mdns': { type: 'boolean' },
+				'webrtc-port': { type: 'string' },
 				help: { type: 'boolean', short: 'h' }
 			}
 		});
@@ -135,7 +142,15 @@ export function parseInvocation(argv: string[]): Invocation | null {
 	if (args.length !== shape.positionals.length) {
 		throw badInput(`usage: kith ${command} ${shape.positionals.join(' ')}`.trim());
 	}
-	for (const option of ['timeout', 'name', 'app-url', 'listen', 'peer', 'no-mdns'] as const) {
+	for (const option of [
+		'timeout',
+		'name',
+		'app-url',
+		'listen',
+		'peer',
+		'no-mdns',
+		'webrtc-port'
+	] as const) {
 		if (values[option] !== undefined && !shape.options.includes(option)) {
 			throw badInput(`kith ${command} takes no --${option}`);
 		}
@@ -148,6 +163,14 @@ export function parseInvocation(argv: string[]): Invocation | null {
 		timeout = Number(values.timeout);
 		if (!Number.isFinite(timeout) || timeout < 0 || values.timeout.trim() === '') {
 			throw badInput(`--timeout takes a number of seconds (got "${values.timeout}")`);
+		}
+	}
+	let webrtcPort = 0;
+	const port = values['webrtc-port'];
+	if (port !== undefined) {
+		webrtcPort = Number(port);
+		if (!/^\d+$/.test(port.trim()) || !Number.isInteger(webrtcPort) || webrtcPort > 65535) {
+			throw badInput(`--webrtc-port takes a UDP port, 0 to 65535 (got "${port}")`);
 		}
 	}
 	let relay: string | null = null;
@@ -167,7 +190,8 @@ export function parseInvocation(argv: string[]): Invocation | null {
 		appUrl,
 		listen: values.listen ?? [],
 		peers: values.peer ?? [],
-		mdns: values['no-mdns'] !== true
+		mdns: values['no-mdns'] !== true,
+		webrtcPort
 	};
 }
 

@@ -4,7 +4,17 @@
 import { existsSync, statSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { authorsAndTexts, cleanup, kith, tempDir } from './test-support';
+import { createSocket } from 'node:dgram';
+import { authorsAndTexts, cleanup, kith, ServeProcess, tempDir, until } from './test-support';
+
+/** A UDP port free right now. */
+async function freeUdpPort(): Promise<number> {
+	const socket = createSocket('udp4');
+	await new Promise<void>((resolve) => socket.bind(0, '0.0.0.0', resolve));
+	const { port } = socket.address();
+	await new Promise<void>((resolve) => socket.close(() => resolve()));
+	return port;
+}
 
 afterAll(cleanup);
 
@@ -106,6 +116,41 @@ describe('kith on a local data dir', { timeout: 120_000 }, () => {
 		const right = await kith(['--data', lockedDir, 'list'], { KITH_PASSPHRASE: 'correct horse' });
 		expect(right.code).toBe(0);
 		expect(right.lines.some((l) => l.endsWith('\tNotes to self'))).toBe(true);
+	});
+
+	it('serve prints the WebRTC-Direct addresses browsers dial, the same after a restart', async () => {
+		const dir = join(root, 'server');
+		expect((await kith(['--data', dir, 'init', '--name', 'Sam'])).code).toBe(0);
+		const port = await freeUdpPort();
+		const addresses = async () => {
+			const serve = new ServeProcess([
+				'--data',
+				dir,
+				'--json',
+				'--no-mdns',
+				'--listen',
+				'/ip4/127.0.0.1/tcp/0',
+				'--webrtc-port',
+				String(port)
+			]);
+			await serve.ready;
+			await until(() => serve.lines.some((l) => 'browserAddresses' in JSON.parse(l)));
+			const line = serve.lines.find((l) => 'browserAddresses' in JSON.parse(l))!;
+			expect(serve.stderr).toContain('a browser can connect (Settings → LAN peers) to /ip4/');
+			await serve.stop();
+			return JSON.parse(line).browserAddresses as string[];
+		};
+		const first = await addresses();
+		expect(first.length).toBeGreaterThan(0);
+		for (const address of first) {
+			expect(address).toMatch(
+				new RegExp(`^/ip4/[\\d.]+/udp/${port}/webrtc-direct/certhash/u[\\w-]+/p2p/12D3KooW\\w+$`)
+			);
+			expect(address.startsWith('/ip4/0.0.0.0/')).toBe(false);
+		}
+		expect(first.at(-1)).toMatch(/^\/ip4\/127\./);
+		expect(statSync(join(dir, 'p2p.json')).mode & 0o777).toBe(0o600);
+		expect(await addresses()).toEqual(first);
 	});
 
 	it('--help prints the commands', async () => {

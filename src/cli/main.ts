@@ -8,6 +8,8 @@ import { hasAccount, NodeAccount } from '../lib/node/account';
 import { KithCliError, badInput } from '../lib/node/errors';
 import { acquireLock } from '../lib/node/lock';
 import { NodeNet } from '../lib/node/net';
+import { loadOrCreateP2PIdentity } from '../lib/node/p2p-identity';
+import { webrtcDirectListen } from '../lib/p2p/node';
 import type { SyncLogger } from '../lib/sync';
 import { parseInvocation, USAGE, type Invocation } from './args';
 import { runCommand, writeMessage, type Output } from './commands';
@@ -146,17 +148,32 @@ async function local(invocation: Invocation): Promise<number> {
 	const release = await acquireLock(dir, invocation.command === 'serve' ? 0 : LOCK_WAIT_MS);
 	const out = textOrJson(invocation.json, stdoutLine, stderrLine);
 	let account: NodeAccount | null = null;
+	const serving = invocation.command === 'serve';
+	// One-off commands listen on TCP only (they dial and are dialed for seconds).
+	const listen =
+		invocation.listen.length > 0
+			? [...invocation.listen]
+			: serving
+				? ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
+				: ['/ip4/0.0.0.0/tcp/0'];
+	// serve also listens where browsers can reach it (WebRTC-Direct), unless --listen said where.
+	if (serving && !listen.some((address) => address.includes('/webrtc-direct'))) {
+		listen.push(webrtcDirectListen(invocation.webrtcPort));
+	}
+	let identity;
+	try {
+		// The same peer id and certificate each start: a browser's saved address keeps working.
+		identity = await loadOrCreateP2PIdentity(dir);
+	} catch (error) {
+		release();
+		throw error;
+	}
 	const net = new NodeNet({
 		relayUrl: invocation.relay,
-		// One-off commands listen on TCP only (they dial and are dialed for seconds).
-		listen:
-			invocation.listen.length > 0
-				? invocation.listen
-				: invocation.command === 'serve'
-					? ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
-					: ['/ip4/0.0.0.0/tcp/0'],
+		listen,
 		peers: invocation.peers,
 		mdns: invocation.mdns,
+		identity,
 		logger: logger(),
 		onRelayRefused: (_room, message) => out.note(`kith: relay: ${message}`)
 	});
@@ -177,7 +194,7 @@ async function local(invocation: Invocation): Promise<number> {
 		});
 		if (invocation.command === 'serve') {
 			ready = true;
-			return await serve(account, net, out);
+			return await serve(account, net, out, invocation.webrtcPort);
 		}
 		const code = await runCommand({ account, net, invocation, out });
 		return code;
@@ -188,10 +205,29 @@ async function local(invocation: Invocation): Promise<number> {
 	}
 }
 
-async function serve(account: NodeAccount, net: NodeNet, out: Output): Promise<number> {
-	await net.start();
+async function serve(
+	account: NodeAccount,
+	net: NodeNet,
+	out: Output,
+	webrtcPort: number
+): Promise<number> {
+	try {
+		await net.start();
+	} catch (error) {
+		if (error instanceof Error && /ICE UDP mux/.test(error.message)) {
+			throw badInput(
+				`cannot listen for browsers on UDP port ${webrtcPort}: it is in use (choose another with --webrtc-port)`
+			);
+		}
+		throw error;
+	}
 	out.note(`kith serve: ${account.displayName}, data in ${account.dir}`);
 	for (const address of net.addresses()) out.note(`kith serve: listening on ${address}`);
+	const browsers = net.browserAddresses();
+	if (out.json) out.line(null, { browserAddresses: browsers });
+	for (const address of browsers) {
+		out.note(`kith serve: a browser can connect (Settings → LAN peers) to ${address}`);
+	}
 	await account.resumeJoins();
 	await account.watchInvites();
 	const scan = setInterval(() => {

@@ -3,7 +3,8 @@
  * two Chromium contexts meet through the Kith server's libp2p node, upgrade
  * to WebRTC (the path indicator says "direct"), and keep chatting both ways
  * after the server process is stopped. While both paths run, every message
- * shows once.
+ * shows once. Typing (encrypted awareness) rides the direct path too: with
+ * the server gone, "NAME is typing…" still shows, and clears on send.
  *
  * Headless WebRTC with `iceServers: []` needs host candidates: Chromium is
  * launched with `--allow-loopback-in-peer-connection` and without mDNS
@@ -43,6 +44,23 @@ function path(page: Page) {
 	return page.getByRole('status', { name: 'Path', exact: true });
 }
 
+function typing(page: Page, name: string) {
+	return page.getByRole('status').filter({ hasText: `${name} is typing…` });
+}
+
+/** Type in `from` until `to` shows it, then send: the line goes with the send, not by timing out. */
+async function typeAndSend(from: Page, to: Page, name: string, text: string): Promise<void> {
+	await composer(from).fill(text.slice(0, -3));
+	await expect(typing(to, name)).toBeVisible({ timeout: 15_000 });
+	await expect(typing(to, name)).toHaveText(`${name} is typing…`);
+	await composer(from).fill(text);
+	await composer(from).press('Enter');
+	// Shown for 6 s unless cleared, and the sender stops by itself only after
+	// 4.5 s: gone within 2.5 s of the send means the send cleared it.
+	await expect(typing(to, name)).toBeHidden({ timeout: 2_500 });
+	await expect(article(to, text)).toBeVisible({ timeout: 30_000 });
+}
+
 async function say(from: Page, to: Page, text: string): Promise<void> {
 	await composer(from).fill(text);
 	await composer(from).press('Enter');
@@ -64,6 +82,8 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 	// Both paths at once: each message once on each side.
 	await say(ada, bob, 'both paths, from ada');
 	await say(bob, ada, 'both paths, from bob');
+	// Typing while both paths run: the state arrives twice, shows as one line, clears on send.
+	await typeAndSend(bob, ada, 'Bob', 'typing on both paths');
 	for (const page of [ada, bob]) {
 		for (const text of ['over the relay', 'both paths, from ada', 'both paths, from bob']) {
 			await expect(articles(page).filter({ hasText: text })).toHaveCount(1);
@@ -79,12 +99,19 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 	await say(ada, bob, 'no server, from ada');
 	await say(bob, ada, 'no server, from bob');
 
+	// Typing with no server: the encrypted awareness rides /kith/sync.
+	await typeAndSend(bob, ada, 'Bob', 'bob typed it, relay gone');
+	await typeAndSend(ada, bob, 'Ada', 'ada typed it, relay gone');
+
 	const expected = [
 		'over the relay',
 		'both paths, from ada',
 		'both paths, from bob',
+		'typing on both paths',
 		'no server, from ada',
-		'no server, from bob'
+		'no server, from bob',
+		'bob typed it, relay gone',
+		'ada typed it, relay gone'
 	];
 	for (const page of [ada, bob]) {
 		await expect(articles(page)).toHaveCount(expected.length);

@@ -181,6 +181,8 @@ export type JoinState =
 const SNAPSHOT_DELAY_MS = 2000;
 /** Where this device keeps its notification choices (LocalStore). */
 const PUSH_SETTINGS_KEY = 'push-settings';
+/** Where this device keeps the LAN peers it reaches (LocalStore): their addresses. */
+const LAN_PEERS_KEY = 'lan-peers';
 /** Changes to rooms or mutes are registered with the relay after this pause. */
 const PUSH_SYNC_DELAY_MS = 500;
 
@@ -239,6 +241,8 @@ export class KithApp {
 	blocked = $state.raw<ReadonlyMap<string, string>>(new Map());
 	/** Conversations the user muted (no push), from the vault. */
 	muted = $state.raw<ReadonlySet<string>>(new Set());
+	/** `kith serve` peers this device reaches on the LAN (Settings → LAN peers), this device only. */
+	lanPeers = $state.raw<{ address: string; connected: boolean }[]>([]);
 
 	readonly #store: LocalStore;
 	readonly #options: KithAppOptions;
@@ -249,6 +253,8 @@ export class KithApp {
 	#vault: Vault | null = null;
 	#vaultSession: DocSession | null = null;
 	#net: NetHub | null = null;
+	/** The LAN peer addresses this device keeps (LocalStore `lan-peers`). */
+	#lanAddresses: string[] = [];
 	/** Invite rooms this device watches (as a member admitting, or as a joiner). */
 	readonly #inviteRooms = new Map<RoomId, DocSession>();
 	readonly #docSessions = new Map<RoomId, DocSession>();
@@ -1128,12 +1134,15 @@ export class KithApp {
 				}
 				this.alert = refusal.message;
 			},
-			onStatusChange: () => this.#updateConnection()
+			onStatusChange: () => this.#updateConnection(),
+			onLanPeers: () => this.#showLanPeers()
 		});
 		this.#net = net;
+		void this.#loadLanPeers();
 		tabs.onBecomeLeader(async () => {
 			for (const session of this.#docSessions.values()) await session.becomeWriter();
 			await net.becomeLeader();
+			void this.#loadLanPeers();
 			for (const session of this.#sessions.values()) void this.#ensureInRoster(session);
 		});
 
@@ -1433,6 +1442,50 @@ export class KithApp {
 	async setArchived(id: string, archived: boolean): Promise<void> {
 		await this.#changeVault((vault) => vault.setArchived(id as ConversationId, archived));
 		if (this.#vault) this.#updateSettings(this.#vault);
+	}
+
+	/**
+	 * Reach a `kith serve` on the LAN at the address it printed, and keep it
+	 * (this device only). Throws an Error with a message for the user: a bad
+	 * address, or a peer that could not be reached (then nothing is kept).
+	 */
+	async connectLanPeer(text: string): Promise<void> {
+		const net = this.#net;
+		if (!net) throw new Error('Kith is not running yet.');
+		const address = await net.connectLanPeer(text);
+		const saved = await this.#savedLanPeers();
+		if (!saved.includes(address)) await this.#store.put(LAN_PEERS_KEY, [...saved, address]);
+		await this.#loadLanPeers();
+	}
+
+	/** Stop reaching a LAN peer, and forget its address. */
+	async forgetLanPeer(address: string): Promise<void> {
+		const saved = await this.#savedLanPeers();
+		await this.#store.put(
+			LAN_PEERS_KEY,
+			saved.filter((a) => a !== address)
+		);
+		await this.#net?.forgetLanPeer(address);
+		await this.#loadLanPeers();
+	}
+
+	async #savedLanPeers(): Promise<string[]> {
+		const saved = await this.#store.get<unknown>(LAN_PEERS_KEY).catch(() => undefined);
+		return Array.isArray(saved) ? saved.filter((a): a is string => typeof a === 'string') : [];
+	}
+
+	async #loadLanPeers(): Promise<void> {
+		this.#lanAddresses = await this.#savedLanPeers();
+		this.#net?.keepLanPeers(this.#lanAddresses);
+		this.#showLanPeers();
+	}
+
+	#showLanPeers(): void {
+		const net = this.#net;
+		this.lanPeers = this.#lanAddresses.map((address) => ({
+			address,
+			connected: net?.lanPeerConnected(address) ?? false
+		}));
 	}
 
 	async #loadPushSettings(): Promise<void> {

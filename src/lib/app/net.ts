@@ -5,13 +5,20 @@
  * acknowledged and the remote awareness states through the tab channel, and
  * hand their own awareness state to the leader.
  *
+ * Awareness (typing) rides every path of a room: the leader sets this
+ * device's encrypted state on each (relay, P2P link), and merges the remote
+ * states of all of them by awareness client id (./awareness-merge.ts), so a
+ * state heard twice shows once and typing shows with the relay gone.
+ *
  * Remote updates are committed through the room's DocSession (storage
  * first, then the other tabs), so a message shown from the relay is on this
  * device's disk too.
  */
 import { RelayConnection, type ConnectionStatus, type RelayRefusal } from '../sync';
 import type { RoomId } from '../crypto';
+import { AwarenessMerge } from './awareness-merge';
 import type { DocSession } from './doc-session';
+import { LanLink } from './lan-link';
 import { P2PLink } from './p2p-link';
 import { pathLabel, roomPaths } from './paths.svelte';
 import type { TabCoordinator } from './tabs';
@@ -30,6 +37,8 @@ interface Room {
 	status: ConnectionStatus;
 	relayState: Map<number, number>;
 	awareness: Map<number, Uint8Array>;
+	/** Remote awareness of every path (relay, p2p, lan), one entry per client id (leader). */
+	remote: AwarenessMerge;
 	localAwareness: Uint8Array | null;
 	listeners: Set<RoomNetListener>;
 	unsubscribe: Array<() => void>;
@@ -44,6 +53,8 @@ export interface NetHubOptions {
 	onRefused?(room: RoomId, refusal: RelayRefusal): void;
 	/** Any room's status changed. */
 	onStatusChange?(): void;
+	/** A LAN peer (Settings → LAN peers) connected or went. */
+	onLanPeers?(): void;
 }
 
 export class NetHub {
@@ -52,9 +63,18 @@ export class NetHub {
 	#closed = false;
 	/** Direct sync with other browsers (leader only; loaded on first use). */
 	#p2p: P2PLink | null = null;
+	/** `kith serve` peers on the LAN, over WebRTC-Direct (leader only; loaded on first use). */
+	readonly #lan: LanLink;
 
 	constructor(options: NetHubOptions) {
 		this.#options = options;
+		this.#lan = new LanLink({
+			onStatus: (id) => {
+				const linked = this.#rooms.get(id);
+				if (linked) this.#emitNet(linked);
+			},
+			onConnections: () => this.#options.onLanPeers?.()
+		});
 		const { tabs } = options;
 		tabs.onNet((message) => {
 			const room = this.#rooms.get(message.room as RoomId);
@@ -72,7 +92,8 @@ export class NetHub {
 			for (const listener of room.listeners) listener.onAwareness?.(room.awareness);
 		});
 		tabs.onTyping((roomId, state) => {
-			this.#rooms.get(roomId as RoomId)?.connection?.setLocalState(state);
+			const room = this.#rooms.get(roomId as RoomId);
+			if (room && tabs.isLeader) this.#publishLocal(roomId as RoomId, room, state);
 		});
 		tabs.onNotify((roomId, envelope) => {
 			this.#rooms.get(roomId as RoomId)?.connection?.notify(envelope);
@@ -100,6 +121,7 @@ export class NetHub {
 			status: this.#options.relayUrl ? 'connecting' : 'offline',
 			relayState: new Map(),
 			awareness: new Map(),
+			remote: new AwarenessMerge(),
 			localAwareness: null,
 			listeners: new Set(),
 			unsubscribe: []
@@ -117,6 +139,7 @@ export class NetHub {
 		room.listeners.clear();
 		this.#rooms.delete(roomId);
 		this.#p2p?.detach(roomId);
+		this.#lan.detach(roomId);
 		roomPaths.delete(roomId);
 		this.#options.onStatusChange?.();
 	}
@@ -154,7 +177,7 @@ export class NetHub {
 		const room = this.#rooms.get(roomId);
 		if (!room) return;
 		room.localAwareness = state;
-		if (room.connection) room.connection.setLocalState(state);
+		if (this.#options.tabs.isLeader) this.#publishLocal(roomId, room, state);
 		else this.#options.tabs.sendTyping(roomId, state);
 	}
 
@@ -171,7 +194,36 @@ export class NetHub {
 		for (const room of this.#rooms.values()) room.connection?.reconnectNow();
 	}
 
+	/**
+	 * Reach a `kith serve` on the LAN at an address it printed, and keep it.
+	 * Rejects with a message for the user. Only the leader tab holds
+	 * connections.
+	 */
+	async connectLanPeer(address: string): Promise<string> {
+		if (this.#closed) throw new Error('Kith is shutting down.');
+		if (!this.#options.tabs.isLeader) {
+			throw new Error(
+				'Another Kith tab holds this device’s connections: connect from that tab, or close it.'
+			);
+		}
+		return this.#lan.connect(address);
+	}
+
+	/** Keep saved LAN peer addresses (leader only: a new leader is told again). */
+	keepLanPeers(addresses: string[]): void {
+		if (this.#options.tabs.isLeader) this.#lan.keep(addresses);
+	}
+
+	async forgetLanPeer(address: string): Promise<void> {
+		await this.#lan.forget(address);
+	}
+
+	lanPeerConnected(address: string): boolean {
+		return this.#lan.connected(address);
+	}
+
 	async #connect(roomId: RoomId, room: Room): Promise<void> {
+		this.#lan.attach(roomId, room.session, room.ikm);
 		const relayUrl = this.#options.relayUrl;
 		if (!relayUrl || room.connection || this.#closed) return;
 		// Remote updates apply to the in-memory doc; storage must be writable first.
@@ -198,11 +250,7 @@ export class NetHub {
 				this.#broadcast(roomId, room);
 			}),
 			connection.on('refused', (refusal) => this.#options.onRefused?.(roomId, refusal)),
-			connection.on('awareness', ({ states }) => {
-				room.awareness = new Map(states);
-				for (const listener of room.listeners) listener.onAwareness?.(room.awareness);
-				this.#options.tabs.broadcastAwareness({ room: roomId, states: [...states] });
-			})
+			connection.on('awareness', ({ states }) => this.#remoteAwareness(roomId, 'relay', states))
 		);
 		if (room.localAwareness) connection.setLocalState(room.localAwareness);
 		room.status = connection.status;
@@ -212,15 +260,40 @@ export class NetHub {
 			onStatus: (id) => {
 				const linked = this.#rooms.get(id);
 				if (linked) this.#emitNet(linked);
-			}
+			},
+			onAwareness: (id, states) => this.#remoteAwareness(id, 'p2p', states)
 		});
 		this.#p2p.attach(roomId, room.session, room.ikm);
+		if (room.localAwareness) this.#p2p.setLocalAwareness(roomId, room.localAwareness);
+	}
+
+	/** This device's encrypted awareness state, on every path of the room (leader). */
+	#publishLocal(roomId: RoomId, room: Room, state: Uint8Array | null): void {
+		room.connection?.setLocalState(state);
+		this.#p2p?.setLocalAwareness(roomId, state);
+	}
+
+	/**
+	 * One path's remote awareness states of a room: merged with the other
+	 * paths' by client id, then to the listeners and the follower tabs.
+	 */
+	#remoteAwareness(
+		roomId: RoomId,
+		path: 'relay' | 'p2p' | 'lan',
+		states: ReadonlyMap<number, Uint8Array>
+	): void {
+		const room = this.#rooms.get(roomId);
+		if (!room || !room.remote.set(path, states)) return;
+		room.awareness = new Map(room.remote.states);
+		for (const listener of room.listeners) listener.onAwareness?.(room.awareness);
+		this.#options.tabs.broadcastAwareness({ room: roomId, states: [...room.awareness] });
 	}
 
 	#emitNet(room: Room): void {
 		for (const [id, held] of this.#rooms) {
 			if (held !== room) continue;
-			const label = pathLabel(room.status === 'connected', this.#p2p?.label(id) ?? '');
+			const peer = this.#lan.label(id) || (this.#p2p?.label(id) ?? '');
+			const label = pathLabel(room.status === 'connected', peer);
 			if (roomPaths.get(id) !== label) roomPaths.set(id, label);
 		}
 		for (const listener of room.listeners) listener.onNet?.(room.status, room.relayState);
@@ -239,6 +312,7 @@ export class NetHub {
 		this.#closed = true;
 		this.#p2p?.close();
 		this.#p2p = null;
+		this.#lan.close();
 		for (const room of this.#rooms.values()) this.#drop(room);
 		this.#rooms.clear();
 	}

@@ -1,7 +1,8 @@
 /**
  * How each room reaches the others right now, for the per-conversation path
  * indicator: "via relay", "direct" (a WebRTC peer), "LAN peer" (a `kith` peer
- * over TCP or WebSockets on the LAN), or "" when it reaches nobody. A peer
+ * on the LAN: over TCP or WebSockets, or dialed over WebRTC-Direct from
+ * Settings → LAN peers), or "" when it reaches nobody. A peer
  * path wins over the relay: it is the one that keeps working when the relay
  * goes. Written by the NetHub (./net.ts), read by the conversation page.
  */

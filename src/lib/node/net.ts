@@ -11,7 +11,7 @@
  * in the app), or once it was written to a sync session with a peer holding
  * the room after that session's initial exchange completed.
  */
-import type { Libp2p } from '@libp2p/interface';
+import type { Libp2p, PrivateKey } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { RoomId } from '../crypto';
 import { createKithNode, installNodePolyfills } from '../p2p/node';
@@ -19,6 +19,7 @@ import { PeerSync } from '../p2p/peer-sync';
 import type { SyncSession } from '../p2p/sync-protocol';
 import { RelayConnection, isSentBy, movedTag, reportMoved, type SyncLogger } from '../sync';
 import type { NodeDoc } from './doc';
+import type { DirectCertificate } from './p2p-identity';
 
 export interface NodeNetOptions {
 	relayUrl?: string | null;
@@ -27,6 +28,8 @@ export interface NodeNetOptions {
 	/** Multiaddrs to dial at start (peers not found by mDNS). */
 	peers?: string[];
 	mdns?: boolean;
+	/** The node's identity and WebRTC-Direct certificate (./p2p-identity.ts); new ones when absent. */
+	identity?: { privateKey: PrivateKey; certificate: DirectCertificate };
 	deviceId?: string;
 	logger?: SyncLogger;
 	onRelayRefused?(roomId: RoomId, message: string): void;
@@ -47,6 +50,7 @@ export class NodeNet {
 	#node: Libp2p | null = null;
 	#sync: PeerSync | null = null;
 	#started = false;
+	readonly #directDials = new Set<Promise<unknown>>();
 
 	constructor(options: NodeNetOptions) {
 		this.#options = options;
@@ -61,7 +65,17 @@ export class NodeNet {
 		installNodePolyfills();
 		const node = await createKithNode({
 			...(this.#options.listen ? { listen: this.#options.listen } : {}),
-			mdns: this.#options.mdns ?? true
+			mdns: this.#options.mdns ?? true,
+			// WebRTC-Direct when listening on it (serve) or told to dial it (--peer).
+			webrtcDirect:
+				(this.#options.listen ?? []).some((a) => a.includes('/webrtc-direct')) ||
+				(this.#options.peers ?? []).some((a) => a.includes('/webrtc-direct')),
+			...(this.#options.identity
+				? {
+						privateKey: this.#options.identity.privateKey,
+						certificate: this.#options.identity.certificate
+					}
+				: {})
 		});
 		this.#node = node;
 		const sync = new PeerSync(node, {
@@ -82,17 +96,28 @@ export class NodeNet {
 		for (const room of this.#rooms.values()) this.#attach(room);
 		await sync.start();
 		for (const address of this.#options.peers ?? []) {
-			void node
+			const dial = node
 				.dial(multiaddr(address))
 				.catch((error: unknown) =>
 					this.#options.logger?.warn('could not dial a peer', { address, error: String(error) })
 				);
+			// node-datachannel aborts the process when a WebRTC-Direct dial is cut short: stop waits.
+			if (address.includes('/webrtc-direct')) this.#directDials.add(dial);
 		}
 	}
 
 	/** Listen addresses (with the peer id), for other peers to dial. */
 	addresses(): string[] {
 		return this.#node?.getMultiaddrs().map((a) => a.toString()) ?? [];
+	}
+
+	/**
+	 * The WebRTC-Direct addresses a browser on the LAN can dial (Settings →
+	 * LAN peers): every interface's but 0.0.0.0, loopback last (a browser on
+	 * this same machine only).
+	 */
+	browserAddresses(): string[] {
+		return browserAddresses(this.addresses());
 	}
 
 	/** Sync a room (from `start` on): with peers holding it, and with the relay. */
@@ -197,10 +222,23 @@ export class NodeNet {
 	async stop(): Promise<void> {
 		for (const room of this.#rooms.values()) room.relay?.destroy();
 		await this.#sync?.stop();
+		await Promise.allSettled([...this.#directDials]);
 		try {
 			await this.#node?.stop();
 		} catch {
 			// stopping anyway
 		}
 	}
+}
+
+/** The browser-dialable addresses among `addresses`: WebRTC-Direct with certhash and peer id, loopback last. */
+export function browserAddresses(addresses: string[]): string[] {
+	const direct = addresses.filter(
+		(a) =>
+			/^\/ip[46]\/[^/]+\/udp\/\d+\/webrtc-direct\/certhash\/[^/]+\/p2p\/[^/]+$/.test(a) &&
+			!a.startsWith('/ip4/0.0.0.0/') &&
+			!a.startsWith('/ip6/::/')
+	);
+	const loopback = (a: string) => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/');
+	return [...direct.filter((a) => !loopback(a)), ...direct.filter(loopback)];
 }

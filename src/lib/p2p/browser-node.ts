@@ -40,6 +40,8 @@ export interface BrowserPeersOptions {
 	onStatus?: (roomId: RoomId, status: P2PRoomStatus) => void;
 	/** An update from a peer passed the doc rules and was applied (store it). */
 	onRemoteApplied?: (roomId: RoomId, update: Uint8Array) => void;
+	/** A room's remote awareness states changed (client id → encrypted state). */
+	onAwareness?: (roomId: RoomId, states: ReadonlyMap<number, Uint8Array>) => void;
 }
 
 const silent: SyncLogger = {
@@ -141,6 +143,10 @@ export class BrowserPeers {
 			const onStatus = options.onStatus;
 			sync.on('status', ({ roomId, status }) => onStatus(roomId, status));
 		}
+		if (options.onAwareness) {
+			const onAwareness = options.onAwareness;
+			sync.on('awareness', ({ roomId, states }) => onAwareness(roomId, states));
+		}
 		await sync.start();
 		node.addEventListener('connection:close', peers.#onConnectionClose);
 		void peers.#meetLoop();
@@ -163,6 +169,11 @@ export class BrowserPeers {
 
 	status(roomId: RoomId): P2PRoomStatus {
 		return this.sync.status(roomId);
+	}
+
+	/** Set (or with null, clear) this device's encrypted awareness state in a room. */
+	setLocalAwareness(roomId: RoomId, encrypted: Uint8Array | null): void {
+		this.sync.setLocalAwareness(roomId, encrypted);
 	}
 
 	async stop(): Promise<void> {

@@ -1,8 +1,11 @@
 /**
  * A Kith peer's libp2p node on Node (the `kith` CLI, the Kith server): TCP
- * and WebSockets listeners, noise, yamux, identify, and mDNS on the LAN under
- * Kith's own service tag (so only Kith peers answer). Node only: it pulls in
- * TCP, mDNS and `ws`. Run PeerSync (./peer-sync.ts) on it to sync rooms.
+ * and WebSockets listeners, a WebRTC-Direct transport when it listens there
+ * (`kith serve`: UDP, what a browser can dial, ./lan-peer.ts — a page on
+ * https cannot open plain ws:// to a LAN address), noise, yamux, identify,
+ * and mDNS on the LAN under Kith's own service tag (so only Kith peers
+ * answer). Node only: it pulls in TCP, mDNS, `ws` and, for WebRTC-Direct,
+ * node-datachannel. Run PeerSync (./peer-sync.ts) on it to sync rooms.
  */
 import { noise } from '@chainsafe/libp2p-noise';
 import { identify } from '@libp2p/identify';
@@ -51,16 +54,47 @@ export interface KithNodeOptions {
 	mdns?: boolean | { interval?: number; serviceTag?: string };
 	/** The node's identity; a new one each start when absent (persist it for a stable peer id). */
 	privateKey?: PrivateKey;
+	/**
+	 * The WebRTC-Direct DTLS certificate (its hash is in the listen address);
+	 * a new one each start when absent. Listen with an address like
+	 * `/ip4/0.0.0.0/udp/0/webrtc-direct` (see `webrtcDirectListen`).
+	 */
+	certificate?: { privateKey: string; pem: string; certhash: string };
+	/**
+	 * Load the WebRTC-Direct transport (node-datachannel, about half a second
+	 * to import). Default: when a listen address is a WebRTC-Direct one.
+	 */
+	webrtcDirect?: boolean;
+}
+
+/** The WebRTC-Direct listen address on every IPv4 interface; port 0: any free one. */
+export function webrtcDirectListen(port = 0): string {
+	return `/ip4/0.0.0.0/udp/${port}/webrtc-direct`;
 }
 
 /** A libp2p node for a Kith peer on Node. Started. */
 export async function createKithNode(options: KithNodeOptions = {}): Promise<Libp2p> {
 	installNodePolyfills();
 	const mdnsOptions = options.mdns ?? true;
+	const listen = options.listen ?? ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'];
+	const direct =
+		options.webrtcDirect ?? listen.some((address) => address.includes('/webrtc-direct'));
+	const webRTCDirect = direct ? (await import('@libp2p/webrtc')).webRTCDirect : null;
 	return createLibp2p({
 		...(options.privateKey ? { privateKey: options.privateKey } : {}),
-		addresses: { listen: options.listen ?? ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws'] },
-		transports: [tcp(), webSockets()],
+		addresses: { listen },
+		transports: [
+			tcp(),
+			webSockets(),
+			...(webRTCDirect
+				? [
+						webRTCDirect({
+							maxEarlyStreams: MAX_EARLY_STREAMS,
+							...(options.certificate ? { certificate: options.certificate } : {})
+						})
+					]
+				: [])
+		],
 		connectionEncrypters: [noise()],
 		streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS })],
 		services: { identify: identify() },

@@ -17,10 +17,11 @@ import type { Connection, Libp2p, PeerId, PeerInfo, Stream } from '@libp2p/inter
 import { isPrivateIp } from '@libp2p/utils';
 import { Awareness } from 'y-protocols/awareness';
 import type { ConversationDoc } from '../conversation';
-import type { RoomId } from '../crypto';
+import { fromBase64Url, type RoomId } from '../crypto';
 import { backoffDelay } from '../sync/backoff';
 import { deriveRoomCapability } from '../sync/capability';
 import { Emitter } from '../sync/emitter';
+import { awarenessStateOf } from '../sync/messages';
 import type { SyncLogger } from '../sync/relay-connection';
 import { P2PRefusedError } from './errors';
 import {
@@ -66,6 +67,11 @@ export interface PeerSyncEvents {
 	session: { roomId: RoomId; session: SyncSession };
 	/** A peer refused a stream we opened (e.g. `unauthorized`: it does not hold the room). */
 	refused: { roomId: RoomId; peer: string; reason: string };
+	/**
+	 * The room's remote awareness states changed (client id → encrypted
+	 * state, this device's own excluded); empty once the room is removed.
+	 */
+	awareness: { roomId: RoomId; states: ReadonlyMap<number, Uint8Array> };
 }
 
 export interface PeerSyncOptions {
@@ -92,6 +98,8 @@ export interface PeerSyncOptions {
 interface HeldRoom {
 	room: SyncRoom;
 	ownsAwareness: boolean;
+	/** Stop reporting the awareness' changes. */
+	unwatch: () => void;
 }
 
 const silentLogger: SyncLogger = {
@@ -163,7 +171,10 @@ export class PeerSync {
 		await this.node.unhandle(KITH_SYNC_PROTOCOL).catch(() => undefined);
 		const sessions = [...this.#sessions.values()].flatMap((set) => [...set]);
 		await Promise.all(sessions.map((session) => session.close('shutting-down')));
-		for (const held of this.#rooms.values()) if (held.ownsAwareness) held.room.awareness.destroy();
+		for (const held of this.#rooms.values()) {
+			held.unwatch();
+			if (held.ownsAwareness) held.room.awareness.destroy();
+		}
 		this.#rooms.clear();
 		this.#events.clear();
 	}
@@ -185,9 +196,17 @@ export class PeerSync {
 			awareness = new Awareness(input.cdoc.doc);
 			awareness.setLocalState(null);
 		}
+		const watched = awareness;
+		const onChange = () =>
+			this.#events.emit('awareness', {
+				roomId: input.roomId,
+				states: this.remoteAwareness(input.roomId)
+			});
+		watched.on('change', onChange);
 		this.#rooms.set(input.roomId, {
 			room: { roomId: input.roomId, cdoc: input.cdoc, capability, awareness },
-			ownsAwareness
+			ownsAwareness,
+			unwatch: () => watched.off('change', onChange)
 		});
 		if (!this.#started) return;
 		for (const connection of this.node.getConnections()) {
@@ -207,13 +226,45 @@ export class PeerSync {
 			for (const session of set) closing.push(session.close());
 		}
 		await Promise.all(closing);
+		held.unwatch();
 		if (held.ownsAwareness) held.room.awareness.destroy();
+		this.#events.emit('awareness', { roomId, states: new Map() });
 		this.#emitStatus(roomId);
 	}
 
 	/** The awareness PeerSync uses for a room (to set this device's encrypted state). */
 	awareness(roomId: RoomId): Awareness | undefined {
 		return this.#rooms.get(roomId)?.room.awareness;
+	}
+
+	/**
+	 * Set (or with null, clear) this device's encrypted awareness state in a
+	 * room, as `{ e: <base64url> }` like the relay's (RelayConnection).
+	 */
+	setLocalAwareness(roomId: RoomId, encrypted: Uint8Array | null): void {
+		const awareness = this.#rooms.get(roomId)?.room.awareness;
+		if (!awareness) return;
+		if (encrypted === null && awareness.getLocalState() === null) return;
+		awareness.setLocalState(encrypted ? awarenessStateOf(encrypted) : null);
+	}
+
+	/** A room's remote awareness states: client id → encrypted state (own excluded). */
+	remoteAwareness(roomId: RoomId): Map<number, Uint8Array> {
+		const states = new Map<number, Uint8Array>();
+		const awareness = this.#rooms.get(roomId)?.room.awareness;
+		if (!awareness) return states;
+		for (const [client, state] of awareness.getStates()) {
+			if (client === awareness.clientID) continue;
+			// Every remote state passed readAwarenessUpdate: it is { e: base64url }.
+			const e: unknown = state['e'];
+			if (typeof e !== 'string') continue;
+			try {
+				states.set(client, fromBase64Url(e));
+			} catch {
+				// not base64url: shows nothing
+			}
+		}
+		return states;
 	}
 
 	/** Open sessions of a room. */

@@ -22,4 +22,5 @@ export { default as Page } from './Page.svelte';
 export { default as HitLink } from './HitLink.svelte';
 export { default as UpdateBanner } from './UpdateBanner.svelte';
 export { restoreDrafts, stashDrafts, type DraftStorage } from './drafts';
+export { default as LanPeers } from './LanPeers.svelte';
 export { default as LinkDeviceDialog } from './LinkDeviceDialog.svelte';

@@ -1,0 +1,174 @@
+/**
+ * NetHub's typing (awareness) over several paths: this device's encrypted
+ * state goes to the relay connection and to the peer-to-peer link alike
+ * (null clears it on both), and the remote states of both are merged by
+ * awareness client id for the listeners and the follower tabs. The relay
+ * connection, the P2P link and the LAN link are stand-ins.
+ */
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import type { RoomId } from '../crypto';
+import type { DocSession } from './doc-session';
+import type { TabCoordinator } from './tabs';
+
+type States = ReadonlyMap<number, Uint8Array>;
+
+const fakes = vi.hoisted(() => {
+	class FakeRelay {
+		static last: FakeRelay | null = null;
+		readonly status = 'connected';
+		local: Uint8Array | null = null;
+		readonly listeners = new Map<string, (payload: unknown) => void>();
+		constructor() {
+			FakeRelay.last = this;
+		}
+		on(type: string, listener: (payload: unknown) => void) {
+			this.listeners.set(type, listener);
+			return () => this.listeners.delete(type);
+		}
+		emit(type: string, payload: unknown) {
+			this.listeners.get(type)?.(payload);
+		}
+		setLocalState(state: Uint8Array | null) {
+			this.local = state;
+		}
+		destroy() {}
+	}
+	interface P2POptions {
+		onAwareness?: (roomId: string, states: ReadonlyMap<number, Uint8Array>) => void;
+	}
+	class FakeP2P {
+		static last: FakeP2P | null = null;
+		readonly options: P2POptions;
+		readonly local = new Map<string, Uint8Array | null>();
+		constructor(options: P2POptions) {
+			this.options = options;
+			FakeP2P.last = this;
+		}
+		attach() {}
+		detach() {}
+		label() {
+			return 'direct';
+		}
+		setLocalAwareness(roomId: string, state: Uint8Array | null) {
+			this.local.set(roomId, state);
+		}
+		close() {}
+	}
+	/** Any LAN link method is a no-op here (and `label` is falsy: no LAN peer). */
+	class FakeLan {
+		constructor() {
+			return new Proxy(this, { get: () => () => undefined });
+		}
+	}
+	return { FakeRelay, FakeP2P, FakeLan };
+});
+
+vi.mock('../sync', () => ({ RelayConnection: fakes.FakeRelay }));
+vi.mock('./p2p-link', () => ({ P2PLink: fakes.FakeP2P }));
+vi.mock('./lan-link', () => ({ LanLink: fakes.FakeLan }));
+
+const { NetHub } = await import('./net');
+
+const ROOM = 'room-1' as RoomId;
+const bytes = (...values: number[]) => new Uint8Array(values);
+
+function fakeTabs() {
+	const broadcasts: { room: string; states: [number, Uint8Array][] }[] = [];
+	const typing: ((room: string, state: Uint8Array | null) => void)[] = [];
+	const tabs = {
+		isLeader: true,
+		onNet: () => () => undefined,
+		onAwareness: () => () => undefined,
+		onTyping: (handler: (room: string, state: Uint8Array | null) => void) => {
+			typing.push(handler);
+			return () => undefined;
+		},
+		onNotify: () => () => undefined,
+		onAsk: () => () => undefined,
+		askForNet: () => undefined,
+		broadcastNet: () => undefined,
+		broadcastAwareness: (message: { room: string; states: [number, Uint8Array][] }) =>
+			broadcasts.push(message),
+		sendTyping: () => undefined
+	};
+	return { tabs: tabs as unknown as TabCoordinator, broadcasts, typing };
+}
+
+async function hubWithRoom() {
+	const { tabs, broadcasts, typing } = fakeTabs();
+	const hub = new NetHub({ tabs, relayUrl: 'http://kith.test' });
+	const session = { loaded: Promise.resolve(), doc: {} } as unknown as DocSession;
+	hub.attach(ROOM, session, new Uint8Array(32));
+	await vi.waitFor(() => {
+		if (!fakes.FakeP2P.last || !fakes.FakeRelay.last) throw new Error('not connected yet');
+	});
+	const relay = fakes.FakeRelay.last as InstanceType<typeof fakes.FakeRelay>;
+	const p2p = fakes.FakeP2P.last as InstanceType<typeof fakes.FakeP2P>;
+	const seen: States[] = [];
+	hub.listen(ROOM, { onAwareness: (states) => seen.push(new Map(states)) });
+	const fromRelay = (states: States) => relay.emit('awareness', { states });
+	const fromPeers = (states: States) => p2p.options.onAwareness?.(ROOM, states);
+	return { hub, relay, p2p, seen, broadcasts, typing, fromRelay, fromPeers };
+}
+
+beforeEach(() => {
+	fakes.FakeRelay.last = null;
+	fakes.FakeP2P.last = null;
+});
+
+describe('NetHub awareness over the relay and peers', () => {
+	it('sets this device’s state on every path, and null clears it on every path', async () => {
+		const { hub, relay, p2p } = await hubWithRoom();
+		hub.setLocalAwareness(ROOM, bytes(1, 2, 3));
+		expect(relay.local).toEqual(bytes(1, 2, 3));
+		expect(p2p.local.get(ROOM)).toEqual(bytes(1, 2, 3));
+		hub.setLocalAwareness(ROOM, null);
+		expect(relay.local).toBeNull();
+		expect(p2p.local.get(ROOM)).toBeNull();
+		hub.close();
+	});
+
+	it('a follower tab’s state (through the leader) goes on every path too', async () => {
+		const { hub, relay, p2p, typing } = await hubWithRoom();
+		for (const handler of typing) handler(ROOM, bytes(9));
+		expect(relay.local).toEqual(bytes(9));
+		expect(p2p.local.get(ROOM)).toEqual(bytes(9));
+		for (const handler of typing) handler(ROOM, null);
+		expect(relay.local).toBeNull();
+		expect(p2p.local.get(ROOM)).toBeNull();
+		hub.close();
+	});
+
+	it('shows peer states with no relay, one entry per client over both paths, and clears', async () => {
+		const { hub, seen, broadcasts, fromRelay, fromPeers } = await hubWithRoom();
+		// The relay is gone (its states dropped): typing still shows, from peers.
+		fromRelay(new Map());
+		expect(seen).toHaveLength(0);
+		fromPeers(new Map([[7, bytes(7)]]));
+		expect(seen.at(-1)).toEqual(new Map([[7, bytes(7)]]));
+		expect(broadcasts.at(-1)).toEqual({ room: ROOM, states: [[7, bytes(7)]] });
+		// The relay is back and carries the same state: no second entry, nothing new.
+		fromRelay(new Map([[7, bytes(7)]]));
+		expect(seen).toHaveLength(1);
+		// Another person over the relay only.
+		fromRelay(
+			new Map([
+				[7, bytes(7)],
+				[8, bytes(8)]
+			])
+		);
+		expect(seen.at(-1)).toEqual(
+			new Map([
+				[7, bytes(7)],
+				[8, bytes(8)]
+			])
+		);
+		// 7 clears: gone once neither path holds it.
+		fromPeers(new Map());
+		expect(seen.at(-1)?.has(7)).toBe(true);
+		fromRelay(new Map([[8, bytes(8)]]));
+		expect(seen.at(-1)).toEqual(new Map([[8, bytes(8)]]));
+		expect(broadcasts.at(-1)).toEqual({ room: ROOM, states: [[8, bytes(8)]] });
+		hub.close();
+	});
+});

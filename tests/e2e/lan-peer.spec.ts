@@ -1,0 +1,225 @@
+/**
+ * A LAN peer (docs/protocol.md, "P2P sync": "LAN peers"): a `kith serve`
+ * prints the WebRTC-Direct address a browser can dial; the browser enters it
+ * under Settings → "LAN peers", keeps it across a reload, and syncs the
+ * conversation with that peer directly: the path indicator reads "LAN peer",
+ * and messages still go both ways once the relay process is stopped.
+ *
+ * The relay runs without its libp2p node (KITH_P2P off): the LAN path needs
+ * nothing from the server. Chromium is launched as in p2p.spec.ts (host
+ * candidates, loopback allowed) so no network namespace is needed.
+ */
+import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
+import { createSocket } from 'node:dgram';
+import { join } from 'node:path';
+import { cleanup, kith, ServeProcess, tempDir } from '../../src/cli/test-support';
+import { chromiumLaunchOptions } from './chromium';
+import { article, articles, composer, openConversation, personAt } from './helpers';
+import { RelayProcess } from './support/relay-process';
+
+test.describe.configure({ timeout: 240_000 });
+
+let relay: RelayProcess;
+let browser: Browser;
+
+test.beforeEach(async () => {
+	relay = new RelayProcess();
+	await relay.start();
+	const options = chromiumLaunchOptions();
+	browser = await chromium.launch({
+		...options,
+		args: [
+			...options.args,
+			'--allow-loopback-in-peer-connection',
+			'--disable-features=WebRtcHideLocalIpsWithMdns'
+		]
+	});
+});
+
+test.afterEach(async () => {
+	await browser.close();
+	await cleanup();
+	await relay.stop();
+	relay.remove();
+});
+
+/** A UDP port free right now. */
+async function freeUdpPort(): Promise<number> {
+	const socket = createSocket('udp4');
+	await new Promise<void>((resolve) => socket.bind(0, '0.0.0.0', resolve));
+	const { port } = socket.address();
+	await new Promise<void>((resolve) => socket.close(() => resolve()));
+	return port;
+}
+
+function path(page: Page) {
+	return page.getByRole('status', { name: 'Path', exact: true });
+}
+
+function json(line: string): Record<string, unknown> {
+	try {
+		return JSON.parse(line) as Record<string, unknown>;
+	} catch {
+		return {};
+	}
+}
+
+/** What `kith serve --json` printed for browsers. */
+async function browserAddresses(serve: ServeProcess): Promise<string[]> {
+	let addresses: string[] = [];
+	await expect
+		.poll(
+			() => {
+				for (const line of serve.lines) {
+					const printed = json(line).browserAddresses;
+					if (Array.isArray(printed)) addresses = printed as string[];
+				}
+				return addresses.length;
+			},
+			{ timeout: 10_000 }
+		)
+		.toBeGreaterThan(0);
+	return addresses;
+}
+
+/** `kith serve --json` printed a message with this text. */
+function served(serve: ServeProcess, text: string): () => boolean {
+	return () => serve.lines.some((line) => json(line).text === text);
+}
+
+async function connectLanPeer(page: Page, address: string): Promise<void> {
+	await page.getByRole('link', { name: 'Settings' }).click();
+	const box = page.getByRole('textbox', { name: 'Peer address' });
+	const connect = page.getByRole('button', { name: 'Connect', exact: true });
+
+	// Bad input is refused with a reason, and nothing is kept.
+	await box.fill('192.168.1.20:9090');
+	await connect.click();
+	await expect(page.getByRole('alert')).toContainText('not a peer address');
+	await box.fill(address.replace(/\/p2p\/.*$/, ''));
+	await connect.click();
+	await expect(page.getByRole('alert')).toContainText('/p2p/');
+	// A well-formed address where nobody answers: the dial fails with a reason, nothing is kept.
+	const nobody = address.replace(/\/udp\/\d+\//, '/udp/9/');
+	await box.fill(nobody);
+	await connect.click();
+	await expect(page.getByRole('alert')).toContainText('Could not reach that peer', {
+		timeout: 30_000
+	});
+	await expect(page.getByRole('button', { name: `Forget ${nobody}` })).toHaveCount(0);
+
+	await box.fill(address);
+	await connect.click();
+	await expect(page.getByRole('button', { name: `Forget ${address}` })).toBeVisible({
+		timeout: 30_000
+	});
+	await expect(page.getByRole('alert')).toHaveCount(0);
+	const listed = page.getByRole('listitem').filter({ hasText: address });
+	await expect(listed.getByText('Connected', { exact: true })).toBeVisible({ timeout: 15_000 });
+	await page
+		.getByRole('region', { name: 'LAN peers' })
+		.screenshot({ path: test.info().outputPath('lan-peers.png') });
+}
+
+test('a browser reaches kith serve over WebRTC-Direct and keeps chatting without the relay', async () => {
+	const dir = join(tempDir(), 'carol');
+	expect((await kith(['--data', dir, 'init', '--name', 'Carol'])).code).toBe(0);
+	expect((await kith(['--data', dir, 'new', 'Workshop'])).code).toBe(0);
+	const serveArgs = [
+		'--data',
+		dir,
+		'--json',
+		'--relay',
+		relay.origin,
+		'--no-mdns',
+		'--listen',
+		'/ip4/127.0.0.1/tcp/0',
+		'--webrtc-port',
+		String(await freeUdpPort())
+	];
+	let serve = new ServeProcess(serveArgs);
+	await serve.ready;
+	const addresses = await browserAddresses(serve);
+	for (const address of addresses) {
+		expect(address).toMatch(
+			/^\/ip4\/[\d.]+\/udp\/\d+\/webrtc-direct\/certhash\/u[\w-]+\/p2p\/\w+$/
+		);
+		expect(address).not.toContain('/ip4/0.0.0.0/');
+	}
+	// The LAN address first, loopback only last.
+	const address = addresses[0]!;
+
+	// The browser joins Carol's conversation through the relay.
+	const invite = await kith(['--data', dir, '--relay', relay.origin, 'invite', 'Workshop']);
+	expect(invite.code, invite.stderr).toBe(0);
+	const dan = await personAt(browser, relay.origin, 'Dan');
+	await dan.goto(invite.lines[0]!);
+	await dan.getByRole('button', { name: 'Join' }).click();
+	await expect(dan.getByRole('heading', { level: 1, name: 'Workshop', exact: true })).toBeVisible({
+		timeout: 60_000
+	});
+	await expect(path(dan)).toHaveText('via relay', { timeout: 30_000 });
+
+	// Settings → LAN peers → the address kith serve printed → Connect.
+	await connectLanPeer(dan, address);
+	await openConversation(dan, 'Workshop');
+	await expect(path(dan)).toHaveText('LAN peer', { timeout: 30_000 });
+
+	// Kept across a reload: the tab dials it again by itself.
+	await dan.reload();
+	await expect(path(dan)).toHaveText('LAN peer', { timeout: 30_000 });
+
+	// The relay goes; the LAN peer stays.
+	await relay.stop();
+	await expect(dan.getByRole('status', { name: 'Connection' })).not.toHaveText('Connected', {
+		timeout: 30_000
+	});
+	await expect(path(dan)).toHaveText('LAN peer');
+
+	await composer(dan).fill('no relay, from the browser');
+	await composer(dan).press('Enter');
+	await expect.poll(served(serve, 'no relay, from the browser'), { timeout: 30_000 }).toBe(true);
+
+	const sent = await kith([
+		'--data',
+		dir,
+		'send',
+		'Workshop',
+		'no relay, from kith',
+		'--timeout',
+		'30'
+	]);
+	expect(sent.code, sent.stderr).toBe(0);
+	await expect(article(dan, 'no relay, from kith')).toBeVisible({ timeout: 30_000 });
+	await expect(article(dan, 'no relay, from kith')).toContainText('Carol');
+	for (const text of ['no relay, from the browser', 'no relay, from kith']) {
+		await expect(articles(dan).filter({ hasText: text })).toHaveCount(1);
+	}
+	await dan.screenshot({ path: test.info().outputPath('lan-peer-path.png') });
+
+	// kith serve restarts (same data dir, same port: the same address); the tab dials it again.
+	await serve.stop();
+	// No relay and no peer: the Path is empty (and hidden).
+	await expect(path(dan)).toBeHidden({ timeout: 30_000 });
+	serve = new ServeProcess(serveArgs);
+	await serve.ready;
+	expect(await browserAddresses(serve)).toEqual(addresses);
+	await expect(path(dan)).toHaveText('LAN peer', { timeout: 60_000 });
+	const again = await kith([
+		'--data',
+		dir,
+		'send',
+		'Workshop',
+		'after a restart',
+		'--timeout',
+		'30'
+	]);
+	expect(again.code, again.stderr).toBe(0);
+	await expect(article(dan, 'after a restart')).toBeVisible({ timeout: 30_000 });
+
+	// Forget: the address goes from the list.
+	await dan.getByRole('link', { name: 'Settings' }).click();
+	await dan.getByRole('button', { name: `Forget ${address}` }).click();
+	await expect(dan.getByRole('button', { name: `Forget ${address}` })).toHaveCount(0);
+	await serve.stop();
+});
