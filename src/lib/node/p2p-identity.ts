@@ -10,11 +10,13 @@
  * names this peer, and every room stream is still gated by the room
  * capability (docs/protocol.md, "P2P sync").
  *
- * The certificate is made here (a minimal X.509 v1 certificate in DER,
- * signed with WebCrypto) because @libp2p/webrtc keeps its own only through a
- * libp2p keychain and datastore, which the Node peer does not run.
+ * The certificate is made here (with @peculiar/x509, as @libp2p/webrtc makes
+ * its own) because @libp2p/webrtc keeps its own only through a libp2p
+ * keychain and datastore, which the Node peer does not run.
  */
+import 'reflect-metadata'; // @peculiar/x509 needs it loaded first
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
+import { BasicConstraintsExtension, X509CertificateGenerator } from '@peculiar/x509';
 import type { PrivateKey } from '@libp2p/interface';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -107,103 +109,34 @@ export async function createDirectCertificate(
 		'sign',
 		'verify'
 	])) as CryptoKeyPair;
-	const spki = new Uint8Array(await crypto.subtle.exportKey('spki', keys.publicKey));
-	const pkcs8 = new Uint8Array(await crypto.subtle.exportKey('pkcs8', keys.privateKey));
-	// Whole seconds: UTCTime has no fractions.
-	const notBefore = Math.floor(now / 1000) * 1000 - 3600_000;
-	const notAfter = notBefore + CERTIFICATE_LIFETIME_MS;
+	// Whole seconds (X.509 times have none), an hour back for clocks that lag.
+	const notBefore = new Date(Math.floor(now / 1000) * 1000 - 3600_000);
+	const notAfter = new Date(notBefore.getTime() + CERTIFICATE_LIFETIME_MS);
 	const serial = randomBytes(16);
 	serial[0] = (serial[0] ?? 0) & 0x7f; // positive
-	const name = seq(set(seq(oid(OID_COMMON_NAME), der(0x0c, new TextEncoder().encode('kith')))));
-	const tbs = seq(
-		der(0x02, serial),
-		seq(oid(OID_ECDSA_SHA256)),
-		name,
-		seq(utcTime(notBefore), utcTime(notAfter)),
-		name,
-		spki
+	const cert = await X509CertificateGenerator.createSelfSigned(
+		{
+			serialNumber: Buffer.from(serial).toString('hex'),
+			name: 'CN=kith',
+			notBefore,
+			notAfter,
+			keys,
+			signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+			extensions: [new BasicConstraintsExtension(false, undefined, true)]
+		},
+		crypto
 	);
-	const raw = new Uint8Array(
-		await crypto.subtle.sign(
-			{ name: 'ECDSA', hash: 'SHA-256' },
-			keys.privateKey,
-			tbs as BufferSource
-		)
-	);
-	const signature = seq(integer(raw.subarray(0, 32)), integer(raw.subarray(32)));
-	const cert = seq(
-		tbs,
-		seq(oid(OID_ECDSA_SHA256)),
-		der(0x03, concat(new Uint8Array([0]), signature))
-	);
-	const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', cert as BufferSource));
-	// Multihash (sha2-256 = 0x12, 32 bytes) in multibase base64url ('u').
-	const certhash = `u${toBase64Url(concat(new Uint8Array([0x12, 0x20]), digest))}`;
+	const pkcs8 = new Uint8Array(await crypto.subtle.exportKey('pkcs8', keys.privateKey));
+	const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', cert.rawData));
+	const lines =
+		Buffer.from(pkcs8)
+			.toString('base64')
+			.match(/.{1,64}/g) ?? [];
 	return {
-		privateKey: pem('PRIVATE KEY', pkcs8),
-		pem: pem('CERTIFICATE', cert),
-		certhash,
-		notAfter
+		privateKey: ['-----BEGIN PRIVATE KEY-----', ...lines, '-----END PRIVATE KEY-----'].join('\n'),
+		pem: cert.toString('pem'),
+		// Multihash (sha2-256 = 0x12, 32 bytes) in multibase base64url ('u').
+		certhash: `u${toBase64Url(new Uint8Array([0x12, 0x20, ...digest]))}`,
+		notAfter: notAfter.getTime()
 	};
-}
-
-/** ecdsa-with-SHA256, 1.2.840.10045.4.3.2 */
-const OID_ECDSA_SHA256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
-/** commonName, 2.5.4.3 */
-const OID_COMMON_NAME = [0x55, 0x04, 0x03];
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-	const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-	let at = 0;
-	for (const part of parts) {
-		out.set(part, at);
-		at += part.length;
-	}
-	return out;
-}
-
-function der(tag: number, body: Uint8Array): Uint8Array {
-	const n = body.length;
-	const length =
-		n < 0x80
-			? [n]
-			: n < 0x100
-				? [0x81, n]
-				: n < 0x10000
-					? [0x82, n >> 8, n & 0xff]
-					: [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
-	return concat(new Uint8Array([tag, ...length]), body);
-}
-
-const seq = (...parts: Uint8Array[]) => der(0x30, concat(...parts));
-const set = (...parts: Uint8Array[]) => der(0x31, concat(...parts));
-const oid = (bytes: number[]) => der(0x06, new Uint8Array(bytes));
-
-/** A non-negative DER INTEGER from big-endian bytes. */
-function integer(bytes: Uint8Array): Uint8Array {
-	let start = 0;
-	while (start < bytes.length - 1 && bytes[start] === 0) start++;
-	const trimmed = bytes.subarray(start);
-	const body = (trimmed[0] ?? 0) & 0x80 ? concat(new Uint8Array([0]), trimmed) : trimmed;
-	return der(0x02, body);
-}
-
-function utcTime(ms: number): Uint8Array {
-	const d = new Date(ms);
-	const two = (n: number) => String(n).padStart(2, '0');
-	const text =
-		two(d.getUTCFullYear() % 100) +
-		two(d.getUTCMonth() + 1) +
-		two(d.getUTCDate()) +
-		two(d.getUTCHours()) +
-		two(d.getUTCMinutes()) +
-		two(d.getUTCSeconds()) +
-		'Z';
-	return der(0x17, new TextEncoder().encode(text));
-}
-
-function pem(label: string, bytes: Uint8Array): string {
-	const base64 = Buffer.from(bytes).toString('base64');
-	const lines = base64.match(/.{1,64}/g) ?? [];
-	return [`-----BEGIN ${label}-----`, ...lines, `-----END ${label}-----`].join('\n');
 }
