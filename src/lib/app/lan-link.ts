@@ -16,6 +16,8 @@ import type { DocSession } from './doc-session';
 interface LinkedRoom {
 	session: DocSession;
 	ikm: Uint8Array;
+	/** This device's encrypted awareness state, set on the peers' room when it is added. */
+	local: Uint8Array | null;
 }
 
 export interface LanLinkOptions {
@@ -23,6 +25,8 @@ export interface LanLinkOptions {
 	onStatus?: (roomId: RoomId) => void;
 	/** A kept address connected or went. */
 	onConnections?: () => void;
+	/** The LAN peers' awareness states of a room (all of them: a full replacement). */
+	onAwareness?: (roomId: RoomId, states: ReadonlyMap<number, Uint8Array>) => void;
 }
 
 export class LanLink {
@@ -39,7 +43,7 @@ export class LanLink {
 
 	attach(roomId: RoomId, session: DocSession, ikm: Uint8Array): void {
 		if (this.#closed || this.#rooms.has(roomId)) return;
-		const room = { session, ikm };
+		const room: LinkedRoom = { session, ikm, local: null };
 		this.#rooms.set(roomId, room);
 		if (this.#peers) void this.#peers.then((peers) => this.#add(peers, roomId, room));
 	}
@@ -48,6 +52,14 @@ export class LanLink {
 		if (!this.#rooms.delete(roomId)) return;
 		this.#withPeers.delete(roomId);
 		void this.#peers?.then((peers) => peers?.removeRoom(roomId));
+	}
+
+	/** This device's encrypted awareness state in a room (null clears it), for the LAN peers. */
+	setLocalAwareness(roomId: RoomId, state: Uint8Array | null): void {
+		const room = this.#rooms.get(roomId);
+		if (!room) return;
+		room.local = state;
+		this.#ready?.sync.setLocalAwareness(roomId, state);
 	}
 
 	/** "LAN peer" while a room syncs with one, else "". */
@@ -99,6 +111,7 @@ export class LanLink {
 			.then(() => {
 				if (!peers || this.#rooms.get(roomId) !== room) return;
 				peers.addRoom({ roomId, cdoc: room.session.doc, capabilityIkm: room.ikm });
+				if (room.local) peers.sync.setLocalAwareness(roomId, room.local);
 			});
 	}
 
@@ -130,6 +143,9 @@ export class LanLink {
 						return null;
 					}
 					this.#ready = peers;
+					peers.sync.on('awareness', ({ roomId, states }) =>
+						this.#options.onAwareness?.(roomId, states)
+					);
 					for (const [roomId, room] of this.#rooms) this.#add(peers, roomId, room);
 					return peers;
 				},

@@ -54,11 +54,24 @@ const fakes = vi.hoisted(() => {
 		}
 		close() {}
 	}
-	/** Any LAN link method is a no-op here (and `label` is falsy: no LAN peer). */
+	/** The LAN link: records this device's state; `label` is falsy (no LAN peer connected). */
 	class FakeLan {
-		constructor() {
-			return new Proxy(this, { get: () => () => undefined });
+		static last: FakeLan | null = null;
+		readonly options: P2POptions;
+		readonly local = new Map<string, Uint8Array | null>();
+		constructor(options: P2POptions) {
+			this.options = options;
+			FakeLan.last = this;
 		}
+		attach() {}
+		detach() {}
+		label() {
+			return '';
+		}
+		setLocalAwareness(roomId: string, state: Uint8Array | null) {
+			this.local.set(roomId, state);
+		}
+		close() {}
 	}
 	return { FakeRelay, FakeP2P, FakeLan };
 });
@@ -104,16 +117,19 @@ async function hubWithRoom() {
 	});
 	const relay = fakes.FakeRelay.last as InstanceType<typeof fakes.FakeRelay>;
 	const p2p = fakes.FakeP2P.last as InstanceType<typeof fakes.FakeP2P>;
+	const lan = fakes.FakeLan.last as InstanceType<typeof fakes.FakeLan>;
 	const seen: States[] = [];
 	hub.listen(ROOM, { onAwareness: (states) => seen.push(new Map(states)) });
 	const fromRelay = (states: States) => relay.emit('awareness', { states });
 	const fromPeers = (states: States) => p2p.options.onAwareness?.(ROOM, states);
-	return { hub, relay, p2p, seen, broadcasts, typing, fromRelay, fromPeers };
+	const fromLan = (states: States) => lan.options.onAwareness?.(ROOM, states);
+	return { hub, relay, p2p, lan, seen, broadcasts, typing, fromRelay, fromPeers, fromLan };
 }
 
 beforeEach(() => {
 	fakes.FakeRelay.last = null;
 	fakes.FakeP2P.last = null;
+	fakes.FakeLan.last = null;
 });
 
 describe('NetHub awareness over the relay and peers', () => {
@@ -125,6 +141,20 @@ describe('NetHub awareness over the relay and peers', () => {
 		hub.setLocalAwareness(ROOM, null);
 		expect(relay.local).toBeNull();
 		expect(p2p.local.get(ROOM)).toBeNull();
+		hub.close();
+	});
+
+	it('LAN peers (kith serve) get this device’s state and bring theirs, like the other paths', async () => {
+		const { hub, lan, seen, fromRelay, fromLan } = await hubWithRoom();
+		hub.setLocalAwareness(ROOM, bytes(4));
+		expect(lan.local.get(ROOM)).toEqual(bytes(4));
+		fromRelay(new Map());
+		fromLan(new Map([[5, bytes(5)]]));
+		expect(seen.at(-1)).toEqual(new Map([[5, bytes(5)]]));
+		fromLan(new Map());
+		expect(seen.at(-1)).toEqual(new Map());
+		hub.setLocalAwareness(ROOM, null);
+		expect(lan.local.get(ROOM)).toBeNull();
 		hub.close();
 	});
 

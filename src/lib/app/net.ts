@@ -73,7 +73,8 @@ export class NetHub {
 				const linked = this.#rooms.get(id);
 				if (linked) this.#emitNet(linked);
 			},
-			onConnections: () => this.#options.onLanPeers?.()
+			onConnections: () => this.#options.onLanPeers?.(),
+			onAwareness: (id, states) => this.#remoteAwareness(id, 'lan', states)
 		});
 		const { tabs } = options;
 		tabs.onNet((message) => {
@@ -224,6 +225,7 @@ export class NetHub {
 
 	async #connect(roomId: RoomId, room: Room): Promise<void> {
 		this.#lan.attach(roomId, room.session, room.ikm);
+		if (room.localAwareness) this.#lan.setLocalAwareness(roomId, room.localAwareness);
 		const relayUrl = this.#options.relayUrl;
 		if (!relayUrl || room.connection || this.#closed) return;
 		// Remote updates apply to the in-memory doc; storage must be writable first.
@@ -271,6 +273,7 @@ export class NetHub {
 	#publishLocal(roomId: RoomId, room: Room, state: Uint8Array | null): void {
 		room.connection?.setLocalState(state);
 		this.#p2p?.setLocalAwareness(roomId, state);
+		this.#lan.setLocalAwareness(roomId, state);
 	}
 
 	/**
