@@ -126,6 +126,10 @@ import { safetyQrText } from '../identity/safety-number';
 const KEYRING_KEY = 'keyring';
 /** Invite links this device asked to join with and is waiting on (local store key). */
 const PENDING_JOINS_KEY = 'pending-joins';
+/** Relay refusals that mend themselves (what was refused is sent again): their notice goes by itself. */
+const TRANSIENT_REFUSALS = new Set(['rate-limited', 'server-error']);
+const TRANSIENT_ALERT_MS = 6000;
+
 /** How often the leader looks for invitations to watch (new ones, or after becoming leader). */
 const INVITE_SCAN_MS = 5000;
 /** How long the relay keeps an old generation for devices that have not moved yet. */
@@ -694,6 +698,20 @@ export class KithApp {
 		this.alert = null;
 	}
 
+	#alertTimer: ReturnType<typeof setTimeout> | null = null;
+
+	/** Show `message`; a transient one (it mends itself) goes by itself after a while. */
+	#showAlert(message: string, transient = false): void {
+		this.alert = message;
+		if (this.#alertTimer) clearTimeout(this.#alertTimer);
+		this.#alertTimer = transient
+			? setTimeout(() => {
+					this.#alertTimer = null;
+					if (this.alert === message) this.alert = null;
+				}, TRANSIENT_ALERT_MS)
+			: null;
+	}
+
 	conversation(id: string): ConversationSession | undefined {
 		return this.#sessions.get(id as ConversationId);
 	}
@@ -1132,7 +1150,7 @@ export class KithApp {
 					void this.#removedHere();
 					return;
 				}
-				this.alert = refusal.message;
+				this.#showAlert(refusal.message, TRANSIENT_REFUSALS.has(refusal.code));
 			},
 			onStatusChange: () => this.#updateConnection(),
 			onLanPeers: () => this.#showLanPeers()

@@ -509,9 +509,9 @@ describe('RelayConnection (scripted relay)', () => {
 			connection.notify(utf8Encode(`push ${entry.id}`));
 		}
 		await sleep(50);
-		// No more than the pace allows: a burst of 200 live frames, then 100 a
+		// No more than the pace allows: a burst of 100 live frames, then 50 a
 		// second (far under the relay's 400 and 200 a second).
-		const allowed = 200 + Math.ceil((Date.now() - start) / 10) + 1;
+		const allowed = 100 + Math.ceil((Date.now() - start) / 20) + 1;
 		expect(socket.frames.length - 2).toBeLessThanOrEqual(allowed);
 		expect(socket.frames.length - 2).toBeLessThan(2 * count);
 		const relayDoc = rawDoc(1);

@@ -27,7 +27,7 @@
  *      gets its writes there through this one, and a burst a peer shares both
  *      ways does not double this connection's frames against the relay's
  *      rate limit. Live frames (updates, awareness, notifications) keep to a
- *      pace of their own, half the relay's default rate limit: past it, local
+ *      pace of their own, a quarter of the relay's default rate limit: past it, local
  *      updates wait and go out merged, awareness sends only the latest states
  *      and notifications wait (the newest NOTIFY_QUEUE), a round later.
  *      Incoming step2/updates are checked against the doc rules by
@@ -228,14 +228,17 @@ const NOTIFY_QUEUE = 16;
 const CATCH_UP_INITIAL_MS = 1000;
 const CATCH_UP_MAX_MS = 30_000;
 /**
- * Live frames sent per second, and at most at once (LIVE_BURST): half the
- * relay's default rate limit (200 frames per second, bursts of twice that),
- * so that a burst of messages, each an update, an awareness change and a
- * notification, never runs into it. Past it, live frames wait for the next
- * pace round, merged where they can be.
+ * Live frames sent per second, and at most at once (LIVE_BURST): a quarter of
+ * the relay's default rate limit (200 frames per second, bursts of twice
+ * that), so that a burst of messages, each an update, an awareness change and
+ * a notification, never runs into it, even when a loaded relay or page
+ * delivers a second's frames at once on top of the frames that are not paced
+ * (sync steps, catch-up). Past it, live frames wait for the next pace round,
+ * merged where they can be: updates merge, so a burst goes out a round at a
+ * time whatever its size.
  */
-const LIVE_FRAMES_PER_SEC = 100;
-const LIVE_BURST = 200;
+const LIVE_FRAMES_PER_SEC = 50;
+const LIVE_BURST = 100;
 const PACE_ROUND_MS = 100;
 /** Refusals after which what the relay lacks is sent again (nothing was stored). */
 const RESEND_AFTER = new Set(['rate-limited', 'server-error']);
