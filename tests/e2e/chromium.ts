@@ -58,3 +58,12 @@ export function chromiumLaunchOptions(): { executablePath: string; args: string[
 	cached ??= { executablePath: findChromium(), args: [...CHROMIUM_ARGS] };
 	return { executablePath: cached.executablePath, args: [...cached.args] };
 }
+
+/**
+ * Switches for tests where browsers on this one machine talk WebRTC: host
+ * candidates on loopback, and their real addresses rather than mDNS names.
+ */
+export const WEBRTC_LOOPBACK_ARGS: readonly string[] = [
+	'--allow-loopback-in-peer-connection',
+	'--disable-features=WebRtcHideLocalIpsWithMdns'
+];

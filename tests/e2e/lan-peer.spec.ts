@@ -13,7 +13,7 @@ import { chromium, expect, test, type Browser, type Page } from '@playwright/tes
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { cleanup, kith, ServeProcess, tempDir } from '../../src/cli/test-support';
-import { chromiumLaunchOptions } from './chromium';
+import { chromiumLaunchOptions, WEBRTC_LOOPBACK_ARGS } from './chromium';
 import { article, articles, composer, openConversation, personAt } from './helpers';
 import { RelayProcess } from './support/relay-process';
 
@@ -28,11 +28,7 @@ test.beforeEach(async () => {
 	const options = chromiumLaunchOptions();
 	browser = await chromium.launch({
 		...options,
-		args: [
-			...options.args,
-			'--allow-loopback-in-peer-connection',
-			'--disable-features=WebRtcHideLocalIpsWithMdns'
-		]
+		args: [...options.args, ...WEBRTC_LOOPBACK_ARGS]
 	});
 });
 

@@ -11,7 +11,7 @@
  * hiding of local addresses, so no network namespace (and no root) is needed.
  */
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
-import { chromiumLaunchOptions } from './chromium';
+import { chromiumLaunchOptions, WEBRTC_LOOPBACK_ARGS } from './chromium';
 import { article, articles, composer, inviteAndJoin, personAt } from './helpers';
 import { RelayProcess } from './support/relay-process';
 
@@ -26,11 +26,7 @@ test.beforeEach(async () => {
 	const options = chromiumLaunchOptions();
 	browser = await chromium.launch({
 		...options,
-		args: [
-			...options.args,
-			'--allow-loopback-in-peer-connection',
-			'--disable-features=WebRtcHideLocalIpsWithMdns'
-		]
+		args: [...options.args, ...WEBRTC_LOOPBACK_ARGS]
 	});
 });
 

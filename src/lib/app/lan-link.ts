@@ -11,6 +11,7 @@
  */
 import type { RoomId } from '../crypto';
 import type { LanPeers } from '../p2p/lan-peer';
+import { warningsLogger } from '../sync/relay-connection';
 import type { DocSession } from './doc-session';
 
 interface LinkedRoom {
@@ -119,7 +120,7 @@ export class LanLink {
 		this.#peers ??= import('../p2p/lan-peer')
 			.then(({ LanPeers }) =>
 				LanPeers.start({
-					logger: consoleLogger,
+					logger: warningsLogger('lan'),
 					onStatus: (roomId, peers) => {
 						if (peers.length > 0) this.#withPeers.add(roomId);
 						else this.#withPeers.delete(roomId);
@@ -157,12 +158,3 @@ export class LanLink {
 		return this.#peers;
 	}
 }
-
-const consoleLogger = {
-	debug: () => undefined,
-	info: () => undefined,
-	warn: (message: string, fields?: Record<string, unknown>) =>
-		console.warn(`kith lan: ${message}`, fields),
-	error: (message: string, fields?: Record<string, unknown>) =>
-		console.error(`kith lan: ${message}`, fields)
-};

@@ -18,6 +18,7 @@
  */
 import type { RoomId } from '../crypto';
 import type { BrowserPeers } from '../p2p/browser-node';
+import { warningsLogger } from '../sync/relay-connection';
 import type { DocSession } from './doc-session';
 
 interface LinkedRoom {
@@ -91,7 +92,7 @@ export class P2PLink {
 			.then(({ BrowserPeers }) =>
 				BrowserPeers.start({
 					origin: this.#options.origin,
-					logger: consoleLogger,
+					logger: warningsLogger('p2p'),
 					onStatus: (roomId, status) => {
 						this.#labels.set(roomId, status.label);
 						this.#options.onStatus?.(roomId, status.label);
@@ -122,12 +123,3 @@ export class P2PLink {
 		return this.#peers;
 	}
 }
-
-const consoleLogger = {
-	debug: () => undefined,
-	info: () => undefined,
-	warn: (message: string, fields?: Record<string, unknown>) =>
-		console.warn(`kith p2p: ${message}`, fields),
-	error: (message: string, fields?: Record<string, unknown>) =>
-		console.error(`kith p2p: ${message}`, fields)
-};

@@ -253,6 +253,16 @@ export const consoleLogger: SyncLogger = {
 	error: (message, fields) => console.error(`kith:sync ${message}`, fields ?? '')
 };
 
+/** Warnings and errors only, to the console under `kith <prefix>:` (the peer-to-peer paths). */
+export function warningsLogger(prefix: string): SyncLogger {
+	return {
+		debug: () => undefined,
+		info: () => undefined,
+		warn: (message, fields) => console.warn(`kith ${prefix}: ${message}`, fields),
+		error: (message, fields) => console.error(`kith ${prefix}: ${message}`, fields)
+	};
+}
+
 /** `http(s)://host/prefix` → the URL of `path` under it, in the ws(s) scheme when asked. */
 function relayEndpoint(base: string, path: string, websocket: boolean): URL {
 	const url = new URL(path, base.endsWith('/') ? base : `${base}/`);
