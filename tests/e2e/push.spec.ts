@@ -268,8 +268,15 @@ test('while the profile is locked, a push shows no content', async ({ browser })
 	await ada.page.reload();
 	await expect(ada.page.getByRole('button', { name: 'Unlock' })).toBeVisible({ timeout: 20_000 });
 	const cdp = await ada.context.newCDPSession(ada.page);
+	// A push handed to a worker that is still stopping can be lost: wait until it stopped.
+	const stopped = new Promise<void>((resolve) => {
+		cdp.on('ServiceWorker.workerVersionUpdated', ({ versions }) => {
+			if (versions.length > 0 && versions.every((v) => v.runningStatus === 'stopped')) resolve();
+		});
+	});
 	await cdp.send('ServiceWorker.enable');
 	await cdp.send('ServiceWorker.stopAllWorkers');
+	await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 10_000))]);
 	await cdp.detach();
 
 	await deliverPush(ada.page, sent[0]!);
