@@ -37,7 +37,8 @@ describe('kith arguments', () => {
 	});
 
 	it('serve takes --webrtc-port (default 0: any free port)', () => {
-		expect(parseInvocation(['serve'])?.webrtcPort).toBe(0);
+		expect(parseInvocation(['serve'])?.webrtcPort).toBeNull();
+		expect(parseInvocation(['serve', '--webrtc-port', '0'])?.webrtcPort).toBe(0);
 		expect(parseInvocation(['serve', '--webrtc-port', '9091'])?.webrtcPort).toBe(9091);
 	});
 

@@ -23,8 +23,12 @@ export interface Invocation {
 	listen: string[];
 	peers: string[];
 	mdns: boolean;
-	/** serve: the UDP port of the WebRTC-Direct listener browsers dial (0: any free one). */
-	webrtcPort: number;
+	/**
+	 * serve: the UDP port of the WebRTC-Direct listener browsers dial (0: any
+	 * free one); null when not given: the port of the last serve if it is free
+	 * (a browser's saved address keeps working), else any free one.
+	 */
+	webrtcPort: number | null;
 }
 
 /** Network options: for the commands that go online. */
@@ -58,8 +62,8 @@ Commands:
   serve [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--webrtc-port N]
                                 stay online: sync, admit join requests, print new messages;
                                 prints the addresses a browser can enter under
-                                Settings → LAN peers (WebRTC-Direct on UDP port N,
-                                default any free one)
+                                Settings → LAN peers (WebRTC-Direct on UDP port N;
+                                default: the last one used if free, else any)
 
 CONVERSATION is an id or a unique name.
 Options:
@@ -165,7 +169,7 @@ export function parseInvocation(argv: string[]): Invocation | null {
 			throw badInput(`--timeout takes a number of seconds (got "${values.timeout}")`);
 		}
 	}
-	let webrtcPort = 0;
+	let webrtcPort: number | null = null;
 	const port = values['webrtc-port'];
 	if (port !== undefined) {
 		webrtcPort = Number(port);

@@ -8,7 +8,7 @@ import { hasAccount, NodeAccount } from '../lib/node/account';
 import { KithCliError, badInput } from '../lib/node/errors';
 import { acquireLock } from '../lib/node/lock';
 import { NodeNet } from '../lib/node/net';
-import { loadOrCreateP2PIdentity } from '../lib/node/p2p-identity';
+import { loadOrCreateP2PIdentity, rememberWebrtcPort, udpPortFree } from '../lib/node/p2p-identity';
 import { webrtcDirectListen } from '../lib/p2p/node';
 import type { SyncLogger } from '../lib/sync';
 import { parseInvocation, USAGE, type Invocation } from './args';
@@ -156,10 +156,6 @@ async function local(invocation: Invocation): Promise<number> {
 			: serving
 				? ['/ip4/0.0.0.0/tcp/0', '/ip4/0.0.0.0/tcp/0/ws']
 				: ['/ip4/0.0.0.0/tcp/0'];
-	// serve also listens where browsers can reach it (WebRTC-Direct), unless --listen said where.
-	if (serving && !listen.some((address) => address.includes('/webrtc-direct'))) {
-		listen.push(webrtcDirectListen(invocation.webrtcPort));
-	}
 	let identity;
 	try {
 		// The same peer id and certificate each start: a browser's saved address keeps working.
@@ -167,6 +163,19 @@ async function local(invocation: Invocation): Promise<number> {
 	} catch (error) {
 		release();
 		throw error;
+	}
+	// serve also listens where browsers can reach it (WebRTC-Direct), unless --listen said where:
+	// on the port asked for, else on the last one used while it is free (the same address).
+	let webrtcPort = invocation.webrtcPort ?? 0;
+	if (
+		invocation.webrtcPort === null &&
+		identity.port !== null &&
+		(await udpPortFree(identity.port))
+	) {
+		webrtcPort = identity.port;
+	}
+	if (serving && !listen.some((address) => address.includes('/webrtc-direct'))) {
+		listen.push(webrtcDirectListen(webrtcPort));
 	}
 	const net = new NodeNet({
 		relayUrl: invocation.relay,
@@ -194,7 +203,7 @@ async function local(invocation: Invocation): Promise<number> {
 		});
 		if (invocation.command === 'serve') {
 			ready = true;
-			return await serve(account, net, out, invocation.webrtcPort);
+			return await serve(account, net, out, webrtcPort);
 		}
 		const code = await runCommand({ account, net, invocation, out });
 		return code;
@@ -224,6 +233,8 @@ async function serve(
 	out.note(`kith serve: ${account.displayName}, data in ${account.dir}`);
 	for (const address of net.addresses()) out.note(`kith serve: listening on ${address}`);
 	const browsers = net.browserAddresses();
+	const listening = /\/udp\/(\d+)\/webrtc-direct\//.exec(browsers[0] ?? '');
+	if (listening) rememberWebrtcPort(account.dir, Number(listening[1]));
 	if (out.json) out.line(null, { browserAddresses: browsers });
 	for (const address of browsers) {
 		out.note(`kith serve: a browser can connect (Settings → LAN peers) to ${address}`);

@@ -18,6 +18,7 @@ import 'reflect-metadata'; // @peculiar/x509 needs it loaded first
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { BasicConstraintsExtension, X509CertificateGenerator } from '@peculiar/x509';
 import type { PrivateKey } from '@libp2p/interface';
+import { createSocket } from 'node:dgram';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromBase64Url, randomBytes, toBase64Url } from '../crypto';
@@ -37,12 +38,15 @@ export interface DirectCertificate {
 export interface P2PIdentity {
 	privateKey: PrivateKey;
 	certificate: DirectCertificate;
+	/** The UDP port the last `kith serve` listened on for browsers, if any. */
+	port: number | null;
 }
 
 interface StoredIdentity {
 	v: 1;
 	seed: string;
 	certificate: DirectCertificate & { notAfter: number };
+	port?: number;
 }
 
 /** How long a new certificate is valid. */
@@ -67,15 +71,45 @@ export async function loadOrCreateP2PIdentity(dir: string, now = Date.now()): Pr
 		changed = true;
 	}
 	if (changed) {
-		const record: StoredIdentity = { v: 1, seed: toBase64Url(seed), certificate };
-		writeFileSync(file, JSON.stringify(record), { mode: 0o600 });
-		chmodSync(file, 0o600);
+		const record: StoredIdentity = {
+			v: 1,
+			seed: toBase64Url(seed),
+			certificate,
+			...(stored?.port === undefined ? {} : { port: stored.port })
+		};
+		writeIdentity(file, record);
 	}
 	const { privateKey, pem, certhash } = certificate;
 	return {
 		privateKey: await generateKeyPairFromSeed('Ed25519', seed),
-		certificate: { privateKey, pem, certhash }
+		certificate: { privateKey, pem, certhash },
+		port: stored?.port ?? null
 	};
+}
+
+/** Note the UDP port `kith serve` listens on for browsers, to listen there again next time. */
+export function rememberWebrtcPort(dir: string, port: number): void {
+	const file = join(dir, P2P_IDENTITY_FILE);
+	const record = existsSync(file) ? parseStored(readFileSync(file, 'utf8')) : null;
+	if (!record?.seed || !record.certificate || record.port === port) return;
+	writeIdentity(file, { v: 1, seed: record.seed, certificate: record.certificate, port });
+}
+
+function writeIdentity(file: string, record: StoredIdentity): void {
+	writeFileSync(file, JSON.stringify(record), { mode: 0o600 });
+	chmodSync(file, 0o600);
+}
+
+/** Whether UDP `port` can be bound on every interface now (checked by binding it for a moment). */
+export function udpPortFree(port: number): Promise<boolean> {
+	return new Promise((resolve) => {
+		const socket = createSocket('udp4');
+		socket.once('error', () => {
+			socket.close();
+			resolve(false);
+		});
+		socket.bind(port, '0.0.0.0', () => socket.close(() => resolve(true)));
+	});
 }
 
 function parseStored(text: string): Partial<StoredIdentity> | null {
@@ -90,9 +124,12 @@ function parseStored(text: string): Partial<StoredIdentity> | null {
 			typeof cert.pem === 'string' &&
 			typeof cert.certhash === 'string' &&
 			typeof cert.notAfter === 'number';
+		const port = value.port;
+		const portOk = typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536;
 		return {
 			...(typeof value.seed === 'string' ? { seed: value.seed } : {}),
-			...(certOk ? { certificate: cert } : {})
+			...(certOk ? { certificate: cert } : {}),
+			...(portOk ? { port } : {})
 		};
 	} catch {
 		return null;

@@ -6,12 +6,15 @@
  * reason, never a crash.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
 	createDirectCertificate,
 	loadOrCreateP2PIdentity,
+	rememberWebrtcPort,
+	udpPortFree,
 	type P2PIdentity
 } from '../node/p2p-identity';
 import { browserAddresses } from '../node/net';
@@ -178,6 +181,24 @@ describe('the WebRTC-Direct certificate', () => {
 		expect(later.privateKey.equals((await loadOrCreateP2PIdentity(tempDir())).privateKey)).toBe(
 			false
 		);
+	});
+
+	it('remembers the port kith serve listened on, and tells whether it is free', async () => {
+		const dir = tempDir();
+		expect((await loadOrCreateP2PIdentity(dir)).port).toBeNull();
+		const socket = createSocket('udp4');
+		await new Promise<void>((resolve) => socket.bind(0, '0.0.0.0', resolve));
+		const taken = socket.address().port;
+		rememberWebrtcPort(dir, taken);
+		const again = await loadOrCreateP2PIdentity(dir);
+		expect(again.port).toBe(taken);
+		expect(await udpPortFree(taken)).toBe(false);
+		await new Promise<void>((resolve) => socket.close(resolve));
+		expect(await udpPortFree(taken)).toBe(true);
+		// A renewed certificate keeps the port.
+		const later = await loadOrCreateP2PIdentity(dir, Date.now() + 400 * 24 * 3600_000);
+		expect(later.port).toBe(taken);
+		expect(later.certificate.certhash).not.toBe(again.certificate.certhash);
 	});
 
 	it('is a valid self-signed P-256 certificate whose certhash is its SHA-256', async () => {
