@@ -108,7 +108,7 @@ import {
 } from '../link';
 import type { AccountDevice } from '../vault';
 import { loadSnapshot, saveSnapshot, snapshotKey } from './snapshot';
-import { movedTag, reportMoved, retireRoom } from '../sync';
+import { isTransientRefusal, movedTag, reportMoved, retireRoom } from '../sync';
 
 import { TabCoordinator } from './tabs';
 import type {
@@ -126,8 +126,7 @@ import { safetyQrText } from '../identity/safety-number';
 const KEYRING_KEY = 'keyring';
 /** Invite links this device asked to join with and is waiting on (local store key). */
 const PENDING_JOINS_KEY = 'pending-joins';
-/** Relay refusals that mend themselves (what was refused is sent again): their notice goes by itself. */
-const TRANSIENT_REFUSALS = new Set(['rate-limited', 'server-error']);
+/** How long the notice of a refusal that mends itself (isTransientRefusal) stays. */
 const TRANSIENT_ALERT_MS = 6000;
 
 /** How often the leader looks for invitations to watch (new ones, or after becoming leader). */
@@ -1150,7 +1149,7 @@ export class KithApp {
 					void this.#removedHere();
 					return;
 				}
-				this.#showAlert(refusal.message, TRANSIENT_REFUSALS.has(refusal.code));
+				this.#showAlert(refusal.message, isTransientRefusal(refusal.code));
 			},
 			onStatusChange: () => this.#updateConnection(),
 			onLanPeers: () => this.#showLanPeers()

@@ -30,6 +30,7 @@ export {
 } from './messages';
 export {
 	consoleLogger,
+	isTransientRefusal,
 	MAX_UPDATE_BYTES,
 	RelayConnection,
 	type ConnectionStatus,

@@ -243,6 +243,11 @@ const PACE_ROUND_MS = 100;
 /** Refusals after which what the relay lacks is sent again (nothing was stored). */
 const RESEND_AFTER = new Set(['rate-limited', 'server-error']);
 
+/** A refusal that mends itself: the connection sends what was refused again. */
+export function isTransientRefusal(code: string): boolean {
+	return RESEND_AFTER.has(code);
+}
+
 /** An update with nothing in it is two zero bytes (no structs, no deletes). */
 const EMPTY_UPDATE_LENGTH = 2;
 
