@@ -26,7 +26,9 @@ import {
 	verifyFrameNow,
 	type EnvelopeFrame
 } from '../envelope';
-import { sha256, toBase64Url, utf8Encode, type EnvelopeId } from '../crypto';
+import { toBase64Url, utf8Encode } from '../crypto/bytes';
+import { sha256 } from '../crypto/hash';
+import { type EnvelopeId } from '../crypto/ids';
 
 /** Name of the root Y.Map that holds envelopes keyed by id. */
 export const ENVELOPE_MAP = 'e';

@@ -28,27 +28,19 @@
  */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
+import { aeadDecrypt, aeadEncrypt, NONCE_LENGTH, type AeadKey } from '../crypto/aead';
+import { concatBytes, toBase64Url, utf8Encode } from '../crypto/bytes';
+import { DecryptionError, MissingKeyError } from '../crypto/errors';
+import { sha256 } from '../crypto/hash';
+import { type EnvelopeId, type RoomId } from '../crypto/ids';
+import { pad, unpad } from '../crypto/padding';
 import {
-	aeadDecrypt,
-	aeadEncrypt,
-	concatBytes,
-	DecryptionError,
-	MissingKeyError,
-	NONCE_LENGTH,
-	pad,
-	sha256,
-	toBase64Url,
-	unpad,
-	utf8Encode,
 	publicKeyCacheKey,
 	verifySignature,
 	verifySignatureNow,
 	verifySignatureSync,
-	type AeadKey,
-	type EnvelopeId,
-	type RoomId,
 	type Signer
-} from '../crypto';
+} from '../crypto/sign';
 
 export const ENVELOPE_VERSION = 1;
 const SIGNER_LENGTH = 32;

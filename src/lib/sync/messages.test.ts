@@ -1,14 +1,19 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import * as encoding from 'lib0/encoding';
 import { backoffDelay } from './backoff';
 import { RelayFrameError } from './errors';
 import {
+	MESSAGE_NOTIFY,
+	MESSAGE_STORED,
 	readAwarenessUpdate,
 	readRelayMessage,
 	readStateVector,
 	writePermissionDenied,
 	writeRefused,
 	writeStateVector,
+	writeAwareness,
+	writeNotify,
 	writeStored,
 	writeSyncStep1,
 	writeSyncStep2,
@@ -58,6 +63,36 @@ describe('relay messages', () => {
 			reason: 'rate-limited',
 			message: 'slow down'
 		});
+	});
+
+	it("writes payload frames byte for byte as lib0's encoder does, at their exact size", () => {
+		const writers: Array<[(payload: Uint8Array) => Uint8Array, number[]]> = [
+			[writeSyncStep1, [0, 0]],
+			[writeSyncStep2, [0, 1]],
+			[writeSyncUpdate, [0, 2]],
+			[writeAwareness, [1]],
+			[writeNotify, [MESSAGE_NOTIFY]],
+			[writeStored, [MESSAGE_STORED]]
+		];
+		// Lengths around the var-uint steps (127/128, 16383/16384) and beyond.
+		const payload = fc.oneof(
+			fc.uint8Array({ maxLength: 300 }),
+			fc
+				.constantFrom(127, 128, 16_383, 16_384, 70_000)
+				.map((n) => new Uint8Array(n).map((_, i) => i * 7))
+		);
+		fc.assert(
+			fc.property(payload, fc.nat({ max: writers.length - 1 }), (update, which) => {
+				const [write, head] = writers[which]!;
+				const expected = bytes(
+					...head.map((n) => (e: encoding.Encoder) => encoding.writeVarUint(e, n)),
+					(e) => encoding.writeVarUint8Array(e, update)
+				);
+				const written = write(update);
+				expect(written).toEqual(expected);
+				expect(written.buffer.byteLength).toBe(expected.length);
+			})
+		);
 	});
 
 	it('state vectors use the Yjs layout', () => {

@@ -22,7 +22,7 @@
  */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
-import { fromBase64Url, toBase64Url } from '../crypto';
+import { fromBase64Url, toBase64Url } from '../crypto/bytes';
 import { RelayFrameError } from './errors';
 
 export const MESSAGE_SYNC = 0;
@@ -256,43 +256,60 @@ function frame(write: (encoder: encoding.Encoder) => void): Uint8Array {
 	return encoding.toUint8Array(encoder);
 }
 
+function varUintLength(n: number): number {
+	let length = 1;
+	while (n > 0x7f) {
+		n = Math.floor(n / 128);
+		length++;
+	}
+	return length;
+}
+
+function putVarUint(into: Uint8Array, at: number, n: number): number {
+	while (n > 0x7f) {
+		into[at++] = 0x80 | (n & 0x7f);
+		n = Math.floor(n / 128);
+	}
+	into[at++] = n;
+	return at;
+}
+
+/**
+ * `head` (small var-uints) then `payload` as a var-uint8-array, the bytes
+ * lib0's encoder would write, in one allocation of the exact size: an
+ * encoder starts at 100 bytes and doubles, so a large update (the relay's
+ * merged batches, a sync step 2) left about twice its size in garbage.
+ */
+function payloadFrame(head: readonly number[], payload: Uint8Array): Uint8Array {
+	let size = varUintLength(payload.length) + payload.length;
+	for (const n of head) size += varUintLength(n);
+	const out = new Uint8Array(size);
+	let at = 0;
+	for (const n of head) at = putVarUint(out, at, n);
+	at = putVarUint(out, at, payload.length);
+	out.set(payload, at);
+	return out;
+}
+
 export function writeSyncStep1(stateVector: Uint8Array): Uint8Array {
-	return frame((e) => {
-		encoding.writeVarUint(e, MESSAGE_SYNC);
-		encoding.writeVarUint(e, SYNC_STEP1);
-		encoding.writeVarUint8Array(e, stateVector);
-	});
+	return payloadFrame([MESSAGE_SYNC, SYNC_STEP1], stateVector);
 }
 
 export function writeSyncStep2(update: Uint8Array): Uint8Array {
-	return frame((e) => {
-		encoding.writeVarUint(e, MESSAGE_SYNC);
-		encoding.writeVarUint(e, SYNC_STEP2);
-		encoding.writeVarUint8Array(e, update);
-	});
+	return payloadFrame([MESSAGE_SYNC, SYNC_STEP2], update);
 }
 
 export function writeSyncUpdate(update: Uint8Array): Uint8Array {
-	return frame((e) => {
-		encoding.writeVarUint(e, MESSAGE_SYNC);
-		encoding.writeVarUint(e, SYNC_UPDATE);
-		encoding.writeVarUint8Array(e, update);
-	});
+	return payloadFrame([MESSAGE_SYNC, SYNC_UPDATE], update);
 }
 
 export function writeAwareness(update: Uint8Array): Uint8Array {
-	return frame((e) => {
-		encoding.writeVarUint(e, MESSAGE_AWARENESS);
-		encoding.writeVarUint8Array(e, update);
-	});
+	return payloadFrame([MESSAGE_AWARENESS], update);
 }
 
 /** Client side: a notification envelope (kith-notify). */
 export function writeNotify(envelope: Uint8Array): Uint8Array {
-	return frame((e) => {
-		encoding.writeVarUint(e, MESSAGE_NOTIFY);
-		encoding.writeVarUint8Array(e, envelope);
-	});
+	return payloadFrame([MESSAGE_NOTIFY], envelope);
 }
 
 export function writeQueryAwareness(): Uint8Array {
@@ -310,10 +327,7 @@ export function writePermissionDenied(reason: string): Uint8Array {
 
 /** Relay side (and test doubles): acknowledgement with the room's state vector. */
 export function writeStored(stateVector: Uint8Array): Uint8Array {
-	return frame((e) => {
-		encoding.writeVarUint(e, MESSAGE_STORED);
-		encoding.writeVarUint8Array(e, stateVector);
-	});
+	return payloadFrame([MESSAGE_STORED], stateVector);
 }
 
 /** Longest human message a `kith-refused` frame carries. */

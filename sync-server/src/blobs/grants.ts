@@ -16,12 +16,8 @@
  * or after GRANT_TTL_MS.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import {
-	concatBytes,
-	fromBase64Url,
-	utf8Encode,
-	verifySignature
-} from '../../../src/lib/crypto/index.ts';
+import { concatBytes, fromBase64Url, utf8Encode } from '../../../src/lib/crypto/bytes.ts';
+import { verifySignature } from '../../../src/lib/crypto/sign.ts';
 import { Challenges, loadRelaySecret } from '../relay/challenge.ts';
 
 export const GRANT_TTL_MS = 60 * 60 * 1000;

@@ -12,19 +12,19 @@
  *   DELETE /push/subscription   forget one (notifications off, sign-out)
  *
  * Bad requests get a JSON error naming what is wrong; nothing a client sends
- * is logged.
+ * is logged. The body schemas (zod, bodies.ts) load with the first request.
  */
 import { createECDH } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Agent } from 'node:https';
-import { z } from 'zod';
-import { fromBase64Url, isRoomId } from '../../../src/lib/crypto/index.ts';
+import { fromBase64Url } from '../../../src/lib/crypto/bytes.ts';
 import type { Config } from '../config.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type { Relay } from '../relay/index.ts';
 import { TokenBucket } from '../relay/rate-limit.ts';
 import type { KithServer } from '../server.ts';
 import { BadRequest, parseBody, readJsonBody } from '../http-body.ts';
+import type { DeleteSubscriptionBody, PutSubscriptionBody } from './bodies.ts';
 import { PushMetrics } from './metrics.ts';
 import { PushSender } from './sender.ts';
 import { PushStore, type SubscribedRoom } from './store.ts';
@@ -38,7 +38,7 @@ export const PUSH_SUBSCRIPTION_PATH = '/push/subscription';
  */
 export const MAX_BODY_BYTES = 320 * 1024;
 export const MAX_ROOMS = 1000;
-const MAX_ENDPOINT_CHARS = 2048;
+export const MAX_ENDPOINT_CHARS = 2048;
 /**
  * Notifications one room may fan out per second, and its burst. Every member
  * device sends one per message, so a busy group stays well below; beyond it a
@@ -71,34 +71,6 @@ export interface Push {
 	/** Drops pending pushes, waits briefly for those in flight, closes the database. */
 	close(): Promise<void>;
 }
-
-const base64url = (max: number) =>
-	z
-		.string()
-		.max(max)
-		.regex(/^[A-Za-z0-9_-]*=*$/, 'must be base64url');
-
-export const PushSubscriptionJson = z.object({
-	endpoint: z.string().max(MAX_ENDPOINT_CHARS),
-	keys: z.object({ p256dh: base64url(100), auth: base64url(40) })
-});
-
-export const RoomProof = z.strictObject({
-	room: z.string().refine(isRoomId, 'must be a 22-character base64url room id'),
-	cap: base64url(100),
-	nonce: base64url(100),
-	sig: base64url(200),
-	muted: z.boolean().default(false)
-});
-
-export const PutSubscriptionBody = z.object({
-	subscription: PushSubscriptionJson,
-	device: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 of A-Z a-z 0-9 _ -'),
-	rooms: z.array(RoomProof).max(MAX_ROOMS, `at most ${MAX_ROOMS} rooms`)
-});
-export type PutSubscriptionBody = z.infer<typeof PutSubscriptionBody>;
-
-export const DeleteSubscriptionBody = z.object({ endpoint: z.string().max(MAX_ENDPOINT_CHARS) });
 
 /**
  * Opens `KITH_DATA/vapid.json` (made on first start) and `KITH_DATA/push.db`,
@@ -146,8 +118,9 @@ export function attachPush(
 			try {
 				if (closing) return json(res, 503, { error: 'unavailable', message: 'shutting down' });
 				const body = await readJsonBody(req, MAX_BODY_BYTES);
-				if (req.method === 'PUT') await put(res, body);
-				else remove(res, body);
+				const schemas = await import('./bodies.ts');
+				if (req.method === 'PUT') await put(res, parseBody(schemas.PutSubscriptionBody, body));
+				else remove(res, parseBody(schemas.DeleteSubscriptionBody, body));
 			} catch (err) {
 				if (!(err instanceof Error) || err.name !== BadRequest.NAME) throw err;
 				log.info('push request refused', { reason: 'bad-request', method: req.method });
@@ -184,8 +157,7 @@ export function attachPush(
 
 	server.onClose(() => close());
 
-	async function put(res: ServerResponse, raw: unknown): Promise<void> {
-		const body = parseBody(PutSubscriptionBody, raw);
+	async function put(res: ServerResponse, body: PutSubscriptionBody): Promise<void> {
 		const { endpoint, keys } = body.subscription;
 		checkEndpoint(endpoint, config.pushHosts);
 		checkKeys(keys.p256dh, keys.auth);
@@ -215,8 +187,7 @@ export function attachPush(
 		json(res, 200, { rooms: rooms.length });
 	}
 
-	function remove(res: ServerResponse, raw: unknown): void {
-		const { endpoint } = parseBody(DeleteSubscriptionBody, raw);
+	function remove(res: ServerResponse, { endpoint }: DeleteSubscriptionBody): void {
 		if (store.remove(endpoint)) log.info('push subscription removed');
 		res.writeHead(204, { 'Cache-Control': 'no-store', 'Access-Control-Allow-Origin': '*' });
 		res.end();

@@ -9,8 +9,7 @@
 import { createECDH } from 'node:crypto';
 import { join } from 'node:path';
 import webpush from 'web-push';
-import { z } from 'zod';
-import { fromBase64Url } from '../../../src/lib/crypto/index.ts';
+import { fromBase64Url } from '../../../src/lib/crypto/bytes.ts';
 import { readOrCreateSecretFile } from '../secret-file.ts';
 
 export const VAPID_FILE = 'vapid.json';
@@ -22,8 +21,6 @@ export interface VapidKeys {
 	/** P-256 private scalar, 32 bytes. */
 	privateKey: string;
 }
-
-const VapidFile = z.strictObject({ publicKey: z.string(), privateKey: z.string() });
 
 export class VapidKeysError extends Error {
 	static readonly NAME = 'VapidKeysError';
@@ -54,9 +51,13 @@ function check(text: string): VapidKeys | string {
 	} catch {
 		return 'not JSON';
 	}
-	const parsed = VapidFile.safeParse(json);
-	if (!parsed.success) return 'expected {"publicKey": …, "privateKey": …}';
-	const { publicKey, privateKey } = parsed.data;
+	// Exactly two string fields: checked by hand, so starting the relay does
+	// not load a schema library for one small file.
+	const fields = typeof json === 'object' && json !== null ? Object.entries(json) : [];
+	const { publicKey, privateKey } = Object.fromEntries(fields) as Record<string, unknown>;
+	if (fields.length !== 2 || typeof publicKey !== 'string' || typeof privateKey !== 'string') {
+		return 'expected {"publicKey": …, "privateKey": …}';
+	}
 	let pub: Uint8Array;
 	let priv: Uint8Array;
 	try {

@@ -18,9 +18,9 @@ import {
 	concatBytes,
 	fromBase64Url,
 	toBase64Url,
-	utf8Encode,
-	verifySignature
-} from '../../../src/lib/crypto/index.ts';
+	utf8Encode
+} from '../../../src/lib/crypto/bytes.ts';
+import { verifySignature } from '../../../src/lib/crypto/sign.ts';
 import { readOrCreateSecretFile } from '../secret-file.ts';
 import type { AuthFailure } from './wire.ts';
 

@@ -30,7 +30,8 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import * as Y from 'yjs';
 import { checkUpdateSync } from '../../../src/lib/conversation/doc-rules.ts';
-import { equalBytes, isRoomId } from '../../../src/lib/crypto/index.ts';
+import { equalBytes } from '../../../src/lib/crypto/bytes.ts';
+import { isRoomId } from '../../../src/lib/crypto/ids.ts';
 import type { Config } from '../config.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type { KithServer, RequestTarget } from '../server.ts';
@@ -53,12 +54,12 @@ import {
 	MAX_MOVED_TAGS,
 	MAX_RETIRE_BODY_BYTES,
 	MOVED_PATH,
-	MovedBody,
+	type MovedBody,
 	parseBody,
 	readJsonBody,
 	RETIRE_CHECK_MS,
 	RETIRE_PATH,
-	RetireBody,
+	type RetireBody,
 	retireDenial,
 	sendJson,
 	sendPreflight
@@ -100,9 +101,21 @@ const MAX_EARLY_FRAMES = 32;
 /** A receiver this far behind is disconnected; it catches up by syncing when it reconnects. */
 const MAX_BUFFERED_BYTES = 32 * MiB;
 /** Rows at least this big are already compacted enough and are not merged again. */
-const COMPACT_MAX_ROW_BYTES = 1 * MiB;
-/** Upper bound on the bytes one compaction step merges. */
-const COMPACT_MAX_CHUNK_BYTES = 8 * MiB;
+const COMPACT_MAX_ROW_BYTES = 256 * 1024;
+/**
+ * Upper bound on the bytes one compaction step reads and merges. Merging
+ * decodes every item of the chunk, several times its size in memory: at
+ * 8 MiB a busy room's compaction put ~50 MiB on the relay's RSS and 50–80 ms
+ * on its delivery p99 (docs/benchmarks.md, fan-out). Small steps cost the
+ * same work in total, spread out.
+ */
+const COMPACT_MAX_CHUNK_BYTES = 1 * MiB;
+/** A room compacts once it had no update for this long (see maybeCompact). */
+const COMPACT_QUIET_MS = 1000;
+/** Rows past its mark at which a room that is never quiet compacts anyway... */
+const COMPACT_OVERDUE_ROWS = 4000;
+/** ...one step each this often. */
+const COMPACT_BUSY_STEP_MS = 100;
 /** How long shutdown waits for clients to answer the close handshake. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -326,6 +339,11 @@ class Room {
 		return this.#draining !== undefined;
 	}
 
+	/** How long since the last update was processed, ms (busy rooms: 0). */
+	get quietMs(): number {
+		return this.busy ? 0 : performance.now() - this.#lastUpdateAt;
+	}
+
 	drained(): Promise<void> {
 		return this.#draining ?? Promise.resolve();
 	}
@@ -366,7 +384,8 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 	const log = (options.logger ?? silentLogger).child({ component: 'relay' });
 	const now = options.now ?? Date.now;
 	installNodeVerifier();
-	const compactAfterRows = options.compactAfterRows ?? 1000;
+	const compactAfterRows =
+		options.compactAfterRows ?? 1000;
 	const idleRoomMs = options.idleRoomMs ?? IDLE_ROOM_MS;
 	const keepaliveMs = options.keepaliveMs ?? 15_000;
 	const challenges = new Challenges(loadRelaySecret(config.dataDir), now);
@@ -834,10 +853,33 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 		}
 	}
 
+	/**
+	 * Compaction is background work that no client waits for, so it waits for
+	 * the room to be quiet (no update for COMPACT_QUIET_MS): merging decodes
+	 * every item of a chunk, and in a busy room that time and memory would
+	 * land on the live deliveries. A room that never goes quiet still compacts
+	 * once COMPACT_OVERDUE_ROWS rows past its mark, one step at a time.
+	 */
 	function maybeCompact(room: Room, state: RoomState): void {
 		if (room.compactScheduled || closing || state.rows < room.compactAt) return;
 		room.compactScheduled = true;
-		setImmediate(() => room.run(() => compact(room)));
+		const gone = (): boolean => {
+			if (!closing && rooms.get(room.id) === room && room.state) return false;
+			room.compactScheduled = false;
+			return true;
+		};
+		const step = (): void => {
+			if (!gone()) room.run(() => compact(room));
+		};
+		const check = (): void => {
+			if (gone()) return;
+			const quietFor = room.quietMs;
+			if (quietFor >= COMPACT_QUIET_MS) step();
+			else if (state.rows >= room.compactAt + COMPACT_OVERDUE_ROWS) {
+				setTimeout(step, COMPACT_BUSY_STEP_MS).unref();
+			} else setTimeout(check, COMPACT_QUIET_MS - quietFor).unref();
+		};
+		setImmediate(check);
 	}
 
 	/** Merges a chunk of a room's small update rows into one row, in one transaction. */
@@ -845,14 +887,13 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 		room.compactScheduled = false;
 		const state = room.state;
 		if (closing || !state || room.retired) return;
-		const rows = store.compactable(room.id, COMPACT_MAX_ROW_BYTES, MERGE_CHUNK);
-		const chunk: typeof rows = [];
-		let total = 0;
-		for (const row of rows) {
-			if (chunk.length >= 2 && total + row.bytes.length > COMPACT_MAX_CHUNK_BYTES) break;
-			chunk.push(row);
-			total += row.bytes.length;
-		}
+		const chunk = store.compactable(
+			room.id,
+			COMPACT_MAX_ROW_BYTES,
+			COMPACT_MAX_CHUNK_BYTES,
+			MERGE_CHUNK
+		);
+		const total = chunk.reduce((sum, row) => sum + row.bytes.length, 0);
 		if (chunk.length < 2) {
 			room.compactAt = state.rows + compactAfterRows;
 			return;
@@ -915,7 +956,9 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 		let body: RetireBody | MovedBody;
 		try {
 			const raw = await readJsonBody(req, MAX_RETIRE_BODY_BYTES);
-			body = kind === 'retire' ? parseBody(RetireBody, raw) : parseBody(MovedBody, raw);
+			const schemas = await import('./retire-bodies.ts');
+			body =
+				kind === 'retire' ? parseBody(schemas.RetireBody, raw) : parseBody(schemas.MovedBody, raw);
 		} catch (err) {
 			if (!(err instanceof Error) || err.name !== BadRequest.NAME) throw err;
 			log.info('retirement request refused', { kind, reason: 'bad-request', room: roomId });

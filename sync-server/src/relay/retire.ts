@@ -9,9 +9,11 @@
  * A device tag is opaque to the relay: 32 bytes (43 base64url characters)
  * the client derives from the room and its device id, so the relay can count
  * devices without learning who they are or linking them across rooms.
+ *
+ * The body schemas (zod) are in retire-bodies.ts, loaded with the first
+ * request: a relay that never retires a room does not carry the validator.
  */
 import type { ServerResponse } from 'node:http';
-import { z } from 'zod';
 import type { AuthFailure } from './wire.ts';
 
 export const RETIRE_PATH = '/sync/retire';
@@ -26,43 +28,8 @@ export const MAX_MOVED_TAGS = 4 * MAX_RETIRE_DEVICES;
 export const RETIRE_CHECK_MS = 60_000;
 export const DAY_MS = 86_400_000;
 
-/** 32 bytes as unpadded base64url: 43 characters, the last one carrying 2 zero bits. */
-const DEVICE_TAG = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
-
-const base64url = (max: number) =>
-	z
-		.string()
-		.min(1)
-		.max(max)
-		.regex(/^[A-Za-z0-9_-]+$/, 'must be unpadded base64url');
-
-const tag = z.string().regex(DEVICE_TAG, 'must be 32 bytes as 43 base64url characters');
-
-const proof = {
-	cap: base64url(100),
-	nonce: base64url(100),
-	sig: base64url(200)
-};
-
-export const RetireBody = z.strictObject({
-	...proof,
-	devices: z
-		.array(tag)
-		.min(1, 'at least one device tag')
-		.max(MAX_RETIRE_DEVICES, `at most ${MAX_RETIRE_DEVICES} device tags`)
-		.refine((tags) => new Set(tags).size === tags.length, 'every device tag at most once'),
-	retainUntil: z
-		.number()
-		.int('must be a whole number of milliseconds')
-		.min(0, 'must not be negative')
-		.max(Number.MAX_SAFE_INTEGER)
-});
-export type RetireBody = z.infer<typeof RetireBody>;
-
-export const MovedBody = z.strictObject({ ...proof, tag });
-export type MovedBody = z.infer<typeof MovedBody>;
-
 export { BadRequest, parseBody, readJsonBody } from '../http-body.ts';
+export type { MovedBody, RetireBody } from './retire-bodies.ts';
 
 /** A JSON answer in the style of `GET /sync/challenge`: never cached, open to any origin. */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

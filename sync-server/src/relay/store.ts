@@ -295,14 +295,24 @@ export class RelayStore {
 
 	/** Every stored update of a room, oldest first. */
 	updates(room: string): Uint8Array[] {
-		return this.#stmt.updates.all(room).map((row) => new Uint8Array(row.bytes));
+		return this.#stmt.updates.all(room).map((row) => bytesOf(row.bytes));
 	}
 
-	/** Up to `limit` of the room's oldest rows smaller than `maxRowBytes`. */
-	compactable(room: string, maxRowBytes: number, limit: number): UpdateRow[] {
-		return this.#stmt.compactable
-			.all(room, maxRowBytes, limit)
-			.map((row) => ({ seq: row.seq, bytes: new Uint8Array(row.bytes) }));
+	/**
+	 * The room's oldest rows smaller than `maxRowBytes`, at most `limit` of
+	 * them and, past the first two, no more than `maxBytes` together. Rows are
+	 * read one at a time and the reading stops there: only what is merged is
+	 * ever in memory.
+	 */
+	compactable(room: string, maxRowBytes: number, maxBytes: number, limit: number): UpdateRow[] {
+		const chunk: UpdateRow[] = [];
+		let total = 0;
+		for (const row of this.#stmt.compactable.iterate(room, maxRowBytes, limit)) {
+			if (chunk.length >= 2 && total + row.bytes.length > maxBytes) break;
+			chunk.push({ seq: row.seq, bytes: bytesOf(row.bytes) });
+			total += row.bytes.length;
+		}
+		return chunk;
 	}
 
 	/**
@@ -379,4 +389,9 @@ function asBuffer(bytes: Uint8Array): Buffer {
 	return Buffer.isBuffer(bytes)
 		? bytes
 		: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** A blob SQLite returned, as a plain Uint8Array over the same memory (no copy). */
+function bytesOf(blob: Buffer): Uint8Array {
+	return new Uint8Array(blob.buffer, blob.byteOffset, blob.byteLength);
 }

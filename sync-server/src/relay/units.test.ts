@@ -214,8 +214,14 @@ describe('store', () => {
 		for (const update of updates) store.append(ROOM, update);
 		const total = updates.reduce((n, u) => n + u.length, 0);
 		expect(store.totalBytes).toBe(total);
-		const rows = store.compactable(ROOM, 1 << 20, 3);
+		const rows = store.compactable(ROOM, 1 << 20, 1 << 20, 3);
 		expect(rows).toHaveLength(3);
+		// The byte cap ends a chunk early (the first two rows are always taken,
+		// so a chunk can merge); a row at the row-size cap is never taken.
+		const sizes = updates.map((u) => u.length);
+		expect(store.compactable(ROOM, 1 << 20, sizes[0]! + sizes[1]!, 5)).toHaveLength(2);
+		expect(store.compactable(ROOM, 1 << 20, 1, 5)).toHaveLength(2);
+		expect(store.compactable(ROOM, Math.min(...sizes), 1 << 20, 5)).toHaveLength(0);
 		const merged = Y.mergeUpdates(rows.map((r) => r.bytes));
 		const removed = rows.reduce((n, r) => n + r.bytes.length, 0);
 		// A missing row aborts the whole replacement.
