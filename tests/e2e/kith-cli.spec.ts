@@ -7,7 +7,7 @@
 import { expect, test, type Page } from '@playwright/test';
 import { join } from 'node:path';
 import { cleanup, kith, ServeProcess, tempDir } from '../../src/cli/test-support';
-import { article, composer, createAccount, createConversation } from './helpers';
+import { article, composer, createAccount, createConversation, status } from './helpers';
 import { deviceSecrets, keysOf, relayRefuses, relayRooms } from './support/holdings';
 
 test.afterAll(cleanup);
@@ -99,6 +99,10 @@ test('kith serve invites, the browser joins, messages both ways', async ({ page,
 	await expect
 		.poll(() => serve.lines.some((l) => l.endsWith('\tDan\tbrowser to serve')), { timeout: 30_000 })
 		.toBe(true);
+	// The kith peer says it holds it, as a member's app would.
+	await expect(status(article(page, 'browser to serve'), 'Delivered')).toBeVisible({
+		timeout: 20_000
+	});
 
 	const sent = await kith([
 		'--data',

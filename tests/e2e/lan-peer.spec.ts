@@ -14,7 +14,7 @@ import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { cleanup, kith, ServeProcess, tempDir } from '../../src/cli/test-support';
 import { chromiumLaunchOptions, WEBRTC_LOOPBACK_ARGS } from './chromium';
-import { article, articles, composer, openConversation, personAt } from './helpers';
+import { article, articles, composer, openConversation, personAt, status } from './helpers';
 import { RelayProcess } from './support/relay-process';
 
 test.describe.configure({ timeout: 240_000 });
@@ -175,6 +175,10 @@ test('a browser reaches kith serve over WebRTC-Direct and keeps chatting without
 	await composer(dan).fill('no relay, from the browser');
 	await composer(dan).press('Enter');
 	await expect.poll(served(serve, 'no relay, from the browser'), { timeout: 30_000 }).toBe(true);
+	// With no relay to say "Sent", the LAN peer's receipt says "Delivered".
+	await expect(status(article(dan, 'no relay, from the browser'), 'Delivered')).toBeVisible({
+		timeout: 20_000
+	});
 
 	const sent = await kith([
 		'--data',

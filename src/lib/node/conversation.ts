@@ -13,6 +13,7 @@ import {
 	liveInvites,
 	makeInvite,
 	makeMemberAdd,
+	makeReceipt,
 	makeSend,
 	Roster,
 	RosterGate,
@@ -37,6 +38,13 @@ import {
 } from '../conversation/generation';
 import type { ConversationEntry } from '../vault';
 import type { NodeDoc, NodeEntrySource } from './doc';
+import * as Y from 'yjs';
+
+/**
+ * A delivered receipt goes this long after the last message from someone
+ * else arrived (one receipt for a burst), as the app's does.
+ */
+export const NODE_DELIVERED_DELAY_MS = 800;
 
 interface Decoded extends SignedOps {
 	entryId: EnvelopeId;
@@ -132,9 +140,15 @@ export class NodeConversation {
 	readonly #historyOwn: Operation[] = [];
 	#retireAsked = false;
 
+	#deliveredTimer: ReturnType<typeof setTimeout> | null = null;
+	/** The state vector the last delivered receipt carried (JSON), to skip repeats. */
+	#lastDeliveredSv = '';
+
 	/** Stop (the conversation moved on; a new NodeConversation takes over its docs). */
 	close(): void {
 		this.#moved = true;
+		if (this.#deliveredTimer) clearTimeout(this.#deliveredTimer);
+		this.#deliveredTimer = null;
 		for (const off of this.#unsubscribe.splice(0)) off();
 	}
 
@@ -285,6 +299,61 @@ export class NodeConversation {
 			if (!m.deleted) added.push(m);
 		}
 		if (added.length > 0) this.#options.onMessages?.(added, source);
+		const me = this.#options.myUserId;
+		if (current && source === 'remote' && added.some((m) => m.author !== me)) {
+			this.#scheduleDelivered();
+		}
+	}
+
+	/**
+	 * Tells the others this device holds what arrived: a `delivered` receipt
+	 * with the doc's state vector, as the app writes one, so their messages
+	 * read "Delivered" (and not only "Sent", or "Saved" on a LAN without a
+	 * relay) once a `kith` peer has them.
+	 */
+	#scheduleDelivered(): void {
+		if (this.#deliveredTimer || this.#moved) return;
+		this.#deliveredTimer = setTimeout(() => {
+			this.#deliveredTimer = null;
+			this.#ingesting = this.#ingesting.then(() =>
+				this.#sendDelivered().catch((error: unknown) =>
+					this.#options.onWarning?.(
+						`a delivery receipt could not be written: ${error instanceof Error ? error.message : String(error)}`
+					)
+				)
+			);
+		}, NODE_DELIVERED_DELAY_MS);
+		this.#deliveredTimer.unref?.();
+	}
+
+	async #sendDelivered(): Promise<void> {
+		if (this.#moved || this.roster.size < 2) return;
+		const me = this.#options.myUserId;
+		const messages = this.#reducer.messages;
+		let newest: Message | undefined;
+		for (let i = messages.length - 1; i >= 0 && !newest; i--) {
+			if (messages[i]!.author !== me) newest = messages[i];
+		}
+		if (!newest) return;
+		const sv = Y.decodeStateVector(Y.encodeStateVector(this.doc.cdoc.doc));
+		const key = JSON.stringify([...sv]);
+		if (key === this.#lastDeliveredSv) return;
+		this.#lastDeliveredSv = key;
+		const op = makeReceipt(
+			this.#options.clock,
+			'delivered',
+			{ hlc: newest.hlc, id: newest.id as OpId },
+			sv
+		);
+		const { entry, signer } = this.#options;
+		const epochKey = entry.keys.get(entry.epoch);
+		if (!epochKey) return;
+		// Not through commit(): that waits for the ingest queue this runs on.
+		await this.doc.commit(
+			{ epoch: entry.epoch, key: epochKey, plaintexts: [encodeBatch({ ops: [op] })] },
+			signer
+		);
+		this.#mineHere.add(op.id);
 	}
 
 	#noteSeedPart(part: number, parts: number): void {
