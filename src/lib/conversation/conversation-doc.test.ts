@@ -243,7 +243,12 @@ describe('ConversationDoc', () => {
 		let reported = 0;
 		b.onEntries(() => reported++);
 		const before = b.encodeState();
-		expect(await b.applyRemote(update, 'peer')).toEqual({ ok: true, entries: [], held: true });
+		expect(await b.applyRemote(update, 'peer')).toEqual({
+			ok: true,
+			entries: [],
+			held: true,
+			spans: [alice.client, 0, 1]
+		});
 		expect(reported).toBe(0);
 		expect(b.encodeState()).toEqual(before);
 	});

@@ -108,7 +108,8 @@ describe('checkUpdate accepts', () => {
 		expect(await checkUpdate(Y.encodeStateAsUpdate(new Y.Doc()))).toEqual({
 			ok: true,
 			entries: [],
-			held: false
+			held: false,
+			spans: []
 		});
 	});
 
@@ -145,7 +146,13 @@ describe('checkUpdate accepts', () => {
 		const doc = new ConversationDoc(room.roomId, alice.client);
 		doc.insertLocal(await room.nextEnvelopes(doc, alice, ['x', 'y']));
 		const check = await checkUpdate(doc.encodeState(), knownState(doc.doc));
-		expect(check).toEqual({ ok: true, entries: [], held: true });
+		// Still reported as ranges the sender holds (client, clock, end).
+		expect(check).toEqual({
+			ok: true,
+			entries: [],
+			held: true,
+			spans: [alice.client, 0, 1, alice.client, 1, 2]
+		});
 		// Partly known: only the unknown item is checked and returned.
 		const partly = await checkUpdate(doc.encodeState(), new Map([[alice.client, 1]]));
 		expect(partly.ok && partly.entries.map((e) => e.clock)).toEqual([1]);

@@ -65,6 +65,12 @@ export type RuleCheck =
 			 * unread (so the update is not new as a whole).
 			 */
 			held: boolean;
+			/**
+			 * Every item range the update carries (held ones too), flat:
+			 * client, clock, end clock, … — for a caller tracking what the sender
+			 * holds, without decoding the update again.
+			 */
+			spans: number[];
 	  }
 	| { ok: false; reason: RuleViolation; detail: string };
 
@@ -187,11 +193,13 @@ function checkStructure(
 	const entries: AcceptedEntry[] = [];
 	const keys = new Set<string>();
 	let held = false;
+	const spans: number[] = [];
 	for (const struct of decoded.structs) {
 		const clock = known.get(struct.id.client) ?? 0;
 		if (struct.id.clock < clock) held = true;
 		if (struct instanceof Y.Skip) continue;
 		if (struct instanceof Y.GC) return refuse('gc', 'garbage-collected ranges are not allowed');
+		spans.push(struct.id.client, struct.id.clock, struct.id.clock + struct.length);
 		const item = struct as Y.Item;
 		if (item.id.clock + item.length <= clock) continue; // already held
 		// Before the parent checks: an item with an origin is encoded without its parent.
@@ -228,7 +236,7 @@ function checkStructure(
 		}
 		entries.push({ id, bytes, frame, client: item.id.client, clock: item.id.clock });
 	}
-	return { ok: true, entries, held };
+	return { ok: true, entries, held, spans };
 }
 
 /** What `checkUpdate` reads of a state vector: the next clock of a client. */

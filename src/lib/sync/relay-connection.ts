@@ -777,7 +777,7 @@ export class RelayConnection {
 			this.#events.emit('remote-refused', { reason: check.reason, detail: check.detail });
 			return;
 		}
-		if (generation === this.#generation) this.#noteRelayHolds(update);
+		if (generation === this.#generation) this.#noteRelayHolds(check.spans);
 		if (check.entries.length > 0) this.#notifyApplied(update);
 		if (catchUp && generation === this.#generation && !this.#synced) {
 			this.#synced = true;
@@ -814,19 +814,12 @@ export class RelayConnection {
 	 * each run of items that continues what it is known to hold (an update from
 	 * the relay may have gaps; those say nothing).
 	 */
-	#noteRelayHolds(update: Uint8Array): void {
-		let structs: ReturnType<typeof Y.decodeUpdate>['structs'];
-		try {
-			structs = Y.decodeUpdate(update).structs;
-		} catch {
-			return; // it passed the doc rules, so this does not happen
-		}
-		for (const struct of structs) {
-			if (struct instanceof Y.Skip) continue;
-			const { client, clock } = struct.id;
+	#noteRelayHolds(spans: readonly number[]): void {
+		for (let i = 0; i < spans.length; i += 3) {
+			const client = spans[i]!;
 			const held = this.#relayHolds.get(client) ?? 0;
-			const end = clock + struct.length;
-			if (clock <= held && end > held) this.#relayHolds.set(client, end);
+			if (spans[i + 1]! <= held && spans[i + 2]! > held)
+				this.#relayHolds.set(client, spans[i + 2]!);
 		}
 	}
 
