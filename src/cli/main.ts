@@ -174,12 +174,19 @@ async function local(invocation: Invocation): Promise<number> {
 	) {
 		webrtcPort = identity.port;
 	}
+	let listenFallback: string[] | undefined;
 	if (serving && !listen.some((address) => address.includes('/webrtc-direct'))) {
+		// The remembered port may be taken between the check above and the bind:
+		// then any free port, as on a first start.
+		if (webrtcPort !== 0 && invocation.webrtcPort === null) {
+			listenFallback = [...listen, webrtcDirectListen(0)];
+		}
 		listen.push(webrtcDirectListen(webrtcPort));
 	}
 	const net = new NodeNet({
 		relayUrl: invocation.relay,
 		listen,
+		...(listenFallback ? { listenFallback } : {}),
 		peers: invocation.peers,
 		mdns: invocation.mdns,
 		identity,

@@ -25,6 +25,11 @@ export interface NodeNetOptions {
 	relayUrl?: string | null;
 	/** libp2p listen addresses (default: TCP and WebSockets on every interface). */
 	listen?: string[];
+	/**
+	 * Listen addresses to start with instead when `listen` cannot be bound
+	 * (a port remembered from the last start that another program took since).
+	 */
+	listenFallback?: string[];
 	/** Multiaddrs to dial at start (peers not found by mDNS). */
 	peers?: string[];
 	mdns?: boolean;
@@ -63,20 +68,32 @@ export class NodeNet {
 	async start(): Promise<void> {
 		if (this.#started) return;
 		installNodePolyfills();
-		const node = await createKithNode({
-			...(this.#options.listen ? { listen: this.#options.listen } : {}),
-			mdns: this.#options.mdns ?? true,
-			// WebRTC-Direct when listening on it (serve) or told to dial it (--peer).
-			webrtcDirect:
-				(this.#options.listen ?? []).some((a) => a.includes('/webrtc-direct')) ||
-				(this.#options.peers ?? []).some((a) => a.includes('/webrtc-direct')),
-			...(this.#options.identity
-				? {
-						privateKey: this.#options.identity.privateKey,
-						certificate: this.#options.identity.certificate
-					}
-				: {})
-		});
+		const create = (listen: string[] | undefined) =>
+			createKithNode({
+				...(listen ? { listen } : {}),
+				mdns: this.#options.mdns ?? true,
+				// WebRTC-Direct when listening on it (serve) or told to dial it (--peer).
+				webrtcDirect:
+					(listen ?? []).some((a) => a.includes('/webrtc-direct')) ||
+					(this.#options.peers ?? []).some((a) => a.includes('/webrtc-direct')),
+				...(this.#options.identity
+					? {
+							privateKey: this.#options.identity.privateKey,
+							certificate: this.#options.identity.certificate
+						}
+					: {})
+			});
+		let node: Libp2p;
+		try {
+			node = await create(this.#options.listen);
+		} catch (error) {
+			const fallback = this.#options.listenFallback;
+			if (!fallback || !isAddressInUse(error)) throw error;
+			this.#options.logger?.warn('a listen address is taken; listening elsewhere', {
+				error: String(error)
+			});
+			node = await create(fallback);
+		}
 		this.#node = node;
 		const sync = new PeerSync(node, {
 			...(this.#options.logger ? { logger: this.#options.logger } : {})
@@ -241,4 +258,9 @@ export function browserAddresses(addresses: string[]): string[] {
 	);
 	const loopback = (a: string) => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/');
 	return [...direct.filter((a) => !loopback(a)), ...direct.filter(loopback)];
+}
+
+/** Whether starting a node failed because a listen port is taken (TCP, or WebRTC-Direct's UDP mux). */
+export function isAddressInUse(error: unknown): boolean {
+	return error instanceof Error && /EADDRINUSE|ICE UDP mux|already a listener/.test(error.message);
 }

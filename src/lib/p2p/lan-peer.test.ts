@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ import {
 	udpPortFree,
 	type P2PIdentity
 } from '../node/p2p-identity';
-import { browserAddresses } from '../node/net';
+import { browserAddresses, isAddressInUse, NodeNet } from '../node/net';
 import { docFor, newDevice } from '../sync/test-support';
 import { LanPeerError, LanPeers, parseLanPeerAddress } from './lan-peer';
 import { createKithNode, webrtcDirectListen } from './node';
@@ -201,6 +202,30 @@ describe('the WebRTC-Direct certificate', () => {
 		expect(later.certificate.certhash).not.toBe(again.certificate.certhash);
 	});
 
+	it('listens on any free port when the remembered one was taken since (no failed start)', async () => {
+		const socket = createSocket('udp4');
+		await new Promise<void>((resolve) => socket.bind(0, '0.0.0.0', resolve));
+		cleanups.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+		const taken = socket.address().port;
+		// A fixed TCP port too: the failed first start must release it for the second.
+		const tcpPort = await freeTcpPort();
+		const net = new NodeNet({
+			listen: [`/ip4/127.0.0.1/tcp/${tcpPort}`, webrtcDirectListen(taken)],
+			listenFallback: [`/ip4/127.0.0.1/tcp/${tcpPort}`, webrtcDirectListen(0)],
+			mdns: false
+		});
+		cleanups.push(() => net.stop());
+		await net.start();
+		const port = Number(/\/udp\/(\d+)\//.exec(net.browserAddresses()[0] ?? '')?.[1]);
+		expect(port).toBeGreaterThan(0);
+		expect(port).not.toBe(taken);
+		expect(net.addresses().some((a) => a.startsWith(`/ip4/127.0.0.1/tcp/${tcpPort}/`))).toBe(true);
+		// Without a fallback the taken port is a clear start failure, as before.
+		const strict = new NodeNet({ listen: [webrtcDirectListen(taken)], mdns: false });
+		cleanups.push(() => strict.stop());
+		await expect(strict.start()).rejects.toSatisfy(isAddressInUse);
+	});
+
 	it('is a valid self-signed P-256 certificate whose certhash is its SHA-256', async () => {
 		const { X509Certificate, createHash } = await import('node:crypto');
 		const made = await createDirectCertificate(Date.UTC(2026, 0, 1));
@@ -214,3 +239,14 @@ describe('the WebRTC-Direct certificate', () => {
 		);
 	});
 });
+
+function freeTcpPort(): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const server = createServer();
+		server.once('error', reject);
+		server.listen(0, '127.0.0.1', () => {
+			const { port } = server.address() as AddressInfo;
+			server.close(() => resolve(port));
+		});
+	});
+}

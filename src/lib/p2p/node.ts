@@ -80,7 +80,9 @@ export async function createKithNode(options: KithNodeOptions = {}): Promise<Lib
 	const direct =
 		options.webrtcDirect ?? listen.some((address) => address.includes('/webrtc-direct'));
 	const webRTCDirect = direct ? (await import('@libp2p/webrtc')).webRTCDirect : null;
-	return createLibp2p({
+	const node = await createLibp2p({
+		// Started below, so a start that fails (a port taken) releases what it bound.
+		start: false,
 		...(options.privateKey ? { privateKey: options.privateKey } : {}),
 		addresses: { listen },
 		transports: [
@@ -107,4 +109,11 @@ export async function createKithNode(options: KithNodeOptions = {}): Promise<Lib
 				]
 			: []
 	});
+	try {
+		await node.start();
+	} catch (error) {
+		await Promise.resolve(node.stop()).catch(() => undefined);
+		throw error;
+	}
+	return node;
 }
