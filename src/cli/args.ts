@@ -58,7 +58,7 @@ Commands:
   list                          conversations: id<TAB>name
   send CONVERSATION TEXT [--timeout S]
                                 store a message and send it
-  read CONVERSATION             messages in order: ISO-time<TAB>author<TAB>text
+  read CONVERSATION             messages in order: ISO-time<TAB>author<TAB>text (marks them read)
   serve [--listen MULTIADDR]... [--peer MULTIADDR]... [--no-mdns] [--webrtc-port N]
                                 stay online: sync, admit join requests, print new messages;
                                 prints the addresses a browser can enter under

@@ -97,6 +97,12 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
 			}
 			await conversation.settled();
 			for (const message of conversation.messages()) writeMessage(out, conversation, message);
+			// Read, as opening the conversation in the app is: the others see "Read".
+			const receipt = await conversation.markRead();
+			if (receipt.length > 0 && ctx.net.started) {
+				const envelopes = receipt.flatMap((id) => conversation.doc.cdoc.get(id) ?? []);
+				await ctx.net.waitDelivered(conversation.entry.roomId, envelopes, READ_SYNC_MS);
+			}
 			return 0;
 		}
 		case 'invite': {

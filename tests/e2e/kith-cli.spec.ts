@@ -71,6 +71,10 @@ test('the browser invites, a kith peer joins, messages both ways', async ({ page
 			'Ada\thello back from the browser'
 		]);
 	}).toPass({ timeout: 60_000 });
+	// kith read marks what it printed as read, as opening the conversation does.
+	await expect(status(article(page, 'hello back from the browser'), 'Read')).toBeVisible({
+		timeout: 20_000
+	});
 });
 
 test('kith serve invites, the browser joins, messages both ways', async ({ page, baseURL }) => {

@@ -7,6 +7,7 @@
  * envelopes arrive in.
  */
 import {
+	comparePositions,
 	ConversationReducer,
 	decodeBatch,
 	encodeBatch,
@@ -143,6 +144,8 @@ export class NodeConversation {
 	#deliveredTimer: ReturnType<typeof setTimeout> | null = null;
 	/** The state vector the last delivered receipt carried (JSON), to skip repeats. */
 	#lastDeliveredSv = '';
+	/** The message the last read receipt named (author and id). */
+	#lastRead = '';
 
 	/** Stop (the conversation moved on; a new NodeConversation takes over its docs). */
 	close(): void {
@@ -327,33 +330,57 @@ export class NodeConversation {
 	}
 
 	async #sendDelivered(): Promise<void> {
-		if (this.#moved || this.roster.size < 2) return;
+		await this.#receipt('delivered');
+	}
+
+	/**
+	 * The person read the conversation (`kith read`): a `read` receipt up to
+	 * the newest message from someone else, as the app writes when a
+	 * conversation is on screen. Returns the receipt's envelope ids ([] when
+	 * there was nothing new to mark).
+	 */
+	async markRead(): Promise<EnvelopeId[]> {
+		await this.settled();
+		return this.#receipt('read');
+	}
+
+	async #receipt(kind: 'delivered' | 'read'): Promise<EnvelopeId[]> {
+		if (this.#moved || this.roster.size < 2) return [];
 		const me = this.#options.myUserId;
 		const messages = this.#reducer.messages;
 		let newest: Message | undefined;
 		for (let i = messages.length - 1; i >= 0 && !newest; i--) {
 			if (messages[i]!.author !== me) newest = messages[i];
 		}
-		if (!newest) return;
+		if (!newest) return [];
 		const sv = Y.decodeStateVector(Y.encodeStateVector(this.doc.cdoc.doc));
-		const key = JSON.stringify([...sv]);
-		if (key === this.#lastDeliveredSv) return;
-		this.#lastDeliveredSv = key;
+		const key = kind === 'delivered' ? JSON.stringify([...sv]) : `${newest.author} ${newest.id}`;
+		if (kind === 'delivered') {
+			if (key === this.#lastDeliveredSv) return [];
+			this.#lastDeliveredSv = key;
+		} else {
+			// Read there already (by this device or another of this account's).
+			const read = this.#reducer.state.receipts[me]?.read;
+			if (read && comparePositions(read, newest) >= 0) return [];
+			if (key === this.#lastRead) return [];
+			this.#lastRead = key;
+		}
 		const op = makeReceipt(
 			this.#options.clock,
-			'delivered',
+			kind,
 			{ hlc: newest.hlc, id: newest.id as OpId },
 			sv
 		);
 		const { entry, signer } = this.#options;
 		const epochKey = entry.keys.get(entry.epoch);
-		if (!epochKey) return;
-		// Not through commit(): that waits for the ingest queue this runs on.
-		await this.doc.commit(
+		if (!epochKey) return [];
+		// Not through commit(): that waits for the ingest queue a delivered receipt runs on.
+		const ids = await this.doc.commit(
 			{ epoch: entry.epoch, key: epochKey, plaintexts: [encodeBatch({ ops: [op] })] },
 			signer
 		);
 		this.#mineHere.add(op.id);
+		return ids;
 	}
 
 	#noteSeedPart(part: number, parts: number): void {
