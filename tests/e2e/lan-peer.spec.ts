@@ -223,3 +223,76 @@ test('a browser reaches kith serve over WebRTC-Direct and keeps chatting without
 	await expect(dan.getByRole('button', { name: `Forget ${address}` })).toHaveCount(0);
 	await serve.stop();
 });
+
+test('two browsers on a LAN chat through kith serve with no relay at all', async () => {
+	const dir = join(tempDir(), 'carol');
+	expect((await kith(['--data', dir, 'init', '--name', 'Carol'])).code).toBe(0);
+	expect((await kith(['--data', dir, 'new', 'Picnic'])).code).toBe(0);
+	const serve = new ServeProcess([
+		'--data',
+		dir,
+		'--json',
+		'--relay',
+		relay.origin,
+		'--no-mdns',
+		'--listen',
+		'/ip4/127.0.0.1/tcp/0',
+		'--webrtc-port',
+		String(await freeUdpPort())
+	]);
+	await serve.ready;
+	const address = (await browserAddresses(serve))[0]!;
+
+	// Dan and Eve meet Carol's conversation through the relay, once.
+	const people: Page[] = [];
+	for (const name of ['Dan', 'Eve']) {
+		const invite = await kith(['--data', dir, '--relay', relay.origin, 'invite', 'Picnic']);
+		expect(invite.code, invite.stderr).toBe(0);
+		const page = await personAt(browser, relay.origin, name);
+		await page.goto(invite.lines[0]!);
+		await page.getByRole('button', { name: 'Join' }).click();
+		await expect(page.getByRole('heading', { level: 1, name: 'Picnic', exact: true })).toBeVisible({
+			timeout: 60_000
+		});
+		// Settings → LAN peers → the address kith serve printed.
+		await page.getByRole('link', { name: 'Settings' }).click();
+		await page.getByRole('textbox', { name: 'Peer address' }).fill(address);
+		await page.getByRole('button', { name: 'Connect', exact: true }).click();
+		await expect(
+			page
+				.getByRole('listitem')
+				.filter({ hasText: address })
+				.getByText('Connected', { exact: true })
+		).toBeVisible({ timeout: 30_000 });
+		await openConversation(page, 'Picnic');
+		await expect(path(page)).toHaveText('LAN peer', { timeout: 30_000 });
+		people.push(page);
+	}
+	const [dan, eve] = people as [Page, Page];
+
+	// No relay from here on: every message goes browser → kith serve → browser.
+	await relay.stop();
+	for (const page of people) {
+		await expect(page.getByRole('status', { name: 'Connection' })).not.toHaveText('Connected', {
+			timeout: 30_000
+		});
+	}
+	// Typing travels the same way.
+	await composer(dan).fill('lunch on the grass?');
+	await expect(eve.getByRole('status').filter({ hasText: 'Dan is typing…' })).toBeVisible({
+		timeout: 30_000
+	});
+	await composer(dan).press('Enter');
+	await expect(article(eve, 'lunch on the grass?')).toBeVisible({ timeout: 30_000 });
+	await expect(article(eve, 'lunch on the grass?')).toContainText('Dan');
+	await composer(eve).fill('bring the blanket');
+	await composer(eve).press('Enter');
+	await expect(article(dan, 'bring the blanket')).toBeVisible({ timeout: 30_000 });
+	await expect(article(dan, 'bring the blanket')).toContainText('Eve');
+	// Carol's peer has both; Dan's message reached every member.
+	await expect.poll(served(serve, 'bring the blanket'), { timeout: 30_000 }).toBe(true);
+	await expect(status(article(dan, 'lunch on the grass?'), 'Delivered')).toBeVisible({
+		timeout: 30_000
+	});
+	await serve.stop();
+});
