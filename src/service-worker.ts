@@ -17,7 +17,7 @@ const scope = self as unknown as ServiceWorkerScope;
 const modules: readonly WorkerModule[] = [
 	updates(),
 	push(),
-	media(),
+	media({ releaseSpent: true }),
 	shell({ base, build, files, version })
 ];
 
