@@ -48,6 +48,22 @@ async function freeUdpPort(): Promise<number> {
 	return port;
 }
 
+/**
+ * Carol's kith account with one conversation, and the arguments of her
+ * `kith serve`: JSON output, the test's relay, no mDNS, loopback TCP and a
+ * free UDP port for browsers.
+ */
+async function carolWith(conversation: string): Promise<{ dir: string; serveArgs: string[] }> {
+	const dir = join(tempDir(), 'carol');
+	expect((await kith(['--data', dir, 'init', '--name', 'Carol'])).code).toBe(0);
+	expect((await kith(['--data', dir, 'new', conversation])).code).toBe(0);
+	const serveArgs = [
+		...['--data', dir, '--json', '--relay', relay.origin, '--no-mdns'],
+		...['--listen', '/ip4/127.0.0.1/tcp/0', '--webrtc-port', String(await freeUdpPort())]
+	];
+	return { dir, serveArgs };
+}
+
 function path(page: Page) {
 	return page.getByRole('status', { name: 'Path', exact: true });
 }
@@ -118,21 +134,7 @@ async function connectLanPeer(page: Page, address: string): Promise<void> {
 }
 
 test('a browser reaches kith serve over WebRTC-Direct and keeps chatting without the relay', async () => {
-	const dir = join(tempDir(), 'carol');
-	expect((await kith(['--data', dir, 'init', '--name', 'Carol'])).code).toBe(0);
-	expect((await kith(['--data', dir, 'new', 'Workshop'])).code).toBe(0);
-	const serveArgs = [
-		'--data',
-		dir,
-		'--json',
-		'--relay',
-		relay.origin,
-		'--no-mdns',
-		'--listen',
-		'/ip4/127.0.0.1/tcp/0',
-		'--webrtc-port',
-		String(await freeUdpPort())
-	];
+	const { dir, serveArgs } = await carolWith('Workshop');
 	let serve = new ServeProcess(serveArgs);
 	await serve.ready;
 	const addresses = await browserAddresses(serve);
@@ -225,21 +227,8 @@ test('a browser reaches kith serve over WebRTC-Direct and keeps chatting without
 });
 
 test('two browsers on a LAN chat through kith serve with no relay at all', async () => {
-	const dir = join(tempDir(), 'carol');
-	expect((await kith(['--data', dir, 'init', '--name', 'Carol'])).code).toBe(0);
-	expect((await kith(['--data', dir, 'new', 'Picnic'])).code).toBe(0);
-	const serve = new ServeProcess([
-		'--data',
-		dir,
-		'--json',
-		'--relay',
-		relay.origin,
-		'--no-mdns',
-		'--listen',
-		'/ip4/127.0.0.1/tcp/0',
-		'--webrtc-port',
-		String(await freeUdpPort())
-	]);
+	const { dir, serveArgs } = await carolWith('Picnic');
+	const serve = new ServeProcess(serveArgs);
 	await serve.ready;
 	const address = (await browserAddresses(serve))[0]!;
 
