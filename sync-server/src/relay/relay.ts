@@ -384,8 +384,7 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 	const log = (options.logger ?? silentLogger).child({ component: 'relay' });
 	const now = options.now ?? Date.now;
 	installNodeVerifier();
-	const compactAfterRows =
-		options.compactAfterRows ?? 1000;
+	const compactAfterRows = options.compactAfterRows ?? 1000;
 	const idleRoomMs = options.idleRoomMs ?? IDLE_ROOM_MS;
 	const keepaliveMs = options.keepaliveMs ?? 15_000;
 	const challenges = new Challenges(loadRelaySecret(config.dataDir), now);
