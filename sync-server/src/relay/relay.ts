@@ -123,6 +123,8 @@ export interface RelayOptions {
 	logger?: Logger;
 	/** Update rows a room may gather before they are merged in the background. */
 	compactAfterRows?: number;
+	/** How long a room must be without updates before it compacts (COMPACT_QUIET_MS). */
+	compactQuietMs?: number;
 	/** Interval of pings, and of keepalive frames to connections that heard nothing. */
 	keepaliveMs?: number;
 	/** Wall clock for challenges and retirement deadlines (tests). */
@@ -385,6 +387,7 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 	const now = options.now ?? Date.now;
 	installNodeVerifier();
 	const compactAfterRows = options.compactAfterRows ?? 1000;
+	const compactQuietMs = options.compactQuietMs ?? COMPACT_QUIET_MS;
 	const idleRoomMs = options.idleRoomMs ?? IDLE_ROOM_MS;
 	const keepaliveMs = options.keepaliveMs ?? 15_000;
 	const challenges = new Challenges(loadRelaySecret(config.dataDir), now);
@@ -854,7 +857,7 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 
 	/**
 	 * Compaction is background work that no client waits for, so it waits for
-	 * the room to be quiet (no update for COMPACT_QUIET_MS): merging decodes
+	 * the room to be quiet (no update for compactQuietMs): merging decodes
 	 * every item of a chunk, and in a busy room that time and memory would
 	 * land on the live deliveries. A room that never goes quiet still compacts
 	 * once COMPACT_OVERDUE_ROWS rows past its mark, one step at a time.
@@ -873,10 +876,10 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 		const check = (): void => {
 			if (gone()) return;
 			const quietFor = room.quietMs;
-			if (quietFor >= COMPACT_QUIET_MS) step();
+			if (quietFor >= compactQuietMs) step();
 			else if (state.rows >= room.compactAt + COMPACT_OVERDUE_ROWS) {
 				setTimeout(step, COMPACT_BUSY_STEP_MS).unref();
-			} else setTimeout(check, COMPACT_QUIET_MS - quietFor).unref();
+			} else setTimeout(check, compactQuietMs - quietFor).unref();
 		};
 		setImmediate(check);
 	}

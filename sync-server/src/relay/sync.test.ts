@@ -170,6 +170,25 @@ describe('relay sync', () => {
 		expect(stored.exec(await metricsText(relay.base))![1]).toBe(before);
 	});
 
+	it('compacts only once the room is quiet, not while updates arrive', async () => {
+		const relay = await startRelay({ relay: { compactAfterRows: 8, compactQuietMs: 1500 } });
+		const conversation = new Conversation();
+		const alice = await Member.create(conversation);
+		const a = await RelayClient.join(relay.base, conversation, { doc: alice.doc });
+		// One at a time (each acknowledged before the next): a row each.
+		for (let i = 0; i < 16; i++) {
+			a.sendUpdate((await alice.write([`message ${i}`])).update);
+			await a.acked(alice.client, i + 1);
+		}
+		const lastAck = performance.now();
+		// 16 rows, twice the mark, and none merged yet: the room was busy a moment ago.
+		expect(relay.logs.some((l) => l.msg === 'compacted')).toBe(false);
+		expect(updateRows(relay.dataDir, conversation.roomId)).toBeGreaterThanOrEqual(8);
+		await a.until(() => relay.logs.some((l) => l.msg === 'compacted'), 10_000, 'compaction');
+		expect(performance.now() - lastAck).toBeGreaterThanOrEqual(1000);
+		expect(updateRows(relay.dataDir, conversation.roomId)).toBeLessThan(8);
+	});
+
 	it('compacts update rows in the background without losing any, across restarts', async () => {
 		const relay = await startRelay({ relay: { compactAfterRows: 8 } });
 		const conversation = new Conversation();
