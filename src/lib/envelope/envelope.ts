@@ -249,24 +249,40 @@ export interface OpenedEnvelope {
 /** Verify, check the room, decrypt and unpad. Every failure is an EnvelopeError. */
 export async function openEnvelope(bytes: Uint8Array, ctx: OpenContext): Promise<OpenedEnvelope> {
 	const envelope = parseEnvelope(bytes);
-	if (!ctx.verified && !(await verifyFrame(envelope))) {
-		throw new EnvelopeError('bad-signature', 'envelope signature does not verify');
-	}
+	// Unverified: the signature is checked while the body is decrypted (two
+	// WebCrypto calls side by side, not one after the other); the plaintext is
+	// used only once the signature holds, and a bad signature is the error
+	// reported whatever else is wrong.
+	const verifying = ctx.verified ? null : verifyFrame(envelope);
+	const signed = async (): Promise<void> => {
+		if (verifying && !(await verifying)) {
+			throw new EnvelopeError('bad-signature', 'envelope signature does not verify');
+		}
+	};
 	if (envelope.roomId !== ctx.roomId) {
+		await signed();
 		throw new EnvelopeError('wrong-room', 'envelope belongs to another conversation');
 	}
 	const key = ctx.keyForEpoch(envelope.epoch);
 	if (!key) {
+		await signed();
 		throw new EnvelopeError('missing-key', `no key is held for epoch ${envelope.epoch}`);
+	}
+	const decrypting = aeadDecrypt(
+		key,
+		envelope.nonce,
+		envelope.ciphertext,
+		associatedData(envelope.roomId, envelope.epoch, envelope.signer)
+	);
+	try {
+		await signed();
+	} catch (error) {
+		decrypting.catch(() => undefined);
+		throw error;
 	}
 	let padded: Uint8Array;
 	try {
-		padded = await aeadDecrypt(
-			key,
-			envelope.nonce,
-			envelope.ciphertext,
-			associatedData(envelope.roomId, envelope.epoch, envelope.signer)
-		);
+		padded = await decrypting;
 	} catch (cause) {
 		if (cause instanceof DecryptionError) {
 			throw new EnvelopeError('decrypt-failed', 'envelope does not decrypt with its key', {
