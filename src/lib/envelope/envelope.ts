@@ -274,12 +274,10 @@ export async function openEnvelope(bytes: Uint8Array, ctx: OpenContext): Promise
 		envelope.ciphertext,
 		associatedData(envelope.roomId, envelope.epoch, envelope.signer)
 	);
-	try {
-		await signed();
-	} catch (error) {
-		decrypting.catch(() => undefined);
-		throw error;
-	}
+	// Handled here, awaited below: a decryption that fails while the signature
+	// is still being checked is not an unhandled rejection.
+	decrypting.catch(() => undefined);
+	await signed();
 	let padded: Uint8Array;
 	try {
 		padded = await decrypting;
