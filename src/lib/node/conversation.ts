@@ -10,6 +10,8 @@ import {
 	comparePositions,
 	ConversationReducer,
 	decodeBatch,
+	decodeStateVector,
+	encodeStateVector,
 	encodeBatch,
 	liveInvites,
 	makeInvite,
@@ -39,7 +41,6 @@ import {
 } from '../conversation/generation';
 import type { ConversationEntry } from '../vault';
 import type { NodeDoc, NodeEntrySource } from './doc';
-import * as Y from 'yjs';
 
 /**
  * A delivered receipt goes this long after the last message from someone
@@ -144,8 +145,6 @@ export class NodeConversation {
 	#deliveredTimer: ReturnType<typeof setTimeout> | null = null;
 	/** The state vector the last delivered receipt carried (JSON), to skip repeats. */
 	#lastDeliveredSv = '';
-	/** The message the last read receipt named (author and id). */
-	#lastRead = '';
 
 	/** Stop (the conversation moved on; a new NodeConversation takes over its docs). */
 	close(): void {
@@ -188,6 +187,13 @@ export class NodeConversation {
 
 	/** Seal, store and reduce one operation batch. Returns the envelope ids. */
 	async commit(ops: Operation[]): Promise<EnvelopeId[]> {
+		const ids = await this.#seal(ops);
+		await this.settled();
+		return ids;
+	}
+
+	/** Seal and store one batch; it is reduced when the ingest queue gets to it. */
+	async #seal(ops: Operation[]): Promise<EnvelopeId[]> {
 		const { entry, signer } = this.#options;
 		const key = entry.keys.get(entry.epoch);
 		if (!key) throw new MissingKeyError('No key for this conversation: refusing to send.');
@@ -196,7 +202,6 @@ export class NodeConversation {
 			signer
 		);
 		for (const op of ops) this.#mineHere.add(op.id);
-		await this.settled();
 		return ids;
 	}
 
@@ -318,19 +323,17 @@ export class NodeConversation {
 		if (this.#deliveredTimer || this.#moved) return;
 		this.#deliveredTimer = setTimeout(() => {
 			this.#deliveredTimer = null;
-			this.#ingesting = this.#ingesting.then(() =>
-				this.#sendDelivered().catch((error: unknown) =>
+			this.#ingesting = this.#ingesting.then(async () => {
+				try {
+					await this.#receipt('delivered');
+				} catch (error) {
 					this.#options.onWarning?.(
 						`a delivery receipt could not be written: ${error instanceof Error ? error.message : String(error)}`
-					)
-				)
-			);
+					);
+				}
+			});
 		}, NODE_DELIVERED_DELAY_MS);
 		this.#deliveredTimer.unref?.();
-	}
-
-	async #sendDelivered(): Promise<void> {
-		await this.#receipt('delivered');
 	}
 
 	/**
@@ -345,7 +348,8 @@ export class NodeConversation {
 	}
 
 	async #receipt(kind: 'delivered' | 'read'): Promise<EnvelopeId[]> {
-		if (this.#moved || this.roster.size < 2) return [];
+		const { entry } = this.#options;
+		if (this.#moved || this.roster.size < 2 || !entry.keys.has(entry.epoch)) return [];
 		const me = this.#options.myUserId;
 		const messages = this.#reducer.messages;
 		let newest: Message | undefined;
@@ -353,17 +357,15 @@ export class NodeConversation {
 			if (messages[i]!.author !== me) newest = messages[i];
 		}
 		if (!newest) return [];
-		const sv = Y.decodeStateVector(Y.encodeStateVector(this.doc.cdoc.doc));
-		const key = kind === 'delivered' ? JSON.stringify([...sv]) : `${newest.author} ${newest.id}`;
+		const sv = decodeStateVector(encodeStateVector(this.doc.cdoc));
 		if (kind === 'delivered') {
-			if (key === this.#lastDeliveredSv) return [];
-			this.#lastDeliveredSv = key;
+			const held = JSON.stringify([...sv]);
+			if (held === this.#lastDeliveredSv) return [];
+			this.#lastDeliveredSv = held;
 		} else {
-			// Read there already (by this device or another of this account's).
+			// Read there already (by this device, or another of this account's).
 			const read = this.#reducer.state.receipts[me]?.read;
 			if (read && comparePositions(read, newest) >= 0) return [];
-			if (key === this.#lastRead) return [];
-			this.#lastRead = key;
 		}
 		const op = makeReceipt(
 			this.#options.clock,
@@ -371,16 +373,8 @@ export class NodeConversation {
 			{ hlc: newest.hlc, id: newest.id as OpId },
 			sv
 		);
-		const { entry, signer } = this.#options;
-		const epochKey = entry.keys.get(entry.epoch);
-		if (!epochKey) return [];
 		// Not through commit(): that waits for the ingest queue a delivered receipt runs on.
-		const ids = await this.doc.commit(
-			{ epoch: entry.epoch, key: epochKey, plaintexts: [encodeBatch({ ops: [op] })] },
-			signer
-		);
-		this.#mineHere.add(op.id);
-		return ids;
+		return this.#seal([op]);
 	}
 
 	#noteSeedPart(part: number, parts: number): void {
