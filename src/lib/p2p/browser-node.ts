@@ -9,20 +9,17 @@
  * Heavy (libp2p, WebRTC): the app imports this module dynamically, only once
  * a leader tab has rooms to sync and the server runs a node.
  */
-import { noise } from '@chainsafe/libp2p-noise';
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2';
-import { identify } from '@libp2p/identify';
 import type { Connection, Libp2p } from '@libp2p/interface';
 import { webRTC } from '@libp2p/webrtc';
 import { webSockets } from '@libp2p/websockets';
-import { yamux } from '@libp2p/yamux';
 import { multiaddr } from '@multiformats/multiaddr';
-import { createLibp2p } from 'libp2p';
 import type { RoomId } from '../crypto';
 import { backoffDelay } from '../sync/backoff';
 import type { SyncLogger } from '../sync/relay-connection';
 import { FrameStream } from './frame-stream';
 import { KITH_MEET_PROTOCOL, MAX_MEET_FRAME_BYTES, meetTag, readMeet, writeRegister } from './meet';
+import { createPageNode } from './page-node';
 import { PeerSync, type P2PRoomStatus, type PeerSyncRoom } from './peer-sync';
 
 /** What `GET /p2p/info` answers. */
@@ -117,19 +114,11 @@ export class BrowserPeers {
 		const info = await fetchServerNode(options.origin);
 		if (!info) return null;
 		const server = serverAddress(info, options.origin);
-		const node = await createLibp2p({
-			addresses: { listen: [`${server}/p2p-circuit`, '/webrtc'] },
-			transports: [
-				webSockets(),
-				webRTC({ rtcConfiguration: { iceServers: [] } }),
-				circuitRelayTransport()
-			],
-			connectionEncrypters: [noise()],
-			streamMuxers: [yamux({ maxEarlyStreams: 256 })],
-			// The server's node may be on the LAN or loopback; browsers refuse those by default.
-			connectionGater: { denyDialMultiaddr: () => false },
-			services: { identify: identify() }
-		});
+		// The server's node may be on the LAN or loopback: createPageNode allows those.
+		const node = await createPageNode(
+			[`${server}/p2p-circuit`, '/webrtc'],
+			[webSockets(), webRTC({ rtcConfiguration: { iceServers: [] } }), circuitRelayTransport()]
+		);
 		const sync = new PeerSync(node, {
 			logger: log,
 			dialDiscovered: false,

@@ -16,20 +16,15 @@
  * Addresses are checked (`parseLanPeerAddress`) before any dial; a bad one is
  * a LanPeerError with a message for the user, never a crash.
  */
-import { noise } from '@chainsafe/libp2p-noise';
-import { identify } from '@libp2p/identify';
 import type { Connection, Libp2p } from '@libp2p/interface';
 import { webRTCDirect } from '@libp2p/webrtc';
-import { yamux } from '@libp2p/yamux';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
-import { createLibp2p } from 'libp2p';
 import type { RoomId } from '../crypto';
 import { backoffDelay } from '../sync/backoff';
 import type { SyncLogger } from '../sync/relay-connection';
-import { PeerSync, type PeerSyncRoom } from './peer-sync';
+import { createPageNode } from './page-node';
+import { MAX_EARLY_STREAMS, PeerSync, type PeerSyncRoom } from './peer-sync';
 
-/** Streams a peer may open before the connection is set up (one per room: see ./node.ts). */
-const MAX_EARLY_STREAMS = 256;
 /** How long one dial may take. */
 export const LAN_DIAL_TIMEOUT_MS = 15_000;
 
@@ -153,15 +148,7 @@ export class LanPeers {
 
 	static async start(options: LanPeersOptions = {}): Promise<LanPeers> {
 		const log = options.logger ?? silent;
-		const node = await createLibp2p({
-			addresses: { listen: [] },
-			transports: [webRTCDirect({ maxEarlyStreams: MAX_EARLY_STREAMS })],
-			connectionEncrypters: [noise()],
-			streamMuxers: [yamux({ maxEarlyStreams: MAX_EARLY_STREAMS })],
-			// LAN and loopback addresses are the point here; browsers refuse them by default.
-			connectionGater: { denyDialMultiaddr: () => false },
-			services: { identify: identify() }
-		});
+		const node = await createPageNode([], [webRTCDirect({ maxEarlyStreams: MAX_EARLY_STREAMS })]);
 		const sync = new PeerSync(node, {
 			logger: log,
 			dialDiscovered: false,

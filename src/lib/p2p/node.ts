@@ -15,16 +15,11 @@ import { tcp } from '@libp2p/tcp';
 import { webSockets } from '@libp2p/websockets';
 import { yamux } from '@libp2p/yamux';
 import { createLibp2p } from 'libp2p';
+import { MAX_EARLY_STREAMS } from './peer-sync';
 import { WebSocket as NodeWebSocket } from 'ws';
 
 /** mDNS service tag of Kith peers (not libp2p's generic `_p2p._udp.local`). */
 export const KITH_MDNS_TAG = '_kith._udp.local';
-/**
- * Streams a peer may open before this side's connection is fully set up
- * (libp2p's default is 10, and one more resets the whole connection). A peer
- * with many rooms opens one stream per room as soon as it is connected.
- */
-export const MAX_EARLY_STREAMS = 256;
 
 /**
  * libp2p 3 wants `Promise.withResolvers` (Node 22) and a global `WebSocket`

@@ -33,6 +33,13 @@ import {
 	type SyncSession
 } from './sync-protocol';
 
+/**
+ * Streams a peer may open before this side's connection is fully set up
+ * (libp2p's default is 10, and one more resets the whole connection). A peer
+ * with many rooms opens one stream per room as soon as it is connected.
+ */
+export const MAX_EARLY_STREAMS = 256;
+
 /** Streams per protocol and connection: one per room, so far more than libp2p's default 32. */
 const MAX_STREAMS_PER_CONNECTION = 1024;
 /**
