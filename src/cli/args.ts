@@ -79,20 +79,23 @@ Exit codes: 0 done, 1 bad arguments or input, 2 not delivered before --timeout
 
 const ID_LIKE = /^-[A-Za-z0-9_-]{21}$/;
 const HELD = '\u0000kith-positional-';
-const KNOWN_OPTIONS = new Set([
-	'data',
-	'json',
-	'relay',
-	'timeout',
-	'name',
-	'app-url',
-	'listen',
-	'peer',
-	'no-mdns',
-	'webrtc-port',
-	'help',
-	'h'
-]);
+/** Every option; those past GLOBAL_OPTIONS only for the commands SHAPE gives them to. */
+const OPTIONS = {
+	data: { type: 'string' },
+	json: { type: 'boolean' },
+	relay: { type: 'string' },
+	help: { type: 'boolean', short: 'h' },
+	timeout: { type: 'string' },
+	name: { type: 'string' },
+	'app-url': { type: 'string' },
+	listen: { type: 'string', multiple: true },
+	peer: { type: 'string', multiple: true },
+	'no-mdns': { type: 'boolean' },
+	'webrtc-port': { type: 'string' }
+} as const;
+type OptionName = keyof typeof OPTIONS;
+const GLOBAL_OPTIONS: ReadonlySet<OptionName> = new Set(['data', 'json', 'relay', 'help']);
+const KNOWN_OPTIONS = new Set([...Object.keys(OPTIONS), 'h']);
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
 	const base = env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
@@ -115,19 +118,7 @@ export function parseInvocation(argv: string[]): Invocation | null {
 			args: words,
 			allowPositionals: true,
 			strict: true,
-			options: {
-				data: { type: 'string' },
-				json: { type: 'boolean' },
-				relay: { type: 'string' },
-				timeout: { type: 'string' },
-				name: { type: 'string' },
-				'app-url': { type: 'string' },
-				listen: { type: 'string', multiple: true },
-				peer: { type: 'string', multiple: true },
-				'no-mdns': { type: 'boolean' },
-				'webrtc-port': { type: 'string' },
-				help: { type: 'boolean', short: 'h' }
-			}
+			options: OPTIONS
 		});
 	} catch (error) {
 		throw badInput(error instanceof Error ? error.message : String(error));
@@ -146,15 +137,8 @@ export function parseInvocation(argv: string[]): Invocation | null {
 	if (args.length !== shape.positionals.length) {
 		throw badInput(`usage: kith ${command} ${shape.positionals.join(' ')}`.trim());
 	}
-	for (const option of [
-		'timeout',
-		'name',
-		'app-url',
-		'listen',
-		'peer',
-		'no-mdns',
-		'webrtc-port'
-	] as const) {
+	for (const option of Object.keys(OPTIONS) as OptionName[]) {
+		if (GLOBAL_OPTIONS.has(option)) continue;
 		if (values[option] !== undefined && !shape.options.includes(option)) {
 			throw badInput(`kith ${command} takes no --${option}`);
 		}
