@@ -4,17 +4,15 @@
 import { existsSync, statSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createSocket } from 'node:dgram';
-import { authorsAndTexts, cleanup, kith, ServeProcess, tempDir, until } from './test-support';
-
-/** A UDP port free right now. */
-async function freeUdpPort(): Promise<number> {
-	const socket = createSocket('udp4');
-	await new Promise<void>((resolve) => socket.bind(0, '0.0.0.0', resolve));
-	const { port } = socket.address();
-	await new Promise<void>((resolve) => socket.close(() => resolve()));
-	return port;
-}
+import {
+	authorsAndTexts,
+	cleanup,
+	freeUdpPort,
+	kith,
+	ServeProcess,
+	tempDir,
+	until
+} from './test-support';
 
 afterAll(cleanup);
 

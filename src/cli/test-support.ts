@@ -3,6 +3,7 @@
  * child processes, each on its own temporary data dir.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -175,4 +176,13 @@ export async function until(test: () => boolean, timeoutMs = 30_000): Promise<vo
 /** `read` lines without their times: author<TAB>text. */
 export function authorsAndTexts(lines: string[]): string[] {
 	return lines.map((line) => line.split('\t').slice(1).join('\t'));
+}
+
+/** A UDP port free right now. */
+export async function freeUdpPort(): Promise<number> {
+	const socket = createSocket('udp4');
+	await new Promise<void>((resolve) => socket.bind(0, '0.0.0.0', resolve));
+	const { port } = socket.address();
+	await new Promise<void>((resolve) => socket.close(() => resolve()));
+	return port;
 }

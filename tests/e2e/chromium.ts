@@ -10,7 +10,7 @@
  * Playwright's own download if present. Nothing is downloaded here.
  */
 import { existsSync } from 'node:fs';
-import { chromium } from '@playwright/test';
+import { chromium, type Browser } from '@playwright/test';
 
 export const SYSTEM_CHROMIUM = '/usr/bin/chromium';
 
@@ -67,3 +67,9 @@ export const WEBRTC_LOOPBACK_ARGS: readonly string[] = [
 	'--allow-loopback-in-peer-connection',
 	'--disable-features=WebRtcHideLocalIpsWithMdns'
 ];
+
+/** A Chromium whose pages can talk WebRTC to each other and to peers on this machine. */
+export function launchWebrtcChromium(): Promise<Browser> {
+	const options = chromiumLaunchOptions();
+	return chromium.launch({ ...options, args: [...options.args, ...WEBRTC_LOOPBACK_ARGS] });
+}

@@ -9,11 +9,10 @@
  * nothing from the server. Chromium is launched as in p2p.spec.ts (host
  * candidates, loopback allowed) so no network namespace is needed.
  */
-import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
-import { createSocket } from 'node:dgram';
+import { expect, test, type Browser, type Page } from '@playwright/test';
 import { join } from 'node:path';
-import { cleanup, kith, ServeProcess, tempDir } from '../../src/cli/test-support';
-import { chromiumLaunchOptions, WEBRTC_LOOPBACK_ARGS } from './chromium';
+import { cleanup, freeUdpPort, kith, ServeProcess, tempDir } from '../../src/cli/test-support';
+import { launchWebrtcChromium } from './chromium';
 import { article, articles, composer, openConversation, personAt, status } from './helpers';
 import { RelayProcess } from './support/relay-process';
 
@@ -25,11 +24,7 @@ let browser: Browser;
 test.beforeEach(async () => {
 	relay = new RelayProcess();
 	await relay.start();
-	const options = chromiumLaunchOptions();
-	browser = await chromium.launch({
-		...options,
-		args: [...options.args, ...WEBRTC_LOOPBACK_ARGS]
-	});
+	browser = await launchWebrtcChromium();
 });
 
 test.afterEach(async () => {
@@ -38,15 +33,6 @@ test.afterEach(async () => {
 	await relay.stop();
 	relay.remove();
 });
-
-/** A UDP port free right now. */
-async function freeUdpPort(): Promise<number> {
-	const socket = createSocket('udp4');
-	await new Promise<void>((resolve) => socket.bind(0, '0.0.0.0', resolve));
-	const { port } = socket.address();
-	await new Promise<void>((resolve) => socket.close(() => resolve()));
-	return port;
-}
 
 /**
  * Carol's kith account with one conversation, and the arguments of her

@@ -10,8 +10,8 @@
  * launched with `--allow-loopback-in-peer-connection` and without mDNS
  * hiding of local addresses, so no network namespace (and no root) is needed.
  */
-import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
-import { chromiumLaunchOptions, WEBRTC_LOOPBACK_ARGS } from './chromium';
+import { expect, test, type Browser, type Page } from '@playwright/test';
+import { launchWebrtcChromium } from './chromium';
 import { article, articles, composer, inviteAndJoin, personAt } from './helpers';
 import { RelayProcess } from './support/relay-process';
 
@@ -23,11 +23,7 @@ let browser: Browser;
 test.beforeEach(async () => {
 	relay = new RelayProcess({ KITH_P2P: 'on' });
 	await relay.start();
-	const options = chromiumLaunchOptions();
-	browser = await chromium.launch({
-		...options,
-		args: [...options.args, ...WEBRTC_LOOPBACK_ARGS]
-	});
+	browser = await launchWebrtcChromium();
 });
 
 test.afterEach(async () => {
