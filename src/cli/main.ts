@@ -8,7 +8,7 @@ import { hasAccount, NodeAccount } from '../lib/node/account';
 import { KithCliError, badInput } from '../lib/node/errors';
 import { acquireLock } from '../lib/node/lock';
 import { NodeNet } from '../lib/node/net';
-import { loadOrCreateP2PIdentity, rememberWebrtcPort, udpPortFree } from '../lib/node/p2p-identity';
+import { loadOrCreateP2PIdentity, rememberWebrtcPort } from '../lib/node/p2p-identity';
 import { webrtcDirectListen } from '../lib/p2p/node';
 import type { SyncLogger } from '../lib/sync';
 import { parseInvocation, USAGE, type Invocation } from './args';
@@ -165,20 +165,12 @@ async function local(invocation: Invocation): Promise<number> {
 		throw error;
 	}
 	// serve also listens where browsers can reach it (WebRTC-Direct), unless --listen said where:
-	// on the port asked for, else on the last one used while it is free (the same address).
-	let webrtcPort = invocation.webrtcPort ?? 0;
-	if (
-		invocation.webrtcPort === null &&
-		identity.port !== null &&
-		(await udpPortFree(identity.port))
-	) {
-		webrtcPort = identity.port;
-	}
+	// on the port asked for, else on the last one used (the same address) and, if
+	// another program took it since, on any free port, as on a first start.
+	const webrtcPort = invocation.webrtcPort ?? identity.port ?? 0;
 	let listenFallback: string[] | undefined;
 	if (serving && !listen.some((address) => address.includes('/webrtc-direct'))) {
-		// The remembered port may be taken between the check above and the bind:
-		// then any free port, as on a first start.
-		if (webrtcPort !== 0 && invocation.webrtcPort === null) {
+		if (invocation.webrtcPort === null && webrtcPort !== 0) {
 			listenFallback = [...listen, webrtcDirectListen(0)];
 		}
 		listen.push(webrtcDirectListen(webrtcPort));

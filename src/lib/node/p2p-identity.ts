@@ -18,7 +18,6 @@ import 'reflect-metadata'; // @peculiar/x509 needs it loaded first
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { BasicConstraintsExtension, X509CertificateGenerator } from '@peculiar/x509';
 import type { PrivateKey } from '@libp2p/interface';
-import { createSocket } from 'node:dgram';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromBase64Url, randomBytes, toBase64Url } from '../crypto';
@@ -98,18 +97,6 @@ export function rememberWebrtcPort(dir: string, port: number): void {
 function writeIdentity(file: string, record: StoredIdentity): void {
 	writeFileSync(file, JSON.stringify(record), { mode: 0o600 });
 	chmodSync(file, 0o600);
-}
-
-/** Whether UDP `port` can be bound on every interface now (checked by binding it for a moment). */
-export function udpPortFree(port: number): Promise<boolean> {
-	return new Promise((resolve) => {
-		const socket = createSocket('udp4');
-		socket.once('error', () => {
-			socket.close();
-			resolve(false);
-		});
-		socket.bind(port, '0.0.0.0', () => socket.close(() => resolve(true)));
-	});
 }
 
 function parseStored(text: string): Partial<StoredIdentity> | null {

@@ -15,7 +15,6 @@ import {
 	createDirectCertificate,
 	loadOrCreateP2PIdentity,
 	rememberWebrtcPort,
-	udpPortFree,
 	type P2PIdentity
 } from '../node/p2p-identity';
 import { browserAddresses, isAddressInUse, NodeNet } from '../node/net';
@@ -184,18 +183,13 @@ describe('the WebRTC-Direct certificate', () => {
 		);
 	});
 
-	it('remembers the port kith serve listened on, and tells whether it is free', async () => {
+	it('remembers the port kith serve listened on', async () => {
 		const dir = tempDir();
 		expect((await loadOrCreateP2PIdentity(dir)).port).toBeNull();
-		const socket = createSocket('udp4');
-		await new Promise<void>((resolve) => socket.bind(0, '0.0.0.0', resolve));
-		const taken = socket.address().port;
+		const taken = 40_123;
 		rememberWebrtcPort(dir, taken);
 		const again = await loadOrCreateP2PIdentity(dir);
 		expect(again.port).toBe(taken);
-		expect(await udpPortFree(taken)).toBe(false);
-		await new Promise<void>((resolve) => socket.close(resolve));
-		expect(await udpPortFree(taken)).toBe(true);
 		// A renewed certificate keeps the port.
 		const later = await loadOrCreateP2PIdentity(dir, Date.now() + 400 * 24 * 3600_000);
 		expect(later.port).toBe(taken);
