@@ -70,10 +70,13 @@ import {
 import { ConversationSession } from './conversation-session.svelte';
 import { NetHub } from './net';
 import {
+	admissionSecret,
 	createInvitation,
-	decodeInviteMessage,
 	deriveInviteRoom,
 	encodeInviteMessage,
+	joinRequest,
+	joinRequestWatcher,
+	openInviteEntry,
 	inviteQrDataUrl,
 	admittedEntry,
 	openAdmission,
@@ -82,6 +85,7 @@ import {
 	verifyJoinRequest,
 	type Invitation,
 	type InviteId,
+	type InviteMessage,
 	type JoinRequest
 } from '../invite';
 import { fromBase64Url, toBase64Url } from '../crypto';
@@ -948,21 +952,10 @@ export class KithApp {
 			void this.#acceptAdmission(message, invitation, signer, keyring);
 		});
 		await session.loaded;
-		const request: JoinRequest = {
-			type: 'join',
-			v: 1,
-			invite: invitation.id,
-			user: identity.userId,
-			device: identity.deviceId,
-			dh: identity.dhPublic,
-			name: (this.displayName || 'Someone').slice(0, 64),
-			ssk: identity.sskCert,
-			deviceCert: identity.deviceCert,
-			at: Date.now()
-		};
 		// One request per device: it is kept in the invite room until admitted.
 		if (!this.#sentJoin.has(inviteId)) {
 			this.#sentJoin.add(inviteId);
+			const request = joinRequest(identity, inviteId, this.displayName);
 			await session.commit({ epoch: 0, key: room.key, plaintexts: [encodeInviteMessage(request)] });
 		}
 	}
@@ -978,7 +971,7 @@ export class KithApp {
 	 * user is warned if it does not (ConversationSession.expectInvite).
 	 */
 	async #acceptAdmission(
-		message: Extract<ReturnType<typeof decodeInviteMessage>, { type: 'admit' }>,
+		message: Extract<InviteMessage, { type: 'admit' }>,
 		invitation: Invitation,
 		signer: string,
 		keyring: UnlockedKeyring
@@ -1004,7 +997,7 @@ export class KithApp {
 	#openInviteRoom(
 		roomId: RoomId,
 		key: Uint8Array,
-		onMessage: (message: ReturnType<typeof decodeInviteMessage>, signer: string) => void
+		onMessage: (message: InviteMessage, signer: string) => void
 	): DocSession {
 		const existing = this.#inviteRooms.get(roomId);
 		if (existing) return existing;
@@ -1012,19 +1005,10 @@ export class KithApp {
 		this.#inviteRooms.set(roomId, session);
 		session.onEntries((entries) => {
 			for (const entry of entries) {
-				void openEnvelope(entry.bytes, {
-					roomId,
-					keyForEpoch: (epoch) => (epoch === 0 ? (key as never) : undefined),
-					verified: true
-				}).then(
-					(opened) => {
-						try {
-							onMessage(decodeInviteMessage(opened.plaintext), toBase64Url(opened.signer));
-						} catch (error) {
-							console.warn('kith:invite dropped a malformed message', error);
-						}
-					},
-					(error: unknown) => console.warn('kith:invite dropped an unreadable entry', error)
+				void openInviteEntry(entry.bytes, roomId, key).then(
+					({ message, signer }) => onMessage(message, signer),
+					(error: unknown) =>
+						console.warn('kith:invite dropped an unreadable or malformed entry', error)
 				);
 			}
 		});
@@ -1050,19 +1034,22 @@ export class KithApp {
 					continue;
 				}
 				if (this.#inviteRooms.has(room.roomId)) continue;
-				const admitted = new Set<string>();
 				const key = room.key;
-				const inviteRoom: DocSession = this.#openInviteRoom(room.roomId, key, (message, signer) => {
-					if (message.type === 'admit') {
-						admitted.add(message.to);
-						return;
-					}
-					if (message.invite !== invite.invite || signer !== message.device) return;
-					if (admitted.has(message.device)) return;
-					void this.#admit(session, message, invite, { session: inviteRoom, key }, admitted).catch(
-						(error: unknown) => console.warn('kith:invite could not admit a joiner', error)
-					);
-				});
+				const inviteRoom: DocSession = this.#openInviteRoom(
+					room.roomId,
+					key,
+					joinRequestWatcher(invite.invite, (request, admitted) => {
+						void this.#admit(
+							session,
+							request,
+							invite,
+							{ session: inviteRoom, key },
+							admitted
+						).catch((error: unknown) =>
+							console.warn('kith:invite could not admit a joiner', error)
+						);
+					})
+				);
 			}
 		}
 	}
@@ -1090,23 +1077,9 @@ export class KithApp {
 			certs: [request.deviceCert],
 			invite: invite.invite as OpId
 		});
-		const key = entry.keys.get(entry.epoch);
-		if (!key) return;
-		const admission = await sealAdmission(request, {
-			conversation: {
-				id: entry.id,
-				name: entry.name.slice(0, 100),
-				kind: entry.kind,
-				roomId: entry.roomId,
-				epoch: entry.epoch,
-				key: toBase64Url(key),
-				creator: (entry.creator ?? keyring.identity.userId) as never,
-				createdAt: entry.createdAt,
-				...(entry.generations?.get(entry.epoch)?.opener
-					? { opener: entry.generations.get(entry.epoch)?.opener as never }
-					: {})
-			}
-		});
+		const secret = admissionSecret(entry, keyring.identity.userId);
+		if (!secret) return;
+		const admission = await sealAdmission(request, secret);
 		await room.session.commit({
 			epoch: 0,
 			key: room.key,

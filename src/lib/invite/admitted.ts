@@ -1,11 +1,105 @@
 /**
- * The vault entry of a conversation an opened admission lets this account
- * into (the app's and the `kith` peer's joins alike).
+ * The steps of a join that the app and the `kith` peer share: the request a
+ * joiner posts, reading the invite room, what a member's admission tells
+ * the joiner, and the vault entry an opened admission becomes.
  */
-import { fromBase64Url, type ConversationId, type SecretKey } from '../crypto';
+import {
+	fromBase64Url,
+	toBase64Url,
+	type ConversationId,
+	type RoomId,
+	type SecretKey
+} from '../crypto';
+import { openEnvelope } from '../envelope';
+import type { PublicIdentity } from '../identity/keyring';
 import type { ConversationEntry } from '../vault';
 import type { Invitation } from './invitation';
-import type { AdmissionSecret } from './messages';
+import {
+	decodeInviteMessage,
+	type AdmissionSecret,
+	type InviteMessage,
+	type JoinRequest
+} from './messages';
+
+/** The request a joining device posts in the invite room (`name`: the name it gives). */
+export function joinRequest(identity: PublicIdentity, invite: string, name: string): JoinRequest {
+	return {
+		type: 'join',
+		v: 1,
+		invite: invite as JoinRequest['invite'],
+		user: identity.userId,
+		device: identity.deviceId,
+		dh: identity.dhPublic,
+		name: (name || 'Someone').slice(0, 64),
+		ssk: identity.sskCert,
+		deviceCert: identity.deviceCert,
+		at: Date.now()
+	};
+}
+
+/**
+ * One entry of an invite room, opened with the room's key and decoded.
+ * Throws on an entry that does not open or does not decode.
+ */
+export async function openInviteEntry(
+	bytes: Uint8Array,
+	roomId: RoomId,
+	key: Uint8Array
+): Promise<{ message: InviteMessage; signer: string }> {
+	const opened = await openEnvelope(bytes, {
+		roomId,
+		keyForEpoch: (epoch) => (epoch === 0 ? (key as SecretKey) : undefined),
+		// Every entry in the doc passed the doc rules (signature included).
+		verified: true
+	});
+	return { message: decodeInviteMessage(opened.plaintext), signer: toBase64Url(opened.signer) };
+}
+
+/**
+ * Member side, one invitation's room: hands `admit` each join request for
+ * `invite` posted by the device it names, once per device, and none for a
+ * device some member's admission already answered. `admit` adds the device
+ * to `admitted` once it decides to admit it.
+ */
+export function joinRequestWatcher(
+	invite: string,
+	admit: (request: JoinRequest, admitted: Set<string>) => void
+): (message: InviteMessage, signer: string) => void {
+	const admitted = new Set<string>();
+	return (message, signer) => {
+		if (message.type === 'admit') {
+			admitted.add(message.to);
+			return;
+		}
+		if (message.invite !== invite || signer !== message.device) return;
+		if (admitted.has(message.device)) return;
+		admit(message, admitted);
+	};
+}
+
+/**
+ * What an admission to `entry` gives the joiner: its current generation and
+ * key (null when this device does not hold that key). `creator` stands in
+ * for entries from before the creator was recorded.
+ */
+export function admissionSecret(entry: ConversationEntry, creator: string): AdmissionSecret | null {
+	const key = entry.keys.get(entry.epoch);
+	if (!key) return null;
+	const opener = entry.generations?.get(entry.epoch)?.opener;
+	return {
+		conversation: {
+			id: entry.id,
+			name: entry.name.slice(0, 100),
+			kind: entry.kind,
+			roomId: entry.roomId,
+			epoch: entry.epoch,
+			key: toBase64Url(key),
+			creator: (entry.creator ?? creator) as AdmissionSecret['conversation']['creator'],
+			createdAt: entry.createdAt,
+			...(opener ? { opener: opener as AdmissionSecret['conversation']['creator'] } : {})
+		}
+	};
+}
 
 /**
  * `signer` is the device that signed the admission. One from another device

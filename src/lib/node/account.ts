@@ -30,10 +30,13 @@ import {
 	type UnlockedKeyring
 } from '../identity';
 import {
+	admissionSecret,
 	createInvitation,
-	decodeInviteMessage,
 	deriveInviteRoom,
 	encodeInviteMessage,
+	joinRequest,
+	joinRequestWatcher,
+	openInviteEntry,
 	admittedEntry,
 	openAdmission,
 	parseInviteLink,
@@ -42,6 +45,7 @@ import {
 	type Admission,
 	type Invitation,
 	type InviteId,
+	type InviteMessage,
 	type JoinRequest
 } from '../invite';
 import {
@@ -525,18 +529,7 @@ export class NodeAccount {
 			void this.#acceptAdmission(message, invitation, signer);
 		});
 		if (pending.sent) return;
-		const request: JoinRequest = {
-			type: 'join',
-			v: 1,
-			invite: invitation.id,
-			user: identity.userId,
-			device: identity.deviceId,
-			dh: identity.dhPublic,
-			name: (this.displayName || 'Someone').slice(0, 64),
-			ssk: identity.sskCert,
-			deviceCert: identity.deviceCert,
-			at: Date.now()
-		};
+		const request = joinRequest(identity, invitation.id, this.displayName);
 		await doc.commit(
 			{ epoch: 0, key: room.key, plaintexts: [encodeInviteMessage(request)] },
 			this.keyring.deviceSigner
@@ -577,7 +570,7 @@ export class NodeAccount {
 	async #openInviteRoom(
 		roomId: RoomId,
 		key: Uint8Array,
-		onMessage: (message: ReturnType<typeof decodeInviteMessage>, signer: string) => void
+		onMessage: (message: InviteMessage, signer: string) => void
 	): Promise<NodeDoc> {
 		const existing = this.#inviteRooms.get(roomId);
 		if (existing) return existing;
@@ -585,20 +578,12 @@ export class NodeAccount {
 		this.#inviteRooms.set(roomId, doc);
 		const read = (entries: { bytes: Uint8Array }[]) => {
 			for (const entry of entries) {
-				void openEnvelope(entry.bytes, {
-					roomId,
-					keyForEpoch: (epoch) => (epoch === 0 ? (key as never) : undefined),
-					verified: true
-				}).then(
-					(opened) => {
-						try {
-							onMessage(decodeInviteMessage(opened.plaintext), toBase64Url(opened.signer));
-						} catch (error) {
-							this.#events.onWarning?.(`a malformed invite message was dropped: ${String(error)}`);
-						}
-					},
+				void openInviteEntry(entry.bytes, roomId, key).then(
+					({ message, signer }) => onMessage(message, signer),
 					(error: unknown) =>
-						this.#events.onWarning?.(`an unreadable invite entry was dropped: ${String(error)}`)
+						this.#events.onWarning?.(
+							`an unreadable or malformed invite entry was dropped: ${String(error)}`
+						)
 				);
 			}
 		};
@@ -624,21 +609,17 @@ export class NodeAccount {
 					continue;
 				}
 				if (this.#inviteRooms.has(room.roomId)) continue;
-				const admitted = new Set<string>();
-				const key = room.key;
-				const roomId = room.roomId;
-				await this.#openInviteRoom(roomId, key, (message, signer) => {
-					if (message.type === 'admit') {
-						admitted.add(message.to);
-						return;
-					}
-					if (message.invite !== invite.invite || signer !== message.device) return;
-					if (admitted.has(message.device)) return;
-					void this.#admit(conversation, message, invite, roomId, key, admitted).catch(
-						(error: unknown) =>
-							this.#events.onWarning?.(`could not admit a joiner: ${String(error)}`)
-					);
-				});
+				const { roomId, key } = room;
+				await this.#openInviteRoom(
+					roomId,
+					key,
+					joinRequestWatcher(invite.invite, (request, admitted) => {
+						void this.#admit(conversation, request, invite, roomId, key, admitted).catch(
+							(error: unknown) =>
+								this.#events.onWarning?.(`could not admit a joiner: ${String(error)}`)
+						);
+					})
+				);
 			}
 		}
 	}
@@ -665,24 +646,10 @@ export class NodeAccount {
 			certs: [request.deviceCert],
 			invite: invite.invite as OpId
 		});
-		const key = entry.keys.get(entry.epoch);
+		const secret = admissionSecret(entry, this.userId);
 		const doc = this.#inviteRooms.get(roomId);
-		if (!key || !doc) return;
-		const admission = await sealAdmission(request, {
-			conversation: {
-				id: entry.id,
-				name: entry.name.slice(0, 100),
-				kind: entry.kind,
-				roomId: entry.roomId,
-				epoch: entry.epoch,
-				key: toBase64Url(key),
-				creator: (entry.creator ?? this.userId) as never,
-				createdAt: entry.createdAt,
-				...(entry.generations?.get(entry.epoch)?.opener
-					? { opener: entry.generations.get(entry.epoch)?.opener as never }
-					: {})
-			}
-		});
+		if (!secret || !doc) return;
+		const admission = await sealAdmission(request, secret);
 		await doc.commit(
 			{ epoch: 0, key: roomKey, plaintexts: [encodeInviteMessage(admission)] },
 			this.keyring.deviceSigner
