@@ -13,15 +13,33 @@
  * `room` column says which room's grant paid for it (metadata the relay
  * already has from its own connections).
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { openSqlite, type SqliteSchema } from '../sqlite.ts';
 
 export const BLOB_DIR = 'blobs';
 export const BLOB_DATABASE_FILE = 'blobs.sqlite';
+const SCHEMA: SqliteSchema = {
+	version: 1,
+	sql: `
+	CREATE TABLE IF NOT EXISTS blobs (
+		id      TEXT PRIMARY KEY,
+		size    INTEGER NOT NULL,
+		room    TEXT NOT NULL,
+		created INTEGER NOT NULL
+	);
+	CREATE INDEX IF NOT EXISTS blobs_room ON blobs (room);
+	`
+};
 /** 32 bytes, base64url without padding (canonical). */
+export class BlobStoreError extends Error {
+	static readonly NAME = 'BlobStoreError';
+	override name = BlobStoreError.NAME;
+}
+
 const ID_PATTERN = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 
 export function isBlobId(value: unknown): value is string {
@@ -52,14 +70,9 @@ export class BlobStore {
 	) {
 		this.dir = join(dataDir, BLOB_DIR);
 		mkdirSync(this.dir, { recursive: true });
-		this.#db = new Database(join(dataDir, BLOB_DATABASE_FILE));
-		this.#db.pragma('journal_mode = WAL');
-		this.#db.pragma('synchronous = NORMAL');
-		this.#db.exec(
-			'CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, size INTEGER NOT NULL, ' +
-				'room TEXT NOT NULL, created INTEGER NOT NULL)'
-		);
-		this.#db.exec('CREATE INDEX IF NOT EXISTS blobs_room ON blobs (room)');
+		this.#db = openSqlite(join(dataDir, BLOB_DATABASE_FILE), SCHEMA, {
+			newer: (message) => new BlobStoreError(message)
+		}).db;
 		this.#stmt = {
 			has: this.#db.prepare('SELECT size FROM blobs WHERE id = ?'),
 			insert: this.#db.prepare(

@@ -13,11 +13,30 @@
  * The endpoint and keys are what a push service needs to deliver and
  * decrypt; nothing here can read a message. Every write is one transaction.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { openSqlite, type SqliteSchema } from '../sqlite.ts';
 
 export const PUSH_DATABASE_FILE = 'push.db';
-const SCHEMA_VERSION = 1;
+const SCHEMA: SqliteSchema = {
+	version: 1,
+	sql: `
+	CREATE TABLE IF NOT EXISTS subscriptions (
+		endpoint TEXT PRIMARY KEY,
+		p256dh   TEXT NOT NULL,
+		auth     TEXT NOT NULL,
+		device   TEXT NOT NULL,
+		updated  INTEGER NOT NULL
+	);
+	CREATE TABLE IF NOT EXISTS subscription_rooms (
+		endpoint TEXT NOT NULL,
+		room     TEXT NOT NULL,
+		muted    INTEGER NOT NULL,
+		PRIMARY KEY (endpoint, room)
+	) WITHOUT ROWID;
+	CREATE INDEX IF NOT EXISTS subscription_rooms_by_room ON subscription_rooms (room, endpoint);
+	`
+};
 
 export interface Subscription {
 	endpoint: string;
@@ -60,15 +79,9 @@ export class PushStore {
 
 	constructor(dataDir: string) {
 		this.path = join(dataDir, PUSH_DATABASE_FILE);
-		this.#db = new Database(this.path);
-		try {
-			this.#db.pragma('journal_mode = WAL');
-			this.#db.pragma('synchronous = NORMAL');
-			this.#migrate();
-		} catch (err) {
-			this.#db.close();
-			throw err;
-		}
+		this.#db = openSqlite(this.path, SCHEMA, {
+			newer: (message) => new PushStoreError(message)
+		}).db;
 		const db = this.#db;
 		this.#stmt = {
 			upsert: db.prepare(
@@ -108,35 +121,6 @@ export class PushStore {
 			return stmt.remove.run(endpoint).changes > 0;
 		});
 		this.#count = stmt.count.get()!.n;
-	}
-
-	#migrate(): void {
-		const version = this.#db.pragma('user_version', { simple: true }) as number;
-		if (version > SCHEMA_VERSION) {
-			throw new PushStoreError(
-				`${this.path} was written by a newer Kith (schema ${version}); this one reads ${SCHEMA_VERSION}.`
-			);
-		}
-		if (version === SCHEMA_VERSION) return;
-		this.#db.exec(`
-			BEGIN;
-			CREATE TABLE IF NOT EXISTS subscriptions (
-				endpoint TEXT PRIMARY KEY,
-				p256dh   TEXT NOT NULL,
-				auth     TEXT NOT NULL,
-				device   TEXT NOT NULL,
-				updated  INTEGER NOT NULL
-			);
-			CREATE TABLE IF NOT EXISTS subscription_rooms (
-				endpoint TEXT NOT NULL,
-				room     TEXT NOT NULL,
-				muted    INTEGER NOT NULL,
-				PRIMARY KEY (endpoint, room)
-			) WITHOUT ROWID;
-			CREATE INDEX IF NOT EXISTS subscription_rooms_by_room ON subscription_rooms (room, endpoint);
-			PRAGMA user_version = ${SCHEMA_VERSION};
-			COMMIT;
-		`);
 	}
 
 	/** Subscriptions stored. */

@@ -25,11 +25,50 @@
  * log still carries them. A database from schema 1 (written without
  * `secure_delete`) is vacuumed once when it is upgraded, for the same reason.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { join } from 'node:path';
+import { openSqlite, type SqliteSchema } from '../sqlite.ts';
 
 export const DATABASE_FILE = 'relay.sqlite';
-const SCHEMA_VERSION = 2;
+const SCHEMA: SqliteSchema = {
+	version: 2,
+	sql: `
+	CREATE TABLE IF NOT EXISTS rooms (
+		id      TEXT PRIMARY KEY,
+		cap     BLOB NOT NULL,
+		created INTEGER NOT NULL,
+		bytes   INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE IF NOT EXISTS updates (
+		seq   INTEGER PRIMARY KEY,
+		room  TEXT NOT NULL,
+		bytes BLOB NOT NULL
+	);
+	CREATE INDEX IF NOT EXISTS updates_by_room ON updates (room, seq);
+	CREATE TABLE IF NOT EXISTS retire_plans (
+		room         TEXT PRIMARY KEY,
+		retain_until INTEGER NOT NULL,
+		planned      INTEGER NOT NULL
+	);
+	CREATE INDEX IF NOT EXISTS retire_plans_by_deadline ON retire_plans (retain_until);
+	CREATE TABLE IF NOT EXISTS retire_devices (
+		room TEXT NOT NULL,
+		tag  TEXT NOT NULL,
+		PRIMARY KEY (room, tag)
+	) WITHOUT ROWID;
+	CREATE TABLE IF NOT EXISTS moved (
+		room TEXT NOT NULL,
+		tag  TEXT NOT NULL,
+		at   INTEGER NOT NULL,
+		PRIMARY KEY (room, tag)
+	) WITHOUT ROWID;
+	CREATE TABLE IF NOT EXISTS retired (
+		id TEXT PRIMARY KEY,
+		at INTEGER NOT NULL
+	) WITHOUT ROWID;
+	`
+};
+
 /** The page cache's size as SQLite reads `cache_size`: negative, in KiB (SQLite's default). */
 export const PAGE_CACHE_KIB = -2000;
 
@@ -107,22 +146,29 @@ export class RelayStore {
 
 	constructor(dataDir: string) {
 		this.path = join(dataDir, DATABASE_FILE);
-		this.#db = new Database(this.path);
-		try {
-			this.#db.pragma('journal_mode = WAL');
-			this.#db.pragma('synchronous = NORMAL');
-			// Deleted content is overwritten with zeros (see the module comment).
-			this.#db.pragma('secure_delete = ON');
-			// SQLite's own default page cache (2 MB), not better-sqlite3's 16 MB: the
-			// relay mostly appends, the OS caches the file anyway, and a busy room's
-			// writes would otherwise fill all 16 MB of the relay's memory with pages.
-			this.#db.pragma(`cache_size = ${PAGE_CACHE_KIB}`);
-			this.#migrate();
-		} catch (err) {
-			this.#db.close();
-			throw err;
+		const { db, from } = openSqlite(this.path, SCHEMA, {
+			pragmas: [
+				// Deleted content is overwritten with zeros (see the module comment).
+				'secure_delete = ON',
+				// SQLite's own default page cache (2 MB), not better-sqlite3's 16 MB: the
+				// relay mostly appends, the OS caches the file anyway, and a busy room's
+				// writes would otherwise fill all 16 MB of the relay's memory with pages.
+				`cache_size = ${PAGE_CACHE_KIB}`
+			],
+			newer: (message) => new StoreError(message)
+		});
+		this.#db = db;
+		if (from === 1) {
+			// Schema 1 deleted rows (compaction) without secure_delete: their bytes
+			// may sit in free space. Rebuilding the file once drops them.
+			try {
+				db.exec('VACUUM');
+				this.checkpoint();
+			} catch (err) {
+				db.close();
+				throw err;
+			}
 		}
-		const db = this.#db;
 		this.#stmt = {
 			room: db.prepare('SELECT cap, bytes FROM rooms WHERE id = ?'),
 			rows: db.prepare('SELECT count(*) AS n FROM updates WHERE room = ?'),
@@ -210,60 +256,6 @@ export class RelayStore {
 			return bytes;
 		});
 		this.#totalBytes = stmt.total.get()!.total;
-	}
-
-	#migrate(): void {
-		const version = this.#db.pragma('user_version', { simple: true }) as number;
-		if (version > SCHEMA_VERSION) {
-			throw new StoreError(
-				`${this.path} was written by a newer Kith (schema ${version}); this one reads ${SCHEMA_VERSION}.`
-			);
-		}
-		if (version === SCHEMA_VERSION) return;
-		this.#db.exec(`
-			BEGIN;
-			CREATE TABLE IF NOT EXISTS rooms (
-				id      TEXT PRIMARY KEY,
-				cap     BLOB NOT NULL,
-				created INTEGER NOT NULL,
-				bytes   INTEGER NOT NULL DEFAULT 0
-			);
-			CREATE TABLE IF NOT EXISTS updates (
-				seq   INTEGER PRIMARY KEY,
-				room  TEXT NOT NULL,
-				bytes BLOB NOT NULL
-			);
-			CREATE INDEX IF NOT EXISTS updates_by_room ON updates (room, seq);
-			CREATE TABLE IF NOT EXISTS retire_plans (
-				room         TEXT PRIMARY KEY,
-				retain_until INTEGER NOT NULL,
-				planned      INTEGER NOT NULL
-			);
-			CREATE INDEX IF NOT EXISTS retire_plans_by_deadline ON retire_plans (retain_until);
-			CREATE TABLE IF NOT EXISTS retire_devices (
-				room TEXT NOT NULL,
-				tag  TEXT NOT NULL,
-				PRIMARY KEY (room, tag)
-			) WITHOUT ROWID;
-			CREATE TABLE IF NOT EXISTS moved (
-				room TEXT NOT NULL,
-				tag  TEXT NOT NULL,
-				at   INTEGER NOT NULL,
-				PRIMARY KEY (room, tag)
-			) WITHOUT ROWID;
-			CREATE TABLE IF NOT EXISTS retired (
-				id TEXT PRIMARY KEY,
-				at INTEGER NOT NULL
-			) WITHOUT ROWID;
-			PRAGMA user_version = ${SCHEMA_VERSION};
-			COMMIT;
-		`);
-		if (version >= 1) {
-			// Schema 1 deleted rows (compaction) without secure_delete: their bytes
-			// may sit in free space. Rebuilding the file once drops them.
-			this.#db.exec('VACUUM');
-			this.checkpoint();
-		}
 	}
 
 	/** Sum of every room's stored update bytes. */
