@@ -17,7 +17,6 @@ import {
 	type EnvelopeEntry
 } from '../conversation';
 import { asSecretKey, type EnvelopeId, type RoomId, type Signer } from '../crypto';
-import { sealEnvelope } from '../envelope';
 import * as Y from 'yjs';
 import { DocPersistence } from '../storage';
 import type { SealRequest, TabCoordinator } from './tabs';
@@ -140,42 +139,29 @@ export class DocSession {
 	): Promise<EnvelopeId[]> {
 		await this.loaded;
 		const step = this.#sealing.then(async () => {
-			const key = asSecretKey(request.key);
-			// Sealing awaits; if this device's own items arrive meanwhile (e.g. from
-			// another replica) the clock moves, and the envelopes are sealed again.
-			for (let attempt = 0; ; attempt++) {
-				const base = this.doc.nextClock();
-				const entries = await Promise.all(
-					request.plaintexts.map((plaintext, i) =>
-						sealEnvelope({
-							clock: base + i,
-							roomId: this.roomId,
-							epoch: request.epoch,
-							key,
-							signer,
-							plaintext
-						})
-					)
-				);
-				if (this.doc.nextClock() !== base && attempt < 3) continue;
-				const ids = entries.map((entry) => entry.id);
-				onSealed(ids);
-				// The update is taken before awaiting the commit, so it holds exactly
-				// these entries: other tabs must only ever hear of committed data.
-				// Captured from the insert's own transaction: encoding a diff against a
-				// state vector would walk every struct of a large doc.
-				let update: Uint8Array = new Uint8Array(0);
-				const capture = (bytes: Uint8Array, origin: unknown) => {
-					if (origin === LOCAL_ORIGIN) update = bytes;
-				};
-				this.doc.doc.on('update', capture);
-				try {
-					this.doc.insertLocal(entries);
-				} finally {
-					this.doc.doc.off('update', capture);
-				}
-				return { ids, update };
+			const entries = await this.doc.sealNext({
+				epoch: request.epoch,
+				key: asSecretKey(request.key),
+				signer,
+				plaintexts: request.plaintexts
+			});
+			const ids = entries.map((entry) => entry.id);
+			onSealed(ids);
+			// The update is taken before awaiting the commit, so it holds exactly
+			// these entries: other tabs must only ever hear of committed data.
+			// Captured from the insert's own transaction: encoding a diff against a
+			// state vector would walk every struct of a large doc.
+			let update: Uint8Array = new Uint8Array(0);
+			const capture = (bytes: Uint8Array, origin: unknown) => {
+				if (origin === LOCAL_ORIGIN) update = bytes;
+			};
+			this.doc.doc.on('update', capture);
+			try {
+				this.doc.insertLocal(entries);
+			} finally {
+				this.doc.doc.off('update', capture);
 			}
+			return { ids, update };
 		});
 		this.#sealing = step.catch(() => undefined);
 		const { ids, update } = await step;

@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import * as encoding from 'lib0/encoding';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import { concatBytes, utf8Encode, type EnvelopeId } from '../crypto';
-import { envelopeId, openEnvelope } from '../envelope';
+import { concatBytes, utf8Decode, utf8Encode, type EnvelopeId } from '../crypto';
+import { envelopeId, openEnvelope, parseFrame } from '../envelope';
 import { ConversationDoc, LOCAL_ORIGIN, type EnvelopeEntry } from './conversation-doc';
 import { checkUpdate, ENVELOPE_MAP } from './doc-rules';
 import { device, rawDoc, TestRoom, type Device } from './test-support';
@@ -82,6 +82,49 @@ describe('ConversationDoc', () => {
 		// An empty insert is a no-op.
 		doc.insertLocal([]);
 		expect(updates).toHaveLength(1);
+	});
+
+	it('sealNext seals for the next clocks, and again when its own items arrive from elsewhere meanwhile', async () => {
+		// Signing waits until the test opens the gate, so the arrival below lands mid-seal.
+		let open = (): void => {};
+		const gate = new Promise<void>((resolve) => (open = resolve));
+		const held = {
+			publicKey: alice.signer.publicKey,
+			sign: async (message: Uint8Array) => {
+				await gate;
+				return alice.signer.sign(message);
+			}
+		};
+		const seal = (doc: ConversationDoc, texts: string[], signer = alice.signer) =>
+			doc.sealNext({
+				epoch: 0,
+				key: room.key,
+				signer,
+				plaintexts: texts.map((t) => utf8Encode(t))
+			});
+		// Another replica of Alice's device wrote first (say, before a restore).
+		const elsewhere = docOf(alice);
+		elsewhere.insertLocal(await seal(elsewhere, ['from elsewhere']));
+
+		const here = docOf(alice);
+		const sealing = seal(here, ['a', 'b'], held);
+		// While those are sealed for clocks 0 and 1, the other replica's item (clock 0) arrives.
+		expect((await here.applyRemote(elsewhere.encodeState(), 'relay')).ok).toBe(true);
+		open();
+		const sealed = await sealing;
+		expect(sealed.map((e) => parseFrame(e.bytes).clock)).toEqual([1, 2]);
+		here.insertLocal(sealed);
+		expect(here.size).toBe(3);
+		const texts = await Promise.all(
+			[...here.entries()].map(async (e) => {
+				const opened = await openEnvelope(e.bytes, {
+					roomId: room.roomId,
+					keyForEpoch: () => room.key
+				});
+				return utf8Decode(opened.plaintext);
+			})
+		);
+		expect(texts.sort()).toEqual(['a', 'b', 'from elsewhere']);
 	});
 
 	describe('insertLocal refuses, before inserting anything', () => {

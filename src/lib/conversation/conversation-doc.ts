@@ -8,8 +8,8 @@
  * updates go through checkUpdate and are applied only when they pass.
  */
 import * as Y from 'yjs';
-import type { EnvelopeId, RoomId } from '../crypto';
-import { parseFrame } from '../envelope';
+import type { EnvelopeId, RoomId, SecretKey, Signer } from '../crypto';
+import { parseFrame, sealEnvelope } from '../envelope';
 import {
 	checkUpdate,
 	checkVouchedUpdate,
@@ -107,6 +107,37 @@ export class ConversationDoc {
 		this.doc.transact(() => {
 			for (const { id, bytes } of entries) this.#map.set(id, bytes);
 		}, LOCAL_ORIGIN);
+	}
+
+	/**
+	 * Seal plaintexts into envelopes for the clocks their items will get (this
+	 * doc's next ones, in order), ready for one insertLocal. Sealing awaits: if
+	 * this device's own items arrive meanwhile (from another replica) the clock
+	 * moves, and they are sealed again, up to three times (then insertLocal
+	 * refuses the mismatch). The caller runs one at a time per doc.
+	 */
+	async sealNext(request: {
+		epoch: number;
+		key: SecretKey;
+		signer: Signer;
+		plaintexts: readonly Uint8Array[];
+	}): Promise<EnvelopeEntry[]> {
+		for (let attempt = 0; ; attempt++) {
+			const base = this.nextClock();
+			const entries = await Promise.all(
+				request.plaintexts.map((plaintext, i) =>
+					sealEnvelope({
+						clock: base + i,
+						roomId: this.roomId,
+						epoch: request.epoch,
+						key: request.key,
+						signer: request.signer,
+						plaintext
+					})
+				)
+			);
+			if (this.nextClock() === base || attempt >= 3) return entries;
+		}
 	}
 
 	#vouch: Vouch | null = null;

@@ -10,7 +10,6 @@
 import * as Y from 'yjs';
 import { ConversationDoc, LOCAL_ORIGIN, type EnvelopeEntry } from '../conversation';
 import { asSecretKey, type EnvelopeId, type RoomId, type Signer } from '../crypto';
-import { sealEnvelope } from '../envelope';
 import type { NodeStore } from './store';
 
 const LOAD_ORIGIN = Symbol('kith-node-load');
@@ -90,26 +89,14 @@ export class NodeDoc {
 	 */
 	commit(request: SealRequest, signer: Signer): Promise<EnvelopeId[]> {
 		const step = this.#sealing.then(async () => {
-			const key = asSecretKey(request.key);
-			for (let attempt = 0; ; attempt++) {
-				const base = this.cdoc.nextClock();
-				const entries = await Promise.all(
-					request.plaintexts.map((plaintext, i) =>
-						sealEnvelope({
-							clock: base + i,
-							roomId: this.roomId,
-							epoch: request.epoch,
-							key,
-							signer,
-							plaintext
-						})
-					)
-				);
-				// Own envelopes arrived from elsewhere while sealing: seal again.
-				if (this.cdoc.nextClock() !== base && attempt < 3) continue;
-				this.cdoc.insertLocal(entries);
-				return entries.map((entry) => entry.id);
-			}
+			const entries = await this.cdoc.sealNext({
+				epoch: request.epoch,
+				key: asSecretKey(request.key),
+				signer,
+				plaintexts: request.plaintexts
+			});
+			this.cdoc.insertLocal(entries);
+			return entries.map((entry) => entry.id);
 		});
 		this.#sealing = step.catch(() => undefined);
 		return step;
