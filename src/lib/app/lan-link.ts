@@ -12,14 +12,7 @@
 import type { RoomId } from '../crypto';
 import type { LanPeers } from '../p2p/lan-peer';
 import { warningsLogger } from '../sync/relay-connection';
-import type { DocSession } from './doc-session';
-
-interface LinkedRoom {
-	session: DocSession;
-	ikm: Uint8Array;
-	/** This device's encrypted awareness state, set on the peers' room when it is added. */
-	local: Uint8Array | null;
-}
+import { PeerLink } from './peer-link';
 
 export interface LanLinkOptions {
 	/** A room's LAN peers changed (read `label`). */
@@ -30,37 +23,14 @@ export interface LanLinkOptions {
 	onAwareness?: (roomId: RoomId, states: ReadonlyMap<number, Uint8Array>) => void;
 }
 
-export class LanLink {
+export class LanLink extends PeerLink<LanPeers> {
 	readonly #options: LanLinkOptions;
-	readonly #rooms = new Map<RoomId, LinkedRoom>();
 	readonly #withPeers = new Set<RoomId>();
-	#peers: Promise<LanPeers | null> | null = null;
-	#ready: LanPeers | null = null;
-	#closed = false;
 
 	constructor(options: LanLinkOptions = {}) {
+		// Started only once there is an address to dial (connect, keep).
+		super('LAN', false);
 		this.#options = options;
-	}
-
-	attach(roomId: RoomId, session: DocSession, ikm: Uint8Array): void {
-		if (this.#closed || this.#rooms.has(roomId)) return;
-		const room: LinkedRoom = { session, ikm, local: null };
-		this.#rooms.set(roomId, room);
-		if (this.#peers) void this.#peers.then((peers) => this.#add(peers, roomId, room));
-	}
-
-	detach(roomId: RoomId): void {
-		if (!this.#rooms.delete(roomId)) return;
-		this.#withPeers.delete(roomId);
-		void this.#peers?.then((peers) => peers?.removeRoom(roomId));
-	}
-
-	/** This device's encrypted awareness state in a room (null clears it), for the LAN peers. */
-	setLocalAwareness(roomId: RoomId, state: Uint8Array | null): void {
-		const room = this.#rooms.get(roomId);
-		if (!room) return;
-		room.local = state;
-		this.#ready?.sync.setLocalAwareness(roomId, state);
 	}
 
 	/** "LAN peer" while a room syncs with one, else "". */
@@ -70,7 +40,7 @@ export class LanLink {
 
 	/** Whether the peer at a kept address is connected now. */
 	connected(address: string): boolean {
-		return this.#ready?.connected(address) ?? false;
+		return this.ready?.connected(address) ?? false;
 	}
 
 	/**
@@ -81,43 +51,37 @@ export class LanLink {
 	async connect(text: string): Promise<string> {
 		const { parseLanPeerAddress } = await import('../p2p/lan-peer');
 		parseLanPeerAddress(text);
-		const peers = await this.#start();
+		const peers = await this.start();
 		if (!peers) throw new Error('This browser cannot reach LAN peers (no WebRTC).');
 		return (await peers.connect(text)).address;
 	}
 
 	/** Keep saved addresses: dialed now, and again whenever they are not connected. */
 	keep(addresses: string[]): void {
-		if (this.#closed || addresses.length === 0) return;
-		void this.#start().then((peers) => {
+		if (addresses.length === 0) return;
+		void this.start().then((peers) => {
 			for (const address of addresses) peers?.add(address);
 		});
 	}
 
 	async forget(address: string): Promise<void> {
-		const peers = await this.#peers;
+		const peers = await this.started();
 		await peers?.forget(address);
 	}
 
-	close(): void {
-		this.#closed = true;
-		this.#rooms.clear();
+	protected override roomDetached(roomId: RoomId): void {
+		this.#withPeers.delete(roomId);
+	}
+
+	override close(): void {
+		super.close();
 		this.#withPeers.clear();
-		void this.#peers?.then((peers) => peers?.stop());
 	}
 
-	#add(peers: LanPeers | null, roomId: RoomId, room: LinkedRoom): void {
-		void room.session.loaded
-			.catch(() => undefined)
-			.then(() => {
-				if (!peers || this.#rooms.get(roomId) !== room) return;
-				peers.addRoom({ roomId, cdoc: room.session.doc, capabilityIkm: room.ikm });
-				if (room.local) peers.sync.setLocalAwareness(roomId, room.local);
-			});
-	}
-
-	#start(): Promise<LanPeers | null> {
-		this.#peers ??= import('../p2p/lan-peer')
+	protected override startPeers(
+		commit: (roomId: RoomId, update: Uint8Array) => void
+	): Promise<LanPeers | null> {
+		return import('../p2p/lan-peer')
 			.then(({ LanPeers }) =>
 				LanPeers.start({
 					logger: warningsLogger('lan'),
@@ -127,34 +91,14 @@ export class LanLink {
 						this.#options.onStatus?.(roomId);
 					},
 					onConnections: () => this.#options.onConnections?.(),
-					onRemoteApplied: (roomId, update) => {
-						this.#rooms
-							.get(roomId)
-							?.session.commitRemoteUpdate(update)
-							.catch((error: unknown) =>
-								console.error('kith lan: could not store an update', error)
-							);
-					}
+					onRemoteApplied: commit
 				})
 			)
-			.then(
-				async (peers) => {
-					if (this.#closed) {
-						await peers.stop();
-						return null;
-					}
-					this.#ready = peers;
-					peers.sync.on('awareness', ({ roomId, states }) =>
-						this.#options.onAwareness?.(roomId, states)
-					);
-					for (const [roomId, room] of this.#rooms) this.#add(peers, roomId, room);
-					return peers;
-				},
-				(error: unknown) => {
-					console.warn('kith: no LAN peers:', error);
-					return null;
-				}
-			);
-		return this.#peers;
+			.then((peers) => {
+				peers.sync.on('awareness', ({ roomId, states }) =>
+					this.#options.onAwareness?.(roomId, states)
+				);
+				return peers;
+			});
 	}
 }
