@@ -57,19 +57,28 @@ async function writes(member: Member, n: number): Promise<Uint8Array[]> {
 	return updates;
 }
 
+/**
+ * A relay with a room, Alice to write (her client `a` joined, the room's
+ * step 1 received) and Bob to read (`b`, synced with his doc).
+ */
+async function writerAndReader(options: Parameters<typeof startRelay>[0]) {
+	const relay = await startRelay(options);
+	const conversation = new Conversation();
+	const alice = await Member.create(conversation);
+	const bob = await Member.create(conversation);
+	const a = await RelayClient.join(relay.base, conversation);
+	const b = await RelayClient.join(relay.base, conversation, { doc: bob.doc });
+	await a.next((f) => f.kind === 'sync-step1');
+	await b.pull();
+	return { relay, conversation, alice, bob, a, b };
+}
+
 /** Every update through the room's queue: no update is taken at once. */
 const QUEUED = { relay: { idleRoomMs: Number.POSITIVE_INFINITY } };
 
 describe('relay batches', () => {
 	it('refuses only the bad update of a batch; stores the rest in one row, forwards one merged update, acknowledges once', async () => {
-		const relay = await startRelay(QUEUED);
-		const conversation = new Conversation();
-		const alice = await Member.create(conversation);
-		const bob = await Member.create(conversation);
-		const a = await RelayClient.join(relay.base, conversation);
-		const b = await RelayClient.join(relay.base, conversation, { doc: bob.doc });
-		await a.next((f) => f.kind === 'sync-step1');
-		await b.pull();
+		const { relay, conversation, alice, bob, a, b } = await writerAndReader(QUEUED);
 		const updates = await writes(alice, 4);
 
 		const seen = a.frames.length;
@@ -129,14 +138,7 @@ describe('relay batches', () => {
 	});
 
 	it('takes an update that repeats items of an earlier one in its batch after that one is stored', async () => {
-		const relay = await startRelay(QUEUED);
-		const conversation = new Conversation();
-		const alice = await Member.create(conversation);
-		const bob = await Member.create(conversation);
-		const a = await RelayClient.join(relay.base, conversation);
-		const b = await RelayClient.join(relay.base, conversation, { doc: bob.doc });
-		await a.next((f) => f.kind === 'sync-step1');
-		await b.pull();
+		const { relay, conversation, alice, bob, a, b } = await writerAndReader(QUEUED);
 		const updates = await writes(alice, 2);
 
 		a.sendUpdate(updates[0]!);
@@ -152,14 +154,7 @@ describe('relay batches', () => {
 	});
 
 	it('forwards before storing, and acknowledges only after the commit', async () => {
-		const relay = await startRelay(QUEUED);
-		const conversation = new Conversation();
-		const alice = await Member.create(conversation);
-		const bob = await Member.create(conversation);
-		const a = await RelayClient.join(relay.base, conversation);
-		const b = await RelayClient.join(relay.base, conversation, { doc: bob.doc });
-		await a.next((f) => f.kind === 'sync-step1');
-		await b.pull();
+		const { alice, bob, a, b } = await writerAndReader(QUEUED);
 		const updates = await writes(alice, 6);
 
 		// What the relay does, in order: its sends (by the first bytes) and its commits.
@@ -194,14 +189,7 @@ describe('relay batches', () => {
 	});
 
 	it('does not acknowledge a batch whose commit failed; its senders hear server-error and may send again', async () => {
-		const relay = await startRelay(QUEUED);
-		const conversation = new Conversation();
-		const alice = await Member.create(conversation);
-		const bob = await Member.create(conversation);
-		const a = await RelayClient.join(relay.base, conversation);
-		const b = await RelayClient.join(relay.base, conversation, { doc: bob.doc });
-		await a.next((f) => f.kind === 'sync-step1');
-		await b.pull();
+		const { relay, conversation, alice, bob, a, b } = await writerAndReader(QUEUED);
 		const updates = await writes(alice, 3);
 
 		vi.spyOn(RelayStore.prototype, 'append').mockImplementationOnce(() => {
@@ -225,14 +213,9 @@ describe('relay batches', () => {
 		expect(updateRows(relay.dataDir, conversation.roomId)).toBeGreaterThan(0);
 	});
 	it('takes an update to an idle room at once; what came in the same read waits for one batch', async () => {
-		const relay = await startRelay({ relay: { idleRoomMs: 50 } });
-		const conversation = new Conversation();
-		const alice = await Member.create(conversation);
-		const bob = await Member.create(conversation);
-		const a = await RelayClient.join(relay.base, conversation);
-		const b = await RelayClient.join(relay.base, conversation, { doc: bob.doc });
-		await a.next((f) => f.kind === 'sync-step1');
-		await b.pull();
+		const { relay, conversation, alice, bob, a, b } = await writerAndReader({
+			relay: { idleRoomMs: 50 }
+		});
 		const updates = await writes(alice, 5);
 
 		const events: string[] = [];
