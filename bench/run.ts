@@ -187,7 +187,7 @@ async function relayLatency(cfg: Config, browser: BenchBrowser): Promise<void> {
 	process.stdout.write(
 		[
 			'',
-			`Two pages of one headless Chromium (${/Chrome\/([\d.]+)/.exec(userAgent)?.[1] ?? '?'}), relays in their own processes on loopback; pages visible: ${results.visibility.join(', ')}.`,
+			`Two pages of one headless Chromium (${/Chrome\/([\d.]+)/.exec(userAgent)?.[1] ?? '?'}), relays in their own processes on loopback; pages visible: ${results.visibility.join(', ')}; clock ${results.isolated ? '5 µs steps (cross-origin isolated)' : '100 µs steps'}.`,
 			`Load average (1 min) ${fmt(load[0] ?? 0, 1)} at start, ${fmt(end[0] ?? 0, 1)} at end; ${fmt((Date.now() - started) / 1000)} s.`,
 			''
 		].join('\n')

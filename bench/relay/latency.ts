@@ -57,6 +57,8 @@ export interface LatencyResults {
 	reps: LatencyRep[];
 	/** document.visibilityState of both pages at the end (hidden pages get throttled timers). */
 	visibility: string[];
+	/** Whether both pages were cross-origin isolated (the fine clock). */
+	isolated: boolean;
 	userAgent: string;
 }
 
@@ -179,6 +181,7 @@ export async function runLatency(
 	};
 	const reps: LatencyRep[] = [];
 	const visibility: string[] = [];
+	let isolated = false;
 	let userAgent = '';
 	let a: Page | null = null;
 	let b: Page | null = null;
@@ -200,6 +203,7 @@ export async function runLatency(
 			}
 		}
 		visibility.push(await call(a, 'visibility'), await call(b, 'visibility'));
+		isolated = (await call(a, 'isolated')) && (await call(b, 'isolated'));
 		userAgent = await a.evaluate(() => navigator.userAgent);
 	} finally {
 		await a?.close().catch(() => undefined);
@@ -207,7 +211,7 @@ export async function runLatency(
 		await relays.kith.stop();
 		await relays.stock.stop();
 	}
-	const results: LatencyResults = { config: cfg, reps, visibility, userAgent };
+	const results: LatencyResults = { config: cfg, reps, visibility, isolated, userAgent };
 	return { rows: latencyRows(results), results };
 }
 
