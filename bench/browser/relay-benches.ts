@@ -33,6 +33,7 @@ import {
 	type RoomId,
 	type SecretKey
 } from '$lib/crypto';
+import { useWasmSha256 } from '$lib/crypto/wasm-sha256';
 import { clientIdFor, openEnvelope, sealEnvelope } from '$lib/envelope';
 import { RelayConnection, type SyncLogger } from '$lib/sync';
 import { messageText } from './texts';
@@ -144,6 +145,8 @@ async function kithJoin(
 ): Promise<void> {
 	role = as;
 	run = emptyRun();
+	// As the app's composition root does (createApp).
+	await useWasmSha256();
 	const key = fromBase64Url(epochKey) as SecretKey;
 	const signer = await createSigner(newSigningSeed());
 	const clock = new HlcClock();
