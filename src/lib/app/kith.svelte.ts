@@ -1156,8 +1156,9 @@ export class KithApp {
 		}
 		this.displayName = vault.displayName;
 		// This device among the account's devices (Settings → Devices), and when it was last seen.
+		// The change is made at once; its commit is not waited for: the conversations open meanwhile.
 		const deviceName = deviceNameFrom(typeof navigator === 'undefined' ? '' : navigator.userAgent);
-		await this.#changeVault((v) =>
+		void this.#changeVault((v) =>
 			v.noteDevice(keyring.identity.deviceId, deviceName, Date.now(), keyring.identity.dhPublic)
 		).catch((error: unknown) => console.warn('kith:devices could not note this device', error));
 		await this.#syncConversations();
