@@ -29,9 +29,7 @@ import { clientIdFor, openEnvelope } from '../envelope';
 import {
 	createSigner,
 	ed25519PublicKey,
-	newRoomId,
 	newSigningSeed,
-	newSecretKey,
 	type ConversationId,
 	type RoomId,
 	type SecretKey,
@@ -61,6 +59,7 @@ import {
 	encodeVaultChanges,
 	encodeVaultMove,
 	makeVaultMove,
+	newConversationEntry,
 	readVaultMove,
 	Vault,
 	vaultRoomId,
@@ -818,17 +817,7 @@ export class KithApp {
 	}
 
 	#newConversationEntry(name: string, kind: 'notes' | 'group'): ConversationEntry {
-		const roomId = newRoomId();
-		return {
-			id: roomId as string as ConversationId,
-			name,
-			kind,
-			roomId,
-			epoch: 0,
-			keys: new Map([[0, newSecretKey()]]),
-			createdAt: Date.now(),
-			...(this.#keyring ? { creator: this.#keyring.identity.userId as string } : {})
-		};
+		return newConversationEntry(name, kind, this.#keyring?.identity.userId);
 	}
 
 	// ---- invitations ---------------------------------------------------------

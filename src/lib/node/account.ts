@@ -14,8 +14,6 @@ import { join } from 'node:path';
 import { HlcClock, type Message, type OpId } from '../conversation';
 import {
 	fromBase64Url,
-	newRoomId,
-	newSecretKey,
 	randomBytes,
 	toBase64Url,
 	type ConversationId,
@@ -51,6 +49,7 @@ import {
 import {
 	decodeVaultChanges,
 	encodeVaultChanges,
+	newConversationEntry,
 	Vault,
 	vaultRoomId,
 	type ConversationEntry
@@ -299,17 +298,7 @@ export class NodeAccount {
 	}
 
 	#newEntry(name: string, kind: 'notes' | 'group'): ConversationEntry {
-		const roomId = newRoomId();
-		return {
-			id: roomId as string as ConversationId,
-			name,
-			kind,
-			roomId,
-			epoch: 0,
-			keys: new Map([[0, newSecretKey()]]),
-			createdAt: Date.now(),
-			creator: this.userId
-		};
+		return newConversationEntry(name, kind, this.userId);
 	}
 
 	async #syncConversations(): Promise<void> {

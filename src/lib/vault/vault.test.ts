@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { newRoomId, newSecretKey, type ConversationId } from '../crypto';
-import { DEVICE_SEEN_STEP_MS, Vault, type ConversationEntry } from './vault';
+import { DEVICE_SEEN_STEP_MS, newConversationEntry, Vault, type ConversationEntry } from './vault';
 
 function entry(name: string, extra: Partial<ConversationEntry> = {}): ConversationEntry {
 	return {
@@ -16,6 +16,23 @@ function entry(name: string, extra: Partial<ConversationEntry> = {}): Conversati
 }
 
 describe('Vault conversations', () => {
+	it('a new conversation entry is a first generation in a room and under a key of its own, kept by the vault as made', async () => {
+		const one = newConversationEntry('Trip', 'group', 'user-ada');
+		const two = newConversationEntry('Notes', 'notes');
+		expect(one).toMatchObject({ name: 'Trip', kind: 'group', epoch: 0, creator: 'user-ada' });
+		expect(one.id as string).toBe(one.roomId as string);
+		expect(one.keys.get(0)).toHaveLength(32);
+		expect(two).not.toHaveProperty('creator');
+		expect(two.roomId).not.toBe(one.roomId);
+		expect(two.keys.get(0)).not.toEqual(one.keys.get(0));
+		const vault = await Vault.open();
+		vault.initialise('Ada', two);
+		vault.addConversation(one);
+		const kept = vault.conversations().find((c) => c.id === one.id);
+		expect(kept).toMatchObject({ name: 'Trip', kind: 'group', roomId: one.roomId, epoch: 0 });
+		expect(kept?.keys.get(0)).toEqual(one.keys.get(0));
+	});
+
 	it('keeps an unconfirmed admission’s invitation and the mute setting, across devices', async () => {
 		const a = await Vault.open();
 		const changes = [

@@ -17,6 +17,8 @@ import { z } from 'zod';
 import {
 	deriveKey,
 	fromBase64Url,
+	newRoomId,
+	newSecretKey,
 	randomBytes,
 	toBase64Url,
 	utf8Decode,
@@ -137,6 +139,29 @@ export interface ConversationEntry {
 	generations?: Map<number, { room: RoomId; opener: string | null }>;
 	/** Abandoned rooms of the current epoch and their keys (see VaultConversation). */
 	abandoned?: Map<RoomId, SecretKey>;
+}
+
+/**
+ * A new conversation's entry: its first generation (epoch 0) in a fresh room
+ * under a fresh key. `creator`: the user id of the account making it (absent
+ * reads as this account).
+ */
+export function newConversationEntry(
+	name: string,
+	kind: ConversationKind,
+	creator?: string
+): ConversationEntry {
+	const roomId = newRoomId();
+	return {
+		id: roomId as string as ConversationId,
+		name,
+		kind,
+		roomId,
+		epoch: 0,
+		keys: new Map([[0, newSecretKey()]]),
+		createdAt: Date.now(),
+		...(creator === undefined ? {} : { creator })
+	};
 }
 
 export interface ReadPosition {
