@@ -69,7 +69,7 @@ import {
 import { ConversationSession } from './conversation-session.svelte';
 import { NetHub } from './net';
 import {
-	admissionSecret,
+	admitJoinRequest,
 	createInvitation,
 	deriveInviteRoom,
 	encodeInviteMessage,
@@ -80,8 +80,6 @@ import {
 	admittedEntry,
 	openAdmission,
 	parseInviteLink,
-	sealAdmission,
-	verifyJoinRequest,
 	type Invitation,
 	type InviteId,
 	type InviteMessage,
@@ -1028,14 +1026,8 @@ export class KithApp {
 					room.roomId,
 					key,
 					joinRequestWatcher(invite.invite, (request, admitted) => {
-						void this.#admit(
-							session,
-							request,
-							invite,
-							{ session: inviteRoom, key },
-							admitted
-						).catch((error: unknown) =>
-							console.warn('kith:invite could not admit a joiner', error)
+						void this.#admit(session, request, { session: inviteRoom, key }, admitted).catch(
+							(error: unknown) => console.warn('kith:invite could not admit a joiner', error)
 						);
 					})
 				);
@@ -1046,33 +1038,18 @@ export class KithApp {
 	async #admit(
 		session: ConversationSession,
 		request: JoinRequest,
-		invite: { invite: string; expires: number },
 		room: { session: DocSession; key: Uint8Array },
 		admitted: Set<string>
 	): Promise<void> {
 		const keyring = this.#keyring;
 		const entry = this.#vault?.conversations().find((c) => c.id === session.id);
 		if (!keyring || !entry || !this.#tabs?.isLeader) return;
-		// Asked again now: it may have been revoked since the room was watched.
-		if (!session.invites().some((live) => live.invite === invite.invite)) return;
-		await verifyJoinRequest(request);
-		if (admitted.has(request.device)) return;
-		admitted.add(request.device);
-		await session.addMember({
-			user: request.user,
-			devices: [request.device],
-			name: request.name,
-			ssk: request.ssk,
-			certs: [request.deviceCert],
-			invite: invite.invite as OpId
-		});
-		const secret = admissionSecret(entry, keyring.identity.userId);
-		if (!secret) return;
-		const admission = await sealAdmission(request, secret);
-		await room.session.commit({
-			epoch: 0,
-			key: room.key,
-			plaintexts: [encodeInviteMessage(admission)]
+		await admitJoinRequest(request, admitted, {
+			entry,
+			creator: keyring.identity.userId,
+			stillInvited: (invite) => session.invites().some((live) => live.invite === invite),
+			addMember: (member) => session.addMember(member),
+			post: (plaintext) => room.session.commit({ epoch: 0, key: room.key, plaintexts: [plaintext] })
 		});
 	}
 

@@ -9,7 +9,13 @@ import {
 } from '../crypto';
 import { createAccount } from '../identity';
 import type { ConversationEntry } from '../vault';
-import { admissionSecret, admittedEntry, joinRequest, joinRequestWatcher } from './admitted';
+import {
+	admissionSecret,
+	admitJoinRequest,
+	admittedEntry,
+	joinRequest,
+	joinRequestWatcher
+} from './admitted';
 import {
 	decodeInviteMessage,
 	encodeInviteMessage,
@@ -105,6 +111,61 @@ describe('the steps of a join', async () => {
 			const request = requestOf(joiner);
 			hear(request, request.device);
 			expect(asked).toEqual([]);
+		});
+	});
+
+	describe('admitJoinRequest', () => {
+		function admitter(live: boolean) {
+			const members: string[] = [];
+			const posted: Uint8Array[] = [];
+			const held = entry({ creator: member.identity.userId });
+			return {
+				members,
+				posted,
+				held,
+				admitter: {
+					entry: held,
+					creator: member.identity.userId,
+					stillInvited: (invite: string) => live && invite === invitation.id,
+					addMember: async (m: { user: string; devices: string[] }) => {
+						members.push(`${m.user}/${m.devices.join(',')}`);
+					},
+					post: async (plaintext: Uint8Array) => {
+						posted.push(plaintext);
+					}
+				}
+			};
+		}
+
+		it('records the joiner as a member, then posts an admission only their device opens, once', async () => {
+			const request = joinRequest(joiner.identity, invitation.id, 'Grace');
+			const { members, posted, held, admitter: a } = admitter(true);
+			const admitted = new Set<string>();
+			await admitJoinRequest(request, admitted, a);
+			await admitJoinRequest(request, admitted, a);
+			expect(members).toEqual([`${joiner.identity.userId}/${joiner.identity.deviceId}`]);
+			expect(posted).toHaveLength(1);
+			const admission = decodeInviteMessage(posted[0]!);
+			expect(admission.type).toBe('admit');
+			const opened = await openAdmission(admission as Admission, joiner.dhSecret, invitation.id);
+			expect(opened.conversation.roomId).toBe(held.roomId);
+		});
+
+		it('does nothing for a revoked invitation', async () => {
+			const { members, posted, admitter: a } = admitter(false);
+			await admitJoinRequest(joinRequest(joiner.identity, invitation.id, 'G'), new Set(), a);
+			expect(members).toEqual([]);
+			expect(posted).toEqual([]);
+		});
+
+		it('refuses a request whose certificates do not hold, admitting nobody', async () => {
+			const request = joinRequest(joiner.identity, invitation.id, 'Grace');
+			// Another account's device certificate: not a device of the user the request names.
+			const forged = { ...request, deviceCert: other.identity.deviceCert };
+			const { members, posted, admitter: a } = admitter(true);
+			await expect(admitJoinRequest(forged, new Set(), a)).rejects.toThrow();
+			expect(members).toEqual([]);
+			expect(posted).toEqual([]);
 		});
 	});
 

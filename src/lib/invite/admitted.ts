@@ -14,8 +14,12 @@ import { openEnvelope } from '../envelope';
 import type { PublicIdentity } from '../identity/keyring';
 import type { ConversationEntry } from '../vault';
 import type { Invitation } from './invitation';
+import type { MemberAddOp, OpId } from '../conversation';
 import {
 	decodeInviteMessage,
+	encodeInviteMessage,
+	sealAdmission,
+	verifyJoinRequest,
 	type AdmissionSecret,
 	type InviteMessage,
 	type JoinRequest
@@ -75,6 +79,49 @@ export function joinRequestWatcher(
 		if (admitted.has(message.device)) return;
 		admit(message, admitted);
 	};
+}
+
+/** What a member device needs to admit a joiner to one conversation. */
+export interface Admitter {
+	/** The conversation's vault entry (its current generation and key). */
+	entry: ConversationEntry;
+	/** Stands in for an entry's creator where it was not recorded. */
+	creator: string;
+	/** Whether the invitation is still live in the conversation (asked again now). */
+	stillInvited(invite: string): boolean;
+	/** Records the joiner as a member of the conversation. */
+	addMember(member: Omit<MemberAddOp, 'v' | 'id' | 'hlc' | 'type' | 'role'>): Promise<void>;
+	/** Posts a message in the invite room. */
+	post(plaintext: Uint8Array): Promise<void>;
+}
+
+/**
+ * Member side: admits the joiner of `request` (see joinRequestWatcher): if
+ * the invitation is still live and the request checks out (a certified
+ * device of the user it names, not expired), records them as a member, then
+ * posts the admission sealed to their device. Throws what verifyJoinRequest
+ * throws; does nothing for a device in `admitted` (added here).
+ */
+export async function admitJoinRequest(
+	request: JoinRequest,
+	admitted: Set<string>,
+	admitter: Admitter
+): Promise<void> {
+	if (!admitter.stillInvited(request.invite)) return;
+	await verifyJoinRequest(request);
+	if (admitted.has(request.device)) return;
+	admitted.add(request.device);
+	await admitter.addMember({
+		user: request.user,
+		devices: [request.device],
+		name: request.name,
+		ssk: request.ssk,
+		certs: [request.deviceCert],
+		invite: request.invite as string as OpId
+	});
+	const secret = admissionSecret(admitter.entry, admitter.creator);
+	if (!secret) return;
+	await admitter.post(encodeInviteMessage(await sealAdmission(request, secret)));
 }
 
 /**

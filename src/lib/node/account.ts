@@ -28,7 +28,7 @@ import {
 	type UnlockedKeyring
 } from '../identity';
 import {
-	admissionSecret,
+	admitJoinRequest,
 	createInvitation,
 	deriveInviteRoom,
 	encodeInviteMessage,
@@ -38,8 +38,6 @@ import {
 	admittedEntry,
 	openAdmission,
 	parseInviteLink,
-	sealAdmission,
-	verifyJoinRequest,
 	type Admission,
 	type Invitation,
 	type InviteId,
@@ -603,9 +601,8 @@ export class NodeAccount {
 					roomId,
 					key,
 					joinRequestWatcher(invite.invite, (request, admitted) => {
-						void this.#admit(conversation, request, invite, roomId, key, admitted).catch(
-							(error: unknown) =>
-								this.#events.onWarning?.(`could not admit a joiner: ${String(error)}`)
+						void this.#admit(conversation, request, roomId, key, admitted).catch((error: unknown) =>
+							this.#events.onWarning?.(`could not admit a joiner: ${String(error)}`)
 						);
 					})
 				);
@@ -616,33 +613,24 @@ export class NodeAccount {
 	async #admit(
 		conversation: NodeConversation,
 		request: JoinRequest,
-		invite: { invite: string; expires: number },
 		roomId: RoomId,
 		roomKey: Uint8Array,
 		admitted: Set<string>
 	): Promise<void> {
-		// Asked again now: it may have been revoked since the room was watched.
-		if (!conversation.invites().some((live) => live.invite === invite.invite)) return;
-		await verifyJoinRequest(request);
-		if (admitted.has(request.device)) return;
-		admitted.add(request.device);
-		const entry = conversation.entry;
-		await conversation.addMember({
-			user: request.user,
-			devices: [request.device],
-			name: request.name,
-			ssk: request.ssk,
-			certs: [request.deviceCert],
-			invite: invite.invite as OpId
-		});
-		const secret = admissionSecret(entry, this.userId);
 		const doc = this.#inviteRooms.get(roomId);
-		if (!secret || !doc) return;
-		const admission = await sealAdmission(request, secret);
-		await doc.commit(
-			{ epoch: 0, key: roomKey, plaintexts: [encodeInviteMessage(admission)] },
-			this.keyring.deviceSigner
-		);
+		if (!doc) return;
+		await admitJoinRequest(request, admitted, {
+			entry: conversation.entry,
+			creator: this.userId,
+			stillInvited: (invite) => conversation.invites().some((live) => live.invite === invite),
+			addMember: (member) => conversation.addMember(member),
+			post: async (plaintext) => {
+				await doc.commit(
+					{ epoch: 0, key: roomKey, plaintexts: [plaintext] },
+					this.keyring.deviceSigner
+				);
+			}
+		});
 	}
 
 	close(): void {
