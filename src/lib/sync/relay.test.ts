@@ -172,11 +172,23 @@ function allSent(c: Client, of: Client = c): boolean {
 		.every((entry) => isSentBy(c.connection.relayState, entry.bytes));
 }
 
+/** A relay started with `args`, and a new room's id and key. */
+async function roomOnRelay(...args: Parameters<typeof startRelay>) {
+	return { relay: await startRelay(...args), room: newRoomId(), key: newSecretKey() };
+}
+
+/** Alice and Bob, each a device of their own, connected to one new room. */
+async function aliceAndBob(...args: Parameters<typeof startRelay>) {
+	const { relay, room, key } = await roomOnRelay(...args);
+	const alice = await client(relay, room, key);
+	const bob = await client(relay, room, key);
+	await until(() => connected(alice) && connected(bob), 'both connected');
+	return { relay, room, key, alice, bob };
+}
+
 describe('RelayConnection against the real relay', () => {
 	it('two devices of one conversation converge both ways', async () => {
-		const relay = await startRelay();
-		const room = newRoomId();
-		const key = newSecretKey();
+		const { relay, room, key } = await roomOnRelay();
 		const alice = await client(relay, room, key);
 		await write(alice.cdoc, alice.device, key, 'a1', 'a2');
 		await until(() => connected(alice), 'alice connected');
@@ -198,9 +210,7 @@ describe('RelayConnection against the real relay', () => {
 	});
 
 	it('acknowledgements mark envelopes as sent', async () => {
-		const relay = await startRelay();
-		const room = newRoomId();
-		const key = newSecretKey();
+		const { relay, room, key } = await roomOnRelay();
 		const alice = await client(relay, room, key);
 		const entries = await write(alice.cdoc, alice.device, key, 'one', 'two');
 		for (const entry of entries)
@@ -219,9 +229,7 @@ describe('RelayConnection against the real relay', () => {
 	});
 
 	it('refuses a client without the capability; its doc receives nothing', async () => {
-		const relay = await startRelay();
-		const room = newRoomId();
-		const key = newSecretKey();
+		const { relay, room, key } = await roomOnRelay();
 		const alice = await client(relay, room, key); // claims the room
 		await write(alice.cdoc, alice.device, key, 'members only');
 		await until(() => allSent(alice), 'stored');
@@ -243,12 +251,7 @@ describe('RelayConnection against the real relay', () => {
 	});
 
 	it('surfaces the relay’s refusal of an update that breaks the doc rules', async () => {
-		const relay = await startRelay();
-		const room = newRoomId();
-		const key = newSecretKey();
-		const alice = await client(relay, room, key);
-		const bob = await client(relay, room, key);
-		await until(() => connected(alice) && connected(bob), 'both connected');
+		const { room, key, alice, bob } = await aliceAndBob();
 
 		// Alice's doc is made to carry bob's envelope under alice's client id (as a
 		// buggy or hostile client would send it): the relay refuses it whole.
@@ -275,9 +278,7 @@ describe('RelayConnection against the real relay', () => {
 	});
 
 	it('reconnects after a relay restart; what was written offline goes out', async () => {
-		const relay = await startRelay();
-		const room = newRoomId();
-		const key = newSecretKey();
+		const { relay, room, key } = await roomOnRelay();
 		const alice = await client(relay, room, key);
 		const bob = await client(relay, room, key);
 		await write(alice.cdoc, alice.device, key, 'before');
@@ -297,9 +298,7 @@ describe('RelayConnection against the real relay', () => {
 	});
 
 	it('a device that lost its storage gets its own envelopes back and writes on', async () => {
-		const relay = await startRelay();
-		const room = newRoomId();
-		const key = newSecretKey();
+		const { relay, room, key } = await roomOnRelay();
 		const alice = await client(relay, room, key);
 		await write(alice.cdoc, alice.device, key, 'one', 'two');
 		await until(() => allSent(alice), 'stored');
@@ -314,9 +313,7 @@ describe('RelayConnection against the real relay', () => {
 	});
 
 	it('sends a backlog bigger than the relay’s frame limit in pieces', async () => {
-		const relay = await startRelay();
-		const room = newRoomId();
-		const key = newSecretKey();
+		const { relay, room, key } = await roomOnRelay();
 		const alice = await client(relay, room, key);
 		await until(() => connected(alice), 'alice connected');
 		alice.connection.destroy();
@@ -332,12 +329,9 @@ describe('RelayConnection against the real relay', () => {
 	});
 
 	it('sends again what a rate-limited relay dropped', async () => {
-		const relay = await startRelay(undefined, 0, { KITH_RATE_MSGS_PER_SEC: '5' });
-		const room = newRoomId();
-		const key = newSecretKey();
-		const alice = await client(relay, room, key);
-		const bob = await client(relay, room, key);
-		await until(() => connected(alice) && connected(bob), 'both connected');
+		const { key, alice, bob } = await aliceAndBob(undefined, 0, {
+			KITH_RATE_MSGS_PER_SEC: '5'
+		});
 		for (let i = 0; i < 40; i++) await write(alice.cdoc, alice.device, key, `burst ${i}`);
 		await until(() => alice.connection.lastRefusal?.code === 'rate-limited', 'the refusal');
 		await until(() => allSent(alice), 'all acknowledged', 20_000);
@@ -346,12 +340,7 @@ describe('RelayConnection against the real relay', () => {
 	});
 
 	it('a burst of messages, each with its notification and typing state, stays within the relay’s rate limit', async () => {
-		const relay = await startRelay();
-		const room = newRoomId();
-		const key = newSecretKey();
-		const alice = await client(relay, room, key);
-		const bob = await client(relay, room, key);
-		await until(() => connected(alice) && connected(bob), 'both connected');
+		const { room, key, alice, bob } = await aliceAndBob();
 		const count = 500;
 		const base = alice.cdoc.nextClock();
 		const entries = await Promise.all(
@@ -379,12 +368,7 @@ describe('RelayConnection against the real relay', () => {
 	});
 
 	it('relays encrypted awareness states between devices', async () => {
-		const relay = await startRelay();
-		const room = newRoomId();
-		const key = newSecretKey();
-		const alice = await client(relay, room, key);
-		const bob = await client(relay, room, key);
-		await until(() => connected(alice) && connected(bob), 'both connected');
+		const { relay, room, key, alice, bob } = await aliceAndBob();
 		const seen: Array<Map<number, Uint8Array>> = [];
 		bob.connection.on('awareness', ({ states }) => seen.push(new Map(states)));
 
@@ -404,9 +388,7 @@ describe('RelayConnection against the real relay', () => {
 	});
 
 	it('DocSession.commitRemoteUpdate stores relay updates and tells the other tabs', async () => {
-		const relay = await startRelay();
-		const room = newRoomId();
-		const key = newSecretKey();
+		const { relay, room, key } = await roomOnRelay();
 		const me = await newDevice();
 		const profile = `profile-${room}`;
 		// Node has BroadcastChannel and no Web Locks: each coordinator leads on its
