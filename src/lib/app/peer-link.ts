@@ -60,7 +60,7 @@ export abstract class PeerLink<P extends LinkPeers> {
 
 	detach(roomId: RoomId): void {
 		if (!this.#rooms.delete(roomId)) return;
-		this.roomDetached(roomId);
+		this.roomDetached?.(roomId);
 		void this.#peers?.then((peers) => peers?.removeRoom(roomId));
 	}
 
@@ -116,9 +116,7 @@ export abstract class PeerLink<P extends LinkPeers> {
 	}
 
 	/** A room was detached: what a subclass keeps of it (its status) goes too. */
-	protected roomDetached(roomId: RoomId): void {
-		void roomId;
-	}
+	protected roomDetached?(roomId: RoomId): void;
 
 	#add(peers: P, roomId: RoomId, room: LinkedRoom): void {
 		void room.session.loaded
