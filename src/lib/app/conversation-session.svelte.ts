@@ -30,6 +30,7 @@ import {
 	makeReact,
 	makeReceipt,
 	makeSend,
+	newestFromOthers,
 	parseHlc,
 	Roster,
 	RosterGate,
@@ -1313,20 +1314,9 @@ export class ConversationSession implements ConversationHandle {
 		}, DELIVERED_DELAY_MS);
 	}
 
-	/** The newest message by someone else, or null. */
-	#newestFromOthers(): Message | null {
-		const messages = this.#reducer.messages;
-		const me = this.#options.myUserId;
-		for (let i = messages.length - 1; i >= 0; i--) {
-			const message = messages[i] as Message;
-			if (message.author !== me) return message;
-		}
-		return null;
-	}
-
 	async #sendReceipt(kind: 'delivered' | 'read'): Promise<void> {
 		if (this.roster.size < 2) return;
-		const newest = this.#newestFromOthers();
+		const newest = newestFromOthers(this.#reducer.messages, this.#options.myUserId);
 		if (!newest) return;
 		const sv = decodeStateVector(this.#options.session.stateVector());
 		if (kind === 'delivered') {

@@ -8,6 +8,7 @@ import {
 	compareMessages,
 	ConversationReducer,
 	InvalidSnapshotError,
+	newestFromOthers,
 	reduce,
 	unreadCount,
 	type ConversationState,
@@ -58,6 +59,21 @@ const pos = (at: Hlcish, n: number): Position => {
 };
 
 // ---------------------------------------------------------------------------
+
+describe('newestFromOthers', () => {
+	it('is the last message in order not written by `me`, whatever order they came in', () => {
+		const state = reduce([
+			item('bob', send(3, 30)),
+			item('ada', send(1, 10)),
+			item('ada', send(4, 40)),
+			item('bob', send(2, 20))
+		]);
+		expect(newestFromOthers(state.messages, 'ada')?.id).toBe(id(3));
+		expect(newestFromOthers(state.messages, 'bob')?.id).toBe(id(4));
+		expect(newestFromOthers(state.messages, 'carol')?.id).toBe(id(4));
+		expect(newestFromOthers(reduce([item('ada', send(1, 10))]).messages, 'ada')).toBeNull();
+	});
+});
 
 describe('reduce: ordering and identity', () => {
 	it('orders messages by (hlc, id, author) whatever the input order', () => {

@@ -126,6 +126,18 @@ function compareTuples(a: HlcTuple, b: HlcTuple): number {
 	return a[0] - b[0] || a[1] - b[1];
 }
 
+/**
+ * The newest message written by someone other than `me`, or null: what a
+ * delivered or read receipt points at (the app's and the `kith` peer's).
+ */
+export function newestFromOthers(messages: readonly Message[], me: string): Message | null {
+	for (let i = messages.length - 1; i >= 0; i--) {
+		const message = messages[i] as Message;
+		if (message.author !== me) return message;
+	}
+	return null;
+}
+
 /** (hlc, id) order of positions. */
 export function comparePositions(a: Position, b: Position): number {
 	return compareHlc(a.hlc, b.hlc) || compareStrings(a.id, b.id);

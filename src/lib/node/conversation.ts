@@ -18,6 +18,7 @@ import {
 	makeMemberAdd,
 	makeReceipt,
 	makeSend,
+	newestFromOthers,
 	Roster,
 	RosterGate,
 	type EnvelopeEntry,
@@ -351,11 +352,7 @@ export class NodeConversation {
 		const { entry } = this.#options;
 		if (this.#moved || this.roster.size < 2 || !entry.keys.has(entry.epoch)) return [];
 		const me = this.#options.myUserId;
-		const messages = this.#reducer.messages;
-		let newest: Message | undefined;
-		for (let i = messages.length - 1; i >= 0 && !newest; i--) {
-			if (messages[i]!.author !== me) newest = messages[i];
-		}
+		const newest = newestFromOthers(this.#reducer.messages, me);
 		if (!newest) return [];
 		const sv = decodeStateVector(encodeStateVector(this.doc.cdoc));
 		if (kind === 'delivered') {
