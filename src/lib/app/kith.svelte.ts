@@ -808,14 +808,10 @@ export class KithApp {
 		const trimmed = name.trim();
 		if (!trimmed) throw new Error('Enter a name for the conversation.');
 		if (trimmed.length > 100) throw new Error('Keep the name under 100 characters.');
-		const entry = this.#newConversationEntry(trimmed, 'group');
+		const entry = newConversationEntry(trimmed, 'group', this.#keyring?.identity.userId);
 		await this.#changeVault((vault) => vault.addConversation(entry));
 		this.#syncConversations();
 		return entry.id;
-	}
-
-	#newConversationEntry(name: string, kind: 'notes' | 'group'): ConversationEntry {
-		return newConversationEntry(name, kind, this.#keyring?.identity.userId);
 	}
 
 	// ---- invitations ---------------------------------------------------------
@@ -1117,7 +1113,7 @@ export class KithApp {
 		const vault = await vaultOpening;
 
 		if (newAccountName !== undefined) {
-			const notes = this.#newConversationEntry('Notes to self', 'notes');
+			const notes = newConversationEntry('Notes to self', 'notes', keyring.identity.userId);
 			await this.#changeVault((vault) => vault.initialise(newAccountName, notes));
 		}
 		this.displayName = vault.displayName;

@@ -262,7 +262,7 @@ export class NodeAccount {
 		});
 		await this.#ingestVault(this.#vaultDoc.entries());
 		if (newAccountName !== undefined) {
-			const notes = this.#newEntry('Notes to self', 'notes');
+			const notes = newConversationEntry('Notes to self', 'notes', this.userId);
 			await this.#changeVault((vault) => vault.initialise(newAccountName, notes));
 		}
 		this.#events.onRoom?.(this.#vaultDoc, this.keyring.accountKey);
@@ -293,10 +293,6 @@ export class NodeAccount {
 			{ epoch: 0, key: this.keyring.accountKey, plaintexts: [encodeVaultChanges(changes)] },
 			this.keyring.deviceSigner
 		);
-	}
-
-	#newEntry(name: string, kind: 'notes' | 'group'): ConversationEntry {
-		return newConversationEntry(name, kind, this.userId);
 	}
 
 	async #syncConversations(): Promise<void> {
@@ -418,7 +414,7 @@ export class NodeAccount {
 		const trimmed = name.trim();
 		if (!trimmed) throw badInput('the conversation name must not be empty');
 		if (trimmed.length > 100) throw badInput('keep the conversation name under 100 characters');
-		const entry = this.#newEntry(trimmed, 'group');
+		const entry = newConversationEntry(trimmed, 'group', this.userId);
 		await this.#changeVault((vault) => vault.addConversation(entry));
 		await this.#vaultIngested;
 		return this.#openConversation(entry);
