@@ -25,6 +25,13 @@ export const CHUNK_NONCE_BYTES = 12;
 /** Bytes a blob adds to its plaintext: version, nonce, GCM tag. */
 export const CHUNK_OVERHEAD = 1 + CHUNK_NONCE_BYTES + 16;
 const AAD_CONTEXT = utf8Encode('kith/media/chunk\0');
+/** A chunk id: 32 bytes (a SHA-256), base64url without padding (canonical). */
+export const CHUNK_ID_PATTERN = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+
+/** Is `value` a chunk id? (The manifest's `isChunkId` without its schema, for the p2p wire.) */
+export function isChunkIdText(value: unknown): value is ChunkId {
+	return typeof value === 'string' && CHUNK_ID_PATTERN.test(value);
+}
 
 /** A chunk is not the one its manifest names (hash mismatch) or does not decrypt under the file's key. */
 export class ChunkError extends Error {

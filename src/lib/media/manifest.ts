@@ -19,6 +19,7 @@
  * trust boundary: a manifest from another member is parsed before use.
  */
 import { z } from 'zod';
+import { CHUNK_ID_PATTERN, isChunkIdText } from './chunks';
 
 export const MANIFEST_VERSION = 1;
 /** Chunk size the app writes: 256 KiB (small enough to retry, large enough to amortise a request). */
@@ -33,7 +34,7 @@ export const MAX_NAME_CHARS = 255;
 
 const B64 = /^[A-Za-z0-9_-]+$/;
 /** 32 bytes, base64url without padding. */
-const ID32 = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+const ID32 = CHUNK_ID_PATTERN;
 /** 16 bytes, base64url without padding (canonical). */
 const ID16 = /^[A-Za-z0-9_-]{21}[AQgw]$/;
 
@@ -43,9 +44,7 @@ export type ChunkId = z.infer<typeof ChunkId>;
 export const FileId = z.string().regex(ID16, 'not a file id').brand<'FileId'>();
 export type FileId = z.infer<typeof FileId>;
 
-export function isChunkId(value: unknown): value is ChunkId {
-	return typeof value === 'string' && ID32.test(value);
-}
+export { isChunkIdText as isChunkId };
 
 export function isFileId(value: unknown): value is FileId {
 	return typeof value === 'string' && ID16.test(value);

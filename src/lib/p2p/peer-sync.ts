@@ -12,22 +12,32 @@
  * A stream that ends while its connection is still up is opened again after
  * a backoff, unless the peer refused it `unauthorized` (then not before the
  * next connection to that peer). Peers found by discovery (mDNS) are dialed.
+ *
+ * Media chunks (`fetchChunk`): a room's peers are asked in turn for a chunk,
+ * and the first blob that hashes to its id is taken; a peer asked for a
+ * chunk answers from its chunk store, or passes the request on one hop to
+ * its other peers in the same room (so a `kith serve` with no store of its
+ * own carries files between two browsers).
  */
 import type { Connection, Libp2p, PeerId, PeerInfo, Stream } from '@libp2p/interface';
 import { isPrivateIp } from '@libp2p/utils';
 import { Awareness } from 'y-protocols/awareness';
 import type { ConversationDoc } from '../conversation';
 import { fromBase64Url, type RoomId } from '../crypto';
+import { chunkIdOf } from '../media/chunks';
+import type { ChunkId } from '../media/manifest';
 import { backoffDelay } from '../sync/backoff';
 import { deriveRoomCapability } from '../sync/capability';
 import { Emitter } from '../sync/emitter';
 import { awarenessStateOf } from '../sync/messages';
 import type { SyncLogger } from '../sync/relay-connection';
 import { P2PRefusedError } from './errors';
+import { MAX_CHUNK_HOPS } from './wire';
 import {
 	acceptSyncSession,
 	KITH_SYNC_PROTOCOL,
 	openSyncSession,
+	type SessionOptions,
 	type StreamPeers,
 	type SyncRoom,
 	type SyncSession
@@ -100,6 +110,21 @@ export interface PeerSyncOptions {
 	 * connections, and syncs over the direct WebRTC connection only.
 	 */
 	syncOn?: (connection: Connection) => boolean;
+	/** Where this peer keeps media chunks, to serve them to its peers. Without it, it only passes requests on. */
+	chunks?: ChunkSource;
+}
+
+/** A store of media chunks by id (../media/chunk-store.ts's ChunkStore fits). */
+export interface ChunkSource {
+	get(id: string): Promise<Uint8Array | undefined>;
+}
+
+export interface FetchChunkOptions {
+	signal?: AbortSignal;
+	/** How far each peer asked may pass the request on (default MAX_CHUNK_HOPS). */
+	hops?: number;
+	/** A peer not to ask (the one whose request is being passed on). */
+	except?: string;
 }
 
 interface HeldRoom {
@@ -370,11 +395,12 @@ export class PeerSync {
 			return;
 		}
 		try {
-			const session = await openSyncSession(stream, this.#peers(connection), held.room, {
-				logger: this.#log,
-				handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
-				onRemoteApplied: this.#onRemoteApplied
-			});
+			const session = await openSyncSession(
+				stream,
+				this.#peers(connection),
+				held.room,
+				this.#sessionOptions
+			);
 			this.#failures.delete(key);
 			this.#adopt(key, session);
 		} catch (error) {
@@ -405,11 +431,12 @@ export class PeerSync {
 
 	readonly #onInbound = (stream: Stream, connection: Connection): void => {
 		const peers = this.#peers(connection);
-		acceptSyncSession(stream, peers, (roomId) => this.#rooms.get(roomId)?.room, {
-			logger: this.#log,
-			handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
-			onRemoteApplied: this.#onRemoteApplied
-		}).then(
+		acceptSyncSession(
+			stream,
+			peers,
+			(roomId) => this.#rooms.get(roomId)?.room,
+			this.#sessionOptions
+		).then(
 			(session) => {
 				if (session) this.#adopt(`${peers.remoteName} ${session.roomId}`, session);
 			},
@@ -423,6 +450,62 @@ export class PeerSync {
 
 	readonly #onRemoteApplied = (update: Uint8Array, session: SyncSession): void => {
 		this.#options.onRemoteApplied?.(session.roomId, update);
+	};
+
+	get #sessionOptions(): SessionOptions {
+		return {
+			logger: this.#log,
+			handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
+			onRemoteApplied: this.#onRemoteApplied,
+			serveChunk: this.#serveChunk
+		};
+	}
+
+	// ---- media chunks ----------------------------------------------------------------
+
+	/**
+	 * A chunk from the room's peers: each is asked in turn (those on the LAN
+	 * first), and the first blob that hashes to `id` is returned. A blob that
+	 * does not is refused, logged, and the next peer asked. Null when no peer
+	 * has it (or none is connected). Rejects only when `signal` aborts.
+	 */
+	async fetchChunk(
+		roomId: RoomId,
+		id: ChunkId,
+		options: FetchChunkOptions = {}
+	): Promise<Uint8Array | null> {
+		const hops = Math.min(options.hops ?? MAX_CHUNK_HOPS, MAX_CHUNK_HOPS);
+		const asked = new Set<string>();
+		const sessions = this.sessions(roomId)
+			.filter((s) => s.isOpen && s.remotePeer !== options.except)
+			.sort((a, b) => Number(this.#isLan(b.remotePeer)) - Number(this.#isLan(a.remotePeer)));
+		for (const session of sessions) {
+			if (asked.has(session.remotePeer)) continue;
+			asked.add(session.remotePeer);
+			const blob = await session.wantChunk(id, hops, options.signal);
+			if (!blob) continue;
+			if ((await chunkIdOf(blob)) === id) return blob;
+			this.#log.warn('refused a chunk from a peer that does not match its address', {
+				room: roomId,
+				peer: session.remotePeer
+			});
+		}
+		return null;
+	}
+
+	readonly #serveChunk = async (
+		id: ChunkId,
+		hops: number,
+		session: SyncSession
+	): Promise<Uint8Array | undefined> => {
+		const held = await this.#options.chunks?.get(id);
+		if (held) return held;
+		if (hops === 0) return undefined;
+		const passed = await this.fetchChunk(session.roomId, id, {
+			hops: hops - 1,
+			except: session.remotePeer
+		});
+		return passed ?? undefined;
 	};
 
 	#peers(connection: Connection): StreamPeers {

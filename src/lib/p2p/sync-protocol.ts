@@ -27,6 +27,11 @@
  *   3. Awareness rides the same stream, states encrypted by the caller (the
  *      relay protocol's `{ e: <ciphertext> }`), shared per room across
  *      sessions so typing reaches peers several hops away.
+ *   4. Media chunks too: either side may ask for a chunk by its id (the hash
+ *      of its ciphertext) and is sent the blob, or told it is not there. The
+ *      asker checks the hash (PeerSync.fetchChunk); the answering side may
+ *      pass the request on one hop (a `kith serve` between two browsers).
+ *      Only a peer that passed the room's handshake can ask.
  *
  * Nothing from a peer is trusted: a frame that does not decode or is over the
  * limit closes THAT stream with a named reason (./errors.ts, wire refused
@@ -46,6 +51,7 @@ import {
 	type RuleViolation
 } from '../conversation';
 import { randomBytes, type RoomId } from '../crypto';
+import type { ChunkId } from '../media/manifest';
 import type { RoomCapability } from '../sync/capability';
 import { Emitter } from '../sync/emitter';
 import type { PeerOrigin, SyncLogger } from '../sync/relay-connection';
@@ -60,6 +66,9 @@ import {
 	readP2PMessage,
 	writeAwareness,
 	writeChallenge,
+	writeChunk,
+	writeChunkNone,
+	writeChunkWant,
 	writeHello,
 	writeP2PRefused,
 	writeProof,
@@ -79,6 +88,14 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 export const MAX_RULE_REFUSALS = 16;
 /** How long a refusing side waits for the peer to close before cutting the stream. */
 const CLOSE_GRACE_MS = 2_000;
+/**
+ * Chunk requests one side keeps open on a stream at once; the other side
+ * answers "none" to any past that many. Eight 256 KiB chunks in flight keep
+ * a LAN busy without starving the room's live updates on the same stream.
+ */
+export const MAX_CHUNK_REQUESTS = 8;
+/** A chunk request unanswered this long counts as "not there". */
+export const CHUNK_TIMEOUT_MS = 30_000;
 
 /** Refusal reasons of /kith/sync (docs/protocol.md, "P2P sync"). All but doc-rules close the stream. */
 export type P2PRefusalReason =
@@ -128,6 +145,12 @@ export interface SessionOptions {
 	handshakeTimeoutMs?: number;
 	/** Called when an update from the peer passed the doc rules and added something. */
 	onRemoteApplied?: (update: Uint8Array, session: SyncSession) => void;
+	/**
+	 * Answer the peer's request for a chunk: its blob, or undefined when it is
+	 * not here. `hops`: how far the request may still be passed on. Without
+	 * it, every request is answered "none".
+	 */
+	serveChunk?: (id: ChunkId, hops: number, session: SyncSession) => Promise<Uint8Array | undefined>;
 }
 
 export interface SessionEnd {
@@ -380,7 +403,17 @@ export class SyncSession implements PeerOrigin {
 	readonly #log: SyncLogger;
 	readonly #events: Emitter<SyncSessionEvents>;
 	readonly #onRemoteApplied: SessionOptions['onRemoteApplied'];
+	readonly #serveChunk: SessionOptions['serveChunk'];
 	readonly #heard = new Set<number>();
+	/** Our chunk requests awaiting an answer, by request id. */
+	readonly #wants = new Map<number, (blob: Uint8Array | null) => void>();
+	/** Our chunk requests waiting for a place among MAX_CHUNK_REQUESTS (handed over in order). */
+	readonly #wantQueue: (() => void)[] = [];
+	/** Places taken among MAX_CHUNK_REQUESTS. */
+	#wanting = 0;
+	#nextRequest = 0;
+	/** The peer's chunk requests being answered. */
+	#serving = 0;
 	#resolveClosed!: (end: SessionEnd) => void;
 	#synced = false;
 	#refusals = 0;
@@ -394,6 +427,7 @@ export class SyncSession implements PeerOrigin {
 		this.direction = frames.stream.direction;
 		this.#log = options.logger ?? silentLogger;
 		this.#onRemoteApplied = options.onRemoteApplied;
+		this.#serveChunk = options.serveChunk;
 		this.#events = new Emitter((error) =>
 			this.#log.error('a p2p session listener failed', { error: describe(error) })
 		);
@@ -495,6 +529,18 @@ export class SyncSession implements PeerOrigin {
 			case 'refused':
 				this.#remoteRefused(message.reason, message.message);
 				return;
+			case 'chunk-want':
+				void this.#answerChunk(message.request, message.id, message.hops);
+				return;
+			case 'chunk':
+			case 'chunk-none': {
+				const answer = this.#wants.get(message.request);
+				// None: an answer that came after its request timed out.
+				if (!answer) return;
+				this.#wants.delete(message.request);
+				answer(message.type === 'chunk' ? message.blob : null);
+				return;
+			}
 			case 'hello':
 			case 'challenge':
 			case 'proof':
@@ -594,6 +640,79 @@ export class SyncSession implements PeerOrigin {
 		);
 	}
 
+	// ---- media chunks --------------------------------------------------------------
+
+	/**
+	 * Ask the peer for a chunk: its blob as the peer sent it (NOT checked
+	 * against the id here: PeerSync.fetchChunk does), or null when the peer
+	 * does not have it, did not answer in time, or the session ended. `hops`:
+	 * how far the peer may pass the request on. Rejects only when `signal`
+	 * aborts.
+	 */
+	async wantChunk(id: ChunkId, hops = 0, signal?: AbortSignal): Promise<Uint8Array | null> {
+		signal?.throwIfAborted();
+		// A place among MAX_CHUNK_REQUESTS: free, or handed over by a request that ended.
+		if (this.#wanting >= MAX_CHUNK_REQUESTS) {
+			await new Promise<void>((resolve) => this.#wantQueue.push(resolve));
+		} else {
+			this.#wanting++;
+		}
+		try {
+			signal?.throwIfAborted();
+			if (this.#ended) return null;
+			const request = this.#nextRequest;
+			this.#nextRequest = (this.#nextRequest + 1) % 0x1_0000_0000;
+			return await new Promise<Uint8Array | null>((resolve, reject) => {
+				const done = (blob: Uint8Array | null) => {
+					clearTimeout(timer);
+					signal?.removeEventListener('abort', onAbort);
+					this.#wants.delete(request);
+					resolve(blob);
+				};
+				const onAbort = () => {
+					done(null);
+					reject(signal?.reason);
+				};
+				const timer = setTimeout(() => {
+					this.#log.debug('a peer did not answer a chunk request in time', {
+						room: this.roomId,
+						peer: this.remotePeer
+					});
+					done(null);
+				}, CHUNK_TIMEOUT_MS);
+				signal?.addEventListener('abort', onAbort, { once: true });
+				this.#wants.set(request, done);
+				void this.#send(writeChunkWant(request, id, hops)).then((sent) => {
+					if (!sent) done(null);
+				});
+			});
+		} finally {
+			const next = this.#wantQueue.shift();
+			if (next) next();
+			else this.#wanting--;
+		}
+	}
+
+	async #answerChunk(request: number, id: ChunkId, hops: number): Promise<void> {
+		if (!this.#serveChunk || this.#serving >= MAX_CHUNK_REQUESTS) {
+			await this.#send(writeChunkNone(request));
+			return;
+		}
+		this.#serving++;
+		let blob: Uint8Array | undefined;
+		try {
+			blob = await this.#serveChunk(id, hops, this);
+		} catch (error) {
+			this.#log.warn('could not read a chunk a peer asked for', {
+				room: this.roomId,
+				error: describe(error)
+			});
+		} finally {
+			this.#serving--;
+		}
+		await this.#send(blob && blob.length > 0 ? writeChunk(request, blob) : writeChunkNone(request));
+	}
+
 	// ---- awareness ---------------------------------------------------------------
 
 	#applyAwareness(message: Extract<P2PMessage, { type: 'awareness' }>): void {
@@ -645,6 +764,7 @@ export class SyncSession implements PeerOrigin {
 		this.room.cdoc.doc.off('update', this.#onDocUpdate);
 		this.room.awareness.off('update', this.#onAwarenessUpdate);
 		this.#dropHeardAwareness();
+		for (const answer of [...this.#wants.values()]) answer(null);
 		this.#log.info('p2p session closed', {
 			room: this.roomId,
 			peer: this.remotePeer,

@@ -11,7 +11,7 @@ import { deriveRoomCapability, type RoomCapability } from '../sync/capability';
 import { captureLogger, docFor, newDevice, type Device, type LogLine } from '../sync/test-support';
 import { FrameStream } from './frame-stream';
 import { createKithNode } from './node';
-import { PeerSync } from './peer-sync';
+import { PeerSync, type ChunkSource } from './peer-sync';
 import { signProof } from './proof';
 import { KITH_SYNC_PROTOCOL, MAX_FRAME_BYTES } from './sync-protocol';
 import { readP2PMessage, writeHello, writeProof, type P2PMessage } from './wire';
@@ -52,11 +52,14 @@ export interface Peer {
 
 export async function startPeer(
 	rooms: Room[] = [],
-	options: { mdns?: false | { interval: number }; listen?: string[] } = {}
+	options: { mdns?: false | { interval: number }; listen?: string[]; chunks?: ChunkSource } = {}
 ): Promise<Peer> {
 	const node = await startNode(options.mdns ?? false, options.listen);
 	const logger = captureLogger();
-	const sync = new PeerSync(node, { logger });
+	const sync = new PeerSync(node, {
+		logger,
+		...(options.chunks ? { chunks: options.chunks } : {})
+	});
 	syncs.push(sync);
 	const device = await newDevice();
 	const peer: Peer = { node, sync, device, docs: new Map(), log: logger.lines };

@@ -13,6 +13,9 @@ import {
 	readP2PMessage,
 	writeAwareness,
 	writeChallenge,
+	writeChunk,
+	writeChunkNone,
+	writeChunkWant,
 	writeHello,
 	writeP2PRefused,
 	writeProof,
@@ -98,6 +101,36 @@ describe('messages', () => {
 		});
 	});
 
+	it('chunk requests and answers round-trip for any request id, chunk id and blob', async () => {
+		const { toBase64Url } = await import('../crypto/bytes');
+		fc.assert(
+			fc.property(
+				fc.nat(0xffff_ffff),
+				fc.uint8Array({ minLength: 32, maxLength: 32 }),
+				fc.nat(1),
+				fc.uint8Array({ minLength: 1, maxLength: 300 }),
+				(request, digest, hops, blob) => {
+					const id = toBase64Url(digest);
+					expect(readP2PMessage(writeChunkWant(request, id, hops))).toEqual({
+						type: 'chunk-want',
+						request,
+						id,
+						hops
+					});
+					expect(readP2PMessage(writeChunk(request, blob))).toEqual({
+						type: 'chunk',
+						request,
+						blob
+					});
+					expect(readP2PMessage(writeChunkNone(request))).toEqual({
+						type: 'chunk-none',
+						request
+					});
+				}
+			)
+		);
+	});
+
 	it('is strict: wrong sizes, bad room ids, unknown types, trailing bytes, plaintext awareness', () => {
 		const bad = [
 			new Uint8Array([]),
@@ -108,6 +141,11 @@ describe('messages', () => {
 			writeHello(roomId, randomBytes(16)),
 			concatBytes(writeProof(randomBytes(64)), new Uint8Array([0])),
 			writeP2PRefused('x', 'y').subarray(0, 3),
+			writeChunkWant(1, 'not a chunk id', 0),
+			writeChunkWant(1, 'A'.repeat(43), 2),
+			writeChunkWant(2 ** 32, 'A'.repeat(43), 0),
+			writeChunk(1, new Uint8Array()),
+			concatBytes(writeChunkNone(1), new Uint8Array([0])),
 			writeAwareness(
 				encoding.encode((e) => {
 					encoding.writeVarUint(e, 1);

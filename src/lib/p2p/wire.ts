@@ -12,6 +12,10 @@
  *                                    varUint8Array dialer nonce (32 bytes)
  *   17  challenge  listener→dialer   varUint8Array listener nonce (32 bytes)
  *   18  proof      both              varUint8Array Ed25519 signature (64 bytes)
+ *   19  chunk-want both              varUint request id, varString chunk id,
+ *                                    varUint hops (how far it may be passed on: 0 or 1)
+ *   20  chunk      both              varUint request id, varUint8Array blob (not empty)
+ *   21  chunk-none both              varUint request id (not held, or busy)
  *   101 refused    both              varString reason + varString message
  *                                    (the relay's kith-refused layout)
  *
@@ -24,6 +28,8 @@
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { isRoomId, type RoomId } from '../crypto';
+import { isChunkIdText } from '../media/chunks';
+import type { ChunkId } from '../media/manifest';
 import {
 	MESSAGE_REFUSED,
 	readSyncOrAwareness,
@@ -37,6 +43,9 @@ export const PROTOCOL_VERSION = 1;
 export const MESSAGE_HELLO = 16;
 export const MESSAGE_CHALLENGE = 17;
 export const MESSAGE_PROOF = 18;
+export const MESSAGE_CHUNK_WANT = 19;
+export const MESSAGE_CHUNK = 20;
+export const MESSAGE_CHUNK_NONE = 21;
 
 /** Bytes of each side's nonce. */
 export const NONCE_BYTES = 32;
@@ -45,12 +54,19 @@ export const SIGNATURE_BYTES = 64;
 /** Longest reason code and human message of a refusal. */
 export const MAX_REASON_CHARS = 64;
 export const MAX_REFUSAL_MESSAGE = 200;
+/** Most hops a chunk request may travel past the peer asked (a `kith serve` between two browsers). */
+export const MAX_CHUNK_HOPS = 1;
+/** Request ids are unsigned 32-bit. */
+const MAX_REQUEST_ID = 0xffff_ffff;
 
 export type P2PMessage =
 	| SyncOrAwarenessMessage
 	| { type: 'hello'; version: number; roomId: RoomId; nonce: Uint8Array }
 	| { type: 'challenge'; nonce: Uint8Array }
 	| { type: 'proof'; signature: Uint8Array }
+	| { type: 'chunk-want'; request: number; id: ChunkId; hops: number }
+	| { type: 'chunk'; request: number; blob: Uint8Array }
+	| { type: 'chunk-none'; request: number }
 	| { type: 'refused'; reason: string; message: string };
 
 /** Decode one frame body. Throws P2PFrameError. */
@@ -87,6 +103,22 @@ function readBody(decoder: decoding.Decoder): P2PMessage {
 			if (signature.length !== SIGNATURE_BYTES) throw new P2PFrameError('proof is not 64 bytes');
 			return { type: 'proof', signature };
 		}
+		case MESSAGE_CHUNK_WANT: {
+			const request = readRequestId(decoder);
+			const id = decoding.readVarString(decoder);
+			const hops = decoding.readVarUint(decoder);
+			if (!isChunkIdText(id)) throw new P2PFrameError('chunk-want names no chunk id');
+			if (hops > MAX_CHUNK_HOPS) throw new P2PFrameError('chunk-want travels too far');
+			return { type: 'chunk-want', request, id, hops };
+		}
+		case MESSAGE_CHUNK: {
+			const request = readRequestId(decoder);
+			const blob = decoding.readVarUint8Array(decoder);
+			if (blob.length === 0) throw new P2PFrameError('an empty chunk');
+			return { type: 'chunk', request, blob };
+		}
+		case MESSAGE_CHUNK_NONE:
+			return { type: 'chunk-none', request: readRequestId(decoder) };
 		case MESSAGE_REFUSED: {
 			const reason = decoding.readVarString(decoder);
 			const message = decoding.readVarString(decoder);
@@ -98,6 +130,12 @@ function readBody(decoder: decoding.Decoder): P2PMessage {
 		default:
 			throw new P2PFrameError(`unknown message type ${type}`);
 	}
+}
+
+function readRequestId(decoder: decoding.Decoder): number {
+	const request = decoding.readVarUint(decoder);
+	if (request > MAX_REQUEST_ID) throw new P2PFrameError('a request id over 32 bits');
+	return request;
 }
 
 // ---- writers ---------------------------------------------------------------
@@ -128,6 +166,30 @@ export function writeProof(signature: Uint8Array): Uint8Array {
 	return frame((e) => {
 		encoding.writeVarUint(e, MESSAGE_PROOF);
 		encoding.writeVarUint8Array(e, signature);
+	});
+}
+
+export function writeChunkWant(request: number, id: ChunkId | string, hops: number): Uint8Array {
+	return frame((e) => {
+		encoding.writeVarUint(e, MESSAGE_CHUNK_WANT);
+		encoding.writeVarUint(e, request);
+		encoding.writeVarString(e, id);
+		encoding.writeVarUint(e, hops);
+	});
+}
+
+export function writeChunk(request: number, blob: Uint8Array): Uint8Array {
+	return frame((e) => {
+		encoding.writeVarUint(e, MESSAGE_CHUNK);
+		encoding.writeVarUint(e, request);
+		encoding.writeVarUint8Array(e, blob);
+	});
+}
+
+export function writeChunkNone(request: number): Uint8Array {
+	return frame((e) => {
+		encoding.writeVarUint(e, MESSAGE_CHUNK_NONE);
+		encoding.writeVarUint(e, request);
 	});
 }
 
