@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { expect, test, type Page } from '@playwright/test';
 import {
 	article,
+	attachFile,
 	restoreBackup,
 	articles,
 	conversationLink,
@@ -118,9 +119,7 @@ test('"Include files" puts the files in the backup: a restored browser shows the
 	const ada = await (await browser.newContext({ acceptDownloads: true })).newPage();
 	const recoveryKey = await createAccount(ada, 'Ada');
 	await openConversation(ada, 'Notes to self');
-	const chooser = ada.waitForEvent('filechooser');
-	await ada.getByRole('button', { name: 'Attach', exact: true }).click();
-	await (await chooser).setFiles({ name: 'red.png', mimeType: 'image/png', buffer: PNG });
+	await attachFile(ada, { name: 'red.png', mimeType: 'image/png', buffer: PNG });
 	await expect(ada.getByRole('log', { name: 'Messages' }).getByText('red.png')).toBeVisible({
 		timeout: 30_000
 	});

@@ -3,7 +3,7 @@
  * does — by role, label and visible text — so a test breaks when the
  * accessible names change, which is the contract they check.
  */
-import { expect, type Browser, type Locator, type Page } from '@playwright/test';
+import { expect, type Browser, type FileChooser, type Locator, type Page } from '@playwright/test';
 
 /** A recovery key as shown: base58, in groups of four characters (the last may be shorter). */
 export const RECOVERY_KEY_PATTERN = /^(?:[1-9A-HJ-NP-Za-km-z]{4} )+[1-9A-HJ-NP-Za-km-z]{1,4}$/;
@@ -185,6 +185,28 @@ export async function adaAndBob(
 	await createAccount(bob, 'Bob');
 	await inviteAndJoin(ada, bob, conversation);
 	return { ada, bob };
+}
+
+/** Send a file as a person does: "Attach", then the file chooser (a path, or name + bytes). */
+export async function attachFile(page: Page, file: Parameters<FileChooser['setFiles']>[0]) {
+	const chooser = page.waitForEvent('filechooser');
+	await page.getByRole('button', { name: 'Attach', exact: true }).click();
+	await (await chooser).setFiles(file);
+}
+
+/**
+ * SHA-256 (hex) of the file a message's link named `name` gives, fetched in
+ * the page (from the service worker's /media/ or a blob: URL).
+ */
+export async function linkedFileHash(page: Page, name: string): Promise<string> {
+	const link = messageLog(page).getByRole('link', { name, exact: true });
+	await expect(link).toBeVisible({ timeout: 60_000 });
+	const href = await link.getAttribute('href');
+	return page.evaluate(async (url) => {
+		const bytes = await (await fetch(url as string)).arrayBuffer();
+		const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+		return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+	}, href);
 }
 
 /** A new person in a browser context of their own, with an account, on the app at `origin`. */

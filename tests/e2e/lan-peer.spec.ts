@@ -5,15 +5,28 @@
  * conversation with that peer directly: the path indicator reads "LAN peer",
  * and messages still go both ways once the relay process is stopped.
  *
+ * With the relay gone, a file goes between two browsers through `kith serve`
+ * too: it keeps no files, and passes each chunk request on to the sender.
+ *
  * The relay runs without its libp2p node (KITH_P2P off): the LAN path needs
  * nothing from the server. Chromium is launched as in p2p.spec.ts (host
  * candidates, loopback allowed) so no network namespace is needed.
  */
 import { expect, test, type Browser, type Page } from '@playwright/test';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { cleanup, freeUdpPort, kith, ServeProcess, tempDir } from '../../src/cli/test-support';
 import { launchWebrtcChromium } from './chromium';
-import { article, articles, composer, openConversation, personAt, status } from './helpers';
+import {
+	article,
+	articles,
+	attachFile,
+	composer,
+	linkedFileHash,
+	openConversation,
+	personAt,
+	status
+} from './helpers';
 import { RelayProcess } from './support/relay-process';
 
 test.describe.configure({ timeout: 240_000 });
@@ -269,5 +282,16 @@ test('two browsers on a LAN chat through kith serve with no relay at all', async
 	await expect(status(article(dan, 'lunch on the grass?'), 'Delivered')).toBeVisible({
 		timeout: 30_000
 	});
+
+	// A photo-sized file, browser → kith serve → browser, with no blob store anywhere.
+	const bytes = randomBytes(700_000);
+	await attachFile(dan, {
+		name: 'meadow.bin',
+		mimeType: 'application/octet-stream',
+		buffer: bytes
+	});
+	expect(await linkedFileHash(eve, 'meadow.bin')).toBe(
+		createHash('sha256').update(bytes).digest('hex')
+	);
 	await serve.stop();
 });

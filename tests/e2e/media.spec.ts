@@ -19,7 +19,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { killChromium, startChromium, type RunningChromium } from './support/chromium-process';
-import { createAccount, inviteAndJoin, messageLog, openConversation } from './helpers';
+import {
+	attachFile as attach,
+	createAccount,
+	inviteAndJoin,
+	messageLog,
+	openConversation
+} from './helpers';
 
 const MB = 1000 * 1000;
 const CHUNK = 256 * 1024;
@@ -87,12 +93,6 @@ async function person(context: BrowserContext, name: string): Promise<Page> {
 	const page = await context.newPage();
 	await createAccount(page, name);
 	return page;
-}
-
-async function attach(page: Page, path: string): Promise<void> {
-	const chooser = page.waitForEvent('filechooser');
-	await page.getByRole('button', { name: 'Attach', exact: true }).click();
-	await (await chooser).setFiles(path);
 }
 
 /** SHA-256 (hex) of what the page gets from `url`, computed in the page. */

@@ -9,10 +9,24 @@
  * Headless WebRTC with `iceServers: []` needs host candidates: Chromium is
  * launched with `--allow-loopback-in-peer-connection` and without mDNS
  * hiding of local addresses, so no network namespace (and no root) is needed.
+ *
+ * Files too: with the server (and its blob store) gone, a file Ada sends goes
+ * to Bob over the direct path, byte-identical; his browser fetches its
+ * chunks from hers.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { expect, test, type Browser, type Page } from '@playwright/test';
 import { launchWebrtcChromium } from './chromium';
-import { article, articles, composer, inviteAndJoin, personAt } from './helpers';
+import {
+	article,
+	articles,
+	attachFile,
+	composer,
+	inviteAndJoin,
+	linkedFileHash,
+	messageLog,
+	personAt
+} from './helpers';
 import { RelayProcess } from './support/relay-process';
 
 test.describe.configure({ timeout: 180_000 });
@@ -95,6 +109,21 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 	await typeAndSend(bob, ada, 'Bob', 'bob typed it, relay gone');
 	await typeAndSend(ada, bob, 'Ada', 'ada typed it, relay gone');
 
+	// A file with no blob store: Bob's browser fetches its chunks from Ada's (5 chunks).
+	const bytes = randomBytes(1_200_000);
+	await attachFile(ada, {
+		name: 'trail-map.bin',
+		mimeType: 'application/octet-stream',
+		buffer: bytes
+	});
+	await expect(messageLog(ada).getByRole('link', { name: 'trail-map.bin' })).toBeVisible({
+		timeout: 30_000
+	});
+	expect(await linkedFileHash(bob, 'trail-map.bin')).toBe(
+		createHash('sha256').update(bytes).digest('hex')
+	);
+	await bob.screenshot({ path: test.info().outputPath('file-over-webrtc.png') });
+
 	const expected = [
 		'over the relay',
 		'both paths, from ada',
@@ -103,7 +132,8 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 		'no server, from ada',
 		'no server, from bob',
 		'bob typed it, relay gone',
-		'ada typed it, relay gone'
+		'ada typed it, relay gone',
+		'trail-map.bin'
 	];
 	for (const page of [ada, bob]) {
 		await expect(articles(page)).toHaveCount(expected.length);

@@ -556,7 +556,8 @@ export class ConversationSession implements ConversationHandle {
 	/**
 	 * Send a file: refused at once (FileTooLargeError) when it is over the
 	 * relay's limit; otherwise uploaded, and sent as a message carrying its
-	 * manifest once every chunk is on the relay.
+	 * manifest once every chunk is on the relay (or, with the relay out of
+	 * reach, stored here for the conversation's direct peers to fetch).
 	 */
 	async attach(file: File): Promise<void> {
 		const media = this.#options.media;

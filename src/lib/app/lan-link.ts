@@ -11,6 +11,7 @@
  */
 import type { RoomId } from '../crypto';
 import type { LanPeers } from '../p2p/lan-peer';
+import type { ChunkSource } from '../p2p/peer-sync';
 import { warningsLogger } from '../sync/relay-connection';
 import { PeerLink } from './peer-link';
 
@@ -21,6 +22,8 @@ export interface LanLinkOptions {
 	onConnections?: () => void;
 	/** The LAN peers' awareness states of a room (all of them: a full replacement). */
 	onAwareness?: (roomId: RoomId, states: ReadonlyMap<number, Uint8Array>) => void;
+	/** This device's media chunks, served to its peers. */
+	chunks?: ChunkSource;
 }
 
 export class LanLink extends PeerLink<LanPeers> {
@@ -91,7 +94,8 @@ export class LanLink extends PeerLink<LanPeers> {
 						this.#options.onStatus?.(roomId);
 					},
 					onConnections: () => this.#options.onConnections?.(),
-					onRemoteApplied: commit
+					onRemoteApplied: commit,
+					...(this.#options.chunks ? { chunks: this.#options.chunks } : {})
 				})
 			)
 			.then((peers) => {

@@ -16,6 +16,8 @@
  */
 import { RelayConnection, type ConnectionStatus, type RelayRefusal } from '../sync';
 import type { RoomId } from '../crypto';
+import type { ChunkId } from '../media/manifest';
+import type { ChunkSource } from '../p2p/peer-sync';
 import { AwarenessMerge } from './awareness-merge';
 import type { DocSession } from './doc-session';
 import { LanLink } from './lan-link';
@@ -55,6 +57,8 @@ export interface NetHubOptions {
 	onStatusChange?(): void;
 	/** A LAN peer (Settings → LAN peers) connected or went. */
 	onLanPeers?(): void;
+	/** This device's media chunks, served to its peers in each room. */
+	chunks?: ChunkSource;
 }
 
 export class NetHub {
@@ -74,7 +78,8 @@ export class NetHub {
 				if (linked) this.#emitNet(linked);
 			},
 			onConnections: () => this.#options.onLanPeers?.(),
-			onAwareness: (id, states) => this.#remoteAwareness(id, 'lan', states)
+			onAwareness: (id, states) => this.#remoteAwareness(id, 'lan', states),
+			...(options.chunks ? { chunks: options.chunks } : {})
 		});
 		const { tabs } = options;
 		tabs.onNet((message) => {
@@ -190,6 +195,27 @@ export class NetHub {
 		else this.#options.tabs.sendNotify(roomId, envelope);
 	}
 
+	/**
+	 * Whether a room reaches a peer directly right now (another browser, or a
+	 * LAN peer). Only the leader tab holds peers.
+	 */
+	hasPeers(roomId: RoomId): boolean {
+		return this.#lan.hasPeers(roomId) || (this.#p2p?.hasPeers(roomId) ?? false);
+	}
+
+	/**
+	 * A media chunk from a room's peers (LAN peers first, then other
+	 * browsers), checked against its id; null when none has it, or this tab
+	 * holds no peers (a follower fetches from the relay only).
+	 */
+	async fetchChunk(roomId: RoomId, id: ChunkId, signal?: AbortSignal): Promise<Uint8Array | null> {
+		return (
+			(await this.#lan.fetchChunk(roomId, id, signal)) ??
+			(await this.#p2p?.fetchChunk(roomId, id, signal)) ??
+			null
+		);
+	}
+
 	/** Try every room's connection now (the user asked, or the network came back). */
 	reconnectNow(): void {
 		for (const room of this.#rooms.values()) room.connection?.reconnectNow();
@@ -263,7 +289,8 @@ export class NetHub {
 				const linked = this.#rooms.get(id);
 				if (linked) this.#emitNet(linked);
 			},
-			onAwareness: (id, states) => this.#remoteAwareness(id, 'p2p', states)
+			onAwareness: (id, states) => this.#remoteAwareness(id, 'p2p', states),
+			...(this.#options.chunks ? { chunks: this.#options.chunks } : {})
 		});
 		this.#p2p.attach(roomId, room.session, room.ikm);
 		if (room.localAwareness) this.#p2p.setLocalAwareness(roomId, room.localAwareness);

@@ -18,6 +18,7 @@
  */
 import type { RoomId } from '../crypto';
 import type { BrowserPeers } from '../p2p/browser-node';
+import type { ChunkSource } from '../p2p/peer-sync';
 import { warningsLogger } from '../sync/relay-connection';
 import { PeerLink } from './peer-link';
 
@@ -28,6 +29,8 @@ export interface P2PLinkOptions {
 	onStatus?: (roomId: RoomId, label: string) => void;
 	/** A room's remote awareness states from peers changed (client id → encrypted state). */
 	onAwareness?: (roomId: RoomId, states: ReadonlyMap<number, Uint8Array>) => void;
+	/** This device's media chunks, served to its peers. */
+	chunks?: ChunkSource;
 }
 
 export class P2PLink extends PeerLink<BrowserPeers> {
@@ -57,7 +60,8 @@ export class P2PLink extends PeerLink<BrowserPeers> {
 					this.#options.onStatus?.(roomId, status.label);
 				},
 				onAwareness: (roomId, states) => this.#options.onAwareness?.(roomId, states),
-				onRemoteApplied: commit
+				onRemoteApplied: commit,
+				...(this.#options.chunks ? { chunks: this.#options.chunks } : {})
 			})
 		);
 	}

@@ -5,9 +5,11 @@
  * once their doc is loaded; this device's encrypted awareness state per room;
  * updates from a peer, which passed the doc rules in PeerSync, committed
  * through the room's DocSession like the relay's; and peers started lazily
- * (their module is imported only then), stopped on close.
+ * (their module is imported only then), stopped on close; and media chunks
+ * fetched from the peers of a room (hash-checked in PeerSync).
  */
 import type { RoomId } from '../crypto';
+import type { ChunkId } from '../media/manifest';
 import type { PeerSync, PeerSyncRoom } from '../p2p/peer-sync';
 import type { DocSession } from './doc-session';
 
@@ -71,6 +73,18 @@ export abstract class PeerLink<P extends LinkPeers> {
 		room.local = state;
 		// A room the peers do not hold yet gets it in #add, right after addRoom.
 		this.#ready?.sync.setLocalAwareness(roomId, state);
+	}
+
+	/** Whether a room syncs with a peer of this link right now. */
+	hasPeers(roomId: RoomId): boolean {
+		return (this.#ready?.sync.sessions(roomId).length ?? 0) > 0;
+	}
+
+	/** A media chunk from this link's peers in a room, checked against its id; null when none has it. */
+	fetchChunk(roomId: RoomId, id: ChunkId, signal?: AbortSignal): Promise<Uint8Array | null> {
+		const peers = this.#ready;
+		if (!peers) return Promise.resolve(null);
+		return peers.sync.fetchChunk(roomId, id, signal ? { signal } : {});
 	}
 
 	close(): void {

@@ -5,7 +5,7 @@
  */
 import type { FileManifest } from '../media/manifest';
 import type { MediaManager } from '../media/media.svelte';
-import type { ConversationId } from '../crypto';
+import type { ConversationId, RoomId } from '../crypto';
 
 /** 'erased': another tab signed this device out and erased it; this one stopped. */
 export type Phase =
@@ -136,6 +136,8 @@ export interface ConversationHandle {
 	readonly loading: boolean;
 	/** Files: uploads, downloads and their URLs; absent without a relay. */
 	readonly media?: MediaManager | null;
+	/** The conversation's current room: its direct peers may have a file's chunks. */
+	readonly roomId?: RoomId;
 	/** Send a file (see ConversationSession.attach). */
 	attach?(file: File): Promise<void>;
 	readonly members: readonly MemberView[];

@@ -9,11 +9,18 @@
  * on the relay, so no member is sent a file it cannot fetch. The file's key
  * and the chunks made so far stay in memory: Retry resumes with them
  * (uploaded chunks are skipped); a reload forgets an unfinished upload.
+ * When the relay cannot be reached but the conversation reaches a peer
+ * directly (another browser, a LAN peer), the file is sent anyway: its
+ * peers fetch the chunks from this device, and the upload to the relay goes
+ * on in the background until the relay is back (for as long as the page
+ * lives), so members with no direct path get the file then.
  *
  * Receiving: the chunks this device lacks are fetched (a few at a time),
- * checked against their ids — a chunk that does not match is refused and
- * fetched again — and stored. What is held is read from IndexedDB, so after
- * a reload or crash a download resumes where it stopped.
+ * from the conversation's peers first when it reaches any directly, else (or
+ * when they lack one) from the relay; each is checked against its id — a
+ * chunk that does not match is refused and fetched again — and stored. What
+ * is held is read from IndexedDB, so after a reload or crash a download
+ * resumes where it stopped.
  *
  * Showing: with the service worker in control, files are served at
  * /media/<id>, decrypted as they are read (src/lib/sw/media.ts); the page
@@ -22,7 +29,9 @@
  */
 import { readChunks, encryptFile, newFileSecrets, sourceFromBlob, type FileSecrets } from './index';
 import { ChunkError } from './chunks';
-import { BlobClient, FileTooLargeError, type Capability } from './blob-client';
+import type { RoomId } from '../crypto';
+import { backoffDelay } from '../sync/backoff';
+import { BlobClient, BlobTransferError, FileTooLargeError, type Capability } from './blob-client';
 import { IdbChunkStore, type ChunkStore } from './chunk-store';
 import { CHUNK_SIZE, chunkLength, mediaKind, type ChunkId, type FileManifest } from './manifest';
 import { imageInfo } from './preview';
@@ -36,13 +45,21 @@ const PARALLEL = 4;
 const TAMPER_RETRIES = 3;
 /** Files up to this size are fetched as soon as their message is shown; larger ones on request. */
 export const AUTO_DOWNLOAD_BYTES = 100 * 1000 * 1000;
+/** Background uploads to a relay that was out of reach: first retry after this, doubling. */
+const RELAY_RETRY = { initialMs: 5_000, maxMs: 5 * 60_000 };
+
+/** The relay is out of reach (no answer, or a gateway's 5xx), as opposed to refusing. */
+function relayUnreachable(error: unknown): boolean {
+	return error instanceof BlobTransferError && (error.code === 'network' || error.status >= 500);
+}
 
 export class Transfer {
 	done = $state(0);
 	state = $state<TransferState>('idle');
 	error = $state<string | null>(null);
-	/** Chunks fetched from the relay (downloads), and refused for a wrong hash. */
+	/** Chunks fetched from the relay and from peers (downloads), and refused for a wrong hash. */
 	fetched = 0;
+	fromPeers = 0;
 	rejected = 0;
 	#abort: AbortController | null = null;
 	readonly #run: (transfer: Transfer, signal: AbortSignal) => Promise<void>;
@@ -100,10 +117,18 @@ export class Transfer {
 
 /** What the manager needs from a conversation to send a file into it. */
 export interface MediaRoom {
-	roomId: string;
+	roomId: RoomId;
 	capability(): Promise<Capability>;
 	/** Send the message carrying the manifest. */
 	send(manifest: FileManifest): Promise<void>;
+}
+
+/** A conversation's direct peers (NetHub): they serve chunks, and take files while the relay is away. */
+export interface MediaPeers {
+	/** Whether the room reaches a peer directly right now. */
+	hasPeers(roomId: RoomId): boolean;
+	/** A chunk from the room's peers, checked against its id; null when none has it. */
+	fetchChunk(roomId: RoomId, id: ChunkId, signal?: AbortSignal): Promise<Uint8Array | null>;
 }
 
 export interface MediaManagerOptions {
@@ -122,7 +147,11 @@ export class MediaManager {
 	readonly #downloads = new Map<string, Transfer>();
 	readonly #manifests = new Map<string, FileManifest>();
 	readonly #urls = new Map<string, Promise<string>>();
+	/** File id → the room its message came in, to ask that room's peers. */
+	readonly #rooms = new Map<string, RoomId>();
 	#uploadCount = 0;
+	/** The conversations' direct peers, once the network is up (set by the app). */
+	peers: MediaPeers | null = null;
 
 	constructor(options: MediaManagerOptions) {
 		this.client = options.client;
@@ -147,6 +176,8 @@ export class MediaManager {
 		if (file.size > maxFileBytes) throw new FileTooLargeError(name, file.size, maxFileBytes);
 		const secrets: FileSecrets = newFileSecrets();
 		const made: ChunkId[] = [];
+		/** Chunks on the relay (all of them unless it was out of reach). */
+		const onRelay = new Set<ChunkId>();
 		let info: Awaited<ReturnType<typeof imageInfo>> | undefined;
 		const transfer: Transfer = new Transfer(
 			'upload',
@@ -155,24 +186,35 @@ export class MediaManager {
 			file.size,
 			async (t, signal) => {
 				if (info === undefined && file.type.startsWith('image/')) info = await imageInfo(file);
-				const capability = await room.capability();
-				const token = await this.client.grant(room.roomId, capability, file.size, signal);
+				/** The relay's grant; null once it proved out of reach and peers take the file instead. */
+				let token: string | null = await this.#grant(room, file.size, signal);
 				t.done = Math.min(file.size, made.filter(Boolean).length * CHUNK_SIZE);
 				const manifest = await encryptFile(
 					sourceFromBlob(file),
 					{ name, type: file.type, ...(info ?? {}) },
 					async (index, id, blob) => {
 						await this.store.put(id, blob);
-						await this.client.put(token, id, blob, signal);
+						if (token !== null) {
+							try {
+								await this.client.put(token, id, blob, signal);
+								onRelay.add(id);
+							} catch (error) {
+								if (!this.#peersTakeOver(room, error)) throw error;
+								token = null;
+							}
+						}
 						made[index] = id;
 						t.done = Math.min(file.size, t.done + CHUNK_SIZE);
 					},
 					{ secrets, signal, skip: (index) => made[index] }
 				);
 				signal.throwIfAborted();
-				this.#remember(manifest);
+				this.#remember(manifest, room.roomId);
 				await room.send(manifest);
 				this.uploads = this.uploads.filter((u) => u !== t);
+				if (manifest.chunks.some((id) => !onRelay.has(id))) {
+					this.#uploadLater(room, manifest, onRelay, 0);
+				}
 			},
 			conversation
 		);
@@ -181,15 +223,73 @@ export class MediaManager {
 		return transfer;
 	}
 
+	/**
+	 * A grant to upload a file to the room, or null when the relay is out of
+	 * reach and the room's peers take the file instead (then it goes to the
+	 * relay later).
+	 */
+	async #grant(room: MediaRoom, size: number, signal: AbortSignal): Promise<string | null> {
+		try {
+			return await this.client.grant(room.roomId, await room.capability(), size, signal);
+		} catch (error) {
+			if (this.#peersTakeOver(room, error)) return null;
+			throw error;
+		}
+	}
+
+	/** After `error` from the relay: can the file go to the room's peers instead? */
+	#peersTakeOver(room: MediaRoom, error: unknown): boolean {
+		if (!relayUnreachable(error) || !this.peers?.hasPeers(room.roomId)) return false;
+		console.warn('kith:media the relay is out of reach: the file goes to peers, the relay later');
+		return true;
+	}
+
+	/** Upload a sent file's remaining chunks to the relay, retrying with backoff until it is back. */
+	#uploadLater(
+		room: MediaRoom,
+		manifest: FileManifest,
+		onRelay: Set<ChunkId>,
+		attempt: number
+	): void {
+		setTimeout(
+			() => {
+				void (async () => {
+					const token = await this.client.grant(
+						room.roomId,
+						await room.capability(),
+						manifest.size
+					);
+					for (const id of manifest.chunks) {
+						if (onRelay.has(id)) continue;
+						const blob = await this.store.get(id);
+						if (!blob) throw new Error('a chunk of the file is no longer on this device');
+						await this.client.put(token, id, blob);
+						onRelay.add(id);
+					}
+				})().catch((error: unknown) => {
+					if (!relayUnreachable(error)) {
+						console.warn('kith:media the relay refused a file sent to peers:', error);
+						return;
+					}
+					this.#uploadLater(room, manifest, onRelay, attempt + 1);
+				});
+			},
+			backoffDelay(attempt, RELAY_RETRY)
+		);
+	}
+
 	/** Forget a failed or cancelled upload. */
 	dismiss(transfer: Transfer): void {
 		transfer.cancel();
 		this.uploads = this.uploads.filter((u) => u !== transfer);
 	}
 
-	/** The download of `manifest` (one per file); started unless `start` is false. */
-	download(manifest: FileManifest, start = true): Transfer {
-		this.#remember(manifest);
+	/**
+	 * The download of `manifest` (one per file); started unless `start` is
+	 * false. `roomId`: the conversation's room, whose peers may have it.
+	 */
+	download(manifest: FileManifest, start = true, roomId?: RoomId): Transfer {
+		this.#remember(manifest, roomId);
 		let transfer = this.#downloads.get(manifest.id);
 		if (!transfer) {
 			transfer = new Transfer('download', manifest.id, manifest.name, manifest.size, (t, signal) =>
@@ -216,15 +316,32 @@ export class MediaManager {
 				signal.throwIfAborted();
 				const index = missing[next++] as number;
 				const id = manifest.chunks[index] as ChunkId;
-				await this.store.put(id, await this.#fetchChunk(id, t, signal));
+				await this.store.put(id, await this.#fetchChunk(manifest, id, t, signal));
 				t.done += chunkLength(manifest, index);
 			}
 		};
 		await Promise.all(Array.from({ length: PARALLEL }, worker));
 	}
 
-	/** Fetch one chunk, refusing (and fetching again) bytes that do not match its id. */
-	async #fetchChunk(id: ChunkId, t: Transfer, signal: AbortSignal): Promise<Uint8Array> {
+	/**
+	 * Fetch one chunk: from the room's peers when it reaches any (they check
+	 * its hash), else or when none has it from the relay, refusing (and
+	 * fetching again) bytes that do not match its id.
+	 */
+	async #fetchChunk(
+		manifest: FileManifest,
+		id: ChunkId,
+		t: Transfer,
+		signal: AbortSignal
+	): Promise<Uint8Array> {
+		const roomId = this.#rooms.get(manifest.id);
+		if (roomId && this.peers?.hasPeers(roomId)) {
+			const blob = await this.peers.fetchChunk(roomId, id, signal);
+			if (blob) {
+				t.fromPeers++;
+				return blob;
+			}
+		}
 		for (let attempt = 0; ; attempt++) {
 			try {
 				t.fetched++;
@@ -270,7 +387,8 @@ export class MediaManager {
 	}
 
 	/** Hand the manifest to the worker, so /media/<id> works (in memory only there). */
-	#remember(manifest: FileManifest): void {
+	#remember(manifest: FileManifest, roomId?: RoomId): void {
+		if (roomId) this.#rooms.set(manifest.id, roomId);
 		if (this.#manifests.has(manifest.id)) return;
 		this.#manifests.set(manifest.id, manifest);
 		this.#sw?.controller?.postMessage({ type: 'kith-media:manifest', manifest });

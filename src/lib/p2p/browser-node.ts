@@ -20,7 +20,7 @@ import type { SyncLogger } from '../sync/relay-connection';
 import { FrameStream } from './frame-stream';
 import { KITH_MEET_PROTOCOL, MAX_MEET_FRAME_BYTES, meetTag, readMeet, writeRegister } from './meet';
 import { createPageNode } from './page-node';
-import { PeerSync, type P2PRoomStatus, type PeerSyncRoom } from './peer-sync';
+import { PeerSync, type ChunkSource, type P2PRoomStatus, type PeerSyncRoom } from './peer-sync';
 
 /** What `GET /p2p/info` answers. */
 export interface ServerNodeInfo {
@@ -39,6 +39,8 @@ export interface BrowserPeersOptions {
 	onRemoteApplied?: (roomId: RoomId, update: Uint8Array) => void;
 	/** A room's remote awareness states changed (client id → encrypted state). */
 	onAwareness?: (roomId: RoomId, states: ReadonlyMap<number, Uint8Array>) => void;
+	/** This device's media chunks, served to its peers in each room. */
+	chunks?: ChunkSource;
 }
 
 const silent: SyncLogger = {
@@ -125,7 +127,8 @@ export class BrowserPeers {
 			lanDiscovery: false,
 			syncOn: (connection) =>
 				connection.remotePeer.toString() !== info.peerId && !isRelayed(connection),
-			...(options.onRemoteApplied ? { onRemoteApplied: options.onRemoteApplied } : {})
+			...(options.onRemoteApplied ? { onRemoteApplied: options.onRemoteApplied } : {}),
+			...(options.chunks ? { chunks: options.chunks } : {})
 		});
 		const peers = new BrowserPeers(node, sync, server, info.peerId, log);
 		if (options.onStatus) {

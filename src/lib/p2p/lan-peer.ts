@@ -23,7 +23,7 @@ import type { RoomId } from '../crypto';
 import { backoffDelay } from '../sync/backoff';
 import type { SyncLogger } from '../sync/relay-connection';
 import { createPageNode } from './page-node';
-import { MAX_EARLY_STREAMS, PeerSync, type PeerSyncRoom } from './peer-sync';
+import { MAX_EARLY_STREAMS, PeerSync, type ChunkSource, type PeerSyncRoom } from './peer-sync';
 
 /** How long one dial may take. */
 export const LAN_DIAL_TIMEOUT_MS = 15_000;
@@ -113,6 +113,8 @@ export interface LanPeersOptions {
 	onConnections?: () => void;
 	/** How long one dial may take (default LAN_DIAL_TIMEOUT_MS). */
 	dialTimeoutMs?: number;
+	/** This device's media chunks, served to its peers in each room. */
+	chunks?: ChunkSource;
 }
 
 interface Wanted {
@@ -153,7 +155,8 @@ export class LanPeers {
 			logger: log,
 			dialDiscovered: false,
 			lanDiscovery: false,
-			...(options.onRemoteApplied ? { onRemoteApplied: options.onRemoteApplied } : {})
+			...(options.onRemoteApplied ? { onRemoteApplied: options.onRemoteApplied } : {}),
+			...(options.chunks ? { chunks: options.chunks } : {})
 		});
 		const peers = new LanPeers(node, sync, options);
 		if (options.onStatus) {
