@@ -1087,9 +1087,12 @@ export class KithApp {
 				this.#showAlert(refusal.message, isTransientRefusal(refusal.code));
 			},
 			onStatusChange: () => this.#updateConnection(),
-			onLanPeers: () => this.#showLanPeers()
+			onLanPeers: () => this.#showLanPeers(),
+			...(this.media ? { chunks: this.media.store } : {})
 		});
 		this.#net = net;
+		// Files: downloads ask the conversations' direct peers; sends go to them when the relay is away.
+		if (this.media) this.media.peers = net;
 		void this.#loadLanPeers();
 		tabs.onBecomeLeader(async () => {
 			for (const session of this.#docSessions.values()) await session.becomeWriter();
