@@ -196,24 +196,27 @@ export class NetHub {
 	}
 
 	/**
-	 * Whether a room reaches a peer directly right now (another browser, or a
-	 * LAN peer). Only the leader tab holds peers.
+	 * Whether a room reaches a peer directly right now: a LAN peer, or (unless
+	 * `near`) another browser. Only the leader tab holds peers.
 	 */
-	hasPeers(roomId: RoomId): boolean {
-		return this.#lan.hasPeers(roomId) || (this.#p2p?.hasPeers(roomId) ?? false);
+	hasPeers(roomId: RoomId, near = false): boolean {
+		return this.#lan.hasPeers(roomId) || (!near && (this.#p2p?.hasPeers(roomId) ?? false));
 	}
 
 	/**
-	 * A media chunk from a room's peers (LAN peers first, then other
-	 * browsers), checked against its id; null when none has it, or this tab
-	 * holds no peers (a follower fetches from the relay only).
+	 * A media chunk from a room's peers (LAN peers first, then, unless
+	 * `near`, other browsers), checked against its id; null when none has it,
+	 * or this tab holds no peers (a follower fetches from the relay only).
 	 */
-	async fetchChunk(roomId: RoomId, id: ChunkId, signal?: AbortSignal): Promise<Uint8Array | null> {
-		return (
-			(await this.#lan.fetchChunk(roomId, id, signal)) ??
-			(await this.#p2p?.fetchChunk(roomId, id, signal)) ??
-			null
-		);
+	async fetchChunk(
+		roomId: RoomId,
+		id: ChunkId,
+		signal?: AbortSignal,
+		near = false
+	): Promise<Uint8Array | null> {
+		const lan = await this.#lan.fetchChunk(roomId, id, signal);
+		if (lan || near) return lan;
+		return (await this.#p2p?.fetchChunk(roomId, id, signal)) ?? null;
 	}
 
 	/** Try every room's connection now (the user asked, or the network came back). */

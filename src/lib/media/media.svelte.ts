@@ -16,8 +16,9 @@
  * lives), so members with no direct path get the file then.
  *
  * Receiving: the chunks this device lacks are fetched (a few at a time),
- * from the conversation's peers first when it reaches any directly, else (or
- * when they lack one) from the relay; each is checked against its id — a
+ * from the conversation's LAN peers first, then the relay, then (when the
+ * relay lacks one or is out of reach) its other direct peers; each is
+ * checked against its id — a
  * chunk that does not match is refused and fetched again — and stored. What
  * is held is read from IndexedDB, so after a reload or crash a download
  * resumes where it stopped.
@@ -125,10 +126,15 @@ export interface MediaRoom {
 
 /** A conversation's direct peers (NetHub): they serve chunks, and take files while the relay is away. */
 export interface MediaPeers {
-	/** Whether the room reaches a peer directly right now. */
-	hasPeers(roomId: RoomId): boolean;
-	/** A chunk from the room's peers, checked against its id; null when none has it. */
-	fetchChunk(roomId: RoomId, id: ChunkId, signal?: AbortSignal): Promise<Uint8Array | null>;
+	/** Whether the room reaches a peer directly right now (`near`: a LAN peer). */
+	hasPeers(roomId: RoomId, near?: boolean): boolean;
+	/** A chunk from the room's peers (`near`: LAN peers only), checked against its id; null when none has it. */
+	fetchChunk(
+		roomId: RoomId,
+		id: ChunkId,
+		signal?: AbortSignal,
+		near?: boolean
+	): Promise<Uint8Array | null>;
 }
 
 export interface MediaManagerOptions {
@@ -324,9 +330,10 @@ export class MediaManager {
 	}
 
 	/**
-	 * Fetch one chunk: from the room's peers when it reaches any (they check
-	 * its hash), else or when none has it from the relay, refusing (and
-	 * fetching again) bytes that do not match its id.
+	 * Fetch one chunk: from the room's LAN peers first (faster than any
+	 * relay), then the relay, refusing (and fetching again) bytes that do not
+	 * match its id; when the relay does not have it or cannot be reached, from
+	 * any direct peer of the room. Peers' blobs are hash-checked in PeerSync.
 	 */
 	async #fetchChunk(
 		manifest: FileManifest,
@@ -335,21 +342,31 @@ export class MediaManager {
 		signal: AbortSignal
 	): Promise<Uint8Array> {
 		const roomId = this.#rooms.get(manifest.id);
-		if (roomId && this.peers?.hasPeers(roomId)) {
-			const blob = await this.peers.fetchChunk(roomId, id, signal);
-			if (blob) {
-				t.fromPeers++;
-				return blob;
-			}
-		}
+		const peers = roomId ? this.peers : null;
+		const fromPeers = async (near: boolean): Promise<Uint8Array | null> => {
+			if (!peers || !roomId || !peers.hasPeers(roomId, near)) return null;
+			const blob = await peers.fetchChunk(roomId, id, signal, near);
+			if (blob) t.fromPeers++;
+			return blob;
+		};
+		const near = await fromPeers(true);
+		if (near) return near;
 		for (let attempt = 0; ; attempt++) {
 			try {
 				t.fetched++;
 				return await this.client.get(id, signal);
 			} catch (error) {
-				if ((error as Error).name !== ChunkError.NAME || attempt >= TAMPER_RETRIES) throw error;
-				t.rejected++;
-				console.warn('kith:media refused a chunk that does not match its address; fetching again');
+				if ((error as Error).name === ChunkError.NAME && attempt < TAMPER_RETRIES) {
+					t.rejected++;
+					console.warn(
+						'kith:media refused a chunk that does not match its address; fetching again'
+					);
+					continue;
+				}
+				if (signal.aborted) throw error;
+				const any = await fromPeers(false);
+				if (any) return any;
+				throw error;
 			}
 		}
 	}
