@@ -12,7 +12,7 @@
  *
  * Files too: with the server (and its blob store) gone, a file Ada sends goes
  * to Bob over the direct path, byte-identical; his browser fetches its
- * chunks from hers.
+ * chunks from hers. When the server is back, her browser uploads them there.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { expect, test, type Browser, type Page } from '@playwright/test';
@@ -141,4 +141,18 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 			await expect(articles(page).filter({ hasText: text })).toHaveCount(1);
 		}
 	}
+
+	// The server comes back: Ada's browser uploads the file's 5 chunks, which
+	// only Bob had, to its blob store, for members with no direct path.
+	await relay.start();
+	await expect(ada.getByRole('status', { name: 'Connection' })).toHaveText('Connected', {
+		timeout: 60_000
+	});
+	await expect.poll(() => blobsStored(relay.origin), { timeout: 30_000 }).toBe(5);
 });
+
+/** Chunks the relay's blob store took since it started (its own counter). */
+async function blobsStored(origin: string): Promise<number> {
+	const text = await (await fetch(`${origin}/blobs/metrics`)).text();
+	return Number(/kith_blobs_stored_total (\d+)/.exec(text)?.[1] ?? NaN);
+}

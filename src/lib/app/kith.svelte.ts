@@ -2113,7 +2113,9 @@ export class KithApp {
 		const status = vault ? this.#net?.status(vault.roomId) : null;
 		const next: ConnectionState =
 			status === 'connected' ? 'Connected' : status === 'connecting' ? 'Connecting' : 'Offline';
-		if (this.connection !== next) this.connection = next;
+		if (this.connection === next) return;
+		this.connection = next;
+		if (next === 'Connected') this.media?.relayBack();
 	}
 
 	async #markRead(session: ConversationSession): Promise<void> {

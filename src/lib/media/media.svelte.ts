@@ -49,6 +49,13 @@ export const AUTO_DOWNLOAD_BYTES = 100 * 1000 * 1000;
 /** Background uploads to a relay that was out of reach: first retry after this, doubling. */
 const RELAY_RETRY = { initialMs: 5_000, maxMs: 5 * 60_000 };
 
+interface PendingRelayUpload {
+	attempt: number;
+	/** Set while waiting for the next attempt; undefined while one runs. */
+	timer: ReturnType<typeof setTimeout> | undefined;
+	run: () => void;
+}
+
 /** The relay is out of reach (no answer, or a gateway's 5xx), as opposed to refusing. */
 function relayUnreachable(error: unknown): boolean {
 	return error instanceof BlobTransferError && (error.code === 'network' || error.status >= 500);
@@ -153,6 +160,8 @@ export class MediaManager {
 	readonly #downloads = new Map<string, Transfer>();
 	readonly #manifests = new Map<string, FileManifest>();
 	readonly #urls = new Map<string, Promise<string>>();
+	/** Files sent to peers while the relay was away, still to upload there. */
+	readonly #relayPending = new Set<PendingRelayUpload>();
 	/** File id → the room its message came in, to ask that room's peers. */
 	readonly #rooms = new Map<string, RoomId>();
 	#uploadCount = 0;
@@ -219,7 +228,7 @@ export class MediaManager {
 				await room.send(manifest);
 				this.uploads = this.uploads.filter((u) => u !== t);
 				if (manifest.chunks.some((id) => !onRelay.has(id))) {
-					this.#uploadLater(room, manifest, onRelay, 0);
+					this.#uploadLater(room, manifest, onRelay);
 				}
 			},
 			conversation
@@ -250,38 +259,46 @@ export class MediaManager {
 		return true;
 	}
 
-	/** Upload a sent file's remaining chunks to the relay, retrying with backoff until it is back. */
-	#uploadLater(
-		room: MediaRoom,
-		manifest: FileManifest,
-		onRelay: Set<ChunkId>,
-		attempt: number
-	): void {
-		setTimeout(
-			() => {
-				void (async () => {
-					const token = await this.client.grant(
-						room.roomId,
-						await room.capability(),
-						manifest.size
-					);
-					for (const id of manifest.chunks) {
-						if (onRelay.has(id)) continue;
-						const blob = await this.store.get(id);
-						if (!blob) throw new Error('a chunk of the file is no longer on this device');
-						await this.client.put(token, id, blob);
-						onRelay.add(id);
-					}
-				})().catch((error: unknown) => {
+	/**
+	 * Upload a sent file's remaining chunks to the relay: after a backoff, or
+	 * at once when the app sees the relay back (`relayBack`).
+	 */
+	#uploadLater(room: MediaRoom, manifest: FileManifest, onRelay: Set<ChunkId>): void {
+		const pending: PendingRelayUpload = { attempt: 0, timer: undefined, run: () => undefined };
+		pending.run = () => {
+			clearTimeout(pending.timer);
+			pending.timer = undefined;
+			void (async () => {
+				const token = await this.client.grant(room.roomId, await room.capability(), manifest.size);
+				for (const id of manifest.chunks) {
+					if (onRelay.has(id)) continue;
+					const blob = await this.store.get(id);
+					if (!blob) throw new Error('a chunk of the file is no longer on this device');
+					await this.client.put(token, id, blob);
+					onRelay.add(id);
+				}
+			})().then(
+				() => this.#relayPending.delete(pending),
+				(error: unknown) => {
 					if (!relayUnreachable(error)) {
+						this.#relayPending.delete(pending);
 						console.warn('kith:media the relay refused a file sent to peers:', error);
 						return;
 					}
-					this.#uploadLater(room, manifest, onRelay, attempt + 1);
-				});
-			},
-			backoffDelay(attempt, RELAY_RETRY)
-		);
+					pending.timer = setTimeout(pending.run, backoffDelay(pending.attempt++, RELAY_RETRY));
+				}
+			);
+		};
+		this.#relayPending.add(pending);
+		pending.timer = setTimeout(pending.run, backoffDelay(pending.attempt++, RELAY_RETRY));
+	}
+
+	/** The relay answers again: upload what files sent to peers still lack there, now. */
+	relayBack(): void {
+		for (const pending of this.#relayPending) {
+			// One attempt at a time: a running one has no timer.
+			if (pending.timer !== undefined) pending.run();
+		}
 	}
 
 	/** Forget a failed or cancelled upload. */
