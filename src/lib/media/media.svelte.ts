@@ -36,7 +36,7 @@ import { BlobClient, BlobTransferError, FileTooLargeError, type Capability } fro
 import { IdbChunkStore, type ChunkStore } from './chunk-store';
 import { CHUNK_SIZE, chunkLength, mediaKind, type ChunkId, type FileManifest } from './manifest';
 import { imageInfo } from './preview';
-import { ManifestAnswer, NeedManifest, mediaUrl } from './sw-protocol';
+import { ChunkAnswer, ManifestAnswer, NeedChunk, NeedManifest, mediaUrl } from './sw-protocol';
 
 export type TransferState = 'idle' | 'active' | 'failed' | 'complete' | 'cancelled';
 
@@ -429,12 +429,37 @@ export class MediaManager {
 	}
 
 	#answerWorker(event: MessageEvent): void {
-		const need = NeedManifest.safeParse(event.data);
-		if (!need.success) return;
 		const port = event.ports[0];
 		if (!port) return;
-		const answer: ManifestAnswer = { manifest: this.#manifests.get(need.data.id) ?? null };
-		port.postMessage(answer);
+		const need = NeedManifest.safeParse(event.data);
+		if (need.success) {
+			const answer: ManifestAnswer = { manifest: this.#manifests.get(need.data.id) ?? null };
+			port.postMessage(answer);
+			return;
+		}
+		const chunk = NeedChunk.safeParse(event.data);
+		if (!chunk.success) return;
+		void this.#chunkForWorker(chunk.data).then(
+			(blob) => port.postMessage({ blob } satisfies ChunkAnswer),
+			(error: unknown) => {
+				console.warn('kith:media could not get a chunk for the service worker:', error);
+				port.postMessage({ blob: null } satisfies ChunkAnswer);
+			}
+		);
+	}
+
+	/** A chunk the worker could not get from the relay: held here, or from the conversation's peers. */
+	async #chunkForWorker(need: NeedChunk): Promise<Uint8Array | null> {
+		const manifest = this.#manifests.get(need.file);
+		const id = manifest?.chunks[need.index];
+		const roomId = this.#rooms.get(need.file);
+		if (!id) return null;
+		const held = await this.store.get(id);
+		if (held) return held;
+		if (!roomId || !this.peers?.hasPeers(roomId)) return null;
+		const blob = await this.peers.fetchChunk(roomId, id);
+		if (blob) await this.store.put(id, blob);
+		return blob;
 	}
 
 	/** Should this attachment be fetched without asking? */

@@ -8,6 +8,11 @@
  *   page → worker   {type: "kith-media:manifest", manifest}
  *   worker → page   {type: "kith-media:need", id}   + a MessagePort; answered with
  *                   {manifest} or {manifest: null} on that port
+ *   worker → page   {type: "kith-media:need-chunk", file, index}   + a MessagePort,
+ *                   when the relay cannot give a chunk: the page asks the
+ *                   conversation's direct peers (which the worker cannot
+ *                   reach) and answers {blob} or {blob: null}; the worker
+ *                   checks the blob against the chunk's id as from the relay
  */
 import { z } from 'zod';
 import { FileId, FileManifest } from './manifest';
@@ -25,6 +30,18 @@ export type NeedManifest = z.infer<typeof NeedManifest>;
 
 export const ManifestAnswer = z.object({ manifest: FileManifest.nullable() });
 export type ManifestAnswer = z.infer<typeof ManifestAnswer>;
+
+export const NeedChunk = z.object({
+	type: z.literal('kith-media:need-chunk'),
+	file: FileId,
+	index: z.number().int().nonnegative()
+});
+export type NeedChunk = z.infer<typeof NeedChunk>;
+
+export const ChunkAnswer = z.object({
+	blob: z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'not bytes').nullable()
+});
+export type ChunkAnswer = z.infer<typeof ChunkAnswer>;
 
 /** The URL the worker serves a file at; `download` asks for Content-Disposition: attachment. */
 export function mediaUrl(manifest: { id: string }, download = false): string {

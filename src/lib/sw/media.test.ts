@@ -180,6 +180,38 @@ describe('/media/<id> in the service worker', () => {
 		expect(local.chunks.size).toBe(3);
 	});
 
+	it('asks its pages for a chunk the relay cannot give (their peers have it), and checks it', async () => {
+		const { bytes, store, manifest } = await file(3 * CS);
+		vi.stubGlobal('fetch', async () => {
+			throw new TypeError('Failed to fetch'); // the relay is gone
+		});
+		const asked: unknown[] = [];
+		let lie = false;
+		const page = (data: unknown, port: MessagePort) => {
+			asked.push(data);
+			const { file: fileId, index } = data as { file: string; index: number };
+			const id = fileId === manifest.id ? manifest.chunks[index] : undefined;
+			const blob = id ? (store.chunks.get(id) as Uint8Array) : null;
+			port.postMessage({ blob: blob && lie ? blob.map((b) => b ^ 1) : blob });
+		};
+		const local = new MemoryChunkStore();
+		const sw = worker(local, [page]);
+		sw.post({ type: 'kith-media:manifest', manifest });
+		const res = (await sw.fetch(`/media/${manifest.id}`)) as Response;
+		expect(new Uint8Array(await res.arrayBuffer())).toEqual(bytes);
+		expect(asked).toEqual(
+			[0, 1, 2].map((index) => ({ type: 'kith-media:need-chunk', file: manifest.id, index }))
+		);
+		expect(local.chunks.size).toBe(3);
+
+		// Bytes from a page that do not match the chunk's id are refused.
+		lie = true;
+		const fresh = worker(new MemoryChunkStore(), [page]);
+		fresh.post({ type: 'kith-media:manifest', manifest });
+		const refused = (await fresh.fetch(`/media/${manifest.id}`)) as Response;
+		await expect(refused.arrayBuffer()).rejects.toThrow();
+	});
+
 	it('asks its clients for a manifest it lacks, and is 404 when none knows it', async () => {
 		const { bytes, store, manifest } = await file(100);
 		const sw = worker(store, [

@@ -4,8 +4,10 @@
  * memory (a few chunks read ahead and one queued: about 1 MiB per response).
  *
  * Chunks come from IndexedDB (kith-media, shared with the page) or, when not
- * held, from the relay's blob store; a fetched chunk is checked against its
- * id (refused and fetched again if it does not match) and kept. The worker
+ * held, from the relay's blob store, or when the relay cannot give one, from
+ * an open page that asks the conversation's direct peers (a worker cannot
+ * reach them); a fetched chunk is checked against its id (refused and
+ * fetched again if it does not match) and kept. The worker
  * needs the file's manifest: pages post each one they show
  * (`kith-media:manifest`), and the worker keeps them in memory only — a file
  * key is never written to disk in plaintext. After a restart the worker has
@@ -18,17 +20,19 @@
  * origin.
  */
 import { BlobClient } from '../media/blob-client';
-import { ChunkError } from '../media/chunks';
+import { ChunkError, chunkIdOf } from '../media/chunks';
 import { IdbChunkStore, type ChunkStore } from '../media/chunk-store';
 import { openChunk } from '../media/encrypt-file';
 import { isFileId, mediaKind, type ChunkId, type FileManifest } from '../media/manifest';
 import { chunkSpan, parseRange } from '../media/range';
-import { ManifestAnswer, MEDIA_PATH, RegisterManifest } from '../media/sw-protocol';
+import { ChunkAnswer, ManifestAnswer, MEDIA_PATH, RegisterManifest } from '../media/sw-protocol';
 import type { ServiceWorkerScope, WorkerExtendableEvent, WorkerModule } from './types';
 
 /** Manifests kept in memory (most recently used last). */
 const MAX_MANIFESTS = 2000;
 const ASK_TIMEOUT_MS = 3000;
+/** A page asking its peers for a chunk may take as long as a peer does (CHUNK_TIMEOUT_MS). */
+const ASK_CHUNK_TIMEOUT_MS = 30_000;
 const TAMPER_RETRIES = 3;
 /** Chunks read and decrypted ahead of the one being sent. */
 const READ_AHEAD = 2;
@@ -95,29 +99,53 @@ export function media(options: MediaOptions = {}): WorkerModule {
 			if (message.success) remember(message.data.manifest);
 		});
 
-		async function ask(id: string): Promise<FileManifest | undefined> {
+		/** Ask every window client; the first answer `read` accepts, or undefined. */
+		async function askPages<T>(
+			message: unknown,
+			read: (data: unknown) => T | undefined,
+			timeoutMs: number
+		): Promise<T | undefined> {
 			const windows = await scope.clients.matchAll({ type: 'window', includeUncontrolled: true });
 			const answers = windows.map(
 				(window) =>
-					new Promise<FileManifest | undefined>((resolve) => {
+					new Promise<T | undefined>((resolve) => {
 						const channel = new MessageChannel();
-						const timer = setTimeout(() => resolve(undefined), ASK_TIMEOUT_MS);
+						const timer = setTimeout(() => resolve(undefined), timeoutMs);
 						channel.port1.onmessage = (event) => {
 							clearTimeout(timer);
-							const answer = ManifestAnswer.safeParse(event.data);
-							const manifest = answer.success ? answer.data.manifest : null;
-							resolve(manifest && manifest.id === id ? manifest : undefined);
+							resolve(read(event.data));
 						};
-						window.postMessage({ type: 'kith-media:need', id }, [channel.port2]);
+						window.postMessage(message, [channel.port2]);
 					})
 			);
-			for (const manifest of await Promise.all(answers)) {
-				if (manifest) {
-					remember(manifest);
-					return manifest;
-				}
-			}
+			for (const answer of await Promise.all(answers)) if (answer !== undefined) return answer;
 			return undefined;
+		}
+
+		async function ask(id: string): Promise<FileManifest | undefined> {
+			const manifest = await askPages(
+				{ type: 'kith-media:need', id },
+				(data) => {
+					const answer = ManifestAnswer.safeParse(data);
+					const found = answer.success ? answer.data.manifest : null;
+					return found && found.id === id ? found : undefined;
+				},
+				ASK_TIMEOUT_MS
+			);
+			if (manifest) remember(manifest);
+			return manifest;
+		}
+
+		/** A chunk from the pages' peers (the relay could not give it), not yet checked. */
+		function askChunk(manifest: FileManifest, index: number): Promise<Uint8Array | undefined> {
+			return askPages(
+				{ type: 'kith-media:need-chunk', file: manifest.id, index },
+				(data) => {
+					const answer = ChunkAnswer.safeParse(data);
+					return (answer.success && answer.data.blob) || undefined;
+				},
+				ASK_CHUNK_TIMEOUT_MS
+			);
 		}
 
 		async function chunk(manifest: FileManifest, index: number): Promise<Uint8Array> {
@@ -134,7 +162,12 @@ export function media(options: MediaOptions = {}): WorkerModule {
 					blob = await client.get(id);
 					break;
 				} catch (error) {
-					if ((error as Error).name !== ChunkError.NAME || attempt >= TAMPER_RETRIES) throw error;
+					if ((error as Error).name === ChunkError.NAME && attempt < TAMPER_RETRIES) continue;
+					// The relay lacks it or is out of reach: the pages' peers may have it.
+					const fromPeers = await askChunk(manifest, index);
+					if (!fromPeers || (await chunkIdOf(fromPeers)) !== id) throw error;
+					blob = fromPeers;
+					break;
 				}
 			}
 			await store.put(id, blob);
@@ -193,7 +226,10 @@ export function media(options: MediaOptions = {}): WorkerModule {
 						// collector, which lets ~64 MiB of spent chunks pile up first.
 						if (options.releaseSpent && sent.length === 2) release(sent.shift()!);
 						while (scheduled <= span.last && ahead.length < READ_AHEAD) {
-							ahead.push(chunk(manifest, scheduled++));
+							const next = chunk(manifest, scheduled++);
+							// Awaited in turn below; a failure past one that ends the body is no one's to report.
+							next.catch(() => undefined);
+							ahead.push(next);
 						}
 						const plain = await (ahead.shift() as Promise<Uint8Array>);
 						const from = index === span.first ? span.offset : 0;
@@ -203,7 +239,7 @@ export function media(options: MediaOptions = {}): WorkerModule {
 						if (index++ === span.last) controller.close();
 					},
 					cancel() {
-						for (const pending of ahead.splice(0)) pending.catch(() => undefined);
+						ahead.length = 0;
 					}
 				},
 				{ highWaterMark: 1 }
