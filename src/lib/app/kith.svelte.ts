@@ -2109,6 +2109,7 @@ export class KithApp {
 	 * indicator flicker to "Connecting".)
 	 */
 	#updateConnection(): void {
+		this.media?.peersChanged();
 		const vault = this.#vaultSession;
 		const status = vault ? this.#net?.status(vault.roomId) : null;
 		const next: ConnectionState =

@@ -69,6 +69,8 @@ export class Transfer {
 	fetched = 0;
 	fromPeers = 0;
 	rejected = 0;
+	/** Whether the file's room had a direct peer when this download last started. */
+	hadPeers = false;
 	#abort: AbortController | null = null;
 	readonly #run: (transfer: Transfer, signal: AbortSignal) => Promise<void>;
 
@@ -315,13 +317,36 @@ export class MediaManager {
 		this.#remember(manifest, roomId);
 		let transfer = this.#downloads.get(manifest.id);
 		if (!transfer) {
-			transfer = new Transfer('download', manifest.id, manifest.name, manifest.size, (t, signal) =>
-				this.#fetchAll(manifest, t, signal)
+			transfer = new Transfer(
+				'download',
+				manifest.id,
+				manifest.name,
+				manifest.size,
+				(t, signal) => {
+					const roomId = this.#rooms.get(manifest.id);
+					t.hadPeers = Boolean(roomId && this.peers?.hasPeers(roomId));
+					return this.#fetchAll(manifest, t, signal);
+				}
 			);
 			this.#downloads.set(manifest.id, transfer);
 		}
 		if (start && transfer.state !== 'complete') transfer.start();
 		return transfer;
+	}
+
+	/**
+	 * The conversations' direct peers changed: a download that failed while
+	 * its room had no peer tries again once it has one (the relay out of
+	 * reach, a LAN peer reconnecting after a reload).
+	 */
+	peersChanged(): void {
+		const peers = this.peers;
+		if (!peers) return;
+		for (const [fileId, transfer] of this.#downloads) {
+			if (transfer.state !== 'failed' || transfer.hadPeers) continue;
+			const roomId = this.#rooms.get(fileId);
+			if (roomId && peers.hasPeers(roomId)) transfer.retry();
+		}
 	}
 
 	async #fetchAll(manifest: FileManifest, t: Transfer, signal: AbortSignal): Promise<void> {

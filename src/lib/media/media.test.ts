@@ -1,0 +1,132 @@
+/**
+ * MediaManager with the relay out of reach (a closed port: real fetches that
+ * fail) and a conversation that reaches peers directly (an in-memory stand-in
+ * for NetHub; the real path, over libp2p and WebRTC, is in
+ * src/lib/p2p/chunk-fetch.test.ts and tests/e2e/p2p.spec.ts and
+ * lan-peer.spec.ts): a download takes its chunks from the peers, a download
+ * that failed for want of any source tries again once a peer comes, and a
+ * file is sent to peers when the relay cannot take it — never when nobody
+ * could fetch it.
+ */
+import { createServer } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { newRoomId, randomBytes, type RoomId } from '../crypto';
+import { BlobClient } from './blob-client';
+import { MemoryChunkStore } from './chunk-store';
+import { encryptFile, sourceFromBytes } from './encrypt-file';
+import type { ChunkId, FileManifest } from './manifest';
+import { MediaManager, type MediaPeers, type MediaRoom, type Transfer } from './media.svelte';
+
+/** A loopback port nothing listens on: every request to it fails at once. */
+async function deadRelay(): Promise<string> {
+	const server = createServer();
+	await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+	const { port } = server.address() as { port: number };
+	await new Promise<void>((resolve) => server.close(() => resolve()));
+	return `http://127.0.0.1:${port}`;
+}
+
+/** Peers of one room holding `chunks`; `connected` says whether the room reaches them. */
+function peersOf(room: RoomId, chunks: Map<string, Uint8Array>) {
+	const peers: MediaPeers & { connected: boolean } = {
+		connected: true,
+		hasPeers: (roomId) => peers.connected && roomId === room,
+		async fetchChunk(roomId, id) {
+			if (!peers.connected || roomId !== room) return null;
+			return chunks.get(id) ?? null;
+		}
+	};
+	return peers;
+}
+
+async function sentFile(size = 600_000) {
+	const bytes = new Uint8Array(size).map((_, i) => (i * 13 + (i >> 9)) & 0xff);
+	const chunks = new Map<string, Uint8Array>();
+	const manifest = await encryptFile(
+		sourceFromBytes(bytes),
+		{ name: 'notes.bin', type: 'application/octet-stream' },
+		(_i, id, blob) => void chunks.set(id, blob)
+	);
+	return { bytes, chunks, manifest };
+}
+
+async function settled(transfer: Transfer): Promise<void> {
+	const deadline = Date.now() + 10_000;
+	while (transfer.state === 'active' || transfer.state === 'idle') {
+		if (Date.now() > deadline) throw new Error('the transfer did not end');
+		await new Promise((resolve) => setTimeout(resolve, 10));
+	}
+}
+
+describe('MediaManager with the relay out of reach', () => {
+	it('downloads a file from the conversation’s peers', async () => {
+		const room = newRoomId();
+		const { chunks, manifest } = await sentFile();
+		const store = new MemoryChunkStore();
+		const media = new MediaManager({ client: new BlobClient(await deadRelay()), store });
+		media.peers = peersOf(room, chunks);
+		const transfer = media.download(manifest, true, room);
+		await settled(transfer);
+		expect(transfer.error).toBeNull();
+		expect(transfer.state).toBe('complete');
+		expect(transfer.fromPeers).toBe(manifest.chunks.length);
+		for (const id of manifest.chunks) expect(store.chunks.get(id)).toEqual(chunks.get(id));
+	});
+
+	it('tries a failed download again once its room reaches a peer, and not while it has none', async () => {
+		const room = newRoomId();
+		const { chunks, manifest } = await sentFile();
+		const media = new MediaManager({
+			client: new BlobClient(await deadRelay()),
+			store: new MemoryChunkStore()
+		});
+		const peers = peersOf(room, chunks);
+		peers.connected = false;
+		media.peers = peers;
+		const transfer = media.download(manifest, true, room);
+		await settled(transfer);
+		expect(transfer.state).toBe('failed');
+		expect(transfer.error).toContain('cannot be reached');
+
+		media.peersChanged(); // still nobody: stays failed
+		expect(transfer.state).toBe('failed');
+		peers.connected = true;
+		media.peersChanged();
+		await settled(transfer);
+		expect(transfer.state).toBe('complete');
+	});
+
+	it('sends a file to peers when the relay cannot take it, and refuses when no peer could fetch it', async () => {
+		const room = newRoomId();
+		const store = new MemoryChunkStore();
+		const media = new MediaManager({ client: new BlobClient(await deadRelay()), store });
+		const peers = peersOf(room, new Map());
+		media.peers = peers;
+		const sent: FileManifest[] = [];
+		const target: MediaRoom = {
+			roomId: room,
+			capability: async () => ({
+				publicKey: randomBytes(32),
+				sign: async () => randomBytes(64)
+			}),
+			send: async (manifest) => void sent.push(manifest)
+		};
+		const bytes = randomBytes(50_000);
+
+		peers.connected = false;
+		const refused = await media.sendFile('c', target, new File([bytes], 'alone.bin'));
+		await settled(refused);
+		expect(refused.state).toBe('failed');
+		expect(refused.error).toContain('the relay cannot be reached');
+		expect(sent).toEqual([]);
+
+		peers.connected = true;
+		const upload = await media.sendFile('c', target, new File([bytes], 'to-peers.bin'));
+		await settled(upload);
+		expect(upload.state).toBe('complete');
+		expect(sent.map((m) => m.name)).toEqual(['to-peers.bin']);
+		// Every chunk waits on this device for the peers to fetch.
+		const held = await store.held(sent[0]!.chunks);
+		expect(sent[0]!.chunks.every((id: ChunkId) => held.has(id))).toBe(true);
+	});
+});
