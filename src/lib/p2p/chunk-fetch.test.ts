@@ -33,16 +33,21 @@ async function realChunk(bytes = 256 * 1024): Promise<{ id: ChunkId; blob: Uint8
 	return encryptChunk(key, { fileId: 'f'.repeat(22), index: 0, count: 1 }, plain);
 }
 
+/** A room, and a store holding one real chunk of `bytes`. */
+async function roomAndChunk(bytes?: number) {
+	const store = new MemoryChunkStore();
+	const chunk = await realChunk(bytes);
+	await store.put(chunk.id, chunk.blob);
+	return { room: newRoom(), store, chunk };
+}
+
 function synced(peer: Peer, room: Room, others: number): Promise<void> {
 	return until(() => peer.sync.sessions(room.roomId).length >= others, 'sessions open');
 }
 
 describe('fetchChunk', () => {
 	it('fetches a chunk a peer in the room holds, byte for byte, and null for one nobody has', async () => {
-		const room = newRoom();
-		const store = new MemoryChunkStore();
-		const chunk = await realChunk();
-		await store.put(chunk.id, chunk.blob);
+		const { room, store, chunk } = await roomAndChunk();
 		const a = await startPeer([room], { chunks: store });
 		const b = await startPeer([room]);
 		await connect(b.node, a.node);
@@ -79,10 +84,7 @@ describe('fetchChunk', () => {
 	});
 
 	it('a peer with no store passes the request on one hop (browser → kith serve → browser)', async () => {
-		const room = newRoom();
-		const store = new MemoryChunkStore();
-		const chunk = await realChunk();
-		await store.put(chunk.id, chunk.blob);
+		const { room, store, chunk } = await roomAndChunk();
 		const sender = await startPeer([room], { chunks: store });
 		const middle = await startPeer([room]);
 		const receiver = await startPeer([room]);
@@ -99,11 +101,8 @@ describe('fetchChunk', () => {
 	});
 
 	it('gives nothing to a peer that is not in the room', async () => {
-		const room = newRoom();
+		const { room, store, chunk } = await roomAndChunk(1000);
 		const elsewhere = newRoom();
-		const store = new MemoryChunkStore();
-		const chunk = await realChunk(1000);
-		await store.put(chunk.id, chunk.blob);
 		const a = await startPeer([room], { chunks: store });
 		const stranger = await startPeer([elsewhere]);
 		await connect(stranger.node, a.node);
@@ -129,10 +128,7 @@ describe('fetchChunk', () => {
 	});
 
 	it('the answer to a raw chunk request after a real handshake is the blob', async () => {
-		const room = newRoom();
-		const store = new MemoryChunkStore();
-		const chunk = await realChunk(5000);
-		await store.put(chunk.id, chunk.blob);
+		const { room, store, chunk } = await roomAndChunk(5000);
 		const a = await startPeer([room], { chunks: store });
 		const b = await startPeer([]);
 		const raw = await rawClient(b.node, a.node);
