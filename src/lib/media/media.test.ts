@@ -111,7 +111,7 @@ describe('MediaManager with the relay out of reach', () => {
 			}),
 			send: async (manifest) => void sent.push(manifest)
 		};
-		const bytes = randomBytes(50_000);
+		const bytes = randomBytes(50_000) as Uint8Array<ArrayBuffer>;
 
 		peers.connected = false;
 		const refused = await media.sendFile('c', target, new File([bytes], 'alone.bin'));
