@@ -99,27 +99,32 @@ export function media(options: MediaOptions = {}): WorkerModule {
 			if (message.success) remember(message.data.manifest);
 		});
 
-		/** Ask every window client; the first answer `read` accepts, or undefined. */
+		/**
+		 * Ask every window client: the first answer `read` accepts, as soon as it
+		 * comes; undefined once every client answered otherwise or timed out.
+		 */
 		async function askPages<T>(
 			message: unknown,
 			read: (data: unknown) => T | undefined,
 			timeoutMs: number
 		): Promise<T | undefined> {
 			const windows = await scope.clients.matchAll({ type: 'window', includeUncontrolled: true });
-			const answers = windows.map(
-				(window) =>
-					new Promise<T | undefined>((resolve) => {
-						const channel = new MessageChannel();
-						const timer = setTimeout(() => resolve(undefined), timeoutMs);
-						channel.port1.onmessage = (event) => {
-							clearTimeout(timer);
-							resolve(read(event.data));
-						};
-						window.postMessage(message, [channel.port2]);
-					})
-			);
-			for (const answer of await Promise.all(answers)) if (answer !== undefined) return answer;
-			return undefined;
+			return new Promise<T | undefined>((resolve) => {
+				let waiting = windows.length;
+				if (waiting === 0) resolve(undefined);
+				for (const window of windows) {
+					const channel = new MessageChannel();
+					const done = (answer: T | undefined) => {
+						clearTimeout(timer);
+						channel.port1.onmessage = null;
+						if (answer !== undefined) resolve(answer);
+						else if (--waiting === 0) resolve(undefined);
+					};
+					const timer = setTimeout(() => done(undefined), timeoutMs);
+					channel.port1.onmessage = (event) => done(read(event.data));
+					window.postMessage(message, [channel.port2]);
+				}
+			});
 		}
 
 		async function ask(id: string): Promise<FileManifest | undefined> {
