@@ -18,10 +18,10 @@
  * Receiving: the chunks this device lacks are fetched (a few at a time),
  * from the conversation's LAN peers first, then the relay, then (when the
  * relay lacks one or is out of reach) its other direct peers; each is
- * checked against its id — a
- * chunk that does not match is refused and fetched again — and stored. What
- * is held is read from IndexedDB, so after a reload or crash a download
- * resumes where it stopped.
+ * checked against its id — a chunk that does not match is refused and
+ * fetched again — and stored. What is held is read from IndexedDB, so after
+ * a reload or crash a download resumes where it stopped. A download that
+ * failed while its room had no peer starts again when one comes.
  *
  * Showing: with the service worker in control, files are served at
  * /media/<id>, decrypted as they are read (src/lib/sw/media.ts); the page
