@@ -22,6 +22,13 @@
  *   connection right after: A sends the conversation's whole Yjs update (the
  *   bytes that carry the envelopes) over a bare libp2p stream to C, timed
  *   from opening the stream until C has read the last byte. A new C per run.
+ * - P3, a file's chunks between peers: A holds a file's encrypted chunks
+ *   (256 KiB each, made by the app's `encryptFile`); B fetches every one
+ *   with `PeerSync.fetchChunk` over the room's /kith/sync stream, four at a
+ *   time as the app's downloads do, each checked against its id (SHA-256).
+ *   Baseline: the same bytes over a bare libp2p stream on the same
+ *   connection. No target in the issues: the figure says what the P2P path
+ *   for files costs.
  *
  * Every peer runs in this one process, on one event loop: work the sender
  * does after sending (storing, reducing its own message) delays the
@@ -41,6 +48,9 @@ import { createAccount, type UnlockedKeyring } from '../../src/lib/identity';
 import { NodeConversation } from '../../src/lib/node/conversation';
 import { NodeDoc } from '../../src/lib/node/doc';
 import { NodeStore } from '../../src/lib/node/store';
+import { MemoryChunkStore } from '../../src/lib/media/chunk-store';
+import { encryptFile, sourceFromBytes } from '../../src/lib/media/encrypt-file';
+import type { ChunkId } from '../../src/lib/media/manifest';
 import { createKithNode } from '../../src/lib/p2p/node';
 import { PeerSync } from '../../src/lib/p2p/peer-sync';
 import type { ConversationEntry } from '../../src/lib/vault';
@@ -56,12 +66,31 @@ export interface P2PConfig {
 	syncReps: number;
 	/** Envelopes sealed per commit while growing the history (as benchmark 1 grows its docs). */
 	growChunk: number;
+	/** P3: bytes of the file, and runs. */
+	fileBytes: number;
+	fileReps: number;
 }
 
 export function p2pConfig(quick: boolean): P2PConfig {
 	return quick
-		? { messages: 50, warmup: 10, history: 2_000, syncReps: 3, growChunk: 1_000 }
-		: { messages: 200, warmup: 20, history: 10_000, syncReps: 5, growChunk: 1_000 };
+		? {
+				messages: 50,
+				warmup: 10,
+				history: 2_000,
+				syncReps: 3,
+				growChunk: 1_000,
+				fileBytes: 16e6,
+				fileReps: 3
+			}
+		: {
+				messages: 200,
+				warmup: 20,
+				history: 10_000,
+				syncReps: 5,
+				growChunk: 1_000,
+				fileBytes: 64e6,
+				fileReps: 5
+			};
 }
 
 /** The bare protocol of both baselines: bytes in, counted, nothing else. */
@@ -79,6 +108,8 @@ interface Peer {
 	store: NodeStore;
 	node: Libp2p;
 	sync: PeerSync;
+	/** Media chunks this peer serves (P3). */
+	chunks: MemoryChunkStore;
 	docs: NodeDoc[];
 	/** Bytes read by the bare protocol's handler, and who waits for a count. */
 	raw: { total: number; waiting: { bytes: number; resolve: (at: number) => void } | null };
@@ -98,7 +129,8 @@ async function startPeer(dir: string, name: string): Promise<Peer> {
 	const { keyring } = await createAccount();
 	const store = new NodeStore(join(dir, `${name}.db`));
 	const node = await createKithNode({ listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false });
-	const sync = new PeerSync(node);
+	const chunks = new MemoryChunkStore();
+	const sync = new PeerSync(node, { chunks });
 	await sync.start();
 	const peer: Peer = {
 		name,
@@ -107,6 +139,7 @@ async function startPeer(dir: string, name: string): Promise<Peer> {
 		store,
 		node,
 		sync,
+		chunks,
 		docs: [],
 		raw: { total: 0, waiting: null }
 	};
@@ -488,11 +521,65 @@ async function measureSync(
 	};
 }
 
+// ---- P3: a file's chunks between peers -------------------------------------------------
+
+export interface FileRun {
+	/** Every chunk fetched and checked, four at a time. */
+	kithMs: number;
+	/** The same bytes over a bare stream. */
+	rawMs: number;
+}
+
+async function measureFile(
+	cfg: P2PConfig,
+	a: Peer,
+	b: Peer,
+	roomId: ConversationEntry['roomId'],
+	log: (text: string) => void
+): Promise<{ runs: FileRun[]; bytes: number; chunks: number }> {
+	const plain = new Uint8Array(cfg.fileBytes).map((_, i) => (i * 31 + (i >> 11)) & 0xff);
+	const manifest = await encryptFile(
+		sourceFromBytes(plain),
+		{ name: 'bench.bin', type: 'application/octet-stream' },
+		(_i, id, blob) => a.chunks.put(id, blob)
+	);
+	const bytes = manifest.chunks.reduce(
+		(sum, id) => sum + (a.chunks.chunks.get(id)?.length ?? 0),
+		0
+	);
+	const runs: FileRun[] = [];
+	for (let rep = 0; rep < cfg.fileReps; rep++) {
+		const t0 = performance.now();
+		let next = 0;
+		const worker = async () => {
+			while (next < manifest.chunks.length) {
+				const id = manifest.chunks[next++] as ChunkId;
+				const blob = await b.sync.fetchChunk(roomId, id);
+				if (!blob) throw new Error(`p2p bench: B could not fetch chunk ${id}`);
+			}
+		};
+		await timeout(Promise.all(Array.from({ length: 4 }, worker)), SYNC_TIMEOUT_MS, 'the file on B');
+		const kithMs = performance.now() - t0;
+		const arrived = rawArrival(b, bytes);
+		const r0 = performance.now();
+		const stream = await a.node.dialProtocol(b.node.peerId, RAW_PROTOCOL);
+		for (const id of manifest.chunks) await send(stream, a.chunks.chunks.get(id) as Uint8Array);
+		const rawAt = await timeout(arrived, SYNC_TIMEOUT_MS, 'the bare file bytes');
+		await stream.close().catch(() => undefined);
+		runs.push({ kithMs, rawMs: rawAt - r0 });
+		log(
+			`p2p: file run ${rep + 1}/${cfg.fileReps}: ${fmt(kithMs)} ms for ${fmt(bytes / 1e6)} MB in ${manifest.chunks.length} chunks, bare ${fmt(rawAt - r0, 1)} ms`
+		);
+	}
+	return { runs, bytes, chunks: manifest.chunks.length };
+}
+
 // ---- the section ----------------------------------------------------------------------
 
 export interface P2PResults {
 	latency: LatencySample[];
 	sync: Awaited<ReturnType<typeof measureSync>>;
+	file: Awaited<ReturnType<typeof measureFile>>;
 }
 
 export async function runP2P(
@@ -507,13 +594,15 @@ export async function runP2P(
 		const b = await startPeer(dir, 'b');
 		peers.push(b);
 		const latency = await measureLatency(cfg, a, b, log);
+		log(`p2p: a ${fmt(cfg.fileBytes / 1e6)} MB file's chunks A → B, ${cfg.fileReps} runs`);
+		const file = await measureFile(cfg, a, b, latency.entry.roomId, log);
 		// B leaves; A stops serving the latency room, so the new peers see one room only.
 		await stopPeer(peers.pop() as Peer);
 		await a.sync.removeRoom(latency.entry.roomId);
 		const sync = await measureSync(cfg, dir, a, log);
 		return {
-			rows: rows(cfg, latency.samples, sync),
-			results: { latency: latency.samples, sync }
+			rows: rows(cfg, latency.samples, sync, file),
+			results: { latency: latency.samples, sync, file }
 		};
 	} finally {
 		for (const peer of peers) await stopPeer(peer);
@@ -521,7 +610,12 @@ export async function runP2P(
 	}
 }
 
-function rows(cfg: P2PConfig, samples: LatencySample[], sync: P2PResults['sync']): Row[] {
+function rows(
+	cfg: P2PConfig,
+	samples: LatencySample[],
+	sync: P2PResults['sync'],
+	file: P2PResults['file']
+): Row[] {
 	const kith = samples.map((s) => s.kithMs);
 	const raw = samples.map((s) => s.rawMs);
 	const p50 = median(kith);
@@ -542,6 +636,8 @@ function rows(cfg: P2PConfig, samples: LatencySample[], sync: P2PResults['sync']
 	const big = sync.bigLatency;
 	const bigP50 = median(big.map((s) => s.kithMs));
 	const bigRaw = median(big.map((s) => s.rawMs));
+	const fileRate = file.bytes / MB / (median(file.runs.map((r) => r.kithMs)) / 1000);
+	const fileRaw = file.bytes / MB / (median(file.runs.map((r) => r.rawMs)) / 1000);
 	return [
 		{
 			name: 'P1 Message latency A → B, p50',
@@ -580,6 +676,13 @@ function rows(cfg: P2PConfig, samples: LatencySample[], sync: P2PResults['sync']
 			target: '≥ 0.50×',
 			result: r2 >= 0.5 ? 'PASS' : 'MISS',
 			note: `median of ${sync.runs.length} new peers: ${fmt(kithMs)} ms from connection up to all visible (session open ${fmt(median(sync.runs.map((r) => r.sessionMs)))} ms, doc complete ${fmt(median(sync.runs.map((r) => r.docMs)))} ms; dial ${fmt(median(sync.runs.map((r) => r.dialMs)), 1)} ms before); ${fmt(sync.envelopeBytes / MB, 2)} MB in ${fmt(sync.envelopes)} envelopes; baseline: the ${fmt(sync.updateBytes / MB, 2)} MB Yjs update over a bare stream, ${fmt(rawMs, 1)} ms`
+		},
+		{
+			name: `P3 A file's chunks A → B (${fmt(file.bytes / MB)} MB)`,
+			value: `${fmt(fileRate, 1)} MB/s`,
+			baseline: `${fmt(fileRaw, 1)} MB/s`,
+			ratio: ratio(fileRate / fileRaw),
+			note: `median of ${file.runs.length} runs: ${file.chunks} chunks fetched with PeerSync.fetchChunk over the room's /kith/sync stream, 4 at a time, each hash-checked; baseline: the same bytes over a bare stream, same connection`
 		},
 		{
 			name: '  SQLite append (fsync), one update',
