@@ -31,6 +31,12 @@ import { RelayProcess } from './support/relay-process';
 
 test.describe.configure({ timeout: 180_000 });
 
+/** A 2 × 2 PNG. */
+const PNG = Buffer.from(
+	'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==',
+	'base64'
+);
+
 let relay: RelayProcess;
 let browser: Browser;
 
@@ -123,6 +129,17 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 		createHash('sha256').update(bytes).digest('hex')
 	);
 	await bob.screenshot({ path: test.info().outputPath('file-over-webrtc.png') });
+	// An image shows inline; audio streams through Bob's service worker, which
+	// asks his page for the chunks the relay cannot give.
+	await attachFile(ada, { name: 'dot.png', mimeType: 'image/png', buffer: PNG });
+	const dot = messageLog(bob).getByRole('img', { name: 'dot.png', exact: true });
+	await expect(dot).toBeVisible({ timeout: 30_000 });
+	await expect.poll(() => dot.evaluate((img) => (img as HTMLImageElement).naturalWidth)).toBe(2);
+	const voice = randomBytes(900_000);
+	await attachFile(ada, { name: 'voice.ogg', mimeType: 'audio/ogg', buffer: voice });
+	expect(await linkedFileHash(bob, 'voice.ogg')).toBe(
+		createHash('sha256').update(voice).digest('hex')
+	);
 
 	const expected = [
 		'over the relay',
@@ -133,7 +150,9 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 		'no server, from bob',
 		'bob typed it, relay gone',
 		'ada typed it, relay gone',
-		'trail-map.bin'
+		'trail-map.bin',
+		'dot.png',
+		'voice.ogg'
 	];
 	for (const page of [ada, bob]) {
 		await expect(articles(page)).toHaveCount(expected.length);
@@ -142,13 +161,13 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 		}
 	}
 
-	// The server comes back: Ada's browser uploads the file's 5 chunks, which
-	// only Bob had, to its blob store, for members with no direct path.
+	// The server comes back: Ada's browser uploads the files' chunks (5, 1 and
+	// 4), which only Bob had, to its blob store, for members with no direct path.
 	await relay.start();
 	await expect(ada.getByRole('status', { name: 'Connection' })).toHaveText('Connected', {
 		timeout: 60_000
 	});
-	await expect.poll(() => blobsStored(relay.origin), { timeout: 30_000 }).toBe(5);
+	await expect.poll(() => blobsStored(relay.origin), { timeout: 30_000 }).toBe(5 + 1 + 4);
 });
 
 /** Chunks the relay's blob store took since it started (its own counter). */
