@@ -162,7 +162,10 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 	}
 
 	// The server comes back: Ada's browser uploads the files' chunks (5, 1 and
-	// 4), which only Bob had, to its blob store, for members with no direct path.
+	// 4), which only Bob had, to its blob store, for members with no direct
+	// path. It remembers them across a reload (the app opens from its cache).
+	await ada.reload();
+	await expect(ada.getByRole('navigation', { name: 'Conversations' })).toBeVisible();
 	await relay.start();
 	await expect(ada.getByRole('status', { name: 'Connection' })).toHaveText('Connected', {
 		timeout: 60_000

@@ -67,7 +67,7 @@ import type {
 } from './types';
 import type { DocSession, EntrySource } from './doc-session';
 import { ownStatus, ReceiptBook } from './receipts';
-import type { MediaManager } from '../media/media.svelte';
+import type { MediaManager, MediaRoom } from '../media/media.svelte';
 import type { FileManifest } from '../media/manifest';
 import { deriveRoomCapability } from '../sync/capability';
 import { notifyKeyFor, previewOf, sealNotification } from '../push/notification';
@@ -562,21 +562,22 @@ export class ConversationSession implements ConversationHandle {
 	async attach(file: File): Promise<void> {
 		const media = this.#options.media;
 		if (!media) throw new Error('Sending files needs the Kith relay.');
+		await media.sendFile(this.id, this.mediaRoom(), file);
+	}
+
+	/** This conversation's room for files: its upload capability, and sending a manifest. */
+	mediaRoom(): MediaRoom {
 		const { session, keys, epoch } = this.#options;
-		await media.sendFile(
-			this.id,
-			{
-				roomId: session.roomId,
-				capability: () => {
-					const key = keys.get(epoch);
-					if (!key) throw new MissingKeyError('No key for this conversation: refusing to send.');
-					return deriveRoomCapability(key, session.roomId);
-				},
-				send: (manifest) =>
-					this.#enqueueOp(makeSend(this.#options.clock, '', undefined, manifest)).accepted
+		return {
+			roomId: session.roomId,
+			capability: () => {
+				const key = keys.get(epoch);
+				if (!key) throw new MissingKeyError('No key for this conversation: refusing to send.');
+				return deriveRoomCapability(key, session.roomId);
 			},
-			file
-		);
+			send: (manifest) =>
+				this.#enqueueOp(makeSend(this.#options.clock, '', undefined, manifest)).accepted
+		};
 	}
 
 	#enqueue(text: string, replyTo?: string): { accepted: Promise<void>; saved: Promise<void> } {

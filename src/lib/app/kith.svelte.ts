@@ -6,7 +6,11 @@
  * conversation, and exposes reactive state and verbs to the UI.
  */
 import { BlobClient } from '../media/blob-client';
-import { MediaManager } from '../media/media.svelte';
+import {
+	MediaManager,
+	type PendingRelayRecord,
+	type PendingRelayStore
+} from '../media/media.svelte';
 import { IdbChunkStore } from '../media/chunk-store';
 import type { FileManifest } from '../media/manifest';
 import {
@@ -162,6 +166,23 @@ function afterPaint(): Promise<void> {
 	});
 }
 
+/** Uploads to the relay still owed (files sent to peers while it was away), one record per file. */
+const PENDING_RELAY_PREFIX = 'media-relay/';
+
+function pendingRelayStore(store: LocalStore): PendingRelayStore {
+	return {
+		list: async () => {
+			const keys = await store.keys(PENDING_RELAY_PREFIX);
+			const records = await Promise.all(
+				keys.map(async (key) => [key.slice(PENDING_RELAY_PREFIX.length), await store.get(key)])
+			);
+			return records as Array<[string, PendingRelayRecord]>;
+		},
+		put: (fileId, record) => store.put(PENDING_RELAY_PREFIX + fileId, record),
+		delete: (fileId) => store.delete(PENDING_RELAY_PREFIX + fileId)
+	};
+}
+
 /** The conversation list's cache for the next start (snapshot.ts, under the device-local key). */
 const LIST_SNAPSHOT = 'list' as RoomId;
 /** The list is cached at most this often. */
@@ -275,6 +296,7 @@ export class KithApp {
 			options.relayUrl && typeof indexedDB !== 'undefined'
 				? new MediaManager({
 						client: new BlobClient(options.relayUrl),
+						pending: pendingRelayStore(options.store),
 						serviceWorker:
 							typeof navigator === 'undefined' ? null : (navigator.serviceWorker ?? null)
 					})
@@ -1092,7 +1114,15 @@ export class KithApp {
 		});
 		this.#net = net;
 		// Files: downloads ask the conversations' direct peers; sends go to them when the relay is away.
-		if (this.media) this.media.peers = net;
+		if (this.media) {
+			this.media.peers = net;
+			this.media.rooms = (roomId) => {
+				for (const session of this.#sessions.values()) {
+					if (session.roomId === roomId) return session.mediaRoom();
+				}
+				return null;
+			};
+		}
 		void this.#loadLanPeers();
 		tabs.onBecomeLeader(async () => {
 			for (const session of this.#docSessions.values()) await session.becomeWriter();

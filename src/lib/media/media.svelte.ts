@@ -29,8 +29,8 @@
  * becomes a blob: URL.
  */
 import { readChunks, encryptFile, newFileSecrets, sourceFromBlob, type FileSecrets } from './index';
-import { ChunkError } from './chunks';
-import type { RoomId } from '../crypto';
+import { ChunkError, isChunkIdText } from './chunks';
+import { isRoomId, type RoomId } from '../crypto';
 import { backoffDelay } from '../sync/backoff';
 import { BlobClient, BlobTransferError, FileTooLargeError, type Capability } from './blob-client';
 import { IdbChunkStore, type ChunkStore } from './chunk-store';
@@ -49,11 +49,40 @@ export const AUTO_DOWNLOAD_BYTES = 100 * 1000 * 1000;
 /** Background uploads to a relay that was out of reach: first retry after this, doubling. */
 const RELAY_RETRY = { initialMs: 5_000, maxMs: 5 * 60_000 };
 
+/** A file sent to peers while the relay was away: what the relay still lacks. */
+export interface PendingRelayRecord {
+	room: RoomId;
+	size: number;
+	/** Chunks not yet on the relay. */
+	chunks: ChunkId[];
+}
+
+/** Where pending relay uploads are kept across reloads (the app's LocalStore). */
+export interface PendingRelayStore {
+	list(): Promise<Array<[fileId: string, record: PendingRelayRecord]>>;
+	put(fileId: string, record: PendingRelayRecord): Promise<void>;
+	delete(fileId: string): Promise<void>;
+}
+
 interface PendingRelayUpload {
+	record: PendingRelayRecord;
 	attempt: number;
 	/** Set while waiting for the next attempt; undefined while one runs. */
 	timer: ReturnType<typeof setTimeout> | undefined;
 	run: () => void;
+}
+
+/** A record read back from storage: stored by this device, still checked. */
+function isPendingRecord(value: unknown): value is PendingRelayRecord {
+	const record = value as Partial<PendingRelayRecord> | null;
+	return (
+		typeof record === 'object' &&
+		record !== null &&
+		isRoomId(record.room) &&
+		typeof record.size === 'number' &&
+		Array.isArray(record.chunks) &&
+		record.chunks.every(isChunkIdText)
+	);
 }
 
 /** The relay is out of reach (no answer, or a gateway's 5xx), as opposed to refusing. */
@@ -149,6 +178,8 @@ export interface MediaPeers {
 export interface MediaManagerOptions {
 	client: BlobClient;
 	store?: ChunkStore;
+	/** Keeps uploads to the relay still owed across reloads. */
+	pending?: PendingRelayStore;
 	/** `navigator.serviceWorker`, when there is one. */
 	serviceWorker?: ServiceWorkerContainer | null;
 }
@@ -163,16 +194,22 @@ export class MediaManager {
 	readonly #manifests = new Map<string, FileManifest>();
 	readonly #urls = new Map<string, Promise<string>>();
 	/** Files sent to peers while the relay was away, still to upload there. */
-	readonly #relayPending = new Set<PendingRelayUpload>();
+	readonly #relayPending = new Map<string, PendingRelayUpload>();
+	readonly #pendingStore: PendingRelayStore | null;
+	/** Whether the uploads kept by an earlier page were picked up. */
+	#pendingLoaded = false;
 	/** File id → the room its message came in, to ask that room's peers. */
 	readonly #rooms = new Map<string, RoomId>();
 	#uploadCount = 0;
 	/** The conversations' direct peers, once the network is up (set by the app). */
 	peers: MediaPeers | null = null;
+	/** A conversation's room to upload into, by room id (set by the app; null while not open). */
+	rooms: ((roomId: RoomId) => MediaRoom | null) | null = null;
 
 	constructor(options: MediaManagerOptions) {
 		this.client = options.client;
 		this.store = options.store ?? new IdbChunkStore();
+		this.#pendingStore = options.pending ?? null;
 		this.#sw = options.serviceWorker ?? null;
 		this.#sw?.addEventListener('message', (event) => this.#answerWorker(event));
 	}
@@ -230,7 +267,8 @@ export class MediaManager {
 				await room.send(manifest);
 				this.uploads = this.uploads.filter((u) => u !== t);
 				if (manifest.chunks.some((id) => !onRelay.has(id))) {
-					this.#uploadLater(room, manifest, onRelay);
+					const chunks = manifest.chunks.filter((id) => !onRelay.has(id));
+					this.#uploadLater(manifest.id, { room: room.roomId, size: manifest.size, chunks }, room);
 				}
 			},
 			conversation
@@ -263,44 +301,86 @@ export class MediaManager {
 
 	/**
 	 * Upload a sent file's remaining chunks to the relay: after a backoff, or
-	 * at once when the app sees the relay back (`relayBack`).
+	 * at once when the app sees the relay back (`relayBack`). Kept in the
+	 * pending store until done, so a reload picks it up again.
 	 */
-	#uploadLater(room: MediaRoom, manifest: FileManifest, onRelay: Set<ChunkId>): void {
-		const pending: PendingRelayUpload = { attempt: 0, timer: undefined, run: () => undefined };
+	#uploadLater(fileId: string, record: PendingRelayRecord, room?: MediaRoom, now = false): void {
+		if (this.#relayPending.has(fileId)) return;
+		const pending: PendingRelayUpload = {
+			record,
+			attempt: 0,
+			timer: undefined,
+			run: () => undefined
+		};
+		const save = () => this.#pendingStore?.put(fileId, record).catch(() => undefined);
+		const later = () => {
+			pending.timer = setTimeout(pending.run, backoffDelay(pending.attempt++, RELAY_RETRY));
+		};
 		pending.run = () => {
 			clearTimeout(pending.timer);
 			pending.timer = undefined;
 			void (async () => {
-				const token = await this.client.grant(room.roomId, await room.capability(), manifest.size);
-				for (const id of manifest.chunks) {
-					if (onRelay.has(id)) continue;
+				const target = room ?? this.rooms?.(record.room);
+				// Its conversation is not open yet: as if the relay were away.
+				if (!target) throw new BlobTransferError('the conversation is not open', 'network');
+				const token = await this.client.grant(
+					target.roomId,
+					await target.capability(),
+					record.size
+				);
+				while (record.chunks.length > 0) {
+					const id = record.chunks[0] as ChunkId;
 					const blob = await this.store.get(id);
 					if (!blob) throw new Error('a chunk of the file is no longer on this device');
 					await this.client.put(token, id, blob);
-					onRelay.add(id);
+					record.chunks.shift();
+					await save();
 				}
 			})().then(
-				() => this.#relayPending.delete(pending),
+				() => this.#forgetPending(fileId),
 				(error: unknown) => {
 					if (!relayUnreachable(error)) {
-						this.#relayPending.delete(pending);
+						this.#forgetPending(fileId);
 						console.warn('kith:media the relay refused a file sent to peers:', error);
 						return;
 					}
-					pending.timer = setTimeout(pending.run, backoffDelay(pending.attempt++, RELAY_RETRY));
+					later();
 				}
 			);
 		};
-		this.#relayPending.add(pending);
-		pending.timer = setTimeout(pending.run, backoffDelay(pending.attempt++, RELAY_RETRY));
+		this.#relayPending.set(fileId, pending);
+		void save();
+		if (now) pending.run();
+		else later();
 	}
 
-	/** The relay answers again: upload what files sent to peers still lack there, now. */
+	#forgetPending(fileId: string): void {
+		this.#relayPending.delete(fileId);
+		void this.#pendingStore?.delete(fileId).catch(() => undefined);
+	}
+
+	/**
+	 * The relay answers again: upload what files sent to peers still lack
+	 * there, now — those of this page, and (the first time) those an earlier
+	 * page left.
+	 */
 	relayBack(): void {
-		for (const pending of this.#relayPending) {
+		for (const pending of this.#relayPending.values()) {
 			// One attempt at a time: a running one has no timer.
 			if (pending.timer !== undefined) pending.run();
 		}
+		if (this.#pendingLoaded || !this.#pendingStore) return;
+		this.#pendingLoaded = true;
+		void this.#pendingStore.list().then(
+			(kept) => {
+				for (const [fileId, record] of kept) {
+					if (isPendingRecord(record)) this.#uploadLater(fileId, record, undefined, true);
+					else void this.#pendingStore?.delete(fileId).catch(() => undefined);
+				}
+			},
+			(error: unknown) =>
+				console.warn('kith:media could not read the uploads owed to the relay', error)
+		);
 	}
 
 	/** Forget a failed or cancelled upload. */

@@ -15,7 +15,14 @@ import { BlobClient } from './blob-client';
 import { MemoryChunkStore } from './chunk-store';
 import { encryptFile, sourceFromBytes } from './encrypt-file';
 import type { ChunkId, FileManifest } from './manifest';
-import { MediaManager, type MediaPeers, type MediaRoom, type Transfer } from './media.svelte';
+import {
+	MediaManager,
+	type MediaPeers,
+	type MediaRoom,
+	type PendingRelayRecord,
+	type PendingRelayStore,
+	type Transfer
+} from './media.svelte';
 
 /** A loopback port nothing listens on: every request to it fails at once. */
 async function deadRelay(): Promise<string> {
@@ -50,12 +57,16 @@ async function sentFile(size = 600_000) {
 	return { bytes, chunks, manifest };
 }
 
-async function settled(transfer: Transfer): Promise<void> {
+async function until(condition: () => boolean): Promise<void> {
 	const deadline = Date.now() + 10_000;
-	while (transfer.state === 'active' || transfer.state === 'idle') {
-		if (Date.now() > deadline) throw new Error('the transfer did not end');
+	while (!condition()) {
+		if (Date.now() > deadline) throw new Error('timed out');
 		await new Promise((resolve) => setTimeout(resolve, 10));
 	}
+}
+
+function settled(transfer: Transfer): Promise<void> {
+	return until(() => transfer.state !== 'active' && transfer.state !== 'idle');
 }
 
 describe('MediaManager with the relay out of reach', () => {
@@ -128,5 +139,47 @@ describe('MediaManager with the relay out of reach', () => {
 		// Every chunk waits on this device for the peers to fetch.
 		const held = await store.held(sent[0]!.chunks);
 		expect(sent[0]!.chunks.every((id: ChunkId) => held.has(id))).toBe(true);
+	});
+
+	it('keeps what the relay is owed across pages, and a new page uploads it once the relay is back', async () => {
+		const room = newRoomId();
+		const kept = new Map<string, PendingRelayRecord>();
+		const pending: PendingRelayStore = {
+			list: async () => [...kept],
+			put: async (fileId, record) => void kept.set(fileId, structuredClone(record)),
+			delete: async (fileId) => void kept.delete(fileId)
+		};
+		const store = new MemoryChunkStore();
+		const relay = await deadRelay();
+		const first = new MediaManager({ client: new BlobClient(relay), store, pending });
+		first.peers = peersOf(room, new Map());
+		const sent: FileManifest[] = [];
+		let grantsAsked = 0;
+		const target: MediaRoom = {
+			roomId: room,
+			capability: async () => {
+				grantsAsked++;
+				return { publicKey: randomBytes(32), sign: async () => randomBytes(64) };
+			},
+			send: async (manifest) => void sent.push(manifest)
+		};
+		const upload = await first.sendFile(
+			'c',
+			target,
+			new File([randomBytes(40_000) as Uint8Array<ArrayBuffer>], 'kept.bin')
+		);
+		await settled(upload);
+		const manifest = sent[0]!;
+		expect([...kept]).toEqual([[manifest.id, { room, size: 40_000, chunks: manifest.chunks }]]);
+
+		// A new page (after a reload): nothing is tried before the relay is back,
+		// then the owed file is, in its conversation's room.
+		const second = new MediaManager({ client: new BlobClient(relay), store, pending });
+		second.rooms = (roomId) => (roomId === room ? target : null);
+		const before = grantsAsked;
+		second.relayBack();
+		await until(() => grantsAsked > before);
+		// The relay is still out of reach: the record stays for the next try.
+		expect(kept.has(manifest.id)).toBe(true);
 	});
 });
