@@ -25,6 +25,7 @@ import {
 	inviteAndJoin,
 	linkedFileHash,
 	messageLog,
+	openConversation,
 	personAt
 } from './helpers';
 import { RelayProcess } from './support/relay-process';
@@ -102,6 +103,13 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 		}
 	}
 
+	// A second tab of Bob's: it holds no connection of its own, and reads the
+	// path from the tab that does.
+	const bobTab = await bob.context().newPage();
+	await bobTab.goto(relay.origin);
+	await openConversation(bobTab, 'Direct');
+	await expect(path(bobTab)).toHaveText('direct', { timeout: 30_000 });
+
 	// The server goes away; the direct connection stays.
 	await relay.stop();
 	await expect(ada.getByRole('status', { name: 'Connection' })).not.toHaveText('Connected', {
@@ -129,6 +137,10 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 		createHash('sha256').update(bytes).digest('hex')
 	);
 	await bob.screenshot({ path: test.info().outputPath('file-over-webrtc.png') });
+	// Bob's other tab gets it through his first tab's peers.
+	expect(await linkedFileHash(bobTab, 'trail-map.bin')).toBe(
+		createHash('sha256').update(bytes).digest('hex')
+	);
 	// An image shows inline; audio streams through Bob's service worker, which
 	// asks his page for the chunks the relay cannot give.
 	await attachFile(ada, { name: 'dot.png', mimeType: 'image/png', buffer: PNG });

@@ -99,6 +99,7 @@ function fakeTabs() {
 		onNotify: () => () => undefined,
 		onAsk: () => () => undefined,
 		askForNet: () => undefined,
+		setChunkHandler: () => undefined,
 		broadcastNet: () => undefined,
 		broadcastAwareness: (message: { room: string; states: [number, Uint8Array][] }) =>
 			broadcasts.push(message),

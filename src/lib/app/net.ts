@@ -16,6 +16,7 @@
  */
 import { RelayConnection, type ConnectionStatus, type RelayRefusal } from '../sync';
 import type { RoomId } from '../crypto';
+import { isChunkIdText } from '../media/chunks';
 import type { ChunkId } from '../media/manifest';
 import type { ChunkSource } from '../p2p/peer-sync';
 import { AwarenessMerge } from './awareness-merge';
@@ -44,7 +45,11 @@ interface Room {
 	localAwareness: Uint8Array | null;
 	listeners: Set<RoomNetListener>;
 	unsubscribe: Array<() => void>;
+	/** The direct path to the room's peers: the leader's own, as a follower heard it. */
+	peer: PeerLabel;
 }
+
+type PeerLabel = '' | 'direct' | 'LAN peer';
 
 export interface NetHubOptions {
 	tabs: TabCoordinator;
@@ -86,6 +91,7 @@ export class NetHub {
 			const room = this.#rooms.get(message.room as RoomId);
 			if (!room || room.connection) return;
 			room.status = message.status;
+			room.peer = message.peer;
 			for (const [client, clock] of message.relay) {
 				if ((room.relayState.get(client) ?? 0) < clock) room.relayState.set(client, clock);
 			}
@@ -111,6 +117,12 @@ export class NetHub {
 				tabs.broadcastAwareness({ room: id, states: [...room.awareness] });
 			}
 		});
+		// Files: other tabs fetch chunks from this one's peers while it leads.
+		tabs.setChunkHandler((room, id, near) =>
+			isChunkIdText(id)
+				? this.fetchChunk(room as RoomId, id, undefined, near)
+				: Promise.resolve(null)
+		);
 		if (!tabs.isLeader) tabs.askForNet();
 	}
 
@@ -130,7 +142,8 @@ export class NetHub {
 			remote: new AwarenessMerge(),
 			localAwareness: null,
 			listeners: new Set(),
-			unsubscribe: []
+			unsubscribe: [],
+			peer: ''
 		};
 		this.#rooms.set(roomId, room);
 		if (this.#options.tabs.isLeader) void this.#connect(roomId, room);
@@ -200,6 +213,10 @@ export class NetHub {
 	 * `near`) another browser. Only the leader tab holds peers.
 	 */
 	hasPeers(roomId: RoomId, near = false): boolean {
+		if (!this.#options.tabs.isLeader) {
+			const peer = this.#rooms.get(roomId)?.peer ?? '';
+			return near ? peer === 'LAN peer' : peer !== '';
+		}
 		return this.#lan.hasPeers(roomId) || (!near && (this.#p2p?.hasPeers(roomId) ?? false));
 	}
 
@@ -214,6 +231,11 @@ export class NetHub {
 		signal?: AbortSignal,
 		near = false
 	): Promise<Uint8Array | null> {
+		const tabs = this.#options.tabs;
+		if (!tabs.isLeader) {
+			signal?.throwIfAborted();
+			return tabs.askChunk(roomId, id, near);
+		}
 		const lan = await this.#lan.fetchChunk(roomId, id, signal);
 		if (lan || near) return lan;
 		return (await this.#p2p?.fetchChunk(roomId, id, signal)) ?? null;
@@ -323,21 +345,35 @@ export class NetHub {
 	}
 
 	#emitNet(room: Room): void {
+		const leader = this.#options.tabs.isLeader;
 		for (const [id, held] of this.#rooms) {
 			if (held !== room) continue;
-			const peer = this.#lan.label(id) || (this.#p2p?.label(id) ?? '');
-			const label = pathLabel(room.status === 'connected', peer);
+			if (leader) {
+				const peer = this.#peerLabel(id);
+				if (peer !== room.peer) {
+					room.peer = peer;
+					this.#broadcast(id, room);
+				}
+			}
+			const label = pathLabel(room.status === 'connected', room.peer);
 			if (roomPaths.get(id) !== label) roomPaths.set(id, label);
 		}
 		for (const listener of room.listeners) listener.onNet?.(room.status, room.relayState);
 		this.#options.onStatusChange?.();
 	}
 
+	/** The leader's direct path to a room's peers. */
+	#peerLabel(roomId: RoomId): PeerLabel {
+		const label = this.#lan.label(roomId) || (this.#p2p?.label(roomId) ?? '');
+		return label === 'direct' || label === 'LAN peer' ? label : '';
+	}
+
 	#broadcast(roomId: RoomId, room: Room): void {
 		this.#options.tabs.broadcastNet({
 			room: roomId,
 			status: room.status,
-			relay: [...room.relayState]
+			relay: [...room.relayState],
+			peer: room.peer
 		});
 	}
 

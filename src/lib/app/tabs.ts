@@ -12,14 +12,18 @@
  *   leader   → all:  {t:'saved', req}           their transaction committed
  *   leader   → all:  {t:'update', room, update} a committed Yjs update
  *   leader   → all:  {t:'hello'}                a new leader took over
- *   leader   → all:  {t:'net', room, status, relay}  the leader's relay connection:
- *                    status and what the relay acknowledged storing
+ *   leader   → all:  {t:'net', room, status, relay, peer}  the leader's relay connection:
+ *                    status and what the relay acknowledged storing; and its
+ *                    direct path to peers ('direct', 'LAN peer' or '')
  *   leader   → all:  {t:'aware', room, states}  remote encrypted awareness states
  *   any      → all:  {t:'notify', room, envelope}  a notification envelope for the relay
  *                    (the leader sends it),
  *   any      → all:  {t:'typing', room, state}  a tab's own encrypted awareness state,
  *                    which the leader publishes
  *   follower → all:  {t:'ask'}                  a new tab asks for 'net' and 'aware'
+ *   follower → all:  {t:'chunk-want', req, room, id, near}  a media chunk from the
+ *                    leader's peers (only the leader reaches them)
+ *   leader   → all:  {t:'chunk', req, blob}     its answer (null: no peer has it)
  *
  * Only the leader holds network connections (DESIGN: one set of connections).
  *
@@ -56,7 +60,8 @@ const TabMessage = z.discriminatedUnion('t', [
 		t: z.literal('net'),
 		room: z.string(),
 		status: z.enum(['connecting', 'connected', 'offline']),
-		relay: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]))
+		relay: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()])),
+		peer: z.enum(['', 'direct', 'LAN peer']).default('')
 	}),
 	z.object({
 		t: z.literal('aware'),
@@ -66,6 +71,14 @@ const TabMessage = z.discriminatedUnion('t', [
 	z.object({ t: z.literal('typing'), room: z.string(), state: Bytes.nullable() }),
 	z.object({ t: z.literal('notify'), room: z.string(), envelope: Bytes }),
 	z.object({ t: z.literal('ask') }),
+	z.object({
+		t: z.literal('chunk-want'),
+		req: z.string(),
+		room: z.string(),
+		id: z.string(),
+		near: z.boolean()
+	}),
+	z.object({ t: z.literal('chunk'), req: z.string(), blob: Bytes.nullable() }),
 	z.object({ t: z.literal('erase') })
 ]);
 type TabMessage = z.infer<typeof TabMessage>;
@@ -92,7 +105,16 @@ export interface NetMessage {
 	status: NetStatus;
 	/** client id → clock below which the relay has stored every item. */
 	relay: Array<[number, number]>;
+	/** The leader's direct path to the room's peers. */
+	peer: '' | 'direct' | 'LAN peer';
 }
+
+/** Leader side: a media chunk from this tab's peers in a room (null: none has it). */
+export type ChunkWantHandler = (
+	room: string,
+	id: string,
+	near: boolean
+) => Promise<Uint8Array | null>;
 export interface AwarenessMessage {
 	room: string;
 	/** Remote client id → encrypted state. */
@@ -100,6 +122,8 @@ export interface AwarenessMessage {
 }
 
 const RESEND_MS = 1500;
+/** A follower waits this long for the leader's chunk (its peers take up to 30 s). */
+const CHUNK_WAIT_MS = 35_000;
 
 interface Pending {
 	room: string;
@@ -122,6 +146,9 @@ export class TabCoordinator {
 	readonly #notifyHandlers = new Set<(room: string, envelope: Uint8Array) => void>();
 	readonly #askHandlers = new Set<() => void>();
 	readonly #pending = new Map<string, Pending>();
+	#chunkHandler: ChunkWantHandler | null = null;
+	/** Chunk requests of this tab awaiting the leader's answer. */
+	readonly #chunkWants = new Map<string, (blob: Uint8Array | null) => void>();
 	#timer: ReturnType<typeof setInterval> | null = null;
 	#releaseLock: (() => void) | null = null;
 	#closed = false;
@@ -263,6 +290,29 @@ export class TabCoordinator {
 		return () => this.#askHandlers.delete(handler);
 	}
 
+	/** Leader: answer other tabs' requests for media chunks from this tab's peers. */
+	setChunkHandler(handler: ChunkWantHandler): void {
+		this.#chunkHandler = handler;
+	}
+
+	/**
+	 * Follower: a media chunk from the leader's peers (as the leader's
+	 * handler answers), or null when none has it or no leader answers in time.
+	 */
+	askChunk(room: string, id: string, near: boolean): Promise<Uint8Array | null> {
+		const req = crypto.randomUUID();
+		return new Promise((resolve) => {
+			const timer = setTimeout(() => answer(null), CHUNK_WAIT_MS);
+			const answer = (blob: Uint8Array | null) => {
+				clearTimeout(timer);
+				this.#chunkWants.delete(req);
+				resolve(blob);
+			};
+			this.#chunkWants.set(req, answer);
+			this.#post({ t: 'chunk-want', req, room, id, near });
+		});
+	}
+
 	/**
 	 * Seal and store: directly when leading, through the leader otherwise.
 	 * `onSealed` gets the envelope ids as soon as they exist; the promise
@@ -396,6 +446,19 @@ export class TabCoordinator {
 			case 'erase':
 				for (const handler of this.#eraseHandlers) handler();
 				return;
+			case 'chunk-want': {
+				const handler = this.#chunkHandler;
+				if (!this.#leader || !handler) return;
+				const { req } = message;
+				handler(message.room, message.id, message.near).then(
+					(blob) => this.#post({ t: 'chunk', req, blob }),
+					() => this.#post({ t: 'chunk', req, blob: null })
+				);
+				return;
+			}
+			case 'chunk':
+				this.#chunkWants.get(message.req)?.(message.blob);
+				return;
 		}
 	}
 
@@ -406,6 +469,7 @@ export class TabCoordinator {
 	close(): void {
 		this.#closed = true;
 		if (this.#timer) clearInterval(this.#timer);
+		for (const answer of [...this.#chunkWants.values()]) answer(null);
 		this.#releaseLock?.();
 		this.#channel?.close();
 	}

@@ -1,0 +1,91 @@
+/**
+ * Two tabs of one profile (two TabCoordinators on a real BroadcastChannel,
+ * Web Locks by a small stand-in): a follower gets media chunks from the
+ * leader's peers, and the leader's direct path reaches it with the
+ * connection state. The rest of the tab protocol is covered end to end
+ * (tests/e2e/tabs.spec.ts).
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { TabCoordinator, type NetMessage } from './tabs';
+
+type LockCallback = (lock: { name: string } | null) => unknown;
+
+/** Web Locks as tabs use them: exclusive, `ifAvailable`, queued otherwise. */
+function fakeLocks() {
+	const held = new Set<string>();
+	const queues = new Map<string, (() => void)[]>();
+	return {
+		request(
+			name: string,
+			options: LockCallback | { ifAvailable?: boolean },
+			callback?: LockCallback
+		) {
+			const cb = typeof options === 'function' ? options : (callback as LockCallback);
+			const ifAvailable = typeof options === 'object' && options.ifAvailable === true;
+			const grant = async () => {
+				held.add(name);
+				try {
+					return await cb({ name });
+				} finally {
+					held.delete(name);
+					queues.get(name)?.shift()?.();
+				}
+			};
+			if (!held.has(name)) return grant();
+			if (ifAvailable) return Promise.resolve(cb(null));
+			return new Promise((resolve) => {
+				const queue = queues.get(name) ?? [];
+				queues.set(name, queue);
+				queue.push(() => resolve(grant()));
+			});
+		}
+	};
+}
+
+const open: TabCoordinator[] = [];
+
+afterEach(() => {
+	for (const tab of open.splice(0)) tab.close();
+	vi.unstubAllGlobals();
+});
+
+async function twoTabs(): Promise<{ leader: TabCoordinator; follower: TabCoordinator }> {
+	vi.stubGlobal('navigator', { locks: fakeLocks() });
+	const profile = `test-${crypto.randomUUID()}`;
+	const leader = new TabCoordinator(profile);
+	const follower = new TabCoordinator(profile);
+	open.push(leader, follower);
+	expect(await leader.start()).toBe(true);
+	expect(await follower.start()).toBe(false);
+	return { leader, follower };
+}
+
+describe('tabs', () => {
+	it('a follower gets a media chunk from the leader’s peers, and null when they have none', async () => {
+		const { leader, follower } = await twoTabs();
+		const blob = new Uint8Array([1, 2, 3, 4]);
+		const asked: unknown[] = [];
+		leader.setChunkHandler(async (room, id, near) => {
+			asked.push({ room, id, near });
+			return id === 'held' ? blob : null;
+		});
+		// A follower answers nobody, even with a handler of its own.
+		follower.setChunkHandler(async () => new Uint8Array([9]));
+
+		expect(await follower.askChunk('room-1', 'held', true)).toEqual(blob);
+		expect(await follower.askChunk('room-1', 'missing', false)).toBeNull();
+		expect(asked).toEqual([
+			{ room: 'room-1', id: 'held', near: true },
+			{ room: 'room-1', id: 'missing', near: false }
+		]);
+	});
+
+	it('the leader’s direct path to a room’s peers reaches the followers', async () => {
+		const { leader, follower } = await twoTabs();
+		const heard: NetMessage[] = [];
+		follower.onNet((message) => heard.push(message));
+		leader.broadcastNet({ room: 'room-1', status: 'offline', relay: [], peer: 'LAN peer' });
+		await vi.waitFor(() => expect(heard).toHaveLength(1));
+		expect(heard[0]).toMatchObject({ room: 'room-1', status: 'offline', peer: 'LAN peer' });
+	});
+});
