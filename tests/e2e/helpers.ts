@@ -202,11 +202,20 @@ export async function linkedFileHash(page: Page, name: string): Promise<string> 
 	const link = messageLog(page).getByRole('link', { name, exact: true });
 	await expect(link).toBeVisible({ timeout: 60_000 });
 	const href = await link.getAttribute('href');
-	return page.evaluate(async (url) => {
-		const bytes = await (await fetch(url as string)).arrayBuffer();
-		const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-		return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+	const got = await page.evaluate(async (url) => {
+		// Which way the file was read, for the message of a failure.
+		const how = `${url} (the page ${navigator.serviceWorker?.controller ? 'is' : 'is not'} controlled by the service worker)`;
+		try {
+			const res = await fetch(url as string);
+			const bytes = await res.arrayBuffer();
+			const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+			return { hash: Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('') };
+		} catch (error) {
+			return { error: `${String(error)} reading ${how}` };
+		}
 	}, href);
+	if ('error' in got) throw new Error(`“${name}” could not be read: ${got.error}`);
+	return got.hash;
 }
 
 /** A new person in a browser context of their own, with an account, on the app at `origin`. */
