@@ -3,6 +3,8 @@
  * does — by role, label and visible text — so a test breaks when the
  * accessible names change, which is the contract they check.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { expect, type Browser, type FileChooser, type Locator, type Page } from '@playwright/test';
 
 /** A recovery key as shown: base58, in groups of four characters (the last may be shorter). */
@@ -195,27 +197,17 @@ export async function attachFile(page: Page, file: Parameters<FileChooser['setFi
 }
 
 /**
- * SHA-256 (hex) of the file a message's link named `name` gives, fetched in
- * the page (from the service worker's /media/ or a blob: URL).
+ * SHA-256 (hex) of the file a message's link named `name` gives, downloaded
+ * as a person does: a click on the link (a blob: URL, or the service
+ * worker's /media/ when it controls the page), then the saved file.
  */
 export async function linkedFileHash(page: Page, name: string): Promise<string> {
 	const link = messageLog(page).getByRole('link', { name, exact: true });
 	await expect(link).toBeVisible({ timeout: 60_000 });
-	const href = await link.getAttribute('href');
-	const got = await page.evaluate(async (url) => {
-		// Which way the file was read, for the message of a failure.
-		const how = `${url} (the page ${navigator.serviceWorker?.controller ? 'is' : 'is not'} controlled by the service worker)`;
-		try {
-			const res = await fetch(url as string);
-			const bytes = await res.arrayBuffer();
-			const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-			return { hash: Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('') };
-		} catch (error) {
-			return { error: `${String(error)} reading ${how}` };
-		}
-	}, href);
-	if ('error' in got) throw new Error(`“${name}” could not be read: ${got.error}`);
-	return got.hash;
+	const download = page.waitForEvent('download');
+	await link.click();
+	const saved = await (await download).path();
+	return createHash('sha256').update(readFileSync(saved)).digest('hex');
 }
 
 /** A new person in a browser context of their own, with an account, on the app at `origin`. */

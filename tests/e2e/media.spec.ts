@@ -7,7 +7,9 @@
  * - the blob store on disk holds no plaintext of the file;
  * - a file over the per-file limit is refused before any upload, with an alert;
  * - a receiver killed mid-download (SIGKILL, throttled fetches) resumes after
- *   a restart without fetching again the chunks it held.
+ *   a restart without fetching again the chunks it held;
+ * - with the service worker in control, a file's link saves the file itself
+ *   (a `download` attribute would send the browser past the worker).
  *
  * Chunk fetches are counted by the relay's own counter (/blobs/metrics).
  */
@@ -20,9 +22,11 @@ import { join } from 'node:path';
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { killChromium, startChromium, type RunningChromium } from './support/chromium-process';
 import {
+	adaAndBob,
 	attachFile as attach,
 	createAccount,
 	inviteAndJoin,
+	linkedFileHash,
 	messageLog,
 	openConversation
 } from './helpers';
@@ -349,4 +353,18 @@ test('a receiver killed mid-download resumes without fetching again what it held
 		await rm(profile, { recursive: true, force: true });
 		await rm(file.dir, { recursive: true, force: true });
 	}
+});
+
+test('with the service worker in control, a file’s link saves the file itself', async ({
+	browser
+}) => {
+	const { ada, bob } = await adaAndBob(browser, 'Files');
+	await expect
+		.poll(() => bob.evaluate(() => Boolean(navigator.serviceWorker?.controller)), {
+			timeout: 20_000
+		})
+		.toBe(true);
+	const bytes = randomBytes(700_000);
+	await attach(ada, { name: 'notes.bin', mimeType: 'application/octet-stream', buffer: bytes });
+	expect(await linkedFileHash(bob, 'notes.bin')).toBe(sha256(bytes));
 });
