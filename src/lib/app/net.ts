@@ -210,7 +210,8 @@ export class NetHub {
 
 	/**
 	 * Whether a room reaches a peer directly right now: a LAN peer, or (unless
-	 * `near`) another browser. Only the leader tab holds peers.
+	 * `near`) another browser. Only the leader tab holds peers; another tab
+	 * answers from the path the leader told it.
 	 */
 	hasPeers(roomId: RoomId, near = false): boolean {
 		if (!this.#options.tabs.isLeader) {
@@ -222,8 +223,8 @@ export class NetHub {
 
 	/**
 	 * A media chunk from a room's peers (LAN peers first, then, unless
-	 * `near`, other browsers), checked against its id; null when none has it,
-	 * or this tab holds no peers (a follower fetches from the relay only).
+	 * `near`, other browsers), checked against its id; null when none has it.
+	 * Another tab asks the leader, which holds the peers.
 	 */
 	async fetchChunk(
 		roomId: RoomId,
