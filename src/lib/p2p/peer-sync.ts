@@ -32,6 +32,7 @@ import { Emitter } from '../sync/emitter';
 import { awarenessStateOf } from '../sync/messages';
 import type { SyncLogger } from '../sync/relay-connection';
 import { P2PRefusedError } from './errors';
+import { Slots } from './slots';
 import { MAX_CHUNK_HOPS } from './wire';
 import {
 	acceptSyncSession,
@@ -159,9 +160,8 @@ export class PeerSync {
 	readonly #timers = new Set<ReturnType<typeof setTimeout>>();
 	/** Peers found by mDNS: on the LAN by definition. */
 	readonly #lanPeers = new Set<string>();
-	/** Outbound handshakes running, and those waiting for a slot. */
-	#opening = 0;
-	readonly #waitingToOpen: (() => void)[] = [];
+	/** Outbound handshakes running at once. */
+	readonly #opening = new Slots(MAX_OPENING);
 	#started = false;
 
 	constructor(node: Libp2p, options: PeerSyncOptions = {}) {
@@ -356,22 +356,11 @@ export class PeerSync {
 		this.#dialing.add(key);
 		const timer = setTimeout(() => {
 			this.#timers.delete(timer);
-			this.#withSlot(() => this.#open(peer, roomId, key)).finally(() => this.#dialing.delete(key));
+			void this.#opening
+				.run(() => this.#open(peer, roomId, key))
+				.finally(() => this.#dialing.delete(key));
 		}, delay);
 		this.#timers.add(timer);
-	}
-
-	async #withSlot(task: () => Promise<void>): Promise<void> {
-		if (this.#opening >= MAX_OPENING) {
-			await new Promise<void>((resolve) => this.#waitingToOpen.push(resolve));
-		}
-		this.#opening++;
-		try {
-			await task();
-		} finally {
-			this.#opening--;
-			this.#waitingToOpen.shift()?.();
-		}
 	}
 
 	async #open(peer: PeerId, roomId: RoomId, key: string): Promise<void> {

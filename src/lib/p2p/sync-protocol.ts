@@ -58,6 +58,7 @@ import type { PeerOrigin, SyncLogger } from '../sync/relay-connection';
 import { MAX_UPDATE_BYTES } from '../sync/relay-connection';
 import { splitUpdate } from '../sync/split-update';
 import { P2PRefusedError } from './errors';
+import { Slots } from './slots';
 import { FrameStream, FrameStreamError } from './frame-stream';
 import { signProof, verifyProof } from './proof';
 import {
@@ -407,10 +408,8 @@ export class SyncSession implements PeerOrigin {
 	readonly #heard = new Set<number>();
 	/** Our chunk requests awaiting an answer, by request id. */
 	readonly #wants = new Map<number, (blob: Uint8Array | null) => void>();
-	/** Our chunk requests waiting for a place among MAX_CHUNK_REQUESTS (handed over in order). */
-	readonly #wantQueue: (() => void)[] = [];
-	/** Places taken among MAX_CHUNK_REQUESTS. */
-	#wanting = 0;
+	/** Our chunk requests open at once (more wait their turn). */
+	readonly #wanting = new Slots(MAX_CHUNK_REQUESTS);
 	#nextRequest = 0;
 	/** The peer's chunk requests being answered. */
 	#serving = 0;
@@ -534,11 +533,8 @@ export class SyncSession implements PeerOrigin {
 				return;
 			case 'chunk':
 			case 'chunk-none': {
-				const answer = this.#wants.get(message.request);
-				// None: an answer that came after its request timed out.
-				if (!answer) return;
-				this.#wants.delete(message.request);
-				answer(message.type === 'chunk' ? message.blob : null);
+				// None for an answer that came after its request timed out.
+				this.#wants.get(message.request)?.(message.type === 'chunk' ? message.blob : null);
 				return;
 			}
 			case 'hello':
@@ -651,18 +647,12 @@ export class SyncSession implements PeerOrigin {
 	 */
 	async wantChunk(id: ChunkId, hops = 0, signal?: AbortSignal): Promise<Uint8Array | null> {
 		signal?.throwIfAborted();
-		// A place among MAX_CHUNK_REQUESTS: free, or handed over by a request that ended.
-		if (this.#wanting >= MAX_CHUNK_REQUESTS) {
-			await new Promise<void>((resolve) => this.#wantQueue.push(resolve));
-		} else {
-			this.#wanting++;
-		}
-		try {
+		return this.#wanting.run(async () => {
 			signal?.throwIfAborted();
 			if (this.#ended) return null;
 			const request = this.#nextRequest;
 			this.#nextRequest = (this.#nextRequest + 1) % 0x1_0000_0000;
-			return await new Promise<Uint8Array | null>((resolve, reject) => {
+			return new Promise<Uint8Array | null>((resolve, reject) => {
 				const done = (blob: Uint8Array | null) => {
 					clearTimeout(timer);
 					signal?.removeEventListener('abort', onAbort);
@@ -686,11 +676,7 @@ export class SyncSession implements PeerOrigin {
 					if (!sent) done(null);
 				});
 			});
-		} finally {
-			const next = this.#wantQueue.shift();
-			if (next) next();
-			else this.#wanting--;
-		}
+		});
 	}
 
 	async #answerChunk(request: number, id: ChunkId, hops: number): Promise<void> {
