@@ -100,6 +100,19 @@ describe('fetchChunk', () => {
 		expect(got && equalBytes(got, chunk.blob)).toBe(true);
 	});
 
+	it('a fetch waiting on a peer rejects when its signal aborts (a cancelled download)', async () => {
+		const { room, chunk } = await roomAndChunk(1000);
+		// A peer whose store never answers: the request stays open.
+		const slow = await startPeer([room], { chunks: { get: () => new Promise(() => undefined) } });
+		const b = await startPeer([room]);
+		await connect(b.node, slow.node);
+		await synced(b, room, 1);
+		const abort = new AbortController();
+		const fetching = b.sync.fetchChunk(room.roomId, chunk.id, { signal: abort.signal });
+		abort.abort(new Error('cancelled'));
+		await expect(fetching).rejects.toThrow('cancelled');
+	});
+
 	it('gives nothing to a peer that is not in the room', async () => {
 		const { room, store, chunk } = await roomAndChunk(1000);
 		const elsewhere = newRoom();

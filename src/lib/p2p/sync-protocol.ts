@@ -653,14 +653,17 @@ export class SyncSession implements PeerOrigin {
 			const request = this.#nextRequest;
 			this.#nextRequest = (this.#nextRequest + 1) % 0x1_0000_0000;
 			return new Promise<Uint8Array | null>((resolve, reject) => {
-				const done = (blob: Uint8Array | null) => {
+				const settle = () => {
 					clearTimeout(timer);
 					signal?.removeEventListener('abort', onAbort);
 					this.#wants.delete(request);
+				};
+				const done = (blob: Uint8Array | null) => {
+					settle();
 					resolve(blob);
 				};
 				const onAbort = () => {
-					done(null);
+					settle();
 					reject(signal?.reason);
 				};
 				const timer = setTimeout(() => {
