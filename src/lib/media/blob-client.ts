@@ -6,7 +6,7 @@
  * reaches storage.
  */
 import { concatBytes, toBase64Url, utf8Encode } from '../crypto/bytes';
-import { ChunkError, chunkIdOf } from './chunks';
+import { ChunkError, verifyChunk } from './chunks';
 import { formatBytes } from './manifest';
 
 /** The relay's default per-file limit, used when it cannot be asked. */
@@ -157,7 +157,7 @@ export class BlobClient {
 		const res = await send(`${this.#base}/blobs/${id}`, { signal: signal ?? null }, 'Downloading');
 		if (!res.ok) throw await failure(res, 'Downloading');
 		const blob = new Uint8Array(await res.arrayBuffer());
-		if ((await chunkIdOf(blob)) !== id) {
+		if (!(await verifyChunk(id, blob))) {
 			throw new ChunkError('a downloaded chunk does not match its address', 'hash-mismatch');
 		}
 		return blob;

@@ -24,7 +24,7 @@ import { isPrivateIp } from '@libp2p/utils';
 import { Awareness } from 'y-protocols/awareness';
 import type { ConversationDoc } from '../conversation';
 import { fromBase64Url, type RoomId } from '../crypto';
-import { chunkIdOf } from '../media/chunks';
+import { verifyChunk } from '../media/chunks';
 import type { ChunkId } from '../media/manifest';
 import { backoffDelay } from '../sync/backoff';
 import { deriveRoomCapability } from '../sync/capability';
@@ -473,7 +473,7 @@ export class PeerSync {
 			asked.add(session.remotePeer);
 			const blob = await session.wantChunk(id, hops, options.signal);
 			if (!blob) continue;
-			if ((await chunkIdOf(blob)) === id) return blob;
+			if (await verifyChunk(id, blob)) return blob;
 			this.#log.warn('refused a chunk from a peer that does not match its address', {
 				room: roomId,
 				peer: session.remotePeer

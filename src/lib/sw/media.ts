@@ -20,7 +20,7 @@
  * origin.
  */
 import { BlobClient } from '../media/blob-client';
-import { ChunkError, chunkIdOf } from '../media/chunks';
+import { ChunkError, verifyChunk } from '../media/chunks';
 import { IdbChunkStore, type ChunkStore } from '../media/chunk-store';
 import { openChunk } from '../media/encrypt-file';
 import { isFileId, mediaKind, type ChunkId, type FileManifest } from '../media/manifest';
@@ -170,7 +170,7 @@ export function media(options: MediaOptions = {}): WorkerModule {
 					if ((error as Error).name === ChunkError.NAME && attempt < TAMPER_RETRIES) continue;
 					// The relay lacks it or is out of reach: the pages' peers may have it.
 					const fromPeers = await askChunk(manifest, index);
-					if (!fromPeers || (await chunkIdOf(fromPeers)) !== id) throw error;
+					if (!fromPeers || !(await verifyChunk(id, fromPeers))) throw error;
 					blob = fromPeers;
 					break;
 				}
