@@ -1110,7 +1110,8 @@ export class KithApp {
 			},
 			onStatusChange: () => this.#updateConnection(),
 			onLanPeers: () => this.#showLanPeers(),
-			...(this.media ? { chunks: this.media.store } : {})
+			...(this.media ? { chunks: this.media.store } : {}),
+			onPeersChange: () => this.media?.peersChanged()
 		});
 		this.#net = net;
 		// Files: downloads ask the conversations' direct peers; sends go to them when the relay is away.
@@ -2139,7 +2140,6 @@ export class KithApp {
 	 * indicator flicker to "Connecting".)
 	 */
 	#updateConnection(): void {
-		this.media?.peersChanged();
 		const vault = this.#vaultSession;
 		const status = vault ? this.#net?.status(vault.roomId) : null;
 		const next: ConnectionState =

@@ -64,6 +64,8 @@ export interface NetHubOptions {
 	onLanPeers?(): void;
 	/** This device's media chunks, served to its peers in each room. */
 	chunks?: ChunkSource;
+	/** A room's direct path to peers came or went (or changed kind). */
+	onPeersChange?(roomId: RoomId): void;
 }
 
 export class NetHub {
@@ -91,7 +93,10 @@ export class NetHub {
 			const room = this.#rooms.get(message.room as RoomId);
 			if (!room || room.connection) return;
 			room.status = message.status;
-			room.peer = message.peer;
+			if (room.peer !== message.peer) {
+				room.peer = message.peer;
+				this.#options.onPeersChange?.(message.room as RoomId);
+			}
 			for (const [client, clock] of message.relay) {
 				if ((room.relayState.get(client) ?? 0) < clock) room.relayState.set(client, clock);
 			}
@@ -354,6 +359,7 @@ export class NetHub {
 				if (peer !== room.peer) {
 					room.peer = peer;
 					this.#broadcast(id, room);
+					this.#options.onPeersChange?.(id);
 				}
 			}
 			const label = pathLabel(room.status === 'connected', room.peer);
