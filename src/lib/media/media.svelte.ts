@@ -12,8 +12,9 @@
  * When the relay cannot be reached but the conversation reaches a peer
  * directly (another browser, a LAN peer), the file is sent anyway: its
  * peers fetch the chunks from this device, and the upload to the relay goes
- * on in the background until the relay is back (for as long as the page
- * lives), so members with no direct path get the file then.
+ * on in the background until the relay is back (kept in the pending store,
+ * so a later page resumes it), so members with no direct path get the file
+ * then.
  *
  * Receiving: the chunks this device lacks are fetched (a few at a time),
  * from the conversation's LAN peers first, then the relay, then (when the
@@ -199,7 +200,7 @@ export class MediaManager {
 	/** Whether the uploads kept by an earlier page were picked up. */
 	#pendingLoaded = false;
 	/** File id → the room its message came in, to ask that room's peers. */
-	readonly #rooms = new Map<string, RoomId>();
+	readonly #fileRooms = new Map<string, RoomId>();
 	#uploadCount = 0;
 	/** The conversations' direct peers, once the network is up (set by the app). */
 	peers: MediaPeers | null = null;
@@ -266,9 +267,13 @@ export class MediaManager {
 				this.#remember(manifest, room.roomId);
 				await room.send(manifest);
 				this.uploads = this.uploads.filter((u) => u !== t);
-				if (manifest.chunks.some((id) => !onRelay.has(id))) {
-					const chunks = manifest.chunks.filter((id) => !onRelay.has(id));
-					this.#uploadLater(manifest.id, { room: room.roomId, size: manifest.size, chunks }, room);
+				const owed = manifest.chunks.filter((id) => !onRelay.has(id));
+				if (owed.length > 0) {
+					this.#uploadLater(
+						manifest.id,
+						{ room: room.roomId, size: manifest.size, chunks: owed },
+						room
+					);
 				}
 			},
 			conversation
@@ -302,7 +307,9 @@ export class MediaManager {
 	/**
 	 * Upload a sent file's remaining chunks to the relay: after a backoff, or
 	 * at once when the app sees the relay back (`relayBack`). Kept in the
-	 * pending store until done, so a reload picks it up again.
+	 * pending store until done, so a reload picks it up again; what an attempt
+	 * uploaded is written there when it fails (a page closed mid-attempt
+	 * uploads those chunks again, and the relay answers "already held").
 	 */
 	#uploadLater(fileId: string, record: PendingRelayRecord, room?: MediaRoom, now = false): void {
 		if (this.#relayPending.has(fileId)) return;
@@ -319,6 +326,7 @@ export class MediaManager {
 		pending.run = () => {
 			clearTimeout(pending.timer);
 			pending.timer = undefined;
+			let uploaded = 0;
 			void (async () => {
 				const target = room ?? this.rooms?.(record.room);
 				// Its conversation is not open yet: as if the relay were away.
@@ -328,13 +336,11 @@ export class MediaManager {
 					await target.capability(),
 					record.size
 				);
-				while (record.chunks.length > 0) {
-					const id = record.chunks[0] as ChunkId;
+				for (; uploaded < record.chunks.length; uploaded++) {
+					const id = record.chunks[uploaded] as ChunkId;
 					const blob = await this.store.get(id);
 					if (!blob) throw new Error('a chunk of the file is no longer on this device');
 					await this.client.put(token, id, blob);
-					record.chunks.shift();
-					await save();
 				}
 			})().then(
 				() => this.#forgetPending(fileId),
@@ -343,6 +349,10 @@ export class MediaManager {
 						this.#forgetPending(fileId);
 						console.warn('kith:media the relay refused a file sent to peers:', error);
 						return;
+					}
+					if (uploaded > 0) {
+						record.chunks = record.chunks.slice(uploaded);
+						void save();
 					}
 					later();
 				}
@@ -403,7 +413,7 @@ export class MediaManager {
 				manifest.name,
 				manifest.size,
 				(t, signal) => {
-					const roomId = this.#rooms.get(manifest.id);
+					const roomId = this.#fileRooms.get(manifest.id);
 					t.hadPeers = Boolean(roomId && this.peers?.hasPeers(roomId));
 					return this.#fetchAll(manifest, t, signal);
 				}
@@ -424,7 +434,7 @@ export class MediaManager {
 		if (!peers) return;
 		for (const [fileId, transfer] of this.#downloads) {
 			if (transfer.state !== 'failed' || transfer.hadPeers) continue;
-			const roomId = this.#rooms.get(fileId);
+			const roomId = this.#fileRooms.get(fileId);
 			if (roomId && peers.hasPeers(roomId)) transfer.retry();
 		}
 	}
@@ -463,7 +473,7 @@ export class MediaManager {
 		t: Transfer,
 		signal: AbortSignal
 	): Promise<Uint8Array> {
-		const roomId = this.#rooms.get(manifest.id);
+		const roomId = this.#fileRooms.get(manifest.id);
 		const peers = roomId ? this.peers : null;
 		const fromPeers = async (near: boolean): Promise<Uint8Array | null> => {
 			if (!peers || !roomId || !peers.hasPeers(roomId, near)) return null;
@@ -527,7 +537,7 @@ export class MediaManager {
 
 	/** Hand the manifest to the worker, so /media/<id> works (in memory only there). */
 	#remember(manifest: FileManifest, roomId?: RoomId): void {
-		if (roomId) this.#rooms.set(manifest.id, roomId);
+		if (roomId) this.#fileRooms.set(manifest.id, roomId);
 		if (this.#manifests.has(manifest.id)) return;
 		this.#manifests.set(manifest.id, manifest);
 		this.#sw?.controller?.postMessage({ type: 'kith-media:manifest', manifest });
@@ -557,7 +567,7 @@ export class MediaManager {
 	async #chunkForWorker(need: NeedChunk): Promise<Uint8Array | null> {
 		const manifest = this.#manifests.get(need.file);
 		const id = manifest?.chunks[need.index];
-		const roomId = this.#rooms.get(need.file);
+		const roomId = this.#fileRooms.get(need.file);
 		if (!id) return null;
 		const held = await this.store.get(id);
 		if (held) return held;
