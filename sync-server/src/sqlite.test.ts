@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -25,6 +25,15 @@ function versionOf(path: string): number {
 	const db = new Database(path);
 	try {
 		return db.pragma('user_version', { simple: true }) as number;
+	} finally {
+		db.close();
+	}
+}
+
+function journalOf(path: string): string {
+	const db = new Database(path, { readonly: true });
+	try {
+		return db.pragma('journal_mode', { simple: true }) as string;
 	} finally {
 		db.close();
 	}
@@ -81,9 +90,9 @@ describe('openSqlite', () => {
 			new TestError(`${path} was written by a newer Kith (schema 3); this one reads 2.`)
 		);
 		expect(versionOf(path)).toBe(3);
-		// Closed again: the file can be removed and reopened at once.
-		rmSync(path);
-		openSqlite(path, SCHEMA, { newer: (m) => new TestError(m) }).db.close();
+		// Not switched to WAL, and closed again: no -wal file is left open beside it.
+		expect(journalOf(path)).toBe('delete');
+		expect(existsSync(`${path}-wal`)).toBe(false);
 	});
 
 	it("refuses a newer relay, push or blob database with that store's own error", () => {

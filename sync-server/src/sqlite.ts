@@ -33,15 +33,16 @@ export function openSqlite(
 ): OpenedSqlite {
 	const db = new Database(path);
 	try {
-		db.pragma('journal_mode = WAL');
-		db.pragma('synchronous = NORMAL');
-		for (const pragma of options.pragmas ?? []) db.pragma(pragma);
+		// Read before anything is set: a file this version refuses is left as it was.
 		const from = db.pragma('user_version', { simple: true }) as number;
 		if (from > schema.version) {
 			throw options.newer(
 				`${path} was written by a newer Kith (schema ${from}); this one reads ${schema.version}.`
 			);
 		}
+		db.pragma('journal_mode = WAL');
+		db.pragma('synchronous = NORMAL');
+		for (const pragma of options.pragmas ?? []) db.pragma(pragma);
 		if (from < schema.version) {
 			db.exec(`BEGIN;\n${schema.sql}\nPRAGMA user_version = ${schema.version};\nCOMMIT;`);
 		}

@@ -34,12 +34,12 @@ const SCHEMA: SqliteSchema = {
 	CREATE INDEX IF NOT EXISTS blobs_room ON blobs (room);
 	`
 };
-/** 32 bytes, base64url without padding (canonical). */
 export class BlobStoreError extends Error {
 	static readonly NAME = 'BlobStoreError';
 	override name = BlobStoreError.NAME;
 }
 
+/** 32 bytes, base64url without padding (canonical). */
 const ID_PATTERN = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 
 export function isBlobId(value: unknown): value is string {
