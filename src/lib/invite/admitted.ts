@@ -13,7 +13,11 @@ import {
 import { openEnvelope } from '../envelope';
 import type { PublicIdentity } from '../identity/keyring';
 import type { ConversationEntry } from '../vault';
-import type { Invitation } from './invitation';
+import {
+	MAX_CONVERSATION_NAME_LENGTH,
+	MAX_MEMBER_NAME_LENGTH,
+	type Invitation
+} from './invitation';
 import type { MemberAddOp, OpId } from '../conversation';
 import {
 	decodeInviteMessage,
@@ -34,7 +38,7 @@ export function joinRequest(identity: PublicIdentity, invite: string, name: stri
 		user: identity.userId,
 		device: identity.deviceId,
 		dh: identity.dhPublic,
-		name: (name || 'Someone').slice(0, 64),
+		name: (name || 'Someone').slice(0, MAX_MEMBER_NAME_LENGTH),
 		ssk: identity.sskCert,
 		deviceCert: identity.deviceCert,
 		at: Date.now()
@@ -136,7 +140,7 @@ export function admissionSecret(entry: ConversationEntry, creator: string): Admi
 	return {
 		conversation: {
 			id: entry.id,
-			name: entry.name.slice(0, 100),
+			name: entry.name.slice(0, MAX_CONVERSATION_NAME_LENGTH),
 			kind: entry.kind,
 			roomId: entry.roomId,
 			epoch: entry.epoch,
