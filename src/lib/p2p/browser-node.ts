@@ -159,15 +159,6 @@ export class BrowserPeers {
 		await this.sync.removeRoom(roomId);
 	}
 
-	status(roomId: RoomId): P2PRoomStatus {
-		return this.sync.status(roomId);
-	}
-
-	/** Set (or with null, clear) this device's encrypted awareness state in a room. */
-	setLocalAwareness(roomId: RoomId, encrypted: Uint8Array | null): void {
-		this.sync.setLocalAwareness(roomId, encrypted);
-	}
-
 	async stop(): Promise<void> {
 		this.#stopped = true;
 		for (const timer of this.#timers) clearTimeout(timer);
