@@ -101,6 +101,8 @@ export abstract class PeerLink<P extends LinkPeers> {
 
 	/** The peers, started on the first call (null: none on this browser). */
 	protected start(): Promise<P | null> {
+		// Closed: nothing starts again (a late `keep` or `connect`).
+		if (this.#closed) return Promise.resolve(null);
 		this.#peers ??= this.startPeers((roomId, update) => {
 			this.#rooms
 				.get(roomId)
