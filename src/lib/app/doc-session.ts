@@ -14,12 +14,13 @@ import {
 	encodeStateVector,
 	entriesSince,
 	LOCAL_ORIGIN,
-	type EnvelopeEntry
+	type EnvelopeEntry,
+	type SealRequest
 } from '../conversation';
-import { asSecretKey, type EnvelopeId, type RoomId, type Signer } from '../crypto';
+import type { EnvelopeId, RoomId, Signer } from '../crypto';
 import * as Y from 'yjs';
 import { DocPersistence } from '../storage';
-import type { SealRequest, TabCoordinator } from './tabs';
+import type { TabCoordinator } from './tabs';
 
 export const TAB_ORIGIN = Symbol('kith-tab');
 
@@ -125,8 +126,6 @@ export class DocSession {
 		return this.#tabs.insert(this.roomId, request, (ids) => onSealed(ids as EnvelopeId[]));
 	}
 
-	#sealing: Promise<unknown> = Promise.resolve();
-
 	/**
 	 * Leader only. Seals for the clocks the items will get, inserts, then waits
 	 * for the commit and tells the other tabs. Seal+insert runs one request at a
@@ -138,33 +137,12 @@ export class DocSession {
 		onSealed: (ids: EnvelopeId[]) => void
 	): Promise<EnvelopeId[]> {
 		await this.loaded;
-		const step = this.#sealing.then(async () => {
-			const entries = await this.doc.sealNext({
-				epoch: request.epoch,
-				key: asSecretKey(request.key),
-				signer,
-				plaintexts: request.plaintexts
-			});
-			const ids = entries.map((entry) => entry.id);
-			onSealed(ids);
-			// The update is taken before awaiting the commit, so it holds exactly
-			// these entries: other tabs must only ever hear of committed data.
-			// Captured from the insert's own transaction: encoding a diff against a
-			// state vector would walk every struct of a large doc.
-			let update: Uint8Array = new Uint8Array(0);
-			const capture = (bytes: Uint8Array, origin: unknown) => {
-				if (origin === LOCAL_ORIGIN) update = bytes;
-			};
-			this.doc.doc.on('update', capture);
-			try {
-				this.doc.insertLocal(entries);
-			} finally {
-				this.doc.doc.off('update', capture);
-			}
-			return { ids, update };
-		});
-		this.#sealing = step.catch(() => undefined);
-		const { ids, update } = await step;
+		// The update is the insert's own, taken before awaiting the commit, so it
+		// holds exactly these entries: other tabs only ever hear of committed data.
+		const { entries, update } = await this.doc.sealAndInsert(request, signer, (sealed) =>
+			onSealed(sealed.map((entry) => entry.id))
+		);
+		const ids = entries.map((entry) => entry.id);
 		await this.#persistence.flush();
 		if (update.length > 2) this.#tabs.broadcastUpdate(this.roomId, update);
 		return ids;

@@ -35,6 +35,7 @@
  * counts once. Without Web Locks every tab is its own leader.
  */
 import { z } from 'zod';
+import type { SealRequest } from '../conversation';
 
 const Bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected bytes');
 
@@ -82,13 +83,6 @@ const TabMessage = z.discriminatedUnion('t', [
 	z.object({ t: z.literal('erase') })
 ]);
 type TabMessage = z.infer<typeof TabMessage>;
-
-/** Plaintexts to seal and store in one room, under one epoch key. */
-export interface SealRequest {
-	epoch: number;
-	key: Uint8Array;
-	plaintexts: Uint8Array[];
-}
 
 /** Leader side: seal, insert (calling onSealed with the ids right then), commit. */
 export type InsertHandler = (

@@ -127,6 +127,45 @@ describe('ConversationDoc', () => {
 		expect(texts.sort()).toEqual(['a', 'b', 'from elsewhere']);
 	});
 
+	it('sealAndInsert runs requests one at a time: concurrent ones get consecutive clocks, and each its own update', async () => {
+		const doc = docOf(alice);
+		const request = (texts: string[]) => ({
+			epoch: 0,
+			key: room.key,
+			plaintexts: texts.map((t) => utf8Encode(t))
+		});
+		// Counts signatures: a request sealed for clocks another one took would be sealed again.
+		let signatures = 0;
+		const counting = {
+			publicKey: alice.signer.publicKey,
+			sign: (message: Uint8Array) => {
+				signatures++;
+				return alice.signer.sign(message);
+			}
+		};
+		const seen: number[][] = [];
+		const [first, second] = await Promise.all([
+			doc.sealAndInsert(request(['a', 'b']), counting, (entries) =>
+				seen.push(entries.map((e) => parseFrame(e.bytes).clock))
+			),
+			doc.sealAndInsert(request(['c']), counting, (entries) =>
+				seen.push(entries.map((e) => parseFrame(e.bytes).clock))
+			)
+		]);
+		expect(seen).toEqual([[0, 1], [2]]);
+		expect(signatures).toBe(3);
+		expect(doc.size).toBe(3);
+		// Each update holds exactly its own request's entries.
+		const fresh = docOf(alice);
+		expect((await fresh.applyRemote(second.update, 'relay')).ok).toBe(true);
+		expect(fresh.size).toBe(0); // its items wait for clocks 0 and 1
+		expect((await fresh.applyRemote(first.update, 'relay')).ok).toBe(true);
+		expect(fresh.size).toBe(3);
+		for (const entry of [...first.entries, ...second.entries]) {
+			expect(doc.get(entry.id)).toEqual(entry.bytes);
+		}
+	});
+
 	describe('insertLocal refuses, before inserting anything', () => {
 		async function expectThrowsUnchanged(doc: ConversationDoc, entries: EnvelopeEntry[]) {
 			const before = doc.encodeState();

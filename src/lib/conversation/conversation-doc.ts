@@ -8,7 +8,7 @@
  * updates go through checkUpdate and are applied only when they pass.
  */
 import * as Y from 'yjs';
-import type { EnvelopeId, RoomId, SecretKey, Signer } from '../crypto';
+import { asSecretKey, type EnvelopeId, type RoomId, type SecretKey, type Signer } from '../crypto';
 import { parseFrame, sealEnvelope } from '../envelope';
 import {
 	checkUpdate,
@@ -29,6 +29,13 @@ export type EntriesListener = (entries: EnvelopeEntry[], origin: unknown) => voi
 
 /** Origin of transactions made by this device's own inserts. */
 export const LOCAL_ORIGIN = Symbol('kith-local');
+
+/** Plaintexts to seal and insert in one room, under one epoch key (raw, as tabs pass it). */
+export interface SealRequest {
+	epoch: number;
+	key: Uint8Array;
+	plaintexts: Uint8Array[];
+}
 
 export class ConversationDoc {
 	readonly doc: Y.Doc;
@@ -109,12 +116,52 @@ export class ConversationDoc {
 		}, LOCAL_ORIGIN);
 	}
 
+	#sealing: Promise<unknown> = Promise.resolve();
+
+	/**
+	 * Seal plaintexts for this doc's next clocks (sealNext) and insert them
+	 * (insertLocal), one request at a time per doc, so two requests' clocks
+	 * never interleave. `onSealed` sees the entries just before the insert.
+	 * Resolves with them and the insert's Yjs update.
+	 */
+	sealAndInsert(
+		request: SealRequest,
+		signer: Signer,
+		onSealed?: (entries: EnvelopeEntry[]) => void
+	): Promise<{ entries: EnvelopeEntry[]; update: Uint8Array }> {
+		const step = this.#sealing.then(async () => {
+			const entries = await this.sealNext({
+				epoch: request.epoch,
+				key: asSecretKey(request.key),
+				signer,
+				plaintexts: request.plaintexts
+			});
+			onSealed?.(entries);
+			// Captured from the insert's own transaction: encoding a diff against a
+			// state vector would walk every struct of a large doc.
+			let update: Uint8Array = new Uint8Array(0);
+			const capture = (bytes: Uint8Array, origin: unknown) => {
+				if (origin === LOCAL_ORIGIN) update = bytes;
+			};
+			this.doc.on('update', capture);
+			try {
+				this.insertLocal(entries);
+			} finally {
+				this.doc.off('update', capture);
+			}
+			return { entries, update };
+		});
+		this.#sealing = step.catch(() => undefined);
+		return step;
+	}
+
 	/**
 	 * Seal plaintexts into envelopes for the clocks their items will get (this
 	 * doc's next ones, in order), ready for one insertLocal. Sealing awaits: if
 	 * this device's own items arrive meanwhile (from another replica) the clock
 	 * moves, and they are sealed again, up to three times (then insertLocal
-	 * refuses the mismatch). The caller runs one at a time per doc.
+	 * refuses the mismatch). The caller runs one at a time per doc
+	 * (sealAndInsert does).
 	 */
 	async sealNext(request: {
 		epoch: number;

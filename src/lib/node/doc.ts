@@ -8,8 +8,13 @@
  * the call that applied it returns.
  */
 import * as Y from 'yjs';
-import { ConversationDoc, LOCAL_ORIGIN, type EnvelopeEntry } from '../conversation';
-import { asSecretKey, type EnvelopeId, type RoomId, type Signer } from '../crypto';
+import {
+	ConversationDoc,
+	LOCAL_ORIGIN,
+	type EnvelopeEntry,
+	type SealRequest
+} from '../conversation';
+import type { EnvelopeId, RoomId, Signer } from '../crypto';
 import type { NodeStore } from './store';
 
 const LOAD_ORIGIN = Symbol('kith-node-load');
@@ -17,17 +22,10 @@ const LOAD_ORIGIN = Symbol('kith-node-load');
 export type NodeEntrySource = 'load' | 'local' | 'remote';
 export type NodeEntriesHandler = (entries: EnvelopeEntry[], source: NodeEntrySource) => void;
 
-export interface SealRequest {
-	epoch: number;
-	key: Uint8Array;
-	plaintexts: Uint8Array[];
-}
-
 export class NodeDoc {
 	readonly cdoc: ConversationDoc;
 	readonly #store: NodeStore;
 	readonly #handlers = new Set<NodeEntriesHandler>();
-	#sealing: Promise<unknown> = Promise.resolve();
 	/** Stored rows that broke the doc rules (kept on disk, never applied). */
 	refused = 0;
 
@@ -87,19 +85,9 @@ export class NodeDoc {
 	 * insert them in one transaction (stored before this resolves). One
 	 * request at a time: the clocks must not interleave.
 	 */
-	commit(request: SealRequest, signer: Signer): Promise<EnvelopeId[]> {
-		const step = this.#sealing.then(async () => {
-			const entries = await this.cdoc.sealNext({
-				epoch: request.epoch,
-				key: asSecretKey(request.key),
-				signer,
-				plaintexts: request.plaintexts
-			});
-			this.cdoc.insertLocal(entries);
-			return entries.map((entry) => entry.id);
-		});
-		this.#sealing = step.catch(() => undefined);
-		return step;
+	async commit(request: SealRequest, signer: Signer): Promise<EnvelopeId[]> {
+		const { entries } = await this.cdoc.sealAndInsert(request, signer);
+		return entries.map((entry) => entry.id);
 	}
 
 	destroy(): void {
