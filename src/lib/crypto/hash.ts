@@ -20,11 +20,6 @@ export function useSyncSha256(impl: SyncSha256 | undefined): void {
 	platformSha256 = impl;
 }
 
-/** Whether `sha256` runs on an installed implementation (not noble's). */
-export function hasPlatformSha256(): boolean {
-	return platformSha256 !== undefined;
-}
-
 export function sha256(bytes: Uint8Array): Uint8Array {
 	return platformSha256 ? platformSha256(bytes) : nobleSha256(bytes);
 }

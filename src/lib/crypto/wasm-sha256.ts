@@ -7,17 +7,19 @@
  * stays on noble (same digests). Not in the crypto barrel: the relay uses
  * Node's own (sync-server/src/relay/verify.ts) and never loads this.
  */
-import { useSyncSha256 } from './hash';
+import { useSyncSha256, type SyncSha256 } from './hash';
 
-let installing: Promise<void> | undefined;
+let installing: Promise<SyncSha256> | undefined;
 
-/** Loads the WebAssembly SHA-256 once and makes `sha256` use it. */
-export function useWasmSha256(): Promise<void> {
+/** Loads the WebAssembly SHA-256 once and makes `sha256` use it; resolves with it. */
+export function useWasmSha256(): Promise<SyncSha256> {
 	installing ??= import('hash-wasm')
 		.then(({ createSHA256 }) => createSHA256())
 		.then((hasher) => {
 			// One hasher, used synchronously from start to digest: nothing interleaves.
-			useSyncSha256((bytes) => hasher.init().update(bytes).digest('binary'));
+			const wasm: SyncSha256 = (bytes) => hasher.init().update(bytes).digest('binary');
+			useSyncSha256(wasm);
+			return wasm;
 		});
 	return installing;
 }
