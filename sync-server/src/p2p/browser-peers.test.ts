@@ -57,12 +57,12 @@ describe('browser peers through the server node', () => {
 
 		await until(
 			() =>
-				a.peers.status(room.roomId).label === 'direct' &&
-				b.peers.status(room.roomId).label === 'direct',
+				a.peers.sync.status(room.roomId).label === 'direct' &&
+				b.peers.sync.status(room.roomId).label === 'direct',
 			'a direct session both ways',
 			30_000
 		);
-		expect(a.peers.status(room.roomId).peers).toEqual([b.peers.node.peerId.toString()]);
+		expect(a.peers.sync.status(room.roomId).peers).toEqual([b.peers.node.peerId.toString()]);
 		const direct = a.peers.node
 			.getConnections(b.peers.node.peerId)
 			.filter((c) => c.remoteAddr.toString().includes('/webrtc'));
@@ -76,7 +76,7 @@ describe('browser peers through the server node', () => {
 		await write(b.cdoc, b.device, room.key, 'after');
 		await until(() => ids(a.cdoc).length === 2, 'an entry with the server gone');
 		expect(ids(a.cdoc)).toEqual(ids(b.cdoc));
-		expect(stranger.peers.status(stranger.cdoc.roomId).peers).toEqual([]);
+		expect(stranger.peers.sync.status(stranger.cdoc.roomId).peers).toEqual([]);
 		expect(
 			stranger.peers.node
 				.getConnections()
