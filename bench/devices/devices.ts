@@ -35,7 +35,7 @@
  * part is the difference of the medians.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -44,7 +44,14 @@ import { svelte, vitePreprocess } from '@sveltejs/vite-plugin-svelte';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { chromiumLaunchOptions } from '../../tests/e2e/chromium';
-import { deviceSecrets, keysOf, relayRooms, roomEnvelopes } from '../../tests/e2e/support/holdings';
+import {
+	deviceSecrets,
+	keysOf,
+	relayRooms,
+	roomEnvelopes
+} from '../../tests/e2e/support/holdings';
+import * as Y from 'yjs';
+import { ENVELOPE_MAP } from '../../src/lib/conversation/doc-rules';
 import { asSecretKey, fromBase64Url, toBase64Url, type RoomId } from '../../src/lib/crypto';
 import { openEnvelope } from '../../src/lib/envelope';
 import { decodeVaultChanges, loadAutomerge, vaultRoomId } from '../../src/lib/vault';
@@ -55,6 +62,14 @@ import { serializeVault } from './automerge-stub';
 import type { CopyResult, CopyRoom, SeedOptions, SeedResult } from './page';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/**
+ * KITH_BENCH_PROFILE=<file>: the last D1 run's new device is run under
+ * Chromium's CPU profiler (from the second "Codes match" to done) and the
+ * profile written there, with the probe's times; the app is built unminified.
+ * The figures of a profiled invocation are not comparable with others.
+ */
+const PROFILE_TO = process.env.KITH_BENCH_PROFILE ?? null;
+
 /** Where the benchmark's build of the app goes (KITH_BUILD_DIR), and SvelteKit's files. */
 const BUILD_DIR = join(tmpdir(), 'kith-bench-devices-build');
 const SVELTEKIT_DIR = '.svelte-kit-bench';
@@ -85,6 +100,12 @@ export interface LinkRun {
 	readyMs: number;
 	/** New device: click → the first marker message found. */
 	firstHitMs: number;
+	/**
+	 * New device: click → its conversation storage holds every envelope the
+	 * relay held before the run (untimed for D1: read by polling its
+	 * IndexedDB after D1 stopped, so an upper bound, to ~0.2 s).
+	 */
+	storedMs: number;
 	/** Baseline: the same rooms copied over the same protocol into empty Yjs docs. */
 	copy: CopyResult;
 	/** Conversations listed on the new device afterwards (untimed check). */
@@ -139,7 +160,15 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<v
 async function buildApp(): Promise<void> {
 	await run(
 		join(ROOT, 'node_modules/.bin/vite'),
-		['build', '--config', 'bench/devices/build.config.ts', '--logLevel', 'warn'],
+		[
+			'build',
+			'--config',
+			'bench/devices/build.config.ts',
+			'--logLevel',
+			'warn',
+			// Profiling (KITH_BENCH_PROFILE): readable function names.
+			...(PROFILE_TO ? ['--minify', 'false'] : [])
+		],
 		{ ...process.env, KITH_BUILD_DIR: BUILD_DIR, KITH_SVELTEKIT_DIR: SVELTEKIT_DIR }
 	);
 }
@@ -389,13 +418,16 @@ interface ProbeState {
 async function linkDevice(
 	first: Page,
 	origin: string,
-	cfg: DevicesConfig
+	cfg: DevicesConfig,
+	expectEnvelopes: number,
+	profileTo: string | null = null
 ): Promise<Omit<LinkRun, 'copy'>> {
 	const device = await openBrowser('new');
 	try {
 		await device.context.addInitScript({ content: linkProbe(2 * cfg.conversations) });
 		const page = await device.context.newPage();
 		reportErrors(page, 'new device');
+		const cdp = profileTo ? await device.context.newCDPSession(page) : null;
 
 		await first.getByRole('link', { name: 'Settings' }).click();
 		await first.getByRole('button', { name: 'Link a device' }).click();
@@ -413,6 +445,11 @@ async function linkDevice(
 		const [a, b] = [await code.textContent(), await shown.textContent()];
 		if (!a || a !== b || !/^\d{3} \d{3}$/.test(a)) throw new Error(`link codes ${a} and ${b}`);
 		await dialog.getByRole('button', { name: 'Codes match' }).click();
+		if (cdp) {
+			await cdp.send('Profiler.enable');
+			await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+			await cdp.send('Profiler.start');
+		}
 		await page.getByRole('button', { name: 'Codes match' }).click();
 
 		const search = page.getByRole('textbox', { name: 'Search' });
@@ -429,6 +466,15 @@ async function linkDevice(
 		)) as ProbeState;
 		if (probe.clickedAt === null || probe.readyAt === null || probe.doneAt === null)
 			throw new Error(`the new device's probe is incomplete: ${JSON.stringify(probe)}`);
+		if (cdp && profileTo) {
+			const { profile } = await cdp.send('Profiler.stop');
+			const origin = await page.evaluate(() => performance.timeOrigin);
+			await writeFile(profileTo, JSON.stringify({ profile, probe, timeOrigin: origin }));
+			process.stderr.write(`  the new device's CPU profile is in ${profileTo}\n`);
+		}
+
+		// Reported beside D1: when every envelope is in the new device's own storage too.
+		const storedAt = await waitStored(page, expectEnvelopes);
 
 		// Untimed: every conversation is listed.
 		await search.fill('');
@@ -440,10 +486,66 @@ async function linkDevice(
 			kithMs: probe.doneAt - probe.clickedAt,
 			readyMs: probe.readyAt - probe.clickedAt,
 			firstHitMs: (probe.firstHitAt ?? probe.doneAt) - probe.clickedAt,
+			storedMs: storedAt - probe.clickedAt,
 			listed
 		};
 	} finally {
 		await device.close();
+	}
+}
+
+/**
+ * Every update in the page's conversation storage (each `kith-doc:` database's
+ * `updates` store), base64, by database. A string script: tsx's helpers do
+ * not exist in the page.
+ */
+const READ_DOC_STORAGE = `(async () => {
+	const request = (req) => new Promise((resolve, reject) => {
+		req.onsuccess = () => resolve(req.result);
+		req.onerror = () => reject(req.error);
+	});
+	const b64 = (bytes) => {
+		let text = '';
+		for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+		return btoa(text);
+	};
+	const out = {};
+	for (const info of await indexedDB.databases()) {
+		if (!info.name || !info.name.startsWith('kith-doc:')) continue;
+		const db = await request(indexedDB.open(info.name));
+		if (db.objectStoreNames.contains('updates')) {
+			const values = await request(db.transaction('updates', 'readonly').objectStore('updates').getAll());
+			out[info.name] = values.filter((v) => v instanceof Uint8Array).map(b64);
+		}
+		db.close();
+	}
+	return out;
+})()`;
+
+/** Envelopes in the page's conversation storage. */
+async function storedEnvelopes(page: Page): Promise<number> {
+	const stored = (await page.evaluate(READ_DOC_STORAGE)) as Record<string, string[]>;
+	let count = 0;
+	for (const updates of Object.values(stored)) {
+		const doc = new Y.Doc({ gc: false });
+		for (const update of updates) Y.applyUpdate(doc, Buffer.from(update, 'base64'));
+		count += doc.getMap(ENVELOPE_MAP).size;
+		doc.destroy();
+	}
+	return count;
+}
+
+/** The page's clock (ms since the epoch) once its storage holds at least `expected` envelopes. */
+async function waitStored(page: Page, expected: number): Promise<number> {
+	const deadline = Date.now() + SYNC_TIMEOUT_MS;
+	for (;;) {
+		const count = await storedEnvelopes(page);
+		const at = (await page.evaluate('performance.timeOrigin + performance.now()')) as number;
+		if (count >= expected) return at;
+		if (Date.now() > deadline) {
+			throw new Error(`the new device stored ${count} of ${expected} envelopes`);
+		}
+		await page.waitForTimeout(150);
 	}
 }
 
@@ -624,10 +726,16 @@ export async function runDevices(
 			await settle(relay, app);
 			const copy = await copyBaseline(relay.url, code, rooms);
 			await settle(relay, app);
-			const linked = await linkDevice(app, relay.url, cfg);
+			const profileTo = rep === cfg.linkReps - 1 ? PROFILE_TO : null;
+			const held = relayRooms(relay.dataDir);
+			const expect = rooms.reduce(
+				(sum, r) => sum + roomEnvelopes(held.get(r.roomId as RoomId) ?? []).length,
+				0
+			);
+			const linked = await linkDevice(app, relay.url, cfg, expect, profileTo);
 			link.push({ ...linked, copy });
 			log(
-				`devices: D1 run ${rep + 1}/${cfg.linkReps}: new device ${fmt(linked.kithMs)} ms (app open at ${fmt(linked.readyMs)} ms), copy ${fmt(copy.ms)} ms`
+				`devices: D1 run ${rep + 1}/${cfg.linkReps}: new device ${fmt(linked.kithMs)} ms (app open at ${fmt(linked.readyMs)} ms; every envelope stored by ${fmt(linked.storedMs)} ms), copy ${fmt(copy.ms)} ms`
 			);
 		}
 		await settle(relay, app);
@@ -683,7 +791,7 @@ function rows(cfg: DevicesConfig, r: DevicesResults): Row[] {
 			ratio: ratio(r1),
 			target: '≤ 3.00×',
 			result: r1 <= 3 ? 'PASS' : 'MISS',
-			note: `median of ${r.link.length} new devices (${r.link.map((l) => fmt(l.kithMs)).join(', ')} ms): second "Codes match" → search finds every conversation's first and last message; app open at ${fmt(median(r.link.map((l) => l.readyMs)))} ms, first one found at ${fmt(median(r.link.map((l) => l.firstHitMs)))} ms; baseline: ${r.relay.rooms} rooms (vault + every conversation) copied at once over the relay protocol into empty Yjs docs (${r.link.map((l) => fmt(l.copy.ms)).join(', ')} ms), ${fmt(median(r.link.map((l) => l.copy.updateBytes)) / MB, 2)} MB of updates; ${fmt(r.relay.envelopes)} envelopes, ${fmt(r.relay.envelopeBytes / MB, 2)} MB on the relay`
+			note: `median of ${r.link.length} new devices (${r.link.map((l) => fmt(l.kithMs)).join(', ')} ms): second "Codes match" → search finds every conversation's first and last message; app open at ${fmt(median(r.link.map((l) => l.readyMs)))} ms, first one found at ${fmt(median(r.link.map((l) => l.firstHitMs)))} ms; every envelope in the new device's own storage by ${fmt(median(r.link.map((l) => l.storedMs)))} ms (untimed, read after; the history shows from the view the first device handed over); baseline: ${r.relay.rooms} rooms (vault + every conversation) copied at once over the relay protocol into empty Yjs docs (${r.link.map((l) => fmt(l.copy.ms)).join(', ')} ms), ${fmt(median(r.link.map((l) => l.copy.updateBytes)) / MB, 2)} MB of updates; ${fmt(r.relay.envelopes)} envelopes, ${fmt(r.relay.envelopeBytes / MB, 2)} MB on the relay`
 		},
 		{
 			name: `D2 First screen, ${cfg.conversations + 1} conversations`,

@@ -5,7 +5,14 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { expect, type Browser, type FileChooser, type Locator, type Page } from '@playwright/test';
+import {
+	expect,
+	type Browser,
+	type BrowserContext,
+	type FileChooser,
+	type Locator,
+	type Page
+} from '@playwright/test';
 
 /** A recovery key as shown: base58, in groups of four characters (the last may be shorter). */
 export const RECOVERY_KEY_PATTERN = /^(?:[1-9A-HJ-NP-Za-km-z]{4} )+[1-9A-HJ-NP-Za-km-z]{1,4}$/;
@@ -219,17 +226,22 @@ export async function personAt(browser: Browser, origin: string, name: string): 
 }
 
 /**
- * Settings → "Link a device" on `existing`; a new browser context opens the
- * link, both confirm the code. Returns the new device's page (in the app).
+ * Settings → "Link a device" on `existing`; a new browser context (or
+ * `context`) opens the link, both confirm the code. Returns the new device's
+ * page (in the app).
  */
-export async function linkDevice(browser: Browser, existing: Page): Promise<Page> {
+export async function linkDevice(
+	browser: Browser,
+	existing: Page,
+	context?: BrowserContext
+): Promise<Page> {
 	await existing.getByRole('link', { name: 'Settings' }).click();
 	await existing.getByRole('button', { name: 'Link a device' }).click();
 	const dialog = existing.getByRole('dialog', { name: 'Link a device' });
 	await expect(dialog.getByRole('img', { name: 'Device link QR code' })).toBeVisible();
 	const link = await dialog.getByRole('textbox', { name: 'Device link' }).inputValue();
 	expect(link).toMatch(/\/link#v1\./);
-	const added = await (await browser.newContext()).newPage();
+	const added = await (context ?? (await browser.newContext())).newPage();
 	await added.goto(link);
 	const code = added.getByLabel('Link code');
 	await expect(code).toHaveText(/^\d{3} \d{3}$/, { timeout: 30_000 });

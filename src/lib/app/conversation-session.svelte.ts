@@ -391,6 +391,22 @@ export class ConversationSession implements ConversationHandle {
 	}
 
 	/**
+	 * The reduced view with the doc's state vector it covers, taken together
+	 * once every entry the doc holds is reduced (nothing queued to ingest, and
+	 * `settled` and `complete`); null when that does not come about.
+	 */
+	async settledView(): Promise<{ stateVector: Uint8Array; data: unknown } | null> {
+		for (let attempt = 0; attempt < 8; attempt++) {
+			const queued = this.#ingesting;
+			await queued;
+			if (queued !== this.#ingesting) continue; // more arrived meanwhile
+			if (!this.settled || !this.complete) return null;
+			return { stateVector: this.#options.session.stateVector(), data: this.snapshotData() };
+		}
+		return null;
+	}
+
+	/**
 	 * Whether a snapshot of this session may be written: nothing is held back
 	 * waiting for membership (a snapshot must not skip it), and it reads one
 	 * doc only. A snapshot covers one doc; with older generations it would

@@ -31,7 +31,10 @@ export interface DocSessionOptions {
 	roomId: RoomId;
 	clientId: number;
 	tabs: TabCoordinator;
-	/** Encoded state vector up to which a trusted local snapshot already covers the doc. */
+	/**
+	 * Encoded state vector up to which a trusted view (a local snapshot, or
+	 * one handed over when this device was linked) already covers the doc.
+	 */
 	trusted?: Uint8Array | null;
 	/** Called when refused stored data is found (kept on disk, never applied). */
 	onRefused?: (reason: string) => void;
@@ -77,6 +80,9 @@ export class DocSession {
 		const trusted = options.trusted
 			? decodeStateVector(options.trusted)
 			: new Map<number, number>();
+		// What the trusted view covers is not reported again when it arrives from
+		// elsewhere (a handed-over view's room fetched from the relay).
+		this.doc.cover(trusted);
 		this.#persistence = new DocPersistence(storageName(options.roomId), this.doc.doc, {
 			readOnly: !options.tabs.isLeader,
 			// The doc rules, on load too. Items a verified snapshot already covers skip

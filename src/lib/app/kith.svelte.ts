@@ -13,6 +13,8 @@ import {
 } from '../media/media.svelte';
 import { IdbChunkStore } from '../media/chunk-store';
 import type { FileManifest } from '../media/manifest';
+import { decryptFile, encryptFile, sourceFromBytes } from '../media/encrypt-file';
+import { deriveRoomCapability } from '../sync/capability';
 import {
 	adoptSelfSigning,
 	createAccount as makeAccount,
@@ -109,7 +111,11 @@ import {
 	MAX_GRANT_VOUCHES,
 	type GrantVouch,
 	type LinkRequest,
-	type Pairing
+	type Pairing,
+	decodeHistory,
+	encodeHistory,
+	HISTORY_CHUNK_BYTES,
+	type HistoryView
 } from '../link';
 import type { AccountDevice } from '../vault';
 import { loadSnapshot, saveSnapshot, snapshotKey } from './snapshot';
@@ -204,6 +210,15 @@ export type JoinState =
 	| { state: 'joined'; conversationId: ConversationId }
 	| { state: 'failed'; message: string };
 const SNAPSHOT_DELAY_MS = 2000;
+/**
+ * How long confirming a link waits for this device's history to be on the
+ * relay (prepared from the moment the request came, while the user compares
+ * the codes); past it the grant goes without, and the new device reads every
+ * envelope itself.
+ */
+const HISTORY_UPLOAD_WAIT_MS = 10_000;
+/** How long a newly linked device waits for the handed-over history before reading envelopes instead. */
+const HISTORY_FETCH_WAIT_MS = 10_000;
 /** Where this device keeps its notification choices (LocalStore). */
 const PUSH_SETTINGS_KEY = 'push-settings';
 /** Where this device keeps the LAN peers it reaches (LocalStore): their addresses. */
@@ -467,6 +482,8 @@ export class KithApp {
 		pairing: Pairing;
 		channel: PairingChannel;
 		request: LinkRequest | null;
+		/** This device's conversations' views, being put on the relay for the new device. */
+		history: Promise<FileManifest | null> | null;
 		timer: ReturnType<typeof setTimeout>;
 	} | null = null;
 
@@ -493,6 +510,9 @@ export class KithApp {
 				// Single use: the first request that is signed by the device it names.
 				if (current.request || signer !== message.device || Date.now() >= pairing.expires) return;
 				current.request = message;
+				// Encrypted under a fresh key that only the grant carries: nothing is
+				// handed to anyone before the user confirms the code.
+				current.history = this.#prepareHistory();
 				if (this.linking) {
 					this.linking = {
 						...this.linking,
@@ -513,7 +533,7 @@ export class KithApp {
 			}
 			this.#closePairing();
 		}, pairing.expires - Date.now());
-		this.#pairing = { pairing, channel, request: null, timer };
+		this.#pairing = { pairing, channel, request: null, history: null, timer };
 		this.linking = {
 			link,
 			qr: inviteQrDataUrl(link),
@@ -533,6 +553,7 @@ export class KithApp {
 		const request = current?.request;
 		if (!keyring || !current || !request || !this.linking) return;
 		const { roomId } = pairingRoom(current.pairing.secret);
+		const history = await within(current.history ?? Promise.resolve(null), HISTORY_UPLOAD_WAIT_MS);
 		const grant = await sealGrant(roomId, request, {
 			user: keyring.identity.userId,
 			ssk: toBase64Url(keyring.sskSeed),
@@ -540,7 +561,8 @@ export class KithApp {
 			displayName: this.displayName.slice(0, 64),
 			sskCert: keyring.identity.sskCert,
 			deviceCert: keyring.identity.deviceCert,
-			vouches: this.#vouches()
+			vouches: this.#vouches(),
+			...(history ? { history } : {})
 		});
 		await current.channel.send(grant);
 		await this.#changeVault((vault) =>
@@ -575,6 +597,73 @@ export class KithApp {
 
 	/** Rooms the device that linked this one vouched for, until each is opened. */
 	#vouched = new Map<RoomId, Vouch>();
+
+	/**
+	 * The history handed to a device being linked (../link/history.ts): every
+	 * conversation whose view is settled, most recent first, as one document
+	 * encrypted under a fresh key and uploaded to the relay under the vault
+	 * room. Resolves with its manifest (key included), or null when there is
+	 * nothing to hand over or the relay cannot take it.
+	 */
+	async #prepareHistory(): Promise<FileManifest | null> {
+		const keyring = this.#keyring;
+		const relayUrl = this.#options.relayUrl;
+		if (!keyring || !relayUrl) return null;
+		try {
+			const sessions = [...this.#sessions.values()].sort((a, b) => b.lastActivity - a.lastActivity);
+			const views: HistoryView[] = [];
+			for (const session of sessions) {
+				const view = await session.settledView();
+				if (view) views.push({ room: session.roomId, ...view });
+			}
+			const { bytes, rooms } = encodeHistory(views);
+			if (rooms === 0) return null;
+			const client = this.media?.client ?? new BlobClient(relayUrl);
+			const vaultRoom = vaultRoomId(keyring.accountKey);
+			const token = await client.grant(
+				vaultRoom,
+				await deriveRoomCapability(keyring.accountKey, vaultRoom),
+				bytes.length
+			);
+			return await encryptFile(
+				sourceFromBytes(bytes),
+				{ name: 'history', type: 'application/json' },
+				(_, id, blob) => client.put(token, id, blob),
+				{ chunkSize: HISTORY_CHUNK_BYTES }
+			);
+		} catch (error) {
+			console.warn('kith:link the history could not be prepared for the new device', error);
+			return null;
+		}
+	}
+
+	/** The history the device that linked this one handed over, by room; null once spent or failed. */
+	#handedOver: Promise<Map<RoomId, HistoryView> | null> | null = null;
+
+	async #fetchHistory(manifest: FileManifest): Promise<Map<RoomId, HistoryView> | null> {
+		const relayUrl = this.#options.relayUrl;
+		if (!relayUrl) return null;
+		const client = this.media?.client ?? new BlobClient(relayUrl);
+		try {
+			const bytes = await within(
+				decryptFile(manifest, (id) => client.get(id)),
+				HISTORY_FETCH_WAIT_MS
+			);
+			if (!bytes) throw new Error('it did not arrive in time');
+			return decodeHistory(bytes);
+		} catch (error) {
+			console.warn('kith:link the handed-over history is not used', error);
+			return null;
+		}
+	}
+
+	/** A conversation's handed-over view (once: later opens read the local snapshot). */
+	async #takeHandedOver(roomId: RoomId): Promise<HistoryView | null> {
+		const views = this.#handedOver ? await this.#handedOver : null;
+		const view = views?.get(roomId) ?? null;
+		views?.delete(roomId);
+		return view;
+	}
 
 	/** Close the link (the dialog closed): a device opening it now gets no answer. */
 	cancelLinking(): void {
@@ -672,6 +761,8 @@ export class KithApp {
 				current.grant.signer,
 				current.pairing.device
 			);
+			// Fetched while the account is restored and opened; conversations wait for it.
+			this.#handedOver = secrets.history ? this.#fetchHistory(secrets.history) : null;
 			const restored = await restoreAccount(
 				{
 					masterSeed: null,
@@ -1900,10 +1991,21 @@ export class KithApp {
 			.filter(([epoch]) => epoch < entry.epoch && entry.keys.has(epoch))
 			.sort(([a], [b]) => a - b)
 			.map(([, g]) => ({ session: this.#docSession(g.room), opener: g.opener, room: g.room }));
-		let snapshot =
-			this.#docSessions.has(entry.roomId) || history.length > 0
-				? null
-				: await loadSnapshot<unknown>(this.#store, keyring.localKey, entry.roomId);
+		const fresh = !this.#docSessions.has(entry.roomId) && history.length === 0;
+		// Just linked: the view the linking device handed over, kept as this device's snapshot too.
+		const handed = fresh ? await this.#takeHandedOver(entry.roomId) : null;
+		if (handed) {
+			void saveSnapshot(
+				this.#store,
+				keyring.localKey,
+				entry.roomId,
+				handed.stateVector,
+				handed.data
+			).catch((error: unknown) => console.warn('kith:snapshot not written', error));
+		}
+		let snapshot: { stateVector: Uint8Array; data: unknown } | null =
+			handed ??
+			(fresh ? await loadSnapshot<unknown>(this.#store, keyring.localKey, entry.roomId) : null);
 		// Snapshots from before membership (a bare reducer state) are ignored: rebuilt from the doc.
 		if (snapshot && !isSessionSnapshot(snapshot.data)) snapshot = null;
 		if (this.#sessions.has(entry.id)) return;
@@ -2207,11 +2309,11 @@ export class KithApp {
 
 	async #snapshot(session: ConversationSession): Promise<void> {
 		const keyring = this.#keyring;
-		if (!keyring || !session.settled || !session.complete) return;
-		const stateVector = session.session.stateVector();
-		const data = session.snapshotData();
+		if (!keyring) return;
+		const view = await session.settledView();
+		if (!view) return;
 		try {
-			await saveSnapshot(this.#store, keyring.localKey, session.roomId, stateVector, data);
+			await saveSnapshot(this.#store, keyring.localKey, session.roomId, view.stateVector, view.data);
 		} catch (error) {
 			// A snapshot is a cache: failing to write one loses nothing.
 			console.warn('kith:snapshot not written', error);
@@ -2246,4 +2348,11 @@ function isSessionSnapshot(data: unknown): boolean {
 		'r' in data &&
 		Array.isArray((data as { m?: unknown }).m)
 	);
+}
+
+/** `promise`'s value, or null if it takes longer than `ms` (it is left to finish unheard). */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+	let timer: ReturnType<typeof setTimeout> | undefined;
+	const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
+	return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

@@ -84,6 +84,36 @@ describe('ConversationDoc', () => {
 		expect(updates).toHaveLength(1);
 	});
 
+	it('cover: entries below a trusted view are applied and held, but only the rest are reported', async () => {
+		const source = docOf(alice);
+		const bobs = docOf(bob);
+		const first = await insertNext(source, alice, 'in the view 1');
+		const second = await insertNext(source, alice, 'in the view 2');
+		const fromBob = await insertNext(bobs, bob, 'in the view 3');
+		expect((await source.applyRemote(bobs.encodeState(), 'bob')).ok).toBe(true);
+		const view = Y.decodeStateVector(Y.encodeStateVector(source.doc));
+		const later = await insertNext(source, alice, 'after the view');
+		const laterBob = await insertNext(bobs, bob, 'after the view, Bob');
+		expect((await source.applyRemote(bobs.encodeState(), 'bob')).ok).toBe(true);
+
+		const fresh = new ConversationDoc(room.roomId, carol.client);
+		fresh.cover(view);
+		const reported: string[] = [];
+		fresh.onEntries((entries) => reported.push(...entries.map((e) => e.id)));
+		const check = await fresh.applyRemote(source.encodeState(), 'relay');
+		expect(check.ok).toBe(true);
+		expect(ids(fresh)).toEqual([first.id, second.id, fromBob.id, later.id, laterBob.id].sort());
+		expect(reported.sort()).toEqual([later.id, laterBob.id].sort());
+
+		// Without a cover, everything is reported (and an empty one covers nothing).
+		const plain = new ConversationDoc(room.roomId, carol.client);
+		plain.cover(new Map());
+		const all: string[] = [];
+		plain.onEntries((entries) => all.push(...entries.map((e) => e.id)));
+		await plain.applyRemote(source.encodeState(), 'relay');
+		expect(all).toHaveLength(5);
+	});
+
 	it('sealNext seals for the next clocks, and again when its own items arrive from elsewhere meanwhile', async () => {
 		// Signing waits until the test opens the gate, so the arrival below lands mid-seal.
 		let open = (): void => {};

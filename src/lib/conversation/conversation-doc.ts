@@ -66,14 +66,29 @@ export class ConversationDoc {
 		this.#map = this.doc.getMap<Uint8Array>(ENVELOPE_MAP);
 		this.#map.observe((event) => {
 			const added: EnvelopeEntry[] = [];
+			const covered = this.#covered;
 			for (const [key, change] of event.changes.keys) {
 				if (change.action !== 'add') continue;
+				if (covered && isCovered(this.#map, key, covered)) continue;
 				const bytes = this.#map.get(key);
 				if (bytes) added.push({ id: key as EnvelopeId, bytes });
 			}
 			if (added.length === 0) return;
 			for (const listener of this.#listeners) listener(added, event.transaction.origin);
 		});
+	}
+
+	#covered: Map<number, number> | null = null;
+
+	/**
+	 * Entries below `stateVector` are already in a trusted view of this doc
+	 * (a snapshot: this device's, or one the device that linked it handed
+	 * over). They are still checked, applied and stored when they arrive, but
+	 * not reported to `onEntries` listeners: what they say is in the view.
+	 * Exactly those entries: a Yjs state vector names every item below it.
+	 */
+	cover(stateVector: Map<number, number>): void {
+		this.#covered = stateVector.size > 0 ? stateVector : null;
 	}
 
 	get size(): number {
@@ -297,4 +312,15 @@ export function applyTrustedUpdate(
 	origin: unknown
 ): void {
 	Y.applyUpdate(cdoc.doc, update, origin);
+}
+
+/** Whether the item now holding `key` is below `stateVector` (see ConversationDoc.cover). */
+function isCovered(
+	map: Y.Map<Uint8Array>,
+	key: string,
+	stateVector: ReadonlyMap<number, number>
+): boolean {
+	const item = map._map.get(key);
+	if (!item) return false;
+	return item.id.clock < (stateVector.get(item.id.client) ?? 0);
 }

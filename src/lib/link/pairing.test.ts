@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createAccount, dhPublicKey, newDeviceKeys } from '../identity';
 import { newRoomId, toBase64Url } from '../crypto';
+import { parseManifest } from '../media/manifest';
 import { deviceNameFrom } from './device-name';
+import { HISTORY_CHUNK_BYTES, MAX_HISTORY_BYTES } from './history';
 import {
 	createPairing,
 	decodeLinkMessage,
@@ -125,6 +127,18 @@ describe('device links', () => {
 		expect(JSON.stringify(fitted).length).toBeLessThanOrEqual(MAX_GRANT_VOUCH_BYTES + 1);
 		const small = Array.from({ length: 100 }, (_, i) => ({ ...vouch(i), sv: 'AQID' }));
 		expect(fitVouches(small)).toHaveLength(MAX_GRANT_VOUCHES);
+		// The largest history a grant hands over: MAX_HISTORY_BYTES in chunks of HISTORY_CHUNK_BYTES.
+		const chunks = MAX_HISTORY_BYTES / HISTORY_CHUNK_BYTES;
+		const history = parseManifest({
+			v: 1,
+			id: toBase64Url(new Uint8Array(16).fill(7)),
+			name: 'history',
+			type: 'application/json',
+			size: MAX_HISTORY_BYTES,
+			chunkSize: HISTORY_CHUNK_BYTES,
+			chunks: Array.from({ length: chunks }, (_, i) => toBase64Url(new Uint8Array(32).fill(i))),
+			key: toBase64Url(new Uint8Array(32).fill(9))
+		});
 		for (const vouches of [fitted, fitVouches(small)]) {
 			const grant = await sealGrant(roomId, request, {
 				user: keyring.identity.userId,
@@ -133,7 +147,8 @@ describe('device links', () => {
 				displayName: 'A'.repeat(64),
 				sskCert: keyring.identity.sskCert,
 				deviceCert: keyring.identity.deviceCert,
-				vouches
+				vouches,
+				history
 			});
 			const bytes = encodeLinkMessage(grant);
 			expect(bytes.length).toBeLessThanOrEqual(MAX_LINK_MESSAGE_BYTES);
@@ -141,6 +156,7 @@ describe('device links', () => {
 			const me = { device: request.device, dhSecret: fresh.dhSecret };
 			const opened = await openGrant(roomId, grant, me, keyring.identity.deviceId, pairing.device);
 			expect(opened.vouches).toEqual(vouches);
+			expect(opened.history).toEqual(history);
 		}
 		// More than a grant may carry is refused when sealing.
 		await expect(

@@ -23,9 +23,11 @@
  *             envelope signed by the existing device; `box` is a lockbox
  *             sealed to the request's `dh` under context "kith/link\0" ||
  *             room id || "\0" || to, holding { user, ssk, account,
- *             displayName, sskCert, deviceCert, vouches? } (deviceCert: the
- *             existing device's, so the new one checks who answered;
- *             vouches: its word for the rooms it holds, see GrantVouch). The master key
+ *             displayName, sskCert, deviceCert, vouches?, history? }
+ *             (deviceCert: the existing device's, so the new one checks who
+ *             answered; vouches: its word for the rooms it holds, see
+ *             GrantVouch; history: the manifest of its conversations' views,
+ *             see ./history.ts). The master key
  *             is not sent: it stays on the device that made the account
  *             (and in the recovery key), so a linked device can be removed
  *             by rotating the self-signing key it cannot re-certify.
@@ -34,6 +36,7 @@
  * link can write there): decode, check and drop what fails.
  */
 import { z } from 'zod';
+import { FileManifest } from '../media/manifest';
 import {
 	asSecretKey,
 	concatBytes,
@@ -185,7 +188,10 @@ const GrantSecrets = z.strictObject({
 	displayName: z.string().max(64),
 	sskCert: StrictCertificate,
 	deviceCert: StrictCertificate,
-	vouches: z.array(GrantVouch).max(MAX_GRANT_VOUCHES).optional()
+	vouches: z.array(GrantVouch).max(MAX_GRANT_VOUCHES).optional(),
+	// The existing device's conversations as it sees them (./history.ts): the
+	// manifest of that encrypted document on the relay, its key included.
+	history: FileManifest.optional()
 });
 export type GrantSecrets = z.infer<typeof GrantSecrets>;
 

@@ -1,0 +1,109 @@
+/**
+ * The history a linked device starts from (docs/protocol.md §8d): when Ada
+ * links a second browser, her first device hands over its view of her
+ * conversations, encrypted under a key only the link's grant carries, through
+ * the relay's blob store. The new device shows the history from it, and its
+ * own storage still gets every envelope, checked, from the relay. The relay
+ * never holds the text.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import {
+	article,
+	articles,
+	createConversation,
+	expectMessages,
+	linkDevice,
+	openConversation,
+	personAt,
+	send,
+	stored,
+	unique
+} from './helpers';
+import { relayPerTest } from './support/relay-process';
+import { deviceSecrets, keysOf, localRecords, openLocal, relayRooms } from './support/holdings';
+
+test.describe.configure({ timeout: 120_000 });
+
+const relays = relayPerTest();
+
+/** Files in the relay's blob store. */
+function blobFiles(dataDir: string): number {
+	try {
+		return (readdirSync(join(dataDir, 'blobs'), { recursive: true }) as string[]).filter((name) =>
+			/\/[A-Za-z0-9_-]{43}$/.test(name)
+		).length;
+	} catch {
+		return 0;
+	}
+}
+
+test("a linked device starts from the history its other device handed over; the relay cannot read it, and every envelope still reaches the new device's storage", async ({
+	browser
+}) => {
+	const relay = relays.current;
+	const ada = await personAt(browser, relay.origin, 'Ada');
+	const title = unique('Diary');
+	await createConversation(ada, title);
+	const texts = Array.from({ length: 12 }, (_, i) => `Heliotrope ${String(i + 1).padStart(2, '0')}`);
+	for (const text of texts) await send(ada, text);
+	await expect(stored(article(ada, texts.at(-1) as string))).toBeVisible({ timeout: 30_000 });
+	const blobsBefore = blobFiles(relay.dataDir);
+	const room = (await keysOf(await deviceSecrets(ada), relayRooms(relay.dataDir))).conversations.find(
+		(c) => c.name === title
+	)?.roomId;
+	expect(room).toBeTruthy();
+
+	// The new browser gets nothing of the conversation's envelopes for now: no direct
+	// path to Ada's device, and what the relay sends on the conversation's socket is held.
+	const context = await browser.newContext();
+	await context.route('**/p2p/info', (route) => route.abort());
+	let holding = true;
+	const held: Array<() => void> = [];
+	await context.routeWebSocket(new RegExp(`/sync/${room}\\?`), (ws) => {
+		const server = ws.connectToServer();
+		server.onMessage((message) => (holding ? held.push(() => ws.send(message)) : ws.send(message)));
+	});
+	const second = await linkDevice(browser, ada, context);
+	await openConversation(second, title);
+	// The whole history shows from what Ada's device handed over.
+	await expect(article(second, texts.at(-1) as string)).toBeVisible({ timeout: 30_000 });
+	expect(await articles(second).allInnerTexts()).toHaveLength(texts.length);
+	for (const text of texts) await expect(article(second, text)).toBeVisible();
+
+	// The relay's frames go through again: the envelopes come, and the history is the same.
+	holding = false;
+	for (const send of held.splice(0)) send();
+	await expectMessages(second, texts);
+
+	// The history went through the relay's blob store, and nothing there (or anywhere the relay keeps) reads.
+	expect(blobFiles(relay.dataDir)).toBeGreaterThan(blobsBefore);
+	expect(relay.storedBytes()).not.toContain('Heliotrope');
+	expect(relay.output).not.toContain('Heliotrope');
+
+	// The new device's conversation storage holds every envelope, opened with the keys it holds.
+	const secrets = await deviceSecrets(second);
+	await expect
+		.poll(
+			async () => {
+				const held = await keysOf(secrets, relayRooms(relay.dataDir));
+				const keys = held.conversations.flatMap((c) => [...c.keys.values()]);
+				const docs = (await localRecords(second)).filter((r) => r.database.startsWith('kith-doc:'));
+				const opened = (await openLocal(docs, keys, new Uint8Array(32))).join('\n');
+				return texts.filter((text) => opened.includes(text));
+			},
+			{ timeout: 30_000 }
+		)
+		.toEqual(texts);
+
+	// Offline and reloaded, it still shows all of it; and it writes on.
+	await second.context().setOffline(true);
+	await second.reload();
+	await openConversation(second, title);
+	await expectMessages(second, texts);
+	await second.context().setOffline(false);
+	await send(second, 'Written after the link');
+	await openConversation(ada, title);
+	await expect(article(ada, 'Written after the link')).toBeVisible({ timeout: 30_000 });
+});
