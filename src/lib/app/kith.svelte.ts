@@ -1995,13 +1995,16 @@ export class KithApp {
 		// Just linked: the view the linking device handed over, kept as this device's snapshot too.
 		const handed = fresh ? await this.#takeHandedOver(entry.roomId) : null;
 		if (handed) {
-			void saveSnapshot(
-				this.#store,
-				keyring.localKey,
-				entry.roomId,
-				handed.stateVector,
-				handed.data
-			).catch((error: unknown) => console.warn('kith:snapshot not written', error));
+			// Later: encrypting and writing it is not what the new device's first moments are for.
+			setTimeout(() => {
+				saveSnapshot(
+					this.#store,
+					keyring.localKey,
+					entry.roomId,
+					handed.stateVector,
+					handed.data
+				).catch((error: unknown) => console.warn('kith:snapshot not written', error));
+			}, SNAPSHOT_DELAY_MS);
 		}
 		let snapshot: { stateVector: Uint8Array; data: unknown } | null =
 			handed ??

@@ -2,7 +2,8 @@
  * NetHub's typing (awareness) over several paths: this device's encrypted
  * state goes to the relay connection and to the peer-to-peer link alike
  * (null clears it on both), and the remote states of both are merged by
- * awareness client id for the listeners and the follower tabs. The relay
+ * awareness client id for the listeners and the follower tabs; the direct
+ * path opens once the relay caught a room up (or cannot). The relay
  * connection, the P2P link and the LAN link are stand-ins.
  */
 import { beforeEach, describe, expect, it, vi } from 'vitest';
@@ -17,16 +18,18 @@ const fakes = vi.hoisted(() => {
 		static last: FakeRelay | null = null;
 		readonly status = 'connected';
 		local: Uint8Array | null = null;
-		readonly listeners = new Map<string, (payload: unknown) => void>();
+		readonly listeners = new Map<string, Set<(payload: unknown) => void>>();
 		constructor() {
 			FakeRelay.last = this;
 		}
 		on(type: string, listener: (payload: unknown) => void) {
-			this.listeners.set(type, listener);
-			return () => this.listeners.delete(type);
+			const set = this.listeners.get(type) ?? new Set();
+			this.listeners.set(type, set);
+			set.add(listener);
+			return () => set.delete(listener);
 		}
 		emit(type: string, payload: unknown) {
-			this.listeners.get(type)?.(payload);
+			for (const listener of [...(this.listeners.get(type) ?? [])]) listener(payload);
 		}
 		setLocalState(state: Uint8Array | null) {
 			this.local = state;
@@ -40,11 +43,14 @@ const fakes = vi.hoisted(() => {
 		static last: FakeP2P | null = null;
 		readonly options: P2POptions;
 		readonly local = new Map<string, Uint8Array | null>();
+		readonly attached = new Set<string>();
 		constructor(options: P2POptions) {
 			this.options = options;
 			FakeP2P.last = this;
 		}
-		attach() {}
+		attach(roomId: string) {
+			this.attached.add(roomId);
+		}
 		detach() {}
 		label() {
 			return 'direct';
@@ -114,9 +120,11 @@ async function hubWithRoom() {
 	const session = { loaded: Promise.resolve(), doc: {} } as unknown as DocSession;
 	hub.attach(ROOM, session, new Uint8Array(32));
 	await vi.waitFor(() => {
-		if (!fakes.FakeP2P.last || !fakes.FakeRelay.last) throw new Error('not connected yet');
+		if (!fakes.FakeRelay.last) throw new Error('not connected yet');
 	});
 	const relay = fakes.FakeRelay.last as InstanceType<typeof fakes.FakeRelay>;
+	// The direct path opens once the relay caught the room up.
+	relay.emit('synced', {});
 	const p2p = fakes.FakeP2P.last as InstanceType<typeof fakes.FakeP2P>;
 	const lan = fakes.FakeLan.last as InstanceType<typeof fakes.FakeLan>;
 	const seen: States[] = [];
@@ -131,6 +139,49 @@ beforeEach(() => {
 	fakes.FakeRelay.last = null;
 	fakes.FakeP2P.last = null;
 	fakes.FakeLan.last = null;
+});
+
+describe('NetHub: when the direct path opens', () => {
+	async function attached(tabs: TabCoordinator) {
+		const hub = new NetHub({ tabs, relayUrl: 'http://kith.test' });
+		const session = { loaded: Promise.resolve(), doc: {} } as unknown as DocSession;
+		hub.attach(ROOM, session, new Uint8Array(32));
+		await vi.waitFor(() => {
+			if (!fakes.FakeRelay.last) throw new Error('not connected yet');
+		});
+		return { hub, relay: fakes.FakeRelay.last as InstanceType<typeof fakes.FakeRelay> };
+	}
+	const peersHold = () => fakes.FakeP2P.last?.attached.has(ROOM) ?? false;
+
+	it('after the relay caught the room up, not before', async () => {
+		const { hub, relay } = await attached(fakeTabs().tabs);
+		relay.emit('status', { status: 'connected' });
+		expect(peersHold()).toBe(false);
+		relay.emit('synced', {});
+		expect(peersHold()).toBe(true);
+		hub.close();
+	});
+
+	it('at once when the relay cannot be reached', async () => {
+		const { hub, relay } = await attached(fakeTabs().tabs);
+		relay.emit('status', { status: 'offline' });
+		expect(peersHold()).toBe(true);
+		hub.close();
+	});
+
+	it('after a few seconds when the relay is slow to catch up', async () => {
+		vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+		try {
+			const { hub } = await attached(fakeTabs().tabs);
+			vi.advanceTimersByTime(2_900);
+			expect(peersHold()).toBe(false);
+			vi.advanceTimersByTime(200);
+			expect(peersHold()).toBe(true);
+			hub.close();
+		} finally {
+			vi.useRealTimers();
+		}
+	});
 });
 
 describe('NetHub awareness over the relay and peers', () => {

@@ -26,6 +26,9 @@ import { P2PLink } from './p2p-link';
 import { pathLabel, roomPaths } from './paths.svelte';
 import type { TabCoordinator } from './tabs';
 
+/** How long a room's direct path waits at most for the relay to catch the room up. */
+const P2P_AFTER_MS = 3000;
+
 export interface RoomNetListener {
 	/** The connection status or the relay's acknowledged state changed. */
 	onNet?(status: ConnectionStatus, relayState: ReadonlyMap<number, number>): void;
@@ -314,6 +317,32 @@ export class NetHub {
 		if (room.localAwareness) connection.setLocalState(room.localAwareness);
 		room.status = connection.status;
 		this.#emitNet(room);
+		// The direct path opens once the relay caught the room up (or cannot be
+		// reached, or is slow to: P2P_AFTER_MS): a device catching up on a lot
+		// spends its first moments on the relay's backlog, not on WebRTC
+		// handshakes with peers that would send the same updates again.
+		let timer: ReturnType<typeof setTimeout> | undefined;
+		const waits: Array<() => void> = [];
+		const startPeers = () => {
+			clearTimeout(timer);
+			for (const stop of waits.splice(0)) stop();
+			if (this.#closed || this.#rooms.get(roomId) !== room || room.connection !== connection) return;
+			this.#attachPeers(roomId, room, relayUrl);
+		};
+		timer = setTimeout(startPeers, P2P_AFTER_MS);
+		waits.push(
+			connection.on('synced', startPeers),
+			connection.on('status', ({ status }) => {
+				if (status === 'offline') startPeers();
+			})
+		);
+		room.unsubscribe.push(() => {
+			clearTimeout(timer);
+			for (const stop of waits.splice(0)) stop();
+		});
+	}
+
+	#attachPeers(roomId: RoomId, room: Room, relayUrl: string): void {
 		this.#p2p ??= new P2PLink({
 			origin: relayUrl,
 			onStatus: (id) => {
