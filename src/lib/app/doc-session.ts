@@ -150,7 +150,7 @@ export class DocSession {
 		);
 		const ids = entries.map((entry) => entry.id);
 		await this.#persistence.flush();
-		if (update.length > 2) this.#tabs.broadcastUpdate(this.roomId, update);
+		if (update.length > 2) await this.#tabs.broadcastUpdate(this.roomId, update);
 		return ids;
 	}
 
@@ -183,7 +183,7 @@ export class DocSession {
 				});
 			}
 		}
-		if (update.length > 2) this.#tabs.broadcastUpdate(this.roomId, update);
+		if (update.length > 2) await this.#tabs.broadcastUpdate(this.roomId, update);
 	}
 
 	#closed = false;

@@ -2,7 +2,8 @@
  * Two tabs of one profile (two TabCoordinators on a real BroadcastChannel,
  * Web Locks by a small stand-in): a follower gets media chunks from the
  * leader's peers, and the leader's direct path reaches it with the
- * connection state. The rest of the tab protocol is covered end to end
+ * connection state; committed updates are posted only when another tab is
+ * there to hear them. The rest of the tab protocol is covered end to end
  * (tests/e2e/tabs.spec.ts).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -15,6 +16,12 @@ function fakeLocks() {
 	const held = new Set<string>();
 	const queues = new Map<string, (() => void)[]>();
 	return {
+		async query() {
+			return {
+				held: [...held].map((name) => ({ name })),
+				pending: [...queues].flatMap(([name, queue]) => queue.map(() => ({ name })))
+			};
+		},
 		request(
 			name: string,
 			options: LockCallback | { ifAvailable?: boolean },
@@ -49,7 +56,11 @@ afterEach(() => {
 	vi.unstubAllGlobals();
 });
 
-async function twoTabs(): Promise<{ leader: TabCoordinator; follower: TabCoordinator }> {
+async function twoTabs(): Promise<{
+	leader: TabCoordinator;
+	follower: TabCoordinator;
+	profile: string;
+}> {
 	vi.stubGlobal('navigator', { locks: fakeLocks() });
 	const profile = `test-${crypto.randomUUID()}`;
 	const leader = new TabCoordinator(profile);
@@ -57,7 +68,15 @@ async function twoTabs(): Promise<{ leader: TabCoordinator; follower: TabCoordin
 	open.push(leader, follower);
 	expect(await leader.start()).toBe(true);
 	expect(await follower.start()).toBe(false);
-	return { leader, follower };
+	return { leader, follower, profile };
+}
+
+/** Every message on the profile's channel, as another listener hears it. */
+function overhear(profile: string): { heard: unknown[]; close(): void } {
+	const channel = new BroadcastChannel(`kith:${profile}`);
+	const heard: unknown[] = [];
+	channel.addEventListener('message', (event: MessageEvent) => heard.push(event.data));
+	return { heard, close: () => channel.close() };
 }
 
 describe('tabs', () => {
@@ -78,6 +97,31 @@ describe('tabs', () => {
 			{ room: 'room-1', id: 'held', near: true },
 			{ room: 'room-1', id: 'missing', near: false }
 		]);
+	});
+
+	it('committed updates go to the other tabs, and nowhere while the leader is alone', async () => {
+		vi.stubGlobal('navigator', { locks: fakeLocks() });
+		const profile = `test-${crypto.randomUUID()}`;
+		const alone = new TabCoordinator(profile);
+		open.push(alone);
+		expect(await alone.start()).toBe(true);
+		const channel = overhear(profile);
+		await alone.broadcastUpdate('room-1', new Uint8Array([1, 2, 3]));
+		// A message posted now would arrive before this one.
+		alone.broadcastNet({ room: 'room-1', status: 'connected', relay: [], peer: '' });
+		await vi.waitFor(() => expect(channel.heard).toHaveLength(1));
+		expect(channel.heard[0]).toMatchObject({ t: 'net' });
+
+		// Another tab queued for the lock: it hears every update.
+		const follower = new TabCoordinator(profile);
+		open.push(follower);
+		expect(await follower.start()).toBe(false);
+		const updates: unknown[] = [];
+		follower.onUpdate((room, update) => updates.push({ room, update }));
+		await alone.broadcastUpdate('room-1', new Uint8Array([4, 5, 6]));
+		await vi.waitFor(() => expect(updates).toHaveLength(1));
+		expect(updates[0]).toEqual({ room: 'room-1', update: new Uint8Array([4, 5, 6]) });
+		channel.close();
 	});
 
 	it('the leader’s direct path to a room’s peers reaches the followers', async () => {

@@ -215,9 +215,28 @@ export class TabCoordinator {
 		return () => this.#updateHandlers.delete(handler);
 	}
 
-	/** Leader: tell the other tabs about a committed update. */
-	broadcastUpdate(room: string, update: Uint8Array): void {
+	/**
+	 * Leader: tell the other tabs about a committed update — if there are any.
+	 * Every other tab of the profile queues for the writer lock in `start`,
+	 * before it loads a doc, so when none is queued now, a tab that comes
+	 * later loads this update from storage (it is committed already). Asked
+	 * per update, not remembered: that reasoning holds only for a check made
+	 * after the commit. Without Web Locks every tab is told.
+	 */
+	async broadcastUpdate(room: string, update: Uint8Array): Promise<void> {
+		if (!(await this.#othersQueued())) return;
 		this.#post({ t: 'update', room, update });
+	}
+
+	async #othersQueued(): Promise<boolean> {
+		const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
+		if (!locks || !this.#leader) return true;
+		try {
+			const { pending } = await locks.query();
+			return (pending ?? []).some((lock) => lock.name === this.#lockName);
+		} catch {
+			return true;
+		}
 	}
 
 	/** Leader: the state of a room's connection, for the other tabs. */
