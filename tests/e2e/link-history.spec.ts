@@ -1,5 +1,5 @@
 /**
- * The history a linked device starts from (docs/protocol.md §8d): when Ada
+ * The history a linked device starts from (docs/protocol.md §8c, "History"): when Ada
  * links a second browser, her first device hands over its view of her
  * conversations, encrypted under a key only the link's grant carries, through
  * the relay's blob store. The new device shows the history from it, and its

@@ -1,6 +1,6 @@
 /**
  * The history a device hands over when it links another (docs/protocol.md
- * §8d): for each conversation it holds, the reduced view it has (the same
+ * §8c, "History"): for each conversation it holds, the reduced view it has (the same
  * data as its local snapshot) and the doc's state vector that view covers.
  * The new device opens each conversation from that view and still fetches
  * every envelope from the relay and its peers, checks, applies and stores
