@@ -44,12 +44,7 @@ import { svelte, vitePreprocess } from '@sveltejs/vite-plugin-svelte';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { chromiumLaunchOptions } from '../../tests/e2e/chromium';
-import {
-	deviceSecrets,
-	keysOf,
-	relayRooms,
-	roomEnvelopes
-} from '../../tests/e2e/support/holdings';
+import { deviceSecrets, keysOf, relayRooms, roomEnvelopes } from '../../tests/e2e/support/holdings';
 import * as Y from 'yjs';
 import { ENVELOPE_MAP } from '../../src/lib/conversation/doc-rules';
 import { asSecretKey, fromBase64Url, toBase64Url, type RoomId } from '../../src/lib/crypto';

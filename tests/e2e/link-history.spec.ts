@@ -46,13 +46,16 @@ test("a linked device starts from the history its other device handed over; the 
 	const ada = await personAt(browser, relay.origin, 'Ada');
 	const title = unique('Diary');
 	await createConversation(ada, title);
-	const texts = Array.from({ length: 12 }, (_, i) => `Heliotrope ${String(i + 1).padStart(2, '0')}`);
+	const texts = Array.from(
+		{ length: 12 },
+		(_, i) => `Heliotrope ${String(i + 1).padStart(2, '0')}`
+	);
 	for (const text of texts) await send(ada, text);
 	await expect(stored(article(ada, texts.at(-1) as string))).toBeVisible({ timeout: 30_000 });
 	const blobsBefore = blobFiles(relay.dataDir);
-	const room = (await keysOf(await deviceSecrets(ada), relayRooms(relay.dataDir))).conversations.find(
-		(c) => c.name === title
-	)?.roomId;
+	const room = (
+		await keysOf(await deviceSecrets(ada), relayRooms(relay.dataDir))
+	).conversations.find((c) => c.name === title)?.roomId;
 	expect(room).toBeTruthy();
 
 	// The new browser gets nothing of the conversation's envelopes for now: no direct

@@ -2316,7 +2316,13 @@ export class KithApp {
 		const view = await session.settledView();
 		if (!view) return;
 		try {
-			await saveSnapshot(this.#store, keyring.localKey, session.roomId, view.stateVector, view.data);
+			await saveSnapshot(
+				this.#store,
+				keyring.localKey,
+				session.roomId,
+				view.stateVector,
+				view.data
+			);
 		} catch (error) {
 			// A snapshot is a cache: failing to write one loses nothing.
 			console.warn('kith:snapshot not written', error);

@@ -321,15 +321,15 @@ export class NetHub {
 		// reached, or is slow to: P2P_AFTER_MS): a device catching up on a lot
 		// spends its first moments on the relay's backlog, not on WebRTC
 		// handshakes with peers that would send the same updates again.
-		let timer: ReturnType<typeof setTimeout> | undefined;
 		const waits: Array<() => void> = [];
 		const startPeers = () => {
 			clearTimeout(timer);
 			for (const stop of waits.splice(0)) stop();
-			if (this.#closed || this.#rooms.get(roomId) !== room || room.connection !== connection) return;
+			if (this.#closed || this.#rooms.get(roomId) !== room || room.connection !== connection)
+				return;
 			this.#attachPeers(roomId, room, relayUrl);
 		};
-		timer = setTimeout(startPeers, P2P_AFTER_MS);
+		const timer = setTimeout(startPeers, P2P_AFTER_MS);
 		waits.push(
 			connection.on('synced', startPeers),
 			connection.on('status', ({ status }) => {

@@ -77,7 +77,8 @@ export function encodeHistory(
 
 /** Read a handed-over history; throws HistoryError on anything malformed. */
 export function decodeHistory(bytes: Uint8Array): Map<RoomId, HistoryView> {
-	if (bytes.length > MAX_HISTORY_BYTES) throw new HistoryError('The handed-over history is too large.');
+	if (bytes.length > MAX_HISTORY_BYTES)
+		throw new HistoryError('The handed-over history is too large.');
 	let parsed: z.infer<typeof Wire>;
 	try {
 		parsed = Wire.parse(JSON.parse(utf8Decode(bytes)));
