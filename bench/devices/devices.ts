@@ -19,7 +19,10 @@
  * confirmation) until the app's search, whose box gets the query the moment
  * it appears, reports every conversation's first and last message ("20
  * messages found", the index complete): both ends of every history
- * decrypted and in the app. Baseline, over the same relay and protocol: a
+ * in the app (from the view the first device handed over, docs/protocol.md
+ * §8c "History"). Reported beside it, read after D1 stopped: when the new
+ * device's own storage holds every envelope the relay held before the run
+ * (its IndexedDB polled; an upper bound). Baseline, over the same relay and protocol: a
  * fresh browser copies the same rooms (the vault room and every
  * conversation's) into empty Yjs docs (bench/devices/page.ts `copyRooms`),
  * all at once, until each doc holds what the relay's step 1 said. Runs
