@@ -4,7 +4,8 @@
  * conversations, encrypted under a key only the link's grant carries, through
  * the relay's blob store. The new device shows the history from it, and its
  * own storage still gets every envelope, checked, from the relay. The relay
- * never holds the text.
+ * never holds the text. A history that does not check out is dropped for the
+ * envelopes.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -109,4 +110,35 @@ test("a linked device starts from the history its other device handed over; the 
 	await send(second, 'Written after the link');
 	await openConversation(ada, title);
 	await expect(article(ada, 'Written after the link')).toBeVisible({ timeout: 30_000 });
+});
+
+test('a handed-over history that does not check out is dropped, and the new device reads the envelopes instead', async ({
+	browser
+}) => {
+	const relay = relays.current;
+	const ada = await personAt(browser, relay.origin, 'Ada');
+	const title = unique('Ledger');
+	await createConversation(ada, title);
+	const texts = ['Tamarind one', 'Tamarind two', 'Tamarind three'];
+	for (const text of texts) await send(ada, text);
+	await expect(stored(article(ada, 'Tamarind three'))).toBeVisible({ timeout: 30_000 });
+
+	// Every file chunk the new browser fetches comes back with other bytes (a tampering relay).
+	const context = await browser.newContext();
+	let tampered = 0;
+	await context.route('**/blobs/*', async (route) => {
+		if (route.request().method() !== 'GET' || route.request().url().endsWith('/limits')) {
+			return route.fallback();
+		}
+		tampered++;
+		const response = await route.fetch();
+		const body = Buffer.from(await response.body());
+		body[body.length - 1] = (body[body.length - 1] ?? 0) ^ 0xff;
+		return route.fulfill({ response, body });
+	});
+	const second = await linkDevice(browser, ada, context);
+	await openConversation(second, title);
+	await expectMessages(second, texts);
+	expect(tampered).toBeGreaterThan(0);
+	await expect(second.getByRole('alert')).toHaveCount(0);
 });
