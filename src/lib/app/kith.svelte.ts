@@ -13,7 +13,6 @@ import {
 } from '../media/media.svelte';
 import { IdbChunkStore } from '../media/chunk-store';
 import type { FileManifest } from '../media/manifest';
-import { decryptFile, encryptFile, sourceFromBytes } from '../media/encrypt-file';
 import { deriveRoomCapability } from '../sync/capability';
 import {
 	adoptSelfSigning,
@@ -112,9 +111,9 @@ import {
 	type GrantVouch,
 	type LinkRequest,
 	type Pairing,
-	decodeHistory,
+	downloadHistory,
 	encodeHistory,
-	HISTORY_CHUNK_BYTES,
+	uploadHistory,
 	type HistoryView
 } from '../link';
 import type { AccountDevice } from '../vault';
@@ -618,18 +617,12 @@ export class KithApp {
 			}
 			const { bytes, rooms } = encodeHistory(views);
 			if (rooms === 0) return null;
-			const client = this.media?.client ?? new BlobClient(relayUrl);
 			const vaultRoom = vaultRoomId(keyring.accountKey);
-			const token = await client.grant(
+			return await uploadHistory(
+				this.media?.client ?? new BlobClient(relayUrl),
 				vaultRoom,
 				await deriveRoomCapability(keyring.accountKey, vaultRoom),
-				bytes.length
-			);
-			return await encryptFile(
-				sourceFromBytes(bytes),
-				{ name: 'history', type: 'application/json' },
-				(_, id, blob) => client.put(token, id, blob),
-				{ chunkSize: HISTORY_CHUNK_BYTES }
+				bytes
 			);
 		} catch (error) {
 			console.warn('kith:link the history could not be prepared for the new device', error);
@@ -643,14 +636,11 @@ export class KithApp {
 	async #fetchHistory(manifest: FileManifest): Promise<Map<RoomId, HistoryView> | null> {
 		const relayUrl = this.#options.relayUrl;
 		if (!relayUrl) return null;
-		const client = this.media?.client ?? new BlobClient(relayUrl);
+		const blobs = this.media?.client ?? new BlobClient(relayUrl);
 		try {
-			const bytes = await within(
-				decryptFile(manifest, (id) => client.get(id)),
-				HISTORY_FETCH_WAIT_MS
-			);
-			if (!bytes) throw new Error('it did not arrive in time');
-			return decodeHistory(bytes);
+			const views = await within(downloadHistory(blobs, manifest), HISTORY_FETCH_WAIT_MS);
+			if (!views) throw new Error('it did not arrive in time');
+			return views;
 		} catch (error) {
 			console.warn('kith:link the handed-over history is not used', error);
 			return null;

@@ -1,6 +1,41 @@
 import { describe, expect, it } from 'vitest';
 import { newRoomId, utf8Encode } from '../crypto';
-import { decodeHistory, encodeHistory, HistoryError, type HistoryView } from './history';
+import { verifyChunk } from '../media/chunks';
+import {
+	decodeHistory,
+	downloadHistory,
+	encodeHistory,
+	HISTORY_CHUNK_BYTES,
+	HistoryError,
+	uploadHistory,
+	type HistoryBlobs,
+	type HistoryView
+} from './history';
+
+/** The relay's blob store in memory: a grant per upload, content-addressed chunks. */
+function memoryBlobs() {
+	const held = new Map<string, Uint8Array>();
+	const grants: Array<{ room: string; size: number }> = [];
+	const blobs: HistoryBlobs = {
+		async grant(room, _capability, size) {
+			grants.push({ room, size });
+			return `token-${grants.length}`;
+		},
+		async put(token, id, blob) {
+			if (!token.startsWith('token-')) throw new Error('no grant');
+			if (!(await verifyChunk(id, blob))) throw new Error('hash-mismatch');
+			held.set(id, blob.slice());
+		},
+		async get(id) {
+			const blob = held.get(id);
+			if (!blob) throw new Error('not found');
+			return blob.slice();
+		}
+	};
+	return { blobs, held, grants };
+}
+
+const capability = { publicKey: new Uint8Array(32), sign: async () => new Uint8Array(64) };
 
 const view = (size: number, i = 0): HistoryView => ({
 	room: newRoomId(),
@@ -38,5 +73,39 @@ describe('handed-over history', () => {
 			JSON.stringify({ v: 1, rooms: [{ ...good.rooms[0], extra: true }] })
 		];
 		for (const text of bad) expect(() => decodeHistory(utf8Encode(text))).toThrow(HistoryError);
+	});
+
+	it('travels as an encrypted file: uploaded under a grant, read back with the manifest only', async () => {
+		const { blobs, held, grants } = memoryBlobs();
+		const views = [view(HISTORY_CHUNK_BYTES), view(300)]; // more than one chunk
+		const { bytes } = encodeHistory(views);
+		const room = newRoomId();
+		const manifest = await uploadHistory(blobs, room, capability, bytes);
+		expect(grants).toEqual([{ room, size: bytes.length }]);
+		expect(manifest.chunks.length).toBe(2);
+		// What the store holds is not the document.
+		const stored = Buffer.concat([...held.values()]);
+		expect(stored.includes(Buffer.from('xxxxxxxxxxxxxxxx'))).toBe(false);
+		const back = await downloadHistory(blobs, manifest);
+		for (const v of views) expect(back.get(v.room)).toEqual(v);
+	});
+
+	it('refuses a history whose bytes changed on the way, or under another key', async () => {
+		const { blobs, held } = memoryBlobs();
+		const manifest = await uploadHistory(
+			blobs,
+			newRoomId(),
+			capability,
+			encodeHistory([view(10)]).bytes
+		);
+		const wrongKey = {
+			...manifest,
+			key: manifest.key.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))
+		};
+		await expect(downloadHistory(blobs, wrongKey)).rejects.toThrow();
+		const [id, blob] = [...held][0] as [string, Uint8Array];
+		blob[blob.length - 1] = (blob[blob.length - 1] ?? 0) ^ 1;
+		held.set(id, blob);
+		await expect(downloadHistory(blobs, manifest)).rejects.toThrow();
 	});
 });

@@ -20,6 +20,9 @@
 import { z } from 'zod';
 import { fromBase64Url, isRoomId, toBase64Url, utf8Decode, utf8Encode } from '../crypto';
 import type { RoomId } from '../crypto';
+import type { BlobClient, Capability } from '../media/blob-client';
+import { decryptFile, encryptFile, sourceFromBytes } from '../media/encrypt-file';
+import type { FileManifest } from '../media/manifest';
 
 /** Bytes of JSON the handed-over history may take; views past it are left out. */
 export const MAX_HISTORY_BYTES = 16 * 1024 * 1024;
@@ -92,4 +95,42 @@ export function decodeHistory(bytes: Uint8Array): Map<RoomId, HistoryView> {
 		views.set(room as RoomId, { room: room as RoomId, stateVector: fromBase64Url(sv), data });
 	}
 	return views;
+}
+
+/** What of the relay's blob client the history travels with. */
+export type HistoryBlobs = Pick<BlobClient, 'grant' | 'put' | 'get'>;
+
+/**
+ * Encrypt an encoded history under a fresh key and upload it to the relay's
+ * blob store under a grant of `room` (the account's vault room). The
+ * manifest it resolves with carries the key: it goes only into the grant.
+ */
+export async function uploadHistory(
+	blobs: HistoryBlobs,
+	room: RoomId,
+	capability: Capability,
+	bytes: Uint8Array
+): Promise<FileManifest> {
+	const token = await blobs.grant(room, capability, bytes.length);
+	return encryptFile(
+		sourceFromBytes(bytes),
+		{ name: 'history', type: 'application/json' },
+		(_, id, blob) => blobs.put(token, id, blob),
+		{ chunkSize: HISTORY_CHUNK_BYTES }
+	);
+}
+
+/**
+ * Download a handed-over history, check and decrypt it (each chunk against
+ * its id, then its AEAD tag) and decode it. Throws on any failure: a ChunkError
+ * or AEAD error for bytes that are not the uploaded ones, HistoryError for a
+ * document that does not decode.
+ */
+export async function downloadHistory(
+	blobs: HistoryBlobs,
+	manifest: FileManifest
+): Promise<Map<RoomId, HistoryView>> {
+	if (manifest.size > MAX_HISTORY_BYTES)
+		throw new HistoryError('The handed-over history is too large.');
+	return decodeHistory(await decryptFile(manifest, (id) => blobs.get(id)));
 }
