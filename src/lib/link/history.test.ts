@@ -60,6 +60,11 @@ describe('handed-over history', () => {
 		expect(bytes.length).toBeLessThanOrEqual(1_000);
 		expect([...decodeHistory(bytes).keys()]).toEqual([a.room, b.room]);
 		expect(encodeHistory([], 1_000).rooms).toBe(0);
+		// The limit is in bytes of UTF-8, not in characters.
+		const wide = (n: number): HistoryView => ({ ...view(0), data: { r: '漢'.repeat(n), m: [] } });
+		const encoded = encodeHistory([wide(200), wide(200), wide(200)], 1_000);
+		expect(encoded.rooms).toBe(1);
+		expect(encoded.bytes.length).toBeLessThanOrEqual(1_000);
 	});
 
 	it('refuses a malformed history with HistoryError', () => {

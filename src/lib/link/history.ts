@@ -1,7 +1,8 @@
 /**
  * The history a device hands over when it links another (docs/protocol.md
- * §8c, "History"): for each conversation it holds, the reduced view it has (the same
- * data as its local snapshot) and the doc's state vector that view covers.
+ * §8c, "History"): for each conversation it holds, the reduced view it has
+ * (the same data as its local snapshot) and the doc's state vector that view
+ * covers.
  * The new device opens each conversation from that view and still fetches
  * every envelope from the relay and its peers, checks, applies and stores
  * them; the ones below the state vector are not decrypted and reduced a
@@ -20,6 +21,7 @@
 import { z } from 'zod';
 import { fromBase64Url, isRoomId, toBase64Url, utf8Decode, utf8Encode } from '../crypto';
 import type { RoomId } from '../crypto';
+import { utf8ByteLength } from '../conversation/operations';
 import type { BlobClient, Capability } from '../media/blob-client';
 import { decryptFile, encryptFile, sourceFromBytes } from '../media/encrypt-file';
 import type { FileManifest } from '../media/manifest';
@@ -70,7 +72,8 @@ export function encodeHistory(
 			sv: toBase64Url(view.stateVector),
 			data: view.data
 		});
-		const added = part.length + (parts.length > 0 ? 1 : 0);
+		// Counted in UTF-8: the cap bounds the file, and so the chunks the grant lists.
+		const added = utf8ByteLength(part) + (parts.length > 0 ? 1 : 0);
 		if (size + added > maxBytes) continue;
 		size += added;
 		parts.push(part);
