@@ -9,7 +9,7 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect, test } from '@playwright/test';
+import { expect, test, type Browser, type Page } from '@playwright/test';
 import {
 	article,
 	articles,
@@ -40,19 +40,25 @@ function blobFiles(dataDir: string): number {
 	}
 }
 
+/** Ada, on the test's relay, with a conversation `title` holding `texts`, all stored. */
+async function adaWith(browser: Browser, title: string, texts: string[]): Promise<Page> {
+	const ada = await personAt(browser, relays.current.origin, 'Ada');
+	await createConversation(ada, title);
+	for (const text of texts) await send(ada, text);
+	await expect(stored(article(ada, texts.at(-1) as string))).toBeVisible({ timeout: 30_000 });
+	return ada;
+}
+
 test("a linked device starts from the history its other device handed over; the relay cannot read it, and every envelope still reaches the new device's storage", async ({
 	browser
 }) => {
 	const relay = relays.current;
-	const ada = await personAt(browser, relay.origin, 'Ada');
 	const title = unique('Diary');
-	await createConversation(ada, title);
 	const texts = Array.from(
 		{ length: 12 },
 		(_, i) => `Heliotrope ${String(i + 1).padStart(2, '0')}`
 	);
-	for (const text of texts) await send(ada, text);
-	await expect(stored(article(ada, texts.at(-1) as string))).toBeVisible({ timeout: 30_000 });
+	const ada = await adaWith(browser, title, texts);
 	const blobsBefore = blobFiles(relay.dataDir);
 	const room = (
 		await keysOf(await deviceSecrets(ada), relayRooms(relay.dataDir))
@@ -115,13 +121,9 @@ test("a linked device starts from the history its other device handed over; the 
 test('a handed-over history that does not check out is dropped, and the new device reads the envelopes instead', async ({
 	browser
 }) => {
-	const relay = relays.current;
-	const ada = await personAt(browser, relay.origin, 'Ada');
 	const title = unique('Ledger');
-	await createConversation(ada, title);
 	const texts = ['Tamarind one', 'Tamarind two', 'Tamarind three'];
-	for (const text of texts) await send(ada, text);
-	await expect(stored(article(ada, 'Tamarind three'))).toBeVisible({ timeout: 30_000 });
+	const ada = await adaWith(browser, title, texts);
 
 	// Every file chunk the new browser fetches comes back with other bytes (a tampering relay).
 	const context = await browser.newContext();

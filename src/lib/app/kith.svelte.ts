@@ -304,12 +304,15 @@ export class KithApp {
 
 	/** Files: sending, fetching and showing them (null without a relay or outside a browser). */
 	readonly media: MediaManager | null;
+	/** The relay's blob store (files, and the history handed to a linked device); null without a relay. */
+	readonly #blobs: BlobClient | null;
 
 	constructor(options: KithAppOptions) {
+		this.#blobs = options.relayUrl ? new BlobClient(options.relayUrl) : null;
 		this.media =
-			options.relayUrl && typeof indexedDB !== 'undefined'
+			this.#blobs && typeof indexedDB !== 'undefined'
 				? new MediaManager({
-						client: new BlobClient(options.relayUrl),
+						client: this.#blobs,
 						pending: pendingRelayStore(options.store),
 						serviceWorker:
 							typeof navigator === 'undefined' ? null : (navigator.serviceWorker ?? null)
@@ -606,8 +609,8 @@ export class KithApp {
 	 */
 	async #prepareHistory(): Promise<FileManifest | null> {
 		const keyring = this.#keyring;
-		const relayUrl = this.#options.relayUrl;
-		if (!keyring || !relayUrl) return null;
+		const blobs = this.#blobs;
+		if (!keyring || !blobs) return null;
 		try {
 			const sessions = [...this.#sessions.values()].sort((a, b) => b.lastActivity - a.lastActivity);
 			const views: HistoryView[] = [];
@@ -619,7 +622,7 @@ export class KithApp {
 			if (rooms === 0) return null;
 			const vaultRoom = vaultRoomId(keyring.accountKey);
 			return await uploadHistory(
-				this.media?.client ?? new BlobClient(relayUrl),
+				blobs,
 				vaultRoom,
 				await deriveRoomCapability(keyring.accountKey, vaultRoom),
 				bytes
@@ -634,9 +637,8 @@ export class KithApp {
 	#handedOver: Promise<Map<RoomId, HistoryView> | null> | null = null;
 
 	async #fetchHistory(manifest: FileManifest): Promise<Map<RoomId, HistoryView> | null> {
-		const relayUrl = this.#options.relayUrl;
-		if (!relayUrl) return null;
-		const blobs = this.media?.client ?? new BlobClient(relayUrl);
+		const blobs = this.#blobs;
+		if (!blobs) return null;
 		try {
 			const views = await within(downloadHistory(blobs, manifest), HISTORY_FETCH_WAIT_MS);
 			if (!views) throw new Error('it did not arrive in time');
@@ -1681,7 +1683,7 @@ export class KithApp {
 		// This device takes its own move like every other (#takeMove), from this
 		// tab's ingest queue (or, in a tab that is not the leader, once the
 		// leader's write comes back): wait for it, a few seconds at most.
-		await Promise.race([adopted, new Promise((resolve) => setTimeout(resolve, ADOPT_WAIT_MS))]);
+		await within(adopted, ADOPT_WAIT_MS);
 		return this.#vaultSession?.roomId !== oldRoom;
 	}
 

@@ -16,14 +16,13 @@
  */
 import { RelayConnection, type ConnectionStatus, type RelayRefusal } from '../sync';
 import type { RoomId } from '../crypto';
-import { isChunkIdText } from '../media/chunks';
 import type { ChunkId } from '../media/manifest';
 import type { ChunkSource } from '../p2p/peer-sync';
 import { AwarenessMerge } from './awareness-merge';
 import type { DocSession } from './doc-session';
 import { LanLink } from './lan-link';
 import { P2PLink } from './p2p-link';
-import { pathLabel, roomPaths } from './paths.svelte';
+import { pathLabel, roomPaths, type PathLabel } from './paths.svelte';
 import type { TabCoordinator } from './tabs';
 
 /** How long a room's direct path waits at most for the relay to catch the room up. */
@@ -52,7 +51,8 @@ interface Room {
 	peer: PeerLabel;
 }
 
-type PeerLabel = '' | 'direct' | 'LAN peer';
+/** A room's direct path: a PathLabel other than the relay's. */
+type PeerLabel = Exclude<PathLabel, 'via relay'>;
 
 export interface NetHubOptions {
 	tabs: TabCoordinator;
@@ -126,11 +126,7 @@ export class NetHub {
 			}
 		});
 		// Files: other tabs fetch chunks from this one's peers while it leads.
-		tabs.setChunkHandler((room, id, near) =>
-			isChunkIdText(id)
-				? this.fetchChunk(room as RoomId, id, undefined, near)
-				: Promise.resolve(null)
-		);
+		tabs.setChunkHandler((room, id, near) => this.fetchChunk(room as RoomId, id, undefined, near));
 		if (!tabs.isLeader) tabs.askForNet();
 	}
 
@@ -322,9 +318,12 @@ export class NetHub {
 		// spends its first moments on the relay's backlog, not on WebRTC
 		// handshakes with peers that would send the same updates again.
 		const waits: Array<() => void> = [];
-		const startPeers = () => {
+		const stopWaiting = () => {
 			clearTimeout(timer);
 			for (const stop of waits.splice(0)) stop();
+		};
+		const startPeers = () => {
+			stopWaiting();
 			if (this.#closed || this.#rooms.get(roomId) !== room || room.connection !== connection)
 				return;
 			this.#attachPeers(roomId, room, relayUrl);
@@ -336,10 +335,7 @@ export class NetHub {
 				if (status === 'offline') startPeers();
 			})
 		);
-		room.unsubscribe.push(() => {
-			clearTimeout(timer);
-			for (const stop of waits.splice(0)) stop();
-		});
+		room.unsubscribe.push(stopWaiting);
 	}
 
 	#attachPeers(roomId: RoomId, room: Room, relayUrl: string): void {

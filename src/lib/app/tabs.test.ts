@@ -7,6 +7,8 @@
  * (tests/e2e/tabs.spec.ts).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { toBase64Url } from '../crypto';
+import type { ChunkId } from '../media/manifest';
 import { TabCoordinator, type NetMessage } from './tabs';
 
 type LockCallback = (lock: { name: string } | null) => unknown;
@@ -83,19 +85,22 @@ describe('tabs', () => {
 	it('a follower gets a media chunk from the leader’s peers, and null when they have none', async () => {
 		const { leader, follower } = await twoTabs();
 		const blob = new Uint8Array([1, 2, 3, 4]);
+		const [held, missing] = [1, 2].map(
+			(fill) => toBase64Url(new Uint8Array(32).fill(fill)) as ChunkId
+		) as [ChunkId, ChunkId];
 		const asked: unknown[] = [];
 		leader.setChunkHandler(async (room, id, near) => {
 			asked.push({ room, id, near });
-			return id === 'held' ? blob : null;
+			return id === held ? blob : null;
 		});
 		// A follower answers nobody, even with a handler of its own.
 		follower.setChunkHandler(async () => new Uint8Array([9]));
 
-		expect(await follower.askChunk('room-1', 'held', true)).toEqual(blob);
-		expect(await follower.askChunk('room-1', 'missing', false)).toBeNull();
+		expect(await follower.askChunk('room-1', held, true)).toEqual(blob);
+		expect(await follower.askChunk('room-1', missing, false)).toBeNull();
 		expect(asked).toEqual([
-			{ room: 'room-1', id: 'held', near: true },
-			{ room: 'room-1', id: 'missing', near: false }
+			{ room: 'room-1', id: held, near: true },
+			{ room: 'room-1', id: missing, near: false }
 		]);
 	});
 

@@ -36,6 +36,8 @@
  */
 import { z } from 'zod';
 import type { SealRequest } from '../conversation';
+import { ChunkId } from '../media/manifest';
+import type { PathLabel } from './paths.svelte';
 
 const Bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected bytes');
 
@@ -76,7 +78,7 @@ const TabMessage = z.discriminatedUnion('t', [
 		t: z.literal('chunk-want'),
 		req: z.string(),
 		room: z.string(),
-		id: z.string(),
+		id: ChunkId,
 		near: z.boolean()
 	}),
 	z.object({ t: z.literal('chunk'), req: z.string(), blob: Bytes.nullable() }),
@@ -100,13 +102,13 @@ export interface NetMessage {
 	/** client id → clock below which the relay has stored every item. */
 	relay: Array<[number, number]>;
 	/** The leader's direct path to the room's peers. */
-	peer: '' | 'direct' | 'LAN peer';
+	peer: Exclude<PathLabel, 'via relay'>;
 }
 
 /** Leader side: a media chunk from this tab's peers in a room (null: none has it). */
 export type ChunkWantHandler = (
 	room: string,
-	id: string,
+	id: ChunkId,
 	near: boolean
 ) => Promise<Uint8Array | null>;
 export interface AwarenessMessage {
@@ -312,7 +314,7 @@ export class TabCoordinator {
 	 * Follower: a media chunk from the leader's peers (as the leader's
 	 * handler answers), or null when none has it or no leader answers in time.
 	 */
-	askChunk(room: string, id: string, near: boolean): Promise<Uint8Array | null> {
+	askChunk(room: string, id: ChunkId, near: boolean): Promise<Uint8Array | null> {
 		const req = crypto.randomUUID();
 		return new Promise((resolve) => {
 			const timer = setTimeout(() => answer(null), CHUNK_WAIT_MS);

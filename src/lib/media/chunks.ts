@@ -28,7 +28,7 @@ const AAD_CONTEXT = utf8Encode('kith/media/chunk\0');
 /** A chunk id: 32 bytes (a SHA-256), base64url without padding (canonical). */
 export const CHUNK_ID_PATTERN = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 
-/** Is `value` a chunk id? (The manifest's `isChunkId` without its schema, for the p2p wire.) */
+/** Is `value` a chunk id? (The manifest's `ChunkId` without its schema, for the p2p wire.) */
 export function isChunkIdText(value: unknown): value is ChunkId {
 	return typeof value === 'string' && CHUNK_ID_PATTERN.test(value);
 }

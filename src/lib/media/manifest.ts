@@ -19,7 +19,7 @@
  * trust boundary: a manifest from another member is parsed before use.
  */
 import { z } from 'zod';
-import { CHUNK_ID_PATTERN, isChunkIdText } from './chunks';
+import { CHUNK_ID_PATTERN } from './chunks';
 
 export const MANIFEST_VERSION = 1;
 /** Chunk size the app writes: 256 KiB (small enough to retry, large enough to amortise a request). */
@@ -43,8 +43,6 @@ export type ChunkId = z.infer<typeof ChunkId>;
 
 export const FileId = z.string().regex(ID16, 'not a file id').brand<'FileId'>();
 export type FileId = z.infer<typeof FileId>;
-
-export { isChunkIdText as isChunkId };
 
 export function isFileId(value: unknown): value is FileId {
 	return typeof value === 'string' && ID16.test(value);

@@ -95,10 +95,6 @@ export class Transfer {
 	done = $state(0);
 	state = $state<TransferState>('idle');
 	error = $state<string | null>(null);
-	/** Chunks fetched from the relay and from peers (downloads), and refused for a wrong hash. */
-	fetched = 0;
-	fromPeers = 0;
-	rejected = 0;
 	/** Whether the file's room had a direct peer when this download last started. */
 	hadPeers = false;
 	#abort: AbortController | null = null;
@@ -454,7 +450,7 @@ export class MediaManager {
 				signal.throwIfAborted();
 				const index = missing[next++] as number;
 				const id = manifest.chunks[index] as ChunkId;
-				await this.store.put(id, await this.#fetchChunk(manifest, id, t, signal));
+				await this.store.put(id, await this.#fetchChunk(manifest, id, signal));
 				t.done += chunkLength(manifest, index);
 			}
 		};
@@ -467,29 +463,20 @@ export class MediaManager {
 	 * match its id; when the relay does not have it or cannot be reached, from
 	 * any direct peer of the room. Peers' blobs are hash-checked in PeerSync.
 	 */
-	async #fetchChunk(
-		manifest: FileManifest,
-		id: ChunkId,
-		t: Transfer,
-		signal: AbortSignal
-	): Promise<Uint8Array> {
+	async #fetchChunk(manifest: FileManifest, id: ChunkId, signal: AbortSignal): Promise<Uint8Array> {
 		const roomId = this.#fileRooms.get(manifest.id);
 		const peers = roomId ? this.peers : null;
 		const fromPeers = async (near: boolean): Promise<Uint8Array | null> => {
 			if (!peers || !roomId || !peers.hasPeers(roomId, near)) return null;
-			const blob = await peers.fetchChunk(roomId, id, signal, near);
-			if (blob) t.fromPeers++;
-			return blob;
+			return peers.fetchChunk(roomId, id, signal, near);
 		};
 		const near = await fromPeers(true);
 		if (near) return near;
 		for (let attempt = 0; ; attempt++) {
 			try {
-				t.fetched++;
 				return await this.client.get(id, signal);
 			} catch (error) {
 				if ((error as Error).name === ChunkError.NAME && attempt < TAMPER_RETRIES) {
-					t.rejected++;
 					console.warn(
 						'kith:media refused a chunk that does not match its address; fetching again'
 					);
@@ -572,9 +559,8 @@ export class MediaManager {
 		const held = await this.store.get(id);
 		if (held) return held;
 		if (!roomId || !this.peers?.hasPeers(roomId)) return null;
-		const blob = await this.peers.fetchChunk(roomId, id);
-		if (blob) await this.store.put(id, blob);
-		return blob;
+		// The worker checks it against its id and stores it.
+		return this.peers.fetchChunk(roomId, id);
 	}
 
 	/** Should this attachment be fetched without asking? */
