@@ -17,6 +17,7 @@
 import { RelayConnection, type ConnectionStatus, type RelayRefusal } from '../sync';
 import type { RoomId } from '../crypto';
 import type { ChunkId } from '../media/manifest';
+import type { PeerReach } from '../media/media.svelte';
 import type { ChunkSource } from '../p2p/peer-sync';
 import { AwarenessMerge } from './awareness-merge';
 import type { DocSession } from './doc-session';
@@ -126,7 +127,9 @@ export class NetHub {
 			}
 		});
 		// Files: other tabs fetch chunks from this one's peers while it leads.
-		tabs.setChunkHandler((room, id, near) => this.fetchChunk(room as RoomId, id, undefined, near));
+		tabs.setChunkHandler((room, id, reach) =>
+			this.fetchChunk(room as RoomId, id, undefined, reach)
+		);
 		if (!tabs.isLeader) tabs.askForNet();
 	}
 
@@ -213,36 +216,40 @@ export class NetHub {
 	}
 
 	/**
-	 * Whether a room reaches a peer directly right now: a LAN peer, or (unless
-	 * `near`) another browser. Only the leader tab holds peers; another tab
-	 * answers from the path the leader told it.
+	 * Whether a room reaches a peer of `reach` directly right now: LAN peers,
+	 * other browsers (`far`), or either. Only the leader tab holds peers;
+	 * another tab answers from the path the leader told it (which names the
+	 * LAN when both are there, so `far` may be a browser or not).
 	 */
-	hasPeers(roomId: RoomId, near = false): boolean {
+	hasPeers(roomId: RoomId, reach: PeerReach = 'any'): boolean {
 		if (!this.#options.tabs.isLeader) {
 			const peer = this.#rooms.get(roomId)?.peer ?? '';
-			return near ? peer === 'LAN peer' : peer !== '';
+			return reach === 'lan' ? peer === 'LAN peer' : peer !== '';
 		}
-		return this.#lan.hasPeers(roomId) || (!near && (this.#p2p?.hasPeers(roomId) ?? false));
+		const lan = reach !== 'far' && this.#lan.hasPeers(roomId);
+		return lan || (reach !== 'lan' && (this.#p2p?.hasPeers(roomId) ?? false));
 	}
 
 	/**
-	 * A media chunk from a room's peers (LAN peers first, then, unless
-	 * `near`, other browsers), checked against its id; null when none has it.
+	 * A media chunk from a room's peers of `reach` (`any`: LAN peers first,
+	 * then other browsers), checked against its id; null when none has it.
 	 * Another tab asks the leader, which holds the peers.
 	 */
 	async fetchChunk(
 		roomId: RoomId,
 		id: ChunkId,
 		signal?: AbortSignal,
-		near = false
+		reach: PeerReach = 'any'
 	): Promise<Uint8Array | null> {
 		const tabs = this.#options.tabs;
 		if (!tabs.isLeader) {
 			signal?.throwIfAborted();
-			return tabs.askChunk(roomId, id, near);
+			return tabs.askChunk(roomId, id, reach);
 		}
-		const lan = await this.#lan.fetchChunk(roomId, id, signal);
-		if (lan || near) return lan;
+		if (reach !== 'far') {
+			const lan = await this.#lan.fetchChunk(roomId, id, signal);
+			if (lan || reach === 'lan') return lan;
+		}
 		return (await this.#p2p?.fetchChunk(roomId, id, signal)) ?? null;
 	}
 

@@ -89,18 +89,18 @@ describe('tabs', () => {
 			(fill) => toBase64Url(new Uint8Array(32).fill(fill)) as ChunkId
 		) as [ChunkId, ChunkId];
 		const asked: unknown[] = [];
-		leader.setChunkHandler(async (room, id, near) => {
-			asked.push({ room, id, near });
+		leader.setChunkHandler(async (room, id, reach) => {
+			asked.push({ room, id, reach });
 			return id === held ? blob : null;
 		});
 		// A follower answers nobody, even with a handler of its own.
 		follower.setChunkHandler(async () => new Uint8Array([9]));
 
-		expect(await follower.askChunk('room-1', held, true)).toEqual(blob);
-		expect(await follower.askChunk('room-1', missing, false)).toBeNull();
+		expect(await follower.askChunk('room-1', held, 'lan')).toEqual(blob);
+		expect(await follower.askChunk('room-1', missing, 'far')).toBeNull();
 		expect(asked).toEqual([
-			{ room: 'room-1', id: held, near: true },
-			{ room: 'room-1', id: missing, near: false }
+			{ room: 'room-1', id: held, reach: 'lan' },
+			{ room: 'room-1', id: missing, reach: 'far' }
 		]);
 	});
 

@@ -21,8 +21,9 @@
  *   any      → all:  {t:'typing', room, state}  a tab's own encrypted awareness state,
  *                    which the leader publishes
  *   follower → all:  {t:'ask'}                  a new tab asks for 'net' and 'aware'
- *   follower → all:  {t:'chunk-want', req, room, id, near}  a media chunk from the
- *                    leader's peers (only the leader reaches them)
+ *   follower → all:  {t:'chunk-want', req, room, id, reach}  a media chunk from the
+ *                    leader's peers of `reach` ('lan', 'far' or 'any'; only the
+ *                    leader reaches them)
  *   leader   → all:  {t:'chunk', req, blob}     its answer (null: no peer has it)
  *
  * Only the leader holds network connections (DESIGN: one set of connections).
@@ -37,6 +38,7 @@
 import { z } from 'zod';
 import type { SealRequest } from '../conversation';
 import { ChunkId } from '../media/manifest';
+import type { PeerReach } from '../media/media.svelte';
 import type { PathLabel } from './paths.svelte';
 
 const Bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected bytes');
@@ -79,7 +81,7 @@ const TabMessage = z.discriminatedUnion('t', [
 		req: z.string(),
 		room: z.string(),
 		id: ChunkId,
-		near: z.boolean()
+		reach: z.enum(['lan', 'far', 'any'])
 	}),
 	z.object({ t: z.literal('chunk'), req: z.string(), blob: Bytes.nullable() }),
 	z.object({ t: z.literal('erase') })
@@ -109,7 +111,7 @@ export interface NetMessage {
 export type ChunkWantHandler = (
 	room: string,
 	id: ChunkId,
-	near: boolean
+	reach: PeerReach
 ) => Promise<Uint8Array | null>;
 export interface AwarenessMessage {
 	room: string;
@@ -314,7 +316,7 @@ export class TabCoordinator {
 	 * Follower: a media chunk from the leader's peers (as the leader's
 	 * handler answers), or null when none has it or no leader answers in time.
 	 */
-	askChunk(room: string, id: ChunkId, near: boolean): Promise<Uint8Array | null> {
+	askChunk(room: string, id: ChunkId, reach: PeerReach): Promise<Uint8Array | null> {
 		const req = crypto.randomUUID();
 		return new Promise((resolve) => {
 			const timer = setTimeout(() => answer(null), CHUNK_WAIT_MS);
@@ -324,7 +326,7 @@ export class TabCoordinator {
 				resolve(blob);
 			};
 			this.#chunkWants.set(req, answer);
-			this.#post({ t: 'chunk-want', req, room, id, near });
+			this.#post({ t: 'chunk-want', req, room, id, reach });
 		});
 	}
 
@@ -465,7 +467,7 @@ export class TabCoordinator {
 				const handler = this.#chunkHandler;
 				if (!this.#leader || !handler) return;
 				const { req } = message;
-				handler(message.room, message.id, message.near).then(
+				handler(message.room, message.id, message.reach).then(
 					(blob) => this.#post({ t: 'chunk', req, blob }),
 					() => this.#post({ t: 'chunk', req, blob: null })
 				);

@@ -159,16 +159,22 @@ export interface MediaRoom {
 	send(manifest: FileManifest): Promise<void>;
 }
 
+/**
+ * Which of a room's direct peers to ask: LAN peers (`kith serve`, close by),
+ * other browsers (`far`), or both, LAN first (`any`).
+ */
+export type PeerReach = 'lan' | 'far' | 'any';
+
 /** A conversation's direct peers (NetHub): they serve chunks, and take files while the relay is away. */
 export interface MediaPeers {
-	/** Whether the room reaches a peer directly right now (`near`: a LAN peer). */
-	hasPeers(roomId: RoomId, near?: boolean): boolean;
-	/** A chunk from the room's peers (`near`: LAN peers only), checked against its id; null when none has it. */
+	/** Whether the room reaches a peer of `reach` (default any) directly right now. */
+	hasPeers(roomId: RoomId, reach?: PeerReach): boolean;
+	/** A chunk from the room's peers of `reach` (default any), checked against its id; null when none has it. */
 	fetchChunk(
 		roomId: RoomId,
 		id: ChunkId,
 		signal?: AbortSignal,
-		near?: boolean
+		reach?: PeerReach
 	): Promise<Uint8Array | null>;
 }
 
@@ -466,11 +472,13 @@ export class MediaManager {
 	async #fetchChunk(manifest: FileManifest, id: ChunkId, signal: AbortSignal): Promise<Uint8Array> {
 		const roomId = this.#fileRooms.get(manifest.id);
 		const peers = roomId ? this.peers : null;
-		const fromPeers = async (near: boolean): Promise<Uint8Array | null> => {
-			if (!peers || !roomId || !peers.hasPeers(roomId, near)) return null;
-			return peers.fetchChunk(roomId, id, signal, near);
+		let lanAsked = false;
+		const fromPeers = async (reach: PeerReach): Promise<Uint8Array | null> => {
+			if (!peers || !roomId || !peers.hasPeers(roomId, reach)) return null;
+			if (reach === 'lan') lanAsked = true;
+			return peers.fetchChunk(roomId, id, signal, reach);
 		};
-		const near = await fromPeers(true);
+		const near = await fromPeers('lan');
 		if (near) return near;
 		for (let attempt = 0; ; attempt++) {
 			try {
@@ -483,7 +491,8 @@ export class MediaManager {
 					continue;
 				}
 				if (signal.aborted) throw error;
-				const any = await fromPeers(false);
+				// The LAN peers, if asked already, did not have it.
+				const any = await fromPeers(lanAsked ? 'far' : 'any');
 				if (any) return any;
 				throw error;
 			}

@@ -89,6 +89,28 @@ describe('MediaManager with the relay out of reach', () => {
 		for (const id of manifest.chunks) expect(store.chunks.get(id)).toEqual(chunks.get(id));
 	});
 
+	it('asks the LAN peers once: before the relay, and after it fails only the other browsers', async () => {
+		const room = newRoomId();
+		const { chunks, manifest } = await sentFile();
+		const store = new MemoryChunkStore();
+		const media = new MediaManager({ client: new BlobClient(await deadRelay()), store });
+		// A LAN peer without the file; a browser with it.
+		const asked: string[] = [];
+		media.peers = {
+			hasPeers: (roomId) => roomId === room,
+			async fetchChunk(roomId, id, _signal, reach = 'any') {
+				asked.push(reach);
+				return reach === 'lan' || roomId !== room ? null : (chunks.get(id) ?? null);
+			}
+		};
+		const transfer = media.download(manifest, true, room);
+		await settled(transfer);
+		expect(transfer.state).toBe('complete');
+		const count = manifest.chunks.length;
+		expect(asked.sort()).toEqual([...Array(count).fill('far'), ...Array(count).fill('lan')]);
+		for (const id of manifest.chunks) expect(store.chunks.get(id)).toEqual(chunks.get(id));
+	});
+
 	it('tries a failed download again once its room reaches a peer, and not while it has none', async () => {
 		const room = newRoomId();
 		const { chunks, manifest } = await sentFile();
