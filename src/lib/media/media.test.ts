@@ -6,8 +6,10 @@
  * lan-peer.spec.ts): a download takes its chunks from the peers, a download
  * that failed for want of any source tries again once a peer comes, and a
  * file is sent to peers when the relay cannot take it — never when nobody
- * could fetch it.
+ * could fetch it — and uploaded to the relay once it is back (a stand-in of
+ * its blob endpoints).
  */
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { newRoomId, randomBytes, type RoomId } from '../crypto';
@@ -31,6 +33,45 @@ async function deadRelay(): Promise<string> {
 	const { port } = server.address() as { port: number };
 	await new Promise<void>((resolve) => server.close(() => resolve()));
 	return `http://127.0.0.1:${port}`;
+}
+
+/**
+ * The relay's blob endpoints as far as an upload goes (a challenge, a grant
+ * for anyone, chunks kept as they come): a relay that is back.
+ */
+async function blobRelay(): Promise<{
+	url: string;
+	chunks: Map<string, Uint8Array>;
+	close(): Promise<void>;
+}> {
+	const chunks = new Map<string, Uint8Array>();
+	const server = createHttpServer((req, res) => {
+		const path = new URL(req.url ?? '/', 'http://relay').pathname;
+		const body: Buffer[] = [];
+		req.on('data', (part: Buffer) => body.push(part));
+		req.on('end', () => {
+			const json = (value: unknown) => {
+				res.setHeader('Content-Type', 'application/json');
+				res.end(JSON.stringify(value));
+			};
+			if (path === '/blobs/challenge') return json({ nonce: 'nonce' });
+			if (path === '/blobs/grant' && req.method === 'POST') return json({ token: 'token' });
+			if (path.startsWith('/blobs/') && req.method === 'PUT') {
+				chunks.set(path.slice('/blobs/'.length), new Uint8Array(Buffer.concat(body)));
+				res.statusCode = 201;
+				return res.end();
+			}
+			res.statusCode = 404;
+			res.end();
+		});
+	});
+	await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+	const { port } = server.address() as { port: number };
+	return {
+		url: `http://127.0.0.1:${port}`,
+		chunks,
+		close: () => new Promise<void>((resolve) => server.close(() => resolve()))
+	};
 }
 
 /** Peers of one room holding `chunks`; `connected` says whether the room reaches them. */
@@ -168,7 +209,7 @@ describe('MediaManager with the relay out of reach', () => {
 		expect(sent[0]!.chunks.every((id: ChunkId) => held.has(id))).toBe(true);
 	});
 
-	it('keeps what the relay is owed across pages, and a new page uploads it once the relay is back', async () => {
+	it('keeps what the relay is owed across pages, and a new page uploads it there once the relay is back', async () => {
 		const room = newRoomId();
 		const kept = new Map<string, PendingRelayRecord>();
 		const pending: PendingRelayStore = {
@@ -199,14 +240,26 @@ describe('MediaManager with the relay out of reach', () => {
 		const manifest = sent[0]!;
 		expect([...kept]).toEqual([[manifest.id, { room, size: 40_000, chunks: manifest.chunks }]]);
 
-		// A new page (after a reload): nothing is tried before the relay is back,
-		// then the owed file is, in its conversation's room.
+		// A new page (after a reload) with the relay still away: it tries, in the
+		// conversation's room, and the record stays for the next try.
 		const second = new MediaManager({ client: new BlobClient(relay), store, pending });
 		second.rooms = (roomId) => (roomId === room ? target : null);
 		const before = grantsAsked;
 		second.relayBack();
 		await until(() => grantsAsked > before);
-		// The relay is still out of reach: the record stays for the next try.
 		expect(kept.has(manifest.id)).toBe(true);
+
+		// Another page, and the relay is back: every owed chunk lands there, and the record goes.
+		const back = await blobRelay();
+		try {
+			const third = new MediaManager({ client: new BlobClient(back.url), store, pending });
+			third.rooms = (roomId) => (roomId === room ? target : null);
+			third.relayBack();
+			await until(() => !kept.has(manifest.id));
+			expect([...back.chunks.keys()].sort()).toEqual([...manifest.chunks].sort());
+			for (const id of manifest.chunks) expect(back.chunks.get(id)).toEqual(store.chunks.get(id));
+		} finally {
+			await back.close();
+		}
 	});
 });
