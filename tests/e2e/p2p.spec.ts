@@ -137,10 +137,20 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 		createHash('sha256').update(bytes).digest('hex')
 	);
 	await bob.screenshot({ path: test.info().outputPath('file-over-webrtc.png') });
-	// Bob's other tab gets it through his first tab's peers.
-	expect(await linkedFileHash(bobTab, 'trail-map.bin')).toBe(
-		createHash('sha256').update(bytes).digest('hex')
+	// Bob's other tab gets a file through his first tab's peers: a file that first
+	// tab never shows (so never fetches into the profile's storage) while it
+	// holds the connections.
+	await bob.getByRole('link', { name: 'Settings' }).click();
+	const forTab = randomBytes(700_000);
+	await attachFile(ada, {
+		name: 'for-the-other-tab.bin',
+		mimeType: 'application/octet-stream',
+		buffer: forTab
+	});
+	expect(await linkedFileHash(bobTab, 'for-the-other-tab.bin')).toBe(
+		createHash('sha256').update(forTab).digest('hex')
 	);
+	await openConversation(bob, 'Direct');
 	// An image shows inline; audio streams through Bob's service worker, which
 	// asks his page for the chunks the relay cannot give.
 	await attachFile(ada, { name: 'dot.png', mimeType: 'image/png', buffer: PNG });
@@ -163,6 +173,7 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 		'bob typed it, relay gone',
 		'ada typed it, relay gone',
 		'trail-map.bin',
+		'for-the-other-tab.bin',
 		'dot.png',
 		'voice.ogg'
 	];
@@ -173,8 +184,8 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 		}
 	}
 
-	// The server comes back: Ada's browser uploads the files' chunks (5, 1 and
-	// 4), which only Bob had, to its blob store, for members with no direct
+	// The server comes back: Ada's browser uploads the files' chunks (5, 3, 1
+	// and 4), which only Bob had, to its blob store, for members with no direct
 	// path. It remembers them across a reload (the app opens from its cache).
 	await ada.reload();
 	await expect(ada.getByRole('navigation', { name: 'Conversations' })).toBeVisible();
@@ -182,7 +193,7 @@ test('two browsers upgrade to WebRTC and keep chatting when the server is gone',
 	await expect(ada.getByRole('status', { name: 'Connection' })).toHaveText('Connected', {
 		timeout: 60_000
 	});
-	await expect.poll(() => blobsStored(relay.origin), { timeout: 30_000 }).toBe(5 + 1 + 4);
+	await expect.poll(() => blobsStored(relay.origin), { timeout: 30_000 }).toBe(5 + 3 + 1 + 4);
 });
 
 /** Chunks the relay's blob store took since it started (its own counter). */
