@@ -37,6 +37,7 @@
  */
 import { z } from 'zod';
 import type { SealRequest } from '../conversation';
+import { PEER_CHUNK_TIMEOUT_MS } from '../media/chunks';
 import { ChunkId } from '../media/manifest';
 import type { PeerReach } from '../media/media.svelte';
 import type { PathLabel } from './paths.svelte';
@@ -120,8 +121,8 @@ export interface AwarenessMessage {
 }
 
 const RESEND_MS = 1500;
-/** A follower waits this long for the leader's chunk (its peers take up to 30 s). */
-const CHUNK_WAIT_MS = 35_000;
+/** A follower waits this long for the leader's chunk (one of its peers may take PEER_CHUNK_TIMEOUT_MS). */
+const CHUNK_WAIT_MS = PEER_CHUNK_TIMEOUT_MS + 5_000;
 
 interface Pending {
 	room: string;

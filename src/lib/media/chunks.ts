@@ -25,6 +25,14 @@ export const CHUNK_NONCE_BYTES = 12;
 /** Bytes a blob adds to its plaintext: version, nonce, GCM tag. */
 export const CHUNK_OVERHEAD = 1 + CHUNK_NONCE_BYTES + 16;
 const AAD_CONTEXT = utf8Encode('kith/media/chunk\0');
+/**
+ * How long one peer may take to answer a request for a chunk before it
+ * counts as not having it (docs/protocol.md, "Media chunks"). The waits
+ * around it (another tab asking the leader, the service worker asking a
+ * page) are set from it.
+ */
+export const PEER_CHUNK_TIMEOUT_MS = 30_000;
+
 /** A chunk id: 32 bytes (a SHA-256), base64url without padding (canonical). */
 export const CHUNK_ID_PATTERN = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 

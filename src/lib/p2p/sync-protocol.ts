@@ -51,6 +51,7 @@ import {
 	type RuleViolation
 } from '../conversation';
 import { randomBytes, type RoomId } from '../crypto';
+import { PEER_CHUNK_TIMEOUT_MS } from '../media/chunks';
 import type { ChunkId } from '../media/manifest';
 import type { RoomCapability } from '../sync/capability';
 import { Emitter } from '../sync/emitter';
@@ -96,7 +97,7 @@ const CLOSE_GRACE_MS = 2_000;
  */
 export const MAX_CHUNK_REQUESTS = 8;
 /** A chunk request unanswered this long counts as "not there". */
-export const CHUNK_TIMEOUT_MS = 30_000;
+export const CHUNK_TIMEOUT_MS = PEER_CHUNK_TIMEOUT_MS;
 
 /** Refusal reasons of /kith/sync (docs/protocol.md, "P2P sync"). All but doc-rules close the stream. */
 export type P2PRefusalReason =

@@ -20,7 +20,7 @@
  * origin.
  */
 import { BlobClient } from '../media/blob-client';
-import { ChunkError, verifyChunk } from '../media/chunks';
+import { ChunkError, PEER_CHUNK_TIMEOUT_MS, verifyChunk } from '../media/chunks';
 import { IdbChunkStore, type ChunkStore } from '../media/chunk-store';
 import { openChunk } from '../media/encrypt-file';
 import { isFileId, mediaKind, type ChunkId, type FileManifest } from '../media/manifest';
@@ -31,8 +31,8 @@ import type { ServiceWorkerScope, WorkerExtendableEvent, WorkerModule } from './
 /** Manifests kept in memory (most recently used last). */
 const MAX_MANIFESTS = 2000;
 const ASK_TIMEOUT_MS = 3000;
-/** A page asking its peers for a chunk may take as long as a peer does (CHUNK_TIMEOUT_MS). */
-const ASK_CHUNK_TIMEOUT_MS = 30_000;
+/** A page asking its peers for a chunk may take as long as a peer does. */
+const ASK_CHUNK_TIMEOUT_MS = PEER_CHUNK_TIMEOUT_MS;
 const TAMPER_RETRIES = 3;
 /** Chunks read and decrypted ahead of the one being sent. */
 const READ_AHEAD = 2;
