@@ -68,8 +68,11 @@ export interface PendingRelayStore {
 interface PendingRelayUpload {
 	record: PendingRelayRecord;
 	attempt: number;
-	/** Set while waiting for the next attempt; undefined while one runs. */
+	/** An attempt is under way (`run` then waits for it). */
+	running: boolean;
+	/** The next attempt, while waiting for it. */
 	timer: ReturnType<typeof setTimeout> | undefined;
+	/** Try now (nothing if an attempt is running). */
 	run: () => void;
 }
 
@@ -315,24 +318,29 @@ export class MediaManager {
 	 */
 	#uploadLater(fileId: string, record: PendingRelayRecord, room?: MediaRoom, now = false): void {
 		if (this.#relayPending.has(fileId)) return;
-		const pending: PendingRelayUpload = {
-			record,
-			attempt: 0,
-			timer: undefined,
-			run: () => undefined
-		};
 		const save = () => this.#pendingStore?.put(fileId, record).catch(() => undefined);
 		const later = () => {
 			pending.timer = setTimeout(pending.run, backoffDelay(pending.attempt++, RELAY_RETRY));
 		};
-		pending.run = () => {
-			clearTimeout(pending.timer);
-			pending.timer = undefined;
+		const pending: PendingRelayUpload = {
+			record,
+			attempt: 0,
+			running: false,
+			timer: undefined,
+			run: () => {
+				if (pending.running) return;
+				clearTimeout(pending.timer);
+				pending.timer = undefined;
+				// Its conversation is not open yet: try again later, as when the relay is away.
+				const target = room ?? this.rooms?.(record.room);
+				if (target) attempt(target);
+				else later();
+			}
+		};
+		const attempt = (target: MediaRoom) => {
+			pending.running = true;
 			let uploaded = 0;
 			void (async () => {
-				const target = room ?? this.rooms?.(record.room);
-				// Its conversation is not open yet: as if the relay were away.
-				if (!target) throw new BlobTransferError('the conversation is not open', 'network');
 				const token = await this.client.grant(
 					target.roomId,
 					await target.capability(),
@@ -344,21 +352,23 @@ export class MediaManager {
 					if (!blob) throw new Error('a chunk of the file is no longer on this device');
 					await this.client.put(token, id, blob);
 				}
-			})().then(
-				() => this.#forgetPending(fileId),
-				(error: unknown) => {
-					if (!relayUnreachable(error)) {
-						this.#forgetPending(fileId);
-						console.warn('kith:media the relay refused a file sent to peers:', error);
-						return;
+			})()
+				.finally(() => (pending.running = false))
+				.then(
+					() => this.#forgetPending(fileId),
+					(error: unknown) => {
+						if (!relayUnreachable(error)) {
+							this.#forgetPending(fileId);
+							console.warn('kith:media the relay refused a file sent to peers:', error);
+							return;
+						}
+						if (uploaded > 0) {
+							record.chunks = record.chunks.slice(uploaded);
+							void save();
+						}
+						later();
 					}
-					if (uploaded > 0) {
-						record.chunks = record.chunks.slice(uploaded);
-						void save();
-					}
-					later();
-				}
-			);
+				);
 		};
 		this.#relayPending.set(fileId, pending);
 		void save();
@@ -377,10 +387,7 @@ export class MediaManager {
 	 * page left.
 	 */
 	relayBack(): void {
-		for (const pending of this.#relayPending.values()) {
-			// One attempt at a time: a running one has no timer.
-			if (pending.timer !== undefined) pending.run();
-		}
+		for (const pending of this.#relayPending.values()) pending.run();
 		if (this.#pendingLoaded || !this.#pendingStore) return;
 		this.#pendingLoaded = true;
 		void this.#pendingStore.list().then(
