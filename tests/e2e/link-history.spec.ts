@@ -7,6 +7,7 @@
  * never holds the text. A history that does not check out is dropped for the
  * envelopes.
  */
+import Database from 'better-sqlite3';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test, type Browser, type Page } from '@playwright/test';
@@ -37,6 +38,19 @@ function blobFiles(dataDir: string): number {
 		).length;
 	} catch {
 		return 0;
+	}
+}
+
+/** Expiry times (ms since the epoch) the relay's blob index holds. */
+function blobExpiries(dataDir: string): number[] {
+	const db = new Database(join(dataDir, 'blobs.sqlite'), { readonly: true });
+	try {
+		return db
+			.prepare<[], { expires: number }>('SELECT expires FROM blob_expiry')
+			.all()
+			.map((row) => row.expires);
+	} finally {
+		db.close();
 	}
 }
 
@@ -89,6 +103,13 @@ test("a linked device starts from the history its other device handed over; the 
 
 	// The history went through the relay's blob store, and nothing there (or anywhere the relay keeps) reads.
 	expect(blobFiles(relay.dataDir)).toBeGreaterThan(blobsBefore);
+	// Only for as long as a link needs it: its chunks are the ones set to go, in about an hour.
+	const expiries = blobExpiries(relay.dataDir);
+	expect(expiries).toHaveLength(blobFiles(relay.dataDir) - blobsBefore);
+	for (const expires of expiries) {
+		expect(expires - Date.now()).toBeGreaterThan(50 * 60_000);
+		expect(expires - Date.now()).toBeLessThanOrEqual(60 * 60_000);
+	}
 	expect(relay.storedBytes()).not.toContain('Heliotrope');
 	expect(relay.output).not.toContain('Heliotrope');
 

@@ -6,6 +6,7 @@ import {
 	downloadHistory,
 	encodeHistory,
 	HISTORY_CHUNK_BYTES,
+	HISTORY_KEEP_SECONDS,
 	HistoryError,
 	uploadHistory,
 	type HistoryBlobs,
@@ -15,10 +16,10 @@ import {
 /** The relay's blob store in memory: a grant per upload, content-addressed chunks. */
 function memoryBlobs() {
 	const held = new Map<string, Uint8Array>();
-	const grants: Array<{ room: string; size: number }> = [];
+	const grants: Array<{ room: string; size: number; keepSeconds: number | undefined }> = [];
 	const blobs: HistoryBlobs = {
-		async grant(room, _capability, size) {
-			grants.push({ room, size });
+		async grant(room, _capability, size, _signal, keepSeconds) {
+			grants.push({ room, size, keepSeconds });
 			return `token-${grants.length}`;
 		},
 		async put(token, id, blob) {
@@ -86,7 +87,8 @@ describe('handed-over history', () => {
 		const { bytes } = encodeHistory(views);
 		const room = newRoomId();
 		const manifest = await uploadHistory(blobs, room, capability, bytes);
-		expect(grants).toEqual([{ room, size: bytes.length }]);
+		// Kept only as long as a link needs it: the relay deletes it afterwards.
+		expect(grants).toEqual([{ room, size: bytes.length, keepSeconds: HISTORY_KEEP_SECONDS }]);
 		expect(manifest.chunks.length).toBe(2);
 		// What the store holds is not the document.
 		const stored = Buffer.concat([...held.values()]);

@@ -31,6 +31,13 @@ export const MAX_HISTORY_BYTES = 16 * 1024 * 1024;
 /** Chunk size of the encrypted history (the largest a chunk may be): at most 16 chunks in the grant. */
 export const HISTORY_CHUNK_BYTES = 1024 * 1024;
 
+/**
+ * How long the relay keeps the encrypted history: the new device fetches it
+ * right after the codes match (a link lives 10 minutes), and after this the
+ * chunks are deleted, whether the link was confirmed or not.
+ */
+export const HISTORY_KEEP_SECONDS = 60 * 60;
+
 /** One conversation's view, as handed over. */
 export interface HistoryView {
 	room: RoomId;
@@ -105,8 +112,9 @@ export type HistoryBlobs = Pick<BlobClient, 'grant' | 'put' | 'get'>;
 
 /**
  * Encrypt an encoded history under a fresh key and upload it to the relay's
- * blob store under a grant of `room` (the account's vault room). The
- * manifest it resolves with carries the key: it goes only into the grant.
+ * blob store under a grant of `room` (the account's vault room), to be kept
+ * HISTORY_KEEP_SECONDS. The manifest it resolves with carries the key: it goes
+ * only into the grant.
  */
 export async function uploadHistory(
 	blobs: HistoryBlobs,
@@ -114,7 +122,7 @@ export async function uploadHistory(
 	capability: Capability,
 	bytes: Uint8Array
 ): Promise<FileManifest> {
-	const token = await blobs.grant(room, capability, bytes.length);
+	const token = await blobs.grant(room, capability, bytes.length, undefined, HISTORY_KEEP_SECONDS);
 	return encryptFile(
 		sourceFromBytes(bytes),
 		{ name: 'history', type: 'application/json' },

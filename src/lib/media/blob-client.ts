@@ -102,12 +102,17 @@ export class BlobClient {
 		return this.#limits;
 	}
 
-	/** A token to upload one file of `size` bytes to `room`. */
+	/**
+	 * A token to upload one file of `size` bytes to `room`. With `keepSeconds`
+	 * the relay deletes its chunks that long after they are uploaded (between
+	 * a minute and a week); without it they are kept for good.
+	 */
 	async grant(
 		room: string,
 		capability: Capability,
 		size: number,
-		signal?: AbortSignal
+		signal?: AbortSignal,
+		keepSeconds?: number
 	): Promise<string> {
 		const what = 'Preparing the upload';
 		const challenge = await send(
@@ -129,7 +134,8 @@ export class BlobClient {
 					cap: toBase64Url(capability.publicKey),
 					nonce,
 					sig: toBase64Url(sig),
-					size
+					size,
+					...(keepSeconds === undefined ? {} : { keepSeconds })
 				})
 			},
 			what

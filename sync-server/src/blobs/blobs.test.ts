@@ -3,6 +3,7 @@
  * are stored only under the hash of their bytes, limits refuse with their
  * codes, and what lands on disk is ciphertext only.
  */
+import Database from 'better-sqlite3';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,7 +18,15 @@ import { DEFAULTS, type Config } from '../config.ts';
 import { RelayStore } from '../relay/store.ts';
 import { createServer, type KithServer } from '../server.ts';
 import { removeTempDirs, tempDir } from '../test-helpers.ts';
-import { attachBlobs, blobIdOf, grantMessage, relayRoomCaps, type BlobConfig } from './index.ts';
+import {
+	attachBlobs,
+	BLOB_DATABASE_FILE,
+	BlobStore,
+	blobIdOf,
+	grantMessage,
+	relayRoomCaps,
+	type BlobConfig
+} from './index.ts';
 import { loadBlobConfig } from './config.ts';
 
 const running: KithServer[] = [];
@@ -28,7 +37,7 @@ afterEach(async () => {
 
 const ROOM = toBase64Url(new Uint8Array(16).fill(3));
 
-async function start(limits: Partial<BlobConfig> = {}) {
+async function start(limits: Partial<BlobConfig> = {}, now?: () => number) {
 	const dataDir = await tempDir('kith-blobs-');
 	const config: Config = { ...DEFAULTS, port: 0, dataDir, staticDir: join(dataDir, 'none') };
 	const server = createServer(config);
@@ -37,7 +46,8 @@ async function start(limits: Partial<BlobConfig> = {}) {
 	const caps = new Map([[ROOM, signer.publicKey]]);
 	const blobs = attachBlobs(server, config, {
 		roomCap: (room) => caps.get(room),
-		limits: { maxFileBytes: 2 * 1024 ** 3, quotaBytes: 1e12, roomQuotaBytes: 1e12, ...limits }
+		limits: { maxFileBytes: 2 * 1024 ** 3, quotaBytes: 1e12, roomQuotaBytes: 1e12, ...limits },
+		...(now ? { now } : {})
 	});
 	const { url } = await server.listen();
 	return { url, dataDir, signer, blobs };
@@ -47,13 +57,21 @@ async function grant(
 	url: string,
 	signer: { publicKey: Uint8Array; sign(m: Uint8Array): Promise<Uint8Array> },
 	size: number,
-	room = ROOM
+	room = ROOM,
+	extra: { keepSeconds?: unknown } = {}
 ) {
 	const { nonce } = (await (await fetch(`${url}/blobs/challenge?room=${room}`)).json()) as {
 		nonce: string;
 	};
 	const sig = await signer.sign(grantMessage(room, nonce, size));
-	const body = { room, cap: toBase64Url(signer.publicKey), nonce, sig: toBase64Url(sig), size };
+	const body = {
+		room,
+		cap: toBase64Url(signer.publicKey),
+		nonce,
+		sig: toBase64Url(sig),
+		size,
+		...extra
+	};
 	const res = await fetch(`${url}/blobs/grant`, { method: 'POST', body: JSON.stringify(body) });
 	return { res, json: (await res.json()) as { token?: string; error?: string }, body };
 }
@@ -135,6 +153,81 @@ describe('blob store', () => {
 		const res = await put(url, blobIdOf(more), more, g2.json.token);
 		expect(res.status).toBe(507);
 		expect(((await res.json()) as { error: string }).error).toBe('room-quota');
+	});
+
+	it('deletes the chunks of a limited-life upload once their time has passed, and no others', async () => {
+		let clock = Date.parse('2026-11-30T10:00:00Z');
+		const { url, signer, blobs } = await start({}, () => clock);
+		const get = (id: string) => fetch(`${url}/blobs/${id}`).then((r) => r.status);
+		const metric = async (name: string) =>
+			Number(
+				new RegExp(`^${name} (\\d+)$`, 'm').exec(
+					await (await fetch(`${url}/blobs/metrics`)).text()
+				)?.[1]
+			);
+		const [brief, forGood, both] = [randomBytes(3000), randomBytes(2000), randomBytes(1000)];
+		const ids = [brief, forGood, both].map(blobIdOf) as [string, string, string];
+		const hour = await grant(url, signer, 10_000, ROOM, { keepSeconds: 3600 });
+		expect(hour.res.status).toBe(200);
+		expect((await put(url, ids[0], brief, hour.json.token)).status).toBe(201);
+		expect((await put(url, ids[2], both, hour.json.token)).status).toBe(201);
+		const always = await grant(url, signer, 10_000);
+		expect((await put(url, ids[1], forGood, always.json.token)).status).toBe(201);
+		// The same chunk uploaded again for good is kept for good.
+		expect((await put(url, ids[2], both, always.json.token)).status).toBe(200);
+		expect(await metric('kith_blobs_bytes')).toBe(6000);
+
+		clock += 3599 * 1000;
+		expect(await blobs.sweep()).toBe(0);
+		expect(await get(ids[0])).toBe(200);
+
+		clock += 2000;
+		expect(await blobs.sweep()).toBe(1);
+		expect(await get(ids[0])).toBe(404);
+		expect(await get(ids[1])).toBe(200);
+		expect(await get(ids[2])).toBe(200);
+		expect(statSync(blobs.store.pathOf(ids[0]), { throwIfNoEntry: false })).toBeUndefined();
+		expect(await metric('kith_blobs_bytes')).toBe(3000);
+		expect(await metric('kith_blobs_expired_total')).toBe(1);
+		// The quota it took is free again: the room can store it anew.
+		const again = await grant(url, signer, 10_000);
+		expect((await put(url, ids[0], brief, again.json.token)).status).toBe(201);
+		expect(blobs.store.expiresAt(ids[0])).toBeUndefined();
+	});
+
+	it('remembers an expiry across a restart, and takes a schema-1 index as it is', async () => {
+		const dataDir = await tempDir('kith-blobs-restart-');
+		const limits = { quotaBytes: 1e12, roomQuotaBytes: 1e12 };
+		// An index written before expiries existed (schema 1) opens and keeps its chunks.
+		const old = new Database(join(dataDir, BLOB_DATABASE_FILE));
+		old.exec(
+			'CREATE TABLE blobs (id TEXT PRIMARY KEY, size INTEGER NOT NULL, room TEXT NOT NULL, created INTEGER NOT NULL); PRAGMA user_version = 1;'
+		);
+		old.close();
+		const chunk = randomBytes(500);
+		const kept = randomBytes(400);
+		let store = new BlobStore(dataDir, limits);
+		expect(await store.put(blobIdOf(kept), kept, ROOM)).toBe('stored');
+		expect(await store.put(blobIdOf(chunk), chunk, ROOM, 5_000)).toBe('stored');
+		store.close();
+		store = new BlobStore(dataDir, limits);
+		expect(store.totalBytes).toBe(900);
+		expect(store.expiresAt(blobIdOf(chunk))).toBe(5_000);
+		expect(await store.sweep(5_000)).toBe(1);
+		expect(await store.get(blobIdOf(chunk))).toBeUndefined();
+		expect(await store.get(blobIdOf(kept))).toEqual(kept);
+		expect(store.totalBytes).toBe(400);
+		store.close();
+	});
+
+	it('refuses a limited life outside a minute to a week', async () => {
+		const { url, signer } = await start();
+		for (const keepSeconds of [59, 7 * 86400 + 1, 1.5, '3600', null]) {
+			const { res, json } = await grant(url, signer, 10, ROOM, { keepSeconds });
+			expect(res.status, String(keepSeconds)).toBe(400);
+			expect(json.error).toBe('bad-request');
+		}
+		expect((await grant(url, signer, 10, ROOM, { keepSeconds: 60 })).res.status).toBe(200);
 	});
 
 	it('holds ciphertext only: no marker plaintext on disk', async () => {

@@ -32,6 +32,8 @@ export interface Grant {
 	/** Bytes the token may still upload. */
 	bytes: number;
 	expiresAt: number;
+	/** How long its chunks are kept after upload; undefined: for good. */
+	keepMs?: number;
 }
 
 export type GrantFailure =
@@ -57,7 +59,8 @@ export class Grants {
 	async issue(
 		request: { room: string; cap: string; nonce: string; sig: string; size: number },
 		roomCap: Uint8Array | undefined,
-		bytes: number
+		bytes: number,
+		keepMs?: number
 	): Promise<{ ok: true; token: string; expiresAt: number } | { ok: false; reason: GrantFailure }> {
 		const check = this.challenges.check(request.room, request.nonce);
 		if (!check.ok) return { ok: false, reason: check.reason as GrantFailure };
@@ -83,7 +86,12 @@ export class Grants {
 		this.#sweep();
 		const token = randomBytes(32).toString('base64url');
 		const expiresAt = this.#now() + GRANT_TTL_MS;
-		this.#grants.set(token, { room: request.room, bytes, expiresAt });
+		this.#grants.set(token, {
+			room: request.room,
+			bytes,
+			expiresAt,
+			...(keepMs === undefined ? {} : { keepMs })
+		});
 		return { ok: true, token, expiresAt };
 	}
 

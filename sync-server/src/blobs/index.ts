@@ -4,7 +4,7 @@
  *
  *   GET  /blobs/limits                 {maxFileBytes, maxChunkBytes}
  *   GET  /blobs/challenge?room=R       {nonce, expiresAt}
- *   POST /blobs/grant                  {room, cap, nonce, sig, size} → {token, expiresAt, bytes}
+ *   POST /blobs/grant                  {room, cap, nonce, sig, size, keepSeconds?} → {token, expiresAt, bytes}
  *   PUT  /blobs/<id>                   Authorization: Bearer <token>; body = the chunk
  *   GET  /blobs/<id>                   the chunk (immutable)
  *   GET  /blobs/metrics                Prometheus counters (no ids)
@@ -12,7 +12,9 @@
  * Reading needs no token: an id is the SHA-256 of ciphertext made under a
  * random per-file key, as unguessable as a key, and known only to holders of
  * the message that carries the manifest. Writing needs a grant, so only a
- * room member can spend the store's quota.
+ * room member can spend the store's quota. A grant with `keepSeconds` uploads
+ * chunks that are deleted that long after their upload (store.ts, `sweep`,
+ * every BLOB_SWEEP_MS); without it they are kept for good.
  */
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
@@ -28,6 +30,12 @@ import { BlobStore, isBlobId } from './store.ts';
 export { BlobStore, blobIdOf, isBlobId, BLOB_DIR, BLOB_DATABASE_FILE } from './store.ts';
 export { grantMessage, GRANT_TTL_MS } from './grants.ts';
 export { BLOB_DEFAULTS, loadBlobConfig, type BlobConfig } from './config.ts';
+
+/** Shortest and longest limited life an upload may ask for (`keepSeconds`). */
+export const MIN_KEEP_SECONDS = 60;
+export const MAX_KEEP_SECONDS = 7 * 24 * 60 * 60;
+/** How often expired chunks are deleted. */
+export const BLOB_SWEEP_MS = 60 * 1000;
 
 /** Largest chunk body: a 1 MiB plaintext chunk plus its 29 bytes of framing and tag. */
 export const MAX_CHUNK_BYTES = 1024 * 1024 + 29;
@@ -62,11 +70,15 @@ export interface BlobOptions {
 	roomCap?: (room: string) => Uint8Array | undefined;
 	/** Limits; read from the environment (config.ts here) by default. */
 	limits?: BlobConfig;
+	/** The clock chunks expire by (tests move it). */
+	now?: () => number;
 }
 
 export interface Blobs {
 	store: BlobStore;
-	metrics: { stored: number; served: number; refused: Map<string, number> };
+	metrics: { stored: number; served: number; expired: number; refused: Map<string, number> };
+	/** Delete the chunks whose time has passed now (also runs every BLOB_SWEEP_MS). */
+	sweep(): Promise<number>;
 }
 
 export function attachBlobs(server: KithServer, config: Config, options: BlobOptions = {}): Blobs {
@@ -75,8 +87,32 @@ export function attachBlobs(server: KithServer, config: Config, options: BlobOpt
 	const store = new BlobStore(config.dataDir, limits);
 	const grants = new Grants(config.dataDir);
 	const roomCap = options.roomCap ?? relayRoomCaps(config.dataDir);
-	const metrics = { stored: 0, served: 0, refused: new Map<string, number>() };
-	server.onClose(() => store.close());
+	const now = options.now ?? Date.now;
+	const metrics = { stored: 0, served: 0, expired: 0, refused: new Map<string, number>() };
+	let sweeping: Promise<number> | null = null;
+	function sweep(): Promise<number> {
+		sweeping ??= store
+			.sweep(now())
+			.then((n) => {
+				metrics.expired += n;
+				if (n > 0) log.info('expired chunks deleted', { chunks: n });
+				return n;
+			})
+			.catch((error: unknown) => {
+				log.error('deleting expired chunks failed', { error: String(error) });
+				return 0;
+			})
+			.finally(() => (sweeping = null));
+		return sweeping;
+	}
+	void sweep();
+	const sweeper = setInterval(() => void sweep(), BLOB_SWEEP_MS);
+	sweeper.unref();
+	server.onClose(async () => {
+		clearInterval(sweeper);
+		await sweeping;
+		store.close();
+	});
 
 	function refuse(res: ServerResponse, status: number, error: string): void {
 		metrics.refused.set(error, (metrics.refused.get(error) ?? 0) + 1);
@@ -109,6 +145,8 @@ export function attachBlobs(server: KithServer, config: Config, options: BlobOpt
 				`kith_blobs_stored_total ${metrics.stored}`,
 				'# TYPE kith_blobs_served_total counter',
 				`kith_blobs_served_total ${metrics.served}`,
+				'# TYPE kith_blobs_expired_total counter',
+				`kith_blobs_expired_total ${metrics.expired}`,
 				'# TYPE kith_blobs_bytes gauge',
 				`kith_blobs_bytes ${store.totalBytes}`,
 				'# TYPE kith_blobs_refusals_total counter',
@@ -127,13 +165,20 @@ export function attachBlobs(server: KithServer, config: Config, options: BlobOpt
 		path: '/blobs/grant',
 		handler: async (req, res) => {
 			const body = await readBody(req, 4096);
-			let request: { room: string; cap: string; nonce: string; sig: string; size: number };
+			let request: {
+				room: string;
+				cap: string;
+				nonce: string;
+				sig: string;
+				size: number;
+				keepSeconds?: number;
+			};
 			try {
 				request = JSON.parse(Buffer.from(body ?? []).toString('utf8'));
 			} catch {
 				return refuse(res, 400, 'bad-request');
 			}
-			const { room, cap, nonce, sig, size } = request ?? {};
+			const { room, cap, nonce, sig, size, keepSeconds } = request ?? {};
 			if (
 				typeof room !== 'string' ||
 				!ROOM_PATTERN.test(room) ||
@@ -141,13 +186,22 @@ export function attachBlobs(server: KithServer, config: Config, options: BlobOpt
 				typeof nonce !== 'string' ||
 				typeof sig !== 'string' ||
 				!Number.isSafeInteger(size) ||
-				size < 0
+				size < 0 ||
+				(keepSeconds !== undefined &&
+					(!Number.isSafeInteger(keepSeconds) ||
+						keepSeconds < MIN_KEEP_SECONDS ||
+						keepSeconds > MAX_KEEP_SECONDS))
 			) {
 				return refuse(res, 400, 'bad-request');
 			}
 			// Refused before anything else: the client checks the same limit first.
 			if (size > limits.maxFileBytes) return refuse(res, 413, 'file-too-large');
-			const result = await grants.issue(request, roomCap(room), allowance(size));
+			const result = await grants.issue(
+				request,
+				roomCap(room),
+				allowance(size),
+				keepSeconds === undefined ? undefined : keepSeconds * 1000
+			);
 			if (!result.ok)
 				return refuse(res, result.reason === 'unknown-room' ? 404 : 403, result.reason);
 			json(res, 200, { token: result.token, expiresAt: result.expiresAt, bytes: allowance(size) });
@@ -182,11 +236,14 @@ export function attachBlobs(server: KithServer, config: Config, options: BlobOpt
 		const body = await readBody(req, MAX_CHUNK_BYTES);
 		if (body === undefined) return refuse(res, 413, 'chunk-too-large');
 		if (store.has(id)) {
-			// Already held (a retry, or the same chunk from another upload): nothing is charged.
+			// Already held (a retry, or the same chunk from another upload): nothing is
+			// charged; an upload for good makes it kept for good (store.ts, `keep`).
+			store.keep(id, grant.keepMs === undefined ? undefined : now() + grant.keepMs);
 			return json(res, 200, { id, stored: false });
 		}
 		if (body.length > grant.bytes) return refuse(res, 403, 'grant-used-up');
-		const result = await store.put(id, body, grant.room);
+		const expires = grant.keepMs === undefined ? undefined : now() + grant.keepMs;
+		const result = await store.put(id, body, grant.room, expires);
 		if (result === 'hash-mismatch') return refuse(res, 400, 'hash-mismatch');
 		if (result === 'quota' || result === 'room-quota') {
 			log.warn('blob store full', { reason: result });
@@ -199,7 +256,7 @@ export function attachBlobs(server: KithServer, config: Config, options: BlobOpt
 		json(res, result === 'stored' ? 201 : 200, { id, stored: result === 'stored' });
 	}
 
-	return { store, metrics };
+	return { store, metrics, sweep };
 }
 
 /** The room capabilities the relay registered, read from its database (read-only, opened on first use). */
