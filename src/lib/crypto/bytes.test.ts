@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
 	asBufferSource,
 	asSecretKey,
+	BASE64URL_32,
 	concatBytes,
 	deriveKey,
 	equalBytes,
@@ -119,6 +120,26 @@ describe('ids', () => {
 		expect(isRoomId('x'.repeat(23))).toBe(false);
 		expect(isRoomId('x'.repeat(21) + '=')).toBe(false);
 		expect(isRoomId(42)).toBe(false);
+	});
+
+	it('names exactly the canonical base64url of 32 bytes', () => {
+		fc.assert(
+			fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (bytes) => {
+				const text = toBase64Url(bytes);
+				expect(BASE64URL_32.test(text)).toBe(true);
+				// The same bytes with a non-zero padding bit, one character short or long.
+				const last = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.indexOf(
+					text.at(-1) as string
+				);
+				const alias =
+					text.slice(0, -1) +
+					'BCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_A'[last];
+				expect(BASE64URL_32.test(alias)).toBe(false);
+				expect(BASE64URL_32.test(text.slice(1))).toBe(false);
+				expect(BASE64URL_32.test(text + 'A')).toBe(false);
+			})
+		);
+		expect(BASE64URL_32.test(toBase64Url(new Uint8Array(31)) + 'AA')).toBe(false);
 	});
 
 	it('makes 32-byte secret keys and refuses other lengths', () => {

@@ -16,6 +16,12 @@ export function utf8Decode(bytes: Uint8Array): string {
 	return decoder.decode(bytes);
 }
 
+/**
+ * 32 bytes (a SHA-256, an Ed25519 public key) as canonical unpadded
+ * base64url: 43 characters, the last one carrying 2 zero bits.
+ */
+export const BASE64URL_32 = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+
 export function toBase64Url(bytes: Uint8Array): string {
 	return base64urlnopad.encode(bytes);
 }

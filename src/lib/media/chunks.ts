@@ -17,7 +17,13 @@
  * changed file never reuses a (key, nonce) pair. At most 65,536 chunks per
  * file (16 GiB), far below the 2^32 random nonces one key allows.
  */
-import { asBufferSource, concatBytes, toBase64Url, utf8Encode } from '../crypto/bytes';
+import {
+	asBufferSource,
+	BASE64URL_32,
+	concatBytes,
+	toBase64Url,
+	utf8Encode
+} from '../crypto/bytes';
 import type { ChunkId, FileId } from './manifest';
 
 export const CHUNK_VERSION = 1;
@@ -34,7 +40,7 @@ const AAD_CONTEXT = utf8Encode('kith/media/chunk\0');
 export const PEER_CHUNK_TIMEOUT_MS = 30_000;
 
 /** A chunk id: 32 bytes (a SHA-256), base64url without padding (canonical). */
-export const CHUNK_ID_PATTERN = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+export const CHUNK_ID_PATTERN = BASE64URL_32;
 
 /** Is `value` a chunk id? (The manifest's `ChunkId` without its schema, for the p2p wire.) */
 export function isChunkIdText(value: unknown): value is ChunkId {

@@ -18,7 +18,14 @@
  * Browser and Node alike: WebCrypto for the hash, `fetch` (injectable) for
  * the requests. An answer 410 (the room is already retired) counts as done.
  */
-import { asBufferSource, concatBytes, isRoomId, toBase64Url, utf8Encode } from '../crypto';
+import {
+	asBufferSource,
+	BASE64URL_32,
+	concatBytes,
+	isRoomId,
+	toBase64Url,
+	utf8Encode
+} from '../crypto';
 import { deriveRoomCapability, type RoomCapability } from './capability';
 
 const MOVED_TAG_CONTEXT = utf8Encode('kith/moved\0');
@@ -29,7 +36,7 @@ const SEPARATOR = utf8Encode('\0');
 /** Most device tags one plan may list (the relay refuses more). */
 export const MAX_RETIRE_DEVICES = 1024;
 /** A device tag: 32 bytes as unpadded base64url. */
-const TAG = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+const TAG = BASE64URL_32;
 const NONCE = /^[A-Za-z0-9_-]{1,512}$/;
 /** Refusals a fresh challenge can cure: the request is made once more. */
 const RETRYABLE = new Set(['bad-challenge', 'expired-challenge', 'replayed-challenge']);

@@ -25,6 +25,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { BASE64URL_32 } from '../../../src/lib/crypto/bytes.ts';
 import { openSqlite, type SqliteSchema } from '../sqlite.ts';
 
 export const BLOB_DIR = 'blobs';
@@ -51,11 +52,8 @@ export class BlobStoreError extends Error {
 	override name = BlobStoreError.NAME;
 }
 
-/** 32 bytes, base64url without padding (canonical). */
-const ID_PATTERN = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
-
 export function isBlobId(value: unknown): value is string {
-	return typeof value === 'string' && ID_PATTERN.test(value);
+	return typeof value === 'string' && BASE64URL_32.test(value);
 }
 
 export function blobIdOf(bytes: Uint8Array): string {

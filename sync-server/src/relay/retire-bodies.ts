@@ -4,10 +4,8 @@
  * first retirement request arrives.
  */
 import { z } from 'zod';
+import { BASE64URL_32 } from '../../../src/lib/crypto/bytes.ts';
 import { MAX_RETIRE_DEVICES } from './retire.ts';
-
-/** 32 bytes as unpadded base64url: 43 characters, the last one carrying 2 zero bits. */
-const DEVICE_TAG = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 
 const base64url = (max: number) =>
 	z
@@ -16,7 +14,7 @@ const base64url = (max: number) =>
 		.max(max)
 		.regex(/^[A-Za-z0-9_-]+$/, 'must be unpadded base64url');
 
-const tag = z.string().regex(DEVICE_TAG, 'must be 32 bytes as 43 base64url characters');
+const tag = z.string().regex(BASE64URL_32, 'must be 32 bytes as 43 base64url characters');
 
 const proof = {
 	cap: base64url(100),
