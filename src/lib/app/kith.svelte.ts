@@ -1189,7 +1189,13 @@ export class KithApp {
 					void this.#removedHere();
 					return;
 				}
-				this.#showAlert(refusal.message, isTransientRefusal(refusal.code));
+				// The vault is not a conversation: the relay's sentence for a full room would mislead.
+				const message =
+					refusal.code === 'room-quota' && room === this.#vaultSession?.roomId
+						? 'Your account’s data is full on the relay: changes are kept on this device.'
+						: refusal.message;
+				// The relay's name for the reason goes with the sentence (what to tell an operator).
+				this.#showAlert(`${message} (${refusal.code})`, isTransientRefusal(refusal.code));
 			},
 			onStatusChange: () => this.#updateConnection(),
 			onLanPeers: () => this.#showLanPeers(),

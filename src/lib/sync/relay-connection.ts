@@ -191,6 +191,8 @@ const RETRYABLE_DENIALS = new Set(['bad-challenge', 'expired-challenge', 'replay
 
 /** Close codes the relay uses after a denial. */
 const DENIAL_CLOSE_CODES = new Set([4401, 4403]);
+/** RFC 6455 "Message Too Big": how a WebSocket layer refuses a frame over its size limit. */
+const CLOSE_MESSAGE_TOO_BIG = 1009;
 
 const DENIAL_MESSAGES: Record<string, string> = {
 	unauthorized: 'The relay did not accept this device’s proof of access to the conversation.',
@@ -205,7 +207,7 @@ const DENIAL_MESSAGES: Record<string, string> = {
 };
 
 const REFUSAL_MESSAGES: Record<string, string> = {
-	'frame-too-large': 'Something was too large for the relay to accept.',
+	'frame-too-large': 'A message was too large for the relay to accept; it stays on this device.',
 	'rate-limited': 'Sending too fast for the relay; the rest goes out shortly.',
 	'room-quota': 'This conversation is full on the relay: new messages are kept on this device.'
 };
@@ -325,6 +327,8 @@ export class RelayConnection {
 	#stopped = false;
 	/** The current attempt was denied: nothing more from its socket counts. */
 	#deniedNow = false;
+	/** The current socket's relay said `frame-too-large` itself (so its close says nothing new). */
+	#tooLargeSaid = false;
 	#networkDown = false;
 	#destroyed = false;
 
@@ -484,6 +488,7 @@ export class RelayConnection {
 		const generation = ++this.#generation;
 		this.#attemptRunning = true;
 		this.#deniedNow = false;
+		this.#tooLargeSaid = false;
 		this.#setStatus('connecting');
 		this.#handshakeTimer = setTimeout(() => {
 			this.#handshakeTimer = null;
@@ -577,6 +582,11 @@ export class RelayConnection {
 		if (DENIAL_CLOSE_CODES.has(event.code) && this.#admittedAt === null && !this.#deniedNow) {
 			// Closed as denied without (or before we read) the auth message.
 			this.#denied(event.reason || 'unauthorized');
+		}
+		if (event.code === CLOSE_MESSAGE_TOO_BIG && !this.#tooLargeSaid) {
+			// A frame far over the relay's limit is cut off by its WebSocket layer
+			// before the relay reads it: the close code is all that says why.
+			this.#refused('frame-too-large', '');
 		}
 		this.#log.info('disconnected from the relay', {
 			room: this.roomId,
@@ -856,6 +866,7 @@ export class RelayConnection {
 	}
 
 	#refused(reason: string, message: string): void {
+		if (reason === 'frame-too-large') this.#tooLargeSaid = true;
 		this.#log.warn('the relay refused a frame', { room: this.roomId, reason, message });
 		this.#refusal({
 			kind: 'refused',

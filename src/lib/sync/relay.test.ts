@@ -339,6 +339,42 @@ describe('RelayConnection against the real relay', () => {
 		expect(ids(bob.cdoc)).toEqual(ids(alice.cdoc));
 	});
 
+	it('names frame-too-large once per refused frame, whether the relay or its WebSocket layer cut it off', async () => {
+		// 1,024 bytes per frame: the relay reads frames up to twice that and refuses
+		// them by name; its WebSocket layer cuts off anything larger with close 1009.
+		const env = { KITH_MAX_FRAME_BYTES: '1024' };
+		const closes = (c: Client) =>
+			c.logger.lines.filter((line) => line.message === 'disconnected from the relay').length;
+		/** For each refusal, how many closes came before it. */
+		const watch = (c: Client) => {
+			const seen: number[] = [];
+			c.connection.on('refused', (refusal) => {
+				expect(refusal).toMatchObject({ kind: 'refused', code: 'frame-too-large', final: false });
+				seen.push(closes(c));
+			});
+			return seen;
+		};
+
+		// A padded 1,024-byte plaintext: a frame between 1 and 2 KiB, refused by the relay.
+		const first = await aliceAndBob(undefined, 0, env);
+		const named = watch(first.alice);
+		await write(first.alice.cdoc, first.alice.device, first.key, 'm'.repeat(900));
+		await until(() => closes(first.alice) >= 3, 'three refusals and closes');
+		first.alice.connection.destroy();
+		// One refusal per close (the connection tries again): the close does not repeat it.
+		expect(named.slice(0, 3)).toEqual([0, 1, 2]);
+
+		// A 4 KiB one: cut off before the relay reads it, known only by the close code.
+		const second = await aliceAndBob(undefined, 0, env);
+		const cut = watch(second.alice);
+		await write(second.alice.cdoc, second.alice.device, second.key, 'x'.repeat(3000));
+		await until(() => cut.length >= 2, 'refusals from the close code');
+		expect(cut.slice(0, 2)).toEqual([0, 1]);
+		expect(second.alice.connection.lastRefusal?.message).toMatch(/too large/);
+		// Bob, in the same room, is not disturbed.
+		expect(connected(second.bob)).toBe(true);
+	});
+
 	it('a burst of messages, each with its notification and typing state, stays within the relay’s rate limit', async () => {
 		const { room, key, alice, bob } = await aliceAndBob();
 		const count = 500;

@@ -27,7 +27,7 @@ export class RelayProcess {
 	port = 0;
 	output = '';
 	#child: ChildProcess | null = null;
-	readonly #env: Record<string, string>;
+	#env: Record<string, string>;
 
 	/** `env`: extra environment for the server, e.g. `KITH_STATIC` for a build of the test's own. */
 	constructor(env: Record<string, string> = {}) {
@@ -70,6 +70,13 @@ export class RelayProcess {
 			if (Date.now() > deadline) throw new Error(`relay did not start:\n${this.output}`);
 			await new Promise((resolve) => setTimeout(resolve, 150));
 		}
+	}
+
+	/** Stop, and start again on the same port and data with another environment. */
+	async restartWith(env: Record<string, string>): Promise<void> {
+		await this.stop();
+		this.#env = env;
+		await this.start();
 	}
 
 	/** SIGTERM, and wait for the process to exit. */
