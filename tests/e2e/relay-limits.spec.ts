@@ -5,7 +5,7 @@
  * "Saved" on the device and goes out by itself once the relay takes it.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { article, createConversation, personAt, send, status } from './helpers';
+import { article, composer, createConversation, personAt, send, status } from './helpers';
 import { RelayProcess } from './support/relay-process';
 
 test.describe.configure({ timeout: 120_000 });
@@ -32,29 +32,68 @@ async function refusals(relay: RelayProcess, reason: string): Promise<number> {
 	return Number(line?.split(' ')[1] ?? 0);
 }
 
+/** About 6,000 characters: over a 4 KiB frame once sealed. */
+const LONG = `Chapter one. ${'The whole of it, word for word. '.repeat(190)}`.trim();
+
 function alertNaming(page: Page, reason: string) {
 	return page.getByRole('alert').filter({ hasText: `(${reason})` });
 }
 
-test('a message over the relay’s frame size is refused by name, stays Saved, and goes out once the relay takes it', async ({
+test('a message over the relay’s frame size is refused by name before it is sent, and nothing after it is held back', async ({
 	browser
 }) => {
 	// 4 KiB frames: a message of 6,000 characters does not fit in one.
 	const relay = await started({ KITH_MAX_FRAME_BYTES: '4096' });
 	const ada = await personAt(browser, relay.origin, 'Ada');
 	await createConversation(ada, 'Long reads');
-	const short = await send(ada, 'A short one first');
-	await expect(status(short, 'Sent')).toBeVisible({ timeout: 20_000 });
+	const first = await send(ada, 'A short one first');
+	await expect(status(first, 'Sent')).toBeVisible({ timeout: 20_000 });
 
-	const long = `Chapter one. ${'The whole of it, word for word. '.repeat(190)}`;
-	const message = await send(ada, long.trim());
+	// Refused in the composer, by the relay's name for it; the text is kept.
+	await composer(ada).fill(LONG);
+	await composer(ada).press('Enter');
 	const alert = alertNaming(ada, 'frame-too-large');
 	await expect(alert).toBeVisible({ timeout: 20_000 });
+	await expect(alert).toContainText('too long for the relay');
+	await expect(composer(ada)).toHaveValue(LONG);
+	await expect(article(ada, LONG)).toHaveCount(0);
+	// It did not block the conversation: the next message goes out.
+	await composer(ada).fill('');
+	const next = await send(ada, 'Shorter, then');
+	await expect(status(next, 'Sent')).toBeVisible({ timeout: 20_000 });
+
+	// The operator raises the limit: once reconnected, the long message goes too.
+	await relay.restartWith({});
+	await expect(ada.getByRole('status', { name: 'Connection' })).toHaveText('Connected', {
+		timeout: 30_000
+	});
+	await composer(ada).fill(LONG);
+	await expect(async () => {
+		await composer(ada).press('Enter');
+		await expect(article(ada, LONG)).toBeVisible({ timeout: 1_000 });
+	}).toPass({ timeout: 20_000 });
+	await expect(status(article(ada, LONG), 'Sent')).toBeVisible({ timeout: 20_000 });
+});
+
+test('a message written before the relay lowered its frame size is refused by name, stays Saved, and goes out once the limit is raised', async ({
+	browser
+}) => {
+	const relay = await started({});
+	const ada = await personAt(browser, relay.origin, 'Ada');
+	await createConversation(ada, 'Offline letters');
+	await expect(status(await send(ada, 'Before'), 'Sent')).toBeVisible({ timeout: 20_000 });
+
+	// Written while the relay is away; it comes back with 4 KiB frames.
+	await relay.stop();
+	const message = await send(ada, LONG);
+	await relay.restartWith({ KITH_MAX_FRAME_BYTES: '4096' });
+	const alert = alertNaming(ada, 'frame-too-large');
+	await expect(alert).toBeVisible({ timeout: 30_000 });
 	await expect(alert).toContainText('too large for the relay');
 	await expect(status(message, 'Saved')).toBeVisible();
 	expect(relay.output).toContain('frame-too-large');
 
-	// The operator raises the limit: the same message goes out by itself.
+	// The operator raises the limit again: the same message goes out by itself.
 	await relay.restartWith({});
 	await expect(status(message, 'Sent')).toBeVisible({ timeout: 60_000 });
 });

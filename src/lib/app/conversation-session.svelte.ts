@@ -18,6 +18,7 @@ import {
 	hlcToString,
 	liveInvites,
 	splitBatches,
+	BATCH_BYTES,
 	makeDelete,
 	makeEdit,
 	makeInvite,
@@ -70,6 +71,7 @@ import { ownStatus, ReceiptBook } from './receipts';
 import type { MediaManager, MediaRoom } from '../media/media.svelte';
 import type { FileManifest } from '../media/manifest';
 import { deriveRoomCapability } from '../sync/capability';
+import { TooLargeForRelayError } from '../sync/limits';
 import { notifyKeyFor, previewOf, sealNotification } from '../push/notification';
 import type { SearchSource } from '../search/message-search';
 import { joinHalves, safetyHalf } from '../identity/safety-number';
@@ -124,6 +126,13 @@ const ROTATION_DELAY_MS = 3000;
 const UNCONFIRMED_AFTER_MS = 15_000;
 
 export interface ConversationSessionOptions {
+	/**
+	 * The largest encoded batch one envelope may carry for the relay to take
+	 * its frame (sync/limits.ts), or null when the relay's limit is not known:
+	 * a message over it is refused before it is sealed, and bursts are batched
+	 * within it.
+	 */
+	maxPlaintextBytes?: () => number | null;
 	id: ConversationId;
 	name: string;
 	kind: ConversationKind;
@@ -553,6 +562,7 @@ export class ConversationSession implements ConversationHandle {
 		let op: Operation;
 		try {
 			op = build();
+			this.#checkFitsRelay(op);
 		} catch (error) {
 			return Promise.reject(error);
 		}
@@ -607,6 +617,7 @@ export class ConversationSession implements ConversationHandle {
 				undefined,
 				findMentions(text, this.mentionable)
 			);
+			this.#checkFitsRelay(op);
 		} catch (error) {
 			const rejected = Promise.reject(error);
 			rejected.catch(() => undefined);
@@ -645,6 +656,18 @@ export class ConversationSession implements ConversationHandle {
 		);
 	}
 
+	/**
+	 * Throws TooLargeForRelayError when `op` alone would make an envelope whose
+	 * frame the relay refuses: sealed, it could never be stored there, and it
+	 * would hold back everything this device writes in the room after it.
+	 */
+	#checkFitsRelay(op: Operation): void {
+		const most = this.#options.maxPlaintextBytes?.() ?? null;
+		if (most === null) return;
+		const bytes = encodeBatch({ ops: [op] }).length;
+		if (bytes > most) throw new TooLargeForRelayError(bytes);
+	}
+
 	#enqueueOp(op: Operation): { accepted: Promise<void>; saved: Promise<void> } {
 		const waiter = deferredPair();
 		this.#outbox.push(op);
@@ -668,7 +691,8 @@ export class ConversationSession implements ConversationHandle {
 		let sealed: EnvelopeId[] | null = null;
 		try {
 			if (!key) throw new MissingKeyError('No key for this conversation: refusing to send.');
-			const batches = splitBatches(ops);
+			const most = this.#options.maxPlaintextBytes?.() ?? null;
+			const batches = splitBatches(ops, most === null ? BATCH_BYTES : Math.min(BATCH_BYTES, most));
 			const device = toBase64Url(signer.publicKey);
 			const request = {
 				epoch,

@@ -118,7 +118,14 @@ import {
 } from '../link';
 import type { AccountDevice } from '../vault';
 import { loadSnapshot, saveSnapshot, snapshotKey } from './snapshot';
-import { isTransientRefusal, movedTag, reportMoved, retireRoom } from '../sync';
+import {
+	fetchRelayLimits,
+	isTransientRefusal,
+	maxPlaintextFor,
+	movedTag,
+	reportMoved,
+	retireRoom
+} from '../sync';
 
 import { TabCoordinator } from './tabs';
 import type {
@@ -2014,6 +2021,7 @@ export class KithApp {
 		const net = this.#net;
 		const tabs = this.#tabs;
 		const session = new ConversationSession({
+			maxPlaintextBytes: () => this.#relayMaxPlaintext,
 			id: entry.id,
 			name: entry.name,
 			kind: entry.kind,
@@ -2249,7 +2257,30 @@ export class KithApp {
 			status === 'connected' ? 'Connected' : status === 'connecting' ? 'Connecting' : 'Offline';
 		if (this.connection === next) return;
 		this.connection = next;
-		if (next === 'Connected') this.media?.relayBack();
+		if (next === 'Connected') {
+			this.media?.relayBack();
+			void this.#loadRelayLimits();
+		}
+	}
+
+	/**
+	 * The largest encoded batch whose envelope the relay's frame limit takes
+	 * (sync/limits.ts); null until the relay said (then nothing is refused up
+	 * front). Asked again on every reconnection: the operator may change it.
+	 */
+	#relayMaxPlaintext: number | null = null;
+	#limitsLoading = false;
+
+	async #loadRelayLimits(): Promise<void> {
+		const relayUrl = this.#options.relayUrl;
+		if (!relayUrl || this.#limitsLoading) return;
+		this.#limitsLoading = true;
+		try {
+			const limits = await fetchRelayLimits(relayUrl);
+			if (limits) this.#relayMaxPlaintext = maxPlaintextFor(limits.maxFrameBytes);
+		} finally {
+			this.#limitsLoading = false;
+		}
 	}
 
 	async #markRead(session: ConversationSession): Promise<void> {

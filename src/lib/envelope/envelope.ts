@@ -33,7 +33,7 @@ import { concatBytes, toBase64Url, utf8Encode } from '../crypto/bytes';
 import { DecryptionError, MissingKeyError } from '../crypto/errors';
 import { sha256 } from '../crypto/hash';
 import { type EnvelopeId, type RoomId } from '../crypto/ids';
-import { pad, unpad } from '../crypto/padding';
+import { bucketSize, pad, unpad } from '../crypto/padding';
 import {
 	publicKeyCacheKey,
 	verifySignature,
@@ -49,6 +49,17 @@ const TRAILER = SIGNER_LENGTH + SIGNATURE_LENGTH;
 /** Upper bound for one envelope; larger frames are refused before any work. */
 export const MAX_ENVELOPE_BYTES = 1024 * 1024;
 const SIGNATURE_CONTEXT = utf8Encode('kith/envelope\0');
+/**
+ * Bytes an envelope adds to its padded plaintext, at most: version, clock
+ * (≤ 5), room id (1 + 22), epoch (≤ 5), nonce, ciphertext length (≤ 4), the
+ * GCM tag (16), signer and signature.
+ */
+export const ENVELOPE_OVERHEAD_MAX = 1 + 5 + 23 + 5 + NONCE_LENGTH + 4 + 16 + TRAILER;
+
+/** The most bytes an envelope sealing `plaintextLength` bytes can take. */
+export function sealedLengthAtMost(plaintextLength: number): number {
+	return bucketSize(plaintextLength) + ENVELOPE_OVERHEAD_MAX;
+}
 
 export type EnvelopeErrorCode =
 	| 'malformed'

@@ -43,3 +43,11 @@ export {
 export { splitUpdate } from './split-update';
 export { isSentBy } from './status';
 export { movedTag, reportMoved, RetireError, retireRoom } from './retire';
+export {
+	fetchRelayLimits,
+	frameBytesFor,
+	FRAME_OVERHEAD_MAX,
+	maxPlaintextFor,
+	TooLargeForRelayError,
+	type RelayLimits
+} from './limits';

@@ -106,6 +106,15 @@ describe('relay admission', () => {
 		}
 	});
 
+	it('tells any client its frame and room limits, as configured', async () => {
+		const relay = await startRelay({ config: { maxFrameBytes: 4096, roomQuotaBytes: 65_536 } });
+		const res = await fetch(`${relay.base}/sync/limits`);
+		expect(res.status).toBe(200);
+		expect(res.headers.get('access-control-allow-origin')).toBe('*');
+		expect(res.headers.get('cache-control')).toBe('no-store');
+		expect(await res.json()).toEqual({ maxFrameBytes: 4096, roomQuotaBytes: 65_536 });
+	});
+
 	it('refuses every bad credential with its named reason, 4403, and no room data', async () => {
 		const relay = await startRelay();
 		const { conversation } = await claimedRoom(relay);

@@ -82,6 +82,8 @@ import {
 
 export const SYNC_PATH = '/sync/';
 export const CHALLENGE_PATH = '/sync/challenge';
+/** The limits a client must fit its frames in, so it can refuse what would never be stored. */
+export const LIMITS_PATH = '/sync/limits';
 export const METRICS_PATH = '/metrics';
 export { MOVED_PATH, RETIRE_PATH };
 
@@ -436,6 +438,24 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 				'Cache-Control': 'no-store',
 				// A challenge is worthless without the room's capability key, and
 				// clients may use a relay on another origin.
+				'Access-Control-Allow-Origin': '*'
+			});
+			res.end(json);
+		}
+	});
+
+	server.addRoute({
+		methods: ['GET'],
+		path: LIMITS_PATH,
+		handler: (_req, res) => {
+			const json = JSON.stringify({
+				maxFrameBytes: config.maxFrameBytes,
+				roomQuotaBytes: config.roomQuotaBytes
+			});
+			res.writeHead(200, {
+				'Content-Type': 'application/json; charset=utf-8',
+				'Content-Length': Buffer.byteLength(json),
+				'Cache-Control': 'no-store',
 				'Access-Control-Allow-Origin': '*'
 			});
 			res.end(json);
