@@ -123,3 +123,19 @@ test('a conversation over the relay’s room quota is refused by name; its messa
 	await ada.reload();
 	await expect(status(article(ada, overText), 'Saved')).toBeVisible({ timeout: 20_000 });
 });
+
+test('sending faster than the relay’s rate is refused by name, and every message still goes out', async ({
+	browser
+}) => {
+	// Two frames a second per connection (bursts of four).
+	const relay = await started({ KITH_RATE_MSGS_PER_SEC: '2' });
+	const ada = await personAt(browser, relay.origin, 'Ada');
+	await createConversation(ada, 'Quick fire');
+	const texts = Array.from({ length: 10 }, (_, i) => `Quick ${i + 1}`);
+	for (const text of texts) await send(ada, text);
+	await expect(alertNaming(ada, 'rate-limited')).toBeVisible({ timeout: 20_000 });
+	// It mends itself: what was refused is sent again, a little later.
+	for (const text of texts) {
+		await expect(status(article(ada, text), 'Sent')).toBeVisible({ timeout: 60_000 });
+	}
+});

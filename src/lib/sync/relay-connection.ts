@@ -888,7 +888,7 @@ export class RelayConnection {
 	 * worth now and the rest in later rounds. With `answer`, the first piece is
 	 * the step2 answering the relay's step1 (sent even when empty).
 	 */
-	#sendMissing(answer: boolean): void {
+	#sendMissing(answer: boolean): boolean {
 		const missing = updateSince(this.cdoc, writeStateVector(this.#relayHolds));
 		const pieces =
 			missing.length > EMPTY_UPDATE_LENGTH ? splitUpdate(missing, MAX_UPDATE_BYTES) : [];
@@ -905,6 +905,7 @@ export class RelayConnection {
 			budget -= piece.length;
 		}
 		if (pieces.length > 0) this.#scheduleCatchUp();
+		return missing.length > EMPTY_UPDATE_LENGTH;
 	}
 
 	#scheduleCatchUp(): void {
@@ -915,7 +916,11 @@ export class RelayConnection {
 		this.#catchUpTimer = setTimeout(() => {
 			this.#catchUpTimer = null;
 			// Not admitted: the next admission's step2 carries it all.
-			if (this.#admittedAt !== null) this.#sendMissing(false);
+			if (this.#admittedAt === null) return;
+			// Until the relay holds it all: it names a rate limit once a second and
+			// drops the frames in between unsaid, so a resend that met the same
+			// limit may get no refusal of its own to come back for.
+			if (this.#sendMissing(false)) this.#scheduleCatchUp();
 		}, delay);
 	}
 

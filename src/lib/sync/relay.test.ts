@@ -339,6 +339,20 @@ describe('RelayConnection against the real relay', () => {
 		expect(ids(bob.cdoc)).toEqual(ids(alice.cdoc));
 	});
 
+	it('sends everything again after a rate limit that went on past its one notice a second', async () => {
+		// Two frames a second: writing for three seconds runs into the limit again
+		// and again, and the relay names it at most once a second (the frames in
+		// between are dropped unsaid). A resend that met the limit must be tried again.
+		const { key, alice, bob } = await aliceAndBob(undefined, 0, { KITH_RATE_MSGS_PER_SEC: '2' });
+		for (let i = 0; i < 20; i++) {
+			await write(alice.cdoc, alice.device, key, `steady ${i}`);
+			await sleep(150);
+		}
+		await until(() => alice.connection.lastRefusal?.code === 'rate-limited', 'the refusal');
+		await until(() => allSent(alice), 'all acknowledged', 30_000);
+		await until(() => bob.cdoc.size === 20, 'bob has all of it', 30_000);
+	}, 60_000);
+
 	it('names frame-too-large once per refused frame, whether the relay or its WebSocket layer cut it off', async () => {
 		// 1,024 bytes per frame: the relay reads frames up to twice that and refuses
 		// them by name; its WebSocket layer cuts off anything larger with close 1009.
