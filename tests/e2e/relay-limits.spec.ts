@@ -7,6 +7,7 @@
 import { expect, test, type Page } from '@playwright/test';
 import { article, composer, createConversation, personAt, send, status } from './helpers';
 import { RelayProcess } from './support/relay-process';
+import { relayRooms } from './support/holdings';
 
 test.describe.configure({ timeout: 120_000 });
 
@@ -138,4 +139,38 @@ test('sending faster than the relay’s rate is refused by name, and every messa
 	for (const text of texts) {
 		await expect(status(article(ada, text), 'Sent')).toBeVisible({ timeout: 60_000 });
 	}
+});
+
+test('messages read one after another cost the account’s own data a few writes, not one each', async ({
+	browser
+}) => {
+	const relay = await started({});
+	const ada = await personAt(browser, relay.origin, 'Ada');
+	await createConversation(ada, 'Chatty');
+	await send(ada, 'Warming up');
+	const bytes = () =>
+		new Map(
+			[...relayRooms(relay.dataDir)].map(([room, rows]) => [
+				room,
+				rows.reduce((n, r) => n + r.length, 0)
+			])
+		);
+	await expect(status(article(ada, 'Warming up'), 'Sent')).toBeVisible({ timeout: 20_000 });
+	await ada.waitForTimeout(2_000); // the first read mark's write
+	const before = bytes();
+	for (let i = 1; i <= 20; i++) await send(ada, `Chatty ${i}`);
+	await expect(status(article(ada, 'Chatty 20'), 'Sent')).toBeVisible({ timeout: 20_000 });
+	// Each message is read as it is shown; the read marks go to the vault together.
+	await expect
+		.poll(
+			() => {
+				const after = bytes();
+				const growth = [...after].map(([room, n]) => n - (before.get(room) ?? 0));
+				const conversation = Math.max(...growth);
+				const rest = growth.reduce((a, b) => a + b, 0) - conversation;
+				return rest > 0 && rest < conversation / 2;
+			},
+			{ timeout: 10_000 }
+		)
+		.toBe(true);
 });

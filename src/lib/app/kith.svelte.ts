@@ -143,6 +143,8 @@ import { safetyQrText } from '../identity/safety-number';
 const KEYRING_KEY = 'keyring';
 /** Invite links this device asked to join with and is waiting on (local store key). */
 const PENDING_JOINS_KEY = 'pending-joins';
+/** How long a read position waits to go to the vault with the ones marked after it. */
+const READ_POSITION_DELAY_MS = 1500;
 /** How long the notice of a refusal that mends itself (isTransientRefusal) stays. */
 const TRANSIENT_ALERT_MS = 6000;
 
@@ -1271,7 +1273,10 @@ export class KithApp {
 		void this.#watchInvites();
 		if (typeof document !== 'undefined') {
 			document.addEventListener('visibilitychange', () => {
-				if (document.visibilityState === 'hidden') void this.#snapshotAll();
+				if (document.visibilityState === 'hidden') {
+					void this.#writeReadPositions();
+					void this.#snapshotAll();
+				}
 			});
 		}
 	}
@@ -2045,7 +2050,7 @@ export class KithApp {
 				this.#scheduleSummaries();
 				this.#scheduleSnapshot(entry.id);
 			},
-			onMarkRead: (opened) => void this.#markRead(opened),
+			onMarkRead: (opened) => this.#markRead(opened),
 			onReadElsewhere: () => void closeNotifications(entry.id),
 			verifiedContacts: () => this.#verified,
 			blockedUsers: () => this.blocked,
@@ -2283,17 +2288,44 @@ export class KithApp {
 		}
 	}
 
-	async #markRead(session: ConversationSession): Promise<void> {
+	/**
+	 * Read positions marked and not yet in the vault, by conversation: they go
+	 * as one vault change READ_POSITION_DELAY_MS after the first, not one per
+	 * message read (each would be an envelope of its own on the relay and on
+	 * every device of the account).
+	 */
+	readonly #unwrittenReads = new Map<ConversationSession, { hlc: string; id: string }>();
+	#readTimer: ReturnType<typeof setTimeout> | null = null;
+
+	#markRead(session: ConversationSession): void {
+		const vault = this.#vault;
+		const position = session.newestPosition();
+		if (!vault || !this.#keyring || !position) return;
+		// This device shows it read at once; the vault, and so the other devices, a moment later.
+		const shared = vault.readPosition(null, session.id);
+		const furthest = (a: { hlc: string; id: string } | null | undefined, b: typeof position) =>
+			a && `${a.hlc} ${a.id}` >= `${b.hlc} ${b.id}` ? a : b;
+		session.setReadMark(furthest(shared, position));
+		this.#unwrittenReads.set(session, furthest(this.#unwrittenReads.get(session), position));
+		void closeNotifications(session.id);
+		this.#readTimer ??= setTimeout(() => void this.#writeReadPositions(), READ_POSITION_DELAY_MS);
+	}
+
+	async #writeReadPositions(): Promise<void> {
+		if (this.#readTimer) clearTimeout(this.#readTimer);
+		this.#readTimer = null;
 		const vault = this.#vault;
 		const keyring = this.#keyring;
-		const position = session.newestPosition();
-		if (!vault || !keyring || !position) return;
+		if (!vault || !keyring || this.#unwrittenReads.size === 0) return;
+		const reads = [...this.#unwrittenReads];
+		this.#unwrittenReads.clear();
 		// setReadPosition makes no change (and nothing is stored) unless the mark moves forward.
 		await this.#changeVault((v) =>
-			v.setReadPosition(keyring.identity.deviceId, session.id, position)
-		);
-		session.setReadMark(vault.readPosition(null, session.id));
-		void closeNotifications(session.id);
+			reads.flatMap(([session, position]) =>
+				v.setReadPosition(keyring.identity.deviceId, session.id, position)
+			)
+		).catch(() => undefined); // reported by #changeVault; the next mark writes it again
+		for (const [session] of reads) session.setReadMark(vault.readPosition(null, session.id));
 	}
 
 	#scheduleSummaries(): void {
