@@ -64,7 +64,7 @@ describe('the relay frame limit, as a client knows it', () => {
 			seen.push(String(url));
 			return new Response(JSON.stringify({ maxFrameBytes: 4096, roomQuotaBytes: 1 }));
 		};
-		expect(await fetchRelayLimits('wss://relay.example/', ok as typeof fetch)).toEqual({
+		expect(await fetchRelayLimits('https://relay.example/', ok as typeof fetch)).toEqual({
 			maxFrameBytes: 4096
 		});
 		expect(seen).toEqual(['https://relay.example/sync/limits']);

@@ -12,6 +12,7 @@ import { MIN_BUCKET } from '../crypto/padding';
 
 const PADDING_STEP = 64 * 1024;
 import { ENVELOPE_OVERHEAD_MAX, sealedLengthAtMost } from '../envelope';
+import { relayEndpoint } from './endpoint';
 
 /**
  * Bytes a sync-update frame adds to the one envelope it carries, at most: the
@@ -54,9 +55,7 @@ export async function fetchRelayLimits(
 	fetcher: typeof fetch = fetch
 ): Promise<RelayLimits | null> {
 	try {
-		const url = new URL('sync/limits', relayUrl.endsWith('/') ? relayUrl : `${relayUrl}/`);
-		if (url.protocol === 'wss:') url.protocol = 'https:';
-		else if (url.protocol === 'ws:') url.protocol = 'http:';
+		const url = relayEndpoint(relayUrl, 'sync/limits');
 		const response = await fetcher(url.toString(), { cache: 'no-store' });
 		if (!response.ok) return null;
 		const body = (await response.json()) as { maxFrameBytes?: unknown };

@@ -71,6 +71,7 @@ import * as Y from 'yjs';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff';
 import { challengeMessage, deriveRoomCapability, type RoomCapability } from './capability';
 import { Emitter } from './emitter';
+import { relayEndpoint } from './endpoint';
 import { splitUpdate } from './split-update';
 import { CapabilityError, ChallengeError, RelayFrameError } from './errors';
 import {
@@ -268,16 +269,6 @@ export function warningsLogger(prefix: string): SyncLogger {
 		warn: (message, fields) => console.warn(`kith ${prefix}: ${message}`, fields),
 		error: (message, fields) => console.error(`kith ${prefix}: ${message}`, fields)
 	};
-}
-
-/** `http(s)://host/prefix` → the URL of `path` under it, in the ws(s) scheme when asked. */
-function relayEndpoint(base: string, path: string, websocket: boolean): URL {
-	const url = new URL(path, base.endsWith('/') ? base : `${base}/`);
-	if (websocket) {
-		if (url.protocol === 'https:') url.protocol = 'wss:';
-		else if (url.protocol === 'http:') url.protocol = 'ws:';
-	}
-	return url;
 }
 
 const NONCE = /^[A-Za-z0-9_-]{1,512}$/;
@@ -542,7 +533,7 @@ export class RelayConnection {
 	}
 
 	async #challenge(signal: AbortSignal): Promise<string> {
-		const url = relayEndpoint(this.#relayUrl, 'sync/challenge', false);
+		const url = relayEndpoint(this.#relayUrl, 'sync/challenge');
 		url.searchParams.set('room', this.roomId);
 		let response: Response;
 		try {

@@ -27,6 +27,7 @@ import {
 	utf8Encode
 } from '../crypto';
 import { deriveRoomCapability, type RoomCapability } from './capability';
+import { relayEndpoint } from './endpoint';
 
 const MOVED_TAG_CONTEXT = utf8Encode('kith/moved\0');
 const RETIRE_CONTEXT = utf8Encode('kith/room-retire\0');
@@ -247,9 +248,4 @@ function stringField(body: unknown, name: string): string | undefined {
 function numberField(body: object, name: string): number | null {
 	const value = (body as Record<string, unknown>)[name];
 	return typeof value === 'number' ? value : null;
-}
-
-/** `http(s)://host/prefix` → the URL of `path` under it (as RelayConnection resolves it). */
-function relayEndpoint(base: string, path: string): URL {
-	return new URL(path, base.endsWith('/') ? base : `${base}/`);
 }

@@ -235,14 +235,14 @@ export function attachBlobs(server: KithServer, config: Config, options: BlobOpt
 		if (!grant) return refuse(res, 401, 'no-grant');
 		const body = await readBody(req, MAX_CHUNK_BYTES);
 		if (body === undefined) return refuse(res, 413, 'chunk-too-large');
+		const expires = grant.keepMs === undefined ? undefined : now() + grant.keepMs;
 		if (store.has(id)) {
 			// Already held (a retry, or the same chunk from another upload): nothing is
 			// charged; an upload for good makes it kept for good (store.ts, `keep`).
-			store.keep(id, grant.keepMs === undefined ? undefined : now() + grant.keepMs);
+			store.keep(id, expires);
 			return json(res, 200, { id, stored: false });
 		}
 		if (body.length > grant.bytes) return refuse(res, 403, 'grant-used-up');
-		const expires = grant.keepMs === undefined ? undefined : now() + grant.keepMs;
 		const result = await store.put(id, body, grant.room, expires);
 		if (result === 'hash-mismatch') return refuse(res, 400, 'hash-mismatch');
 		if (result === 'quota' || result === 'room-quota') {

@@ -428,38 +428,24 @@ export function attachRelay(server: KithServer, config: Config, options: RelayOp
 		path: CHALLENGE_PATH,
 		handler: (_req, res, target) => {
 			const room = new URLSearchParams(target.search).get('room');
-			const [status, body] = isRoomId(room)
-				? [200, challenges.issue(room)]
-				: [400, { error: 'bad-room', message: 'room must be a 22-character base64url room id' }];
-			const json = JSON.stringify(body);
-			res.writeHead(status, {
-				'Content-Type': 'application/json; charset=utf-8',
-				'Content-Length': Buffer.byteLength(json),
-				'Cache-Control': 'no-store',
-				// A challenge is worthless without the room's capability key, and
-				// clients may use a relay on another origin.
-				'Access-Control-Allow-Origin': '*'
-			});
-			res.end(json);
+			// Open to any origin: a challenge is worthless without the room's capability key.
+			if (isRoomId(room)) sendJson(res, 200, challenges.issue(room));
+			else
+				sendJson(res, 400, {
+					error: 'bad-room',
+					message: 'room must be a 22-character base64url room id'
+				});
 		}
 	});
 
 	server.addRoute({
 		methods: ['GET'],
 		path: LIMITS_PATH,
-		handler: (_req, res) => {
-			const json = JSON.stringify({
+		handler: (_req, res) =>
+			sendJson(res, 200, {
 				maxFrameBytes: config.maxFrameBytes,
 				roomQuotaBytes: config.roomQuotaBytes
-			});
-			res.writeHead(200, {
-				'Content-Type': 'application/json; charset=utf-8',
-				'Content-Length': Buffer.byteLength(json),
-				'Cache-Control': 'no-store',
-				'Access-Control-Allow-Origin': '*'
-			});
-			res.end(json);
-		}
+			})
 	});
 
 	server.addRoute({
