@@ -63,12 +63,14 @@ import {
 	decodeVaultMove,
 	encodeVaultChanges,
 	encodeVaultMove,
+	furthestPosition,
 	makeVaultMove,
 	newConversationEntry,
 	readVaultMove,
 	Vault,
 	vaultRoomId,
 	type ConversationEntry,
+	type ReadPosition,
 	type VaultMove
 } from '../vault';
 import { ConversationSession } from './conversation-session.svelte';
@@ -2004,18 +2006,6 @@ export class KithApp {
 		const fresh = !this.#docSessions.has(entry.roomId) && history.length === 0;
 		// Just linked: the view the linking device handed over, kept as this device's snapshot too.
 		const handed = fresh ? await this.#takeHandedOver(entry.roomId) : null;
-		if (handed) {
-			// Later: encrypting and writing it is not what the new device's first moments are for.
-			setTimeout(() => {
-				saveSnapshot(
-					this.#store,
-					keyring.localKey,
-					entry.roomId,
-					handed.stateVector,
-					handed.data
-				).catch((error: unknown) => console.warn('kith:snapshot not written', error));
-			}, SNAPSHOT_DELAY_MS);
-		}
 		let snapshot: { stateVector: Uint8Array; data: unknown } | null =
 			handed ??
 			(fresh ? await loadSnapshot<unknown>(this.#store, keyring.localKey, entry.roomId) : null);
@@ -2067,6 +2057,8 @@ export class KithApp {
 		});
 		session.setReadMark(vault.readPosition(null, entry.id));
 		this.#sessions.set(entry.id, session);
+		// Kept as this device's own snapshot, once the session settles (not in its first moments).
+		if (handed) this.#scheduleSnapshot(entry.id);
 		const key = entry.keys.get(entry.epoch);
 		// A room another generation of this epoch won over is read, not synced.
 		for (const room of entry.abandoned?.keys() ?? []) net?.detach(room);
@@ -2294,7 +2286,7 @@ export class KithApp {
 	 * message read (each would be an envelope of its own on the relay and on
 	 * every device of the account).
 	 */
-	readonly #unwrittenReads = new Map<ConversationSession, { hlc: string; id: string }>();
+	readonly #unwrittenReads = new Map<ConversationSession, ReadPosition>();
 	#readTimer: ReturnType<typeof setTimeout> | null = null;
 
 	#markRead(session: ConversationSession): void {
@@ -2302,11 +2294,11 @@ export class KithApp {
 		const position = session.newestPosition();
 		if (!vault || !this.#keyring || !position) return;
 		// This device shows it read at once; the vault, and so the other devices, a moment later.
-		const shared = vault.readPosition(null, session.id);
-		const furthest = (a: { hlc: string; id: string } | null | undefined, b: typeof position) =>
-			a && `${a.hlc} ${a.id}` >= `${b.hlc} ${b.id}` ? a : b;
-		session.setReadMark(furthest(shared, position));
-		this.#unwrittenReads.set(session, furthest(this.#unwrittenReads.get(session), position));
+		session.setReadMark(furthestPosition(vault.readPosition(null, session.id), position));
+		this.#unwrittenReads.set(
+			session,
+			furthestPosition(this.#unwrittenReads.get(session), position)
+		);
 		void closeNotifications(session.id);
 		this.#readTimer ??= setTimeout(() => void this.#writeReadPositions(), READ_POSITION_DELAY_MS);
 	}

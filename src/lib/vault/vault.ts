@@ -169,6 +169,19 @@ export interface ReadPosition {
 	id: string;
 }
 
+/** A read position as the vault stores it: "hlc id", which sorts as the positions do. */
+function positionText(position: ReadPosition): string {
+	return `${position.hlc} ${position.id}`;
+}
+
+/** The further of two read positions (`b` when `a` is none). */
+export function furthestPosition(
+	a: ReadPosition | null | undefined,
+	b: ReadPosition
+): ReadPosition {
+	return a && positionText(a) >= positionText(b) ? a : b;
+}
+
 const VaultPlaintext = z.object({
 	vault: z.literal(1),
 	changes: z.array(z.string().regex(/^[A-Za-z0-9_-]*$/))
@@ -384,13 +397,13 @@ export class Vault {
 		position: ReadPosition
 	): Uint8Array[] {
 		const current = this.readPosition(deviceId, conversation);
-		if (current && current.hlc + ' ' + current.id >= position.hlc + ' ' + position.id) return [];
+		if (current && furthestPosition(current, position) === current) return [];
 		const A = this.#A;
 		return this.#change((doc) => {
 			doc.read ??= {};
 			doc.read[deviceId] ??= {};
 			(doc.read[deviceId] as VaultShape['read'][string])[conversation] = new A.ImmutableString(
-				position.hlc + ' ' + position.id
+				positionText(position)
 			);
 		});
 	}
