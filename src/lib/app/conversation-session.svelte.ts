@@ -17,7 +17,7 @@ import {
 	compareHlc,
 	hlcToString,
 	liveInvites,
-	splitBatches,
+	encodeBatches,
 	BATCH_BYTES,
 	makeDelete,
 	makeEdit,
@@ -691,14 +691,11 @@ export class ConversationSession implements ConversationHandle {
 		let sealed: EnvelopeId[] | null = null;
 		try {
 			if (!key) throw new MissingKeyError('No key for this conversation: refusing to send.');
-			const most = this.#options.maxPlaintextBytes?.() ?? null;
-			const batches = splitBatches(ops, most === null ? BATCH_BYTES : Math.min(BATCH_BYTES, most));
+			const most = this.#options.maxPlaintextBytes?.() ?? BATCH_BYTES;
+			const encoded = encodeBatches(ops, Math.min(BATCH_BYTES, most));
+			const batches = encoded.map((batch) => batch.ops);
 			const device = toBase64Url(signer.publicKey);
-			const request = {
-				epoch,
-				key,
-				plaintexts: batches.map((batch) => encodeBatch({ ops: batch }))
-			};
+			const request = { epoch, key, plaintexts: encoded.map((batch) => batch.plaintext) };
 			await session.commit(request, (ids) => {
 				// Shown at once as "Saving": the envelopes exist, their commit is pending.
 				sealed = ids;

@@ -4,6 +4,7 @@ import { HlcClock, HLC_MAX_COUNTER, HLC_MAX_WALL } from './hlc';
 import {
 	decodeBatch,
 	encodeBatch,
+	encodeBatches,
 	isOpId,
 	makeDelete,
 	makeEdit,
@@ -451,5 +452,48 @@ describe('send with an attachment', () => {
 		const clock = { now: () => ({ wall: 1, counter: 0 }) };
 		const op = { ...makeSend(clock, 'x'), attachment: { ...manifest, chunks: [] } };
 		expect(() => parseOperationBatch({ ops: [op] })).toThrow(MalformedOperationError);
+	});
+});
+
+describe('encodeBatches', () => {
+	it('keeps every batch within the limit, whatever the ops, and every op in order once', () => {
+		fc.assert(
+			fc.property(
+				fc.array(
+					fc.record({
+						edit: fc.boolean(),
+						// Control characters take six bytes of JSON each: estimates fall short.
+						text: fc.string({
+							unit: fc.constantFrom('a', 'é', '\u0001', '"', '😀'),
+							maxLength: 900
+						})
+					}),
+					{ minLength: 1, maxLength: 40 }
+				),
+				fc.integer({ min: 2_000, max: 20_000 }),
+				(specs, limit) => {
+					const c = clock();
+					const ops = specs.map(({ edit, text }) =>
+						edit ? makeEdit(c, ID as OpId, text) : makeSend(c, text)
+					);
+					const batches = encodeBatches(ops, limit);
+					for (const { ops: batch, plaintext } of batches) {
+						expect(plaintext).toEqual(encodeBatch({ ops: batch }));
+						if (batch.length > 1) expect(plaintext.length).toBeLessThanOrEqual(limit);
+					}
+					expect(batches.flatMap((b) => b.ops)).toEqual(ops);
+				}
+			)
+		);
+	});
+
+	it('splits a run of long edits that the estimate takes for small ones', () => {
+		const c = clock();
+		const edits = Array.from({ length: 12 }, (_, i) =>
+			makeEdit(c, ID as OpId, `${i} ${'x'.repeat(3000)}`)
+		);
+		const batches = encodeBatches(edits, 8_192);
+		expect(batches.length).toBeGreaterThan(4);
+		for (const { plaintext } of batches) expect(plaintext.length).toBeLessThanOrEqual(8_192);
 	});
 });

@@ -708,6 +708,31 @@ export function splitBatches(ops: Operation[], limit = BATCH_BYTES): Operation[]
 	return batches;
 }
 
+/**
+ * `ops` encoded as envelope plaintexts of at most `limit` bytes each (an op
+ * larger than that on its own goes alone): grouped by splitBatches'
+ * estimates, and a group whose encoding came out over `limit` (an estimate
+ * is not a bound: a long edit, a text of escaped characters) split again.
+ */
+export function encodeBatches(
+	ops: Operation[],
+	limit = BATCH_BYTES
+): Array<{ ops: Operation[]; plaintext: Uint8Array }> {
+	const out: Array<{ ops: Operation[]; plaintext: Uint8Array }> = [];
+	const add = (batch: Operation[]): void => {
+		const plaintext = encodeBatch({ ops: batch });
+		if (plaintext.length <= limit || batch.length === 1) {
+			out.push({ ops: batch, plaintext });
+			return;
+		}
+		const half = Math.ceil(batch.length / 2);
+		add(batch.slice(0, half));
+		add(batch.slice(half));
+	};
+	for (const batch of splitBatches(ops, limit)) add(batch);
+	return out;
+}
+
 /** An upper bound of a manifest's JSON size, without serialising it. */
 function attachmentBytes(manifest: FileManifest): number {
 	return (
