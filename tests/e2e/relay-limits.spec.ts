@@ -4,7 +4,7 @@
  * so, naming the relay's reason. Nothing refused is lost: the message stays
  * "Saved" on the device and goes out by itself once the relay takes it.
  */
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test, type Browser, type Page } from '@playwright/test';
 import { article, composer, createConversation, personAt, send, status } from './helpers';
 import { RelayProcess } from './support/relay-process';
 import { relayRooms } from './support/holdings';
@@ -18,10 +18,46 @@ test.afterEach(async () => {
 	relay = null;
 });
 
-async function started(env: Record<string, string>): Promise<RelayProcess> {
+/** A relay of this test's own, run with `env`, and Ada on it in a new conversation `title`. */
+async function adaOn(
+	env: Record<string, string>,
+	title: string,
+	browser: Browser
+): Promise<{ relay: RelayProcess; ada: Page }> {
 	relay = new RelayProcess(env);
 	await relay.start();
-	return relay;
+	const ada = await personAt(browser, relay.origin, 'Ada');
+	await createConversation(ada, title);
+	return { relay, ada };
+}
+
+/** Bytes the relay stores per room. */
+function roomBytes(relay: RelayProcess): Map<string, number> {
+	return new Map(
+		[...relayRooms(relay.dataDir)].map(([room, rows]) => [
+			room,
+			rows.reduce((n, row) => n + row.length, 0)
+		])
+	);
+}
+
+/** roomBytes once it held still for two seconds (a read mark waits 1.5 s to be written). */
+async function settledRoomBytes(relay: RelayProcess): Promise<Map<string, number>> {
+	let seen = '';
+	let bytes = new Map<string, number>();
+	await expect
+		.poll(
+			() => {
+				bytes = roomBytes(relay);
+				const now = JSON.stringify([...bytes]);
+				const still = now === seen;
+				seen = now;
+				return still;
+			},
+			{ intervals: [2_000], timeout: 30_000 }
+		)
+		.toBe(true);
+	return bytes;
 }
 
 /** How many updates or frames the relay refused for `reason` (its /metrics). */
@@ -44,9 +80,7 @@ test('a message over the relay’s frame size is refused by name before it is se
 	browser
 }) => {
 	// 4 KiB frames: a message of 6,000 characters does not fit in one.
-	const relay = await started({ KITH_MAX_FRAME_BYTES: '4096' });
-	const ada = await personAt(browser, relay.origin, 'Ada');
-	await createConversation(ada, 'Long reads');
+	const { relay, ada } = await adaOn({ KITH_MAX_FRAME_BYTES: '4096' }, 'Long reads', browser);
 	const first = await send(ada, 'A short one first');
 	await expect(status(first, 'Sent')).toBeVisible({ timeout: 20_000 });
 
@@ -79,9 +113,7 @@ test('a message over the relay’s frame size is refused by name before it is se
 test('a message written before the relay lowered its frame size is refused by name, stays Saved, and goes out once the limit is raised', async ({
 	browser
 }) => {
-	const relay = await started({});
-	const ada = await personAt(browser, relay.origin, 'Ada');
-	await createConversation(ada, 'Offline letters');
+	const { relay, ada } = await adaOn({}, 'Offline letters', browser);
 	await expect(status(await send(ada, 'Before'), 'Sent')).toBeVisible({ timeout: 20_000 });
 
 	// Written while the relay is away; it comes back with 4 KiB frames.
@@ -104,9 +136,11 @@ test('a conversation over the relay’s room quota is refused by name; its messa
 }) => {
 	// 24 KiB per room: a few long messages fill the conversation before the
 	// account's own data (its vault room, which every message read also writes) fills.
-	const relay = await started({ KITH_ROOM_QUOTA_BYTES: String(24 * 1024) });
-	const ada = await personAt(browser, relay.origin, 'Ada');
-	await createConversation(ada, 'Small room');
+	const { relay, ada } = await adaOn(
+		{ KITH_ROOM_QUOTA_BYTES: String(24 * 1024) },
+		'Small room',
+		browser
+	);
 	const alert = alertNaming(ada, 'room-quota');
 	const page = (i: number) => `Page ${i}: ${'a long letter, '.repeat(200).trim()}`;
 	for (let i = 1; i <= 12 && !(await alert.isVisible()); i++) await send(ada, page(i));
@@ -129,9 +163,7 @@ test('sending faster than the relay’s rate is refused by name, and every messa
 	browser
 }) => {
 	// Two frames a second per connection (bursts of four).
-	const relay = await started({ KITH_RATE_MSGS_PER_SEC: '2' });
-	const ada = await personAt(browser, relay.origin, 'Ada');
-	await createConversation(ada, 'Quick fire');
+	const { ada } = await adaOn({ KITH_RATE_MSGS_PER_SEC: '2' }, 'Quick fire', browser);
 	const texts = Array.from({ length: 10 }, (_, i) => `Quick ${i + 1}`);
 	for (const text of texts) await send(ada, text);
 	await expect(alertNaming(ada, 'rate-limited')).toBeVisible({ timeout: 20_000 });
@@ -144,33 +176,18 @@ test('sending faster than the relay’s rate is refused by name, and every messa
 test('messages read one after another cost the account’s own data a few writes, not one each', async ({
 	browser
 }) => {
-	const relay = await started({});
-	const ada = await personAt(browser, relay.origin, 'Ada');
-	await createConversation(ada, 'Chatty');
+	const { relay, ada } = await adaOn({}, 'Chatty', browser);
 	await send(ada, 'Warming up');
-	const bytes = () =>
-		new Map(
-			[...relayRooms(relay.dataDir)].map(([room, rows]) => [
-				room,
-				rows.reduce((n, r) => n + r.length, 0)
-			])
-		);
 	await expect(status(article(ada, 'Warming up'), 'Sent')).toBeVisible({ timeout: 20_000 });
-	await ada.waitForTimeout(2_000); // the first read mark's write
-	const before = bytes();
+	const before = await settledRoomBytes(relay);
 	for (let i = 1; i <= 20; i++) await send(ada, `Chatty ${i}`);
 	await expect(status(article(ada, 'Chatty 20'), 'Sent')).toBeVisible({ timeout: 20_000 });
 	// Each message is read as it is shown; the read marks go to the vault together.
-	await expect
-		.poll(
-			() => {
-				const after = bytes();
-				const growth = [...after].map(([room, n]) => n - (before.get(room) ?? 0));
-				const conversation = Math.max(...growth);
-				const rest = growth.reduce((a, b) => a + b, 0) - conversation;
-				return rest > 0 && rest < conversation / 2;
-			},
-			{ timeout: 10_000 }
-		)
-		.toBe(true);
+	const growth = [...(await settledRoomBytes(relay))].map(
+		([room, n]) => n - (before.get(room) ?? 0)
+	);
+	const conversation = Math.max(...growth);
+	const rest = growth.reduce((a, b) => a + b, 0) - conversation;
+	expect(rest).toBeGreaterThan(0);
+	expect(rest).toBeLessThan(conversation / 2);
 });
